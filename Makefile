@@ -1,0 +1,37 @@
+# Both main targets create or reuse .venv on their own; only Python 3.11+ is needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.synced
+
+.PHONY: run test lint fmt bench chaos clean venv
+
+run: $(STAMP) ## the embedded default: moto in-process, rules provider, bundled samples
+	$(BIN)/secops demo
+
+test: $(STAMP) ## the whole test suite (exit 5, "no tests collected", fails)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP) ## ruff and hadolint on both Dockerfiles
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile.agent Dockerfile.worker
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+venv: $(STAMP)
+
+# uv installs exactly what uv.lock pins (--frozen: never re-resolve on a user's machine).
+# --inexact keeps uv itself, which lives in the same venv.
+$(STAMP): pyproject.toml uv.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "secops-worker needs Python 3.11+, found " + sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --frozen --inexact --all-extras --quiet
+	@touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache bench/results.json
