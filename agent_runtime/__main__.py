@@ -1,0 +1,35 @@
+"""``python -m agent_runtime``: serve the AgentCore app (port 8080 by default)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import uvicorn
+
+from agent_runtime.app import create_app
+from agent_runtime.logs import configure_logging
+from agent_runtime.service import build_service
+from agent_runtime.settings import RuntimeSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m agent_runtime", description=__doc__)
+    parser.add_argument("--host", help="bind address (SECOPS_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (SECOPS_PORT, default 8080)")
+    args = parser.parse_args(argv)
+    settings = RuntimeSettings()
+    configure_logging(settings.log_level, settings.log_format)
+    app = create_app(build_service(settings))
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level="warning",
+        access_log=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

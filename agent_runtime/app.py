@@ -1,0 +1,100 @@
+"""The AgentCore app: ``POST /invocations`` and ``GET /ping`` over the agent service."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from bedrock_agentcore.runtime import BedrockAgentCoreApp
+from starlette.middleware import Middleware
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agent_runtime.errors import HTTP_STATUS, ErrorCode
+from agent_runtime.limits import MAX_PAYLOAD_BYTES
+from agent_runtime.service import AgentService, error_body
+
+
+class ContractGuard:
+    """Answers bodies the app cannot parse in the contract's error shape.
+
+    BedrockAgentCoreApp rejects a non-JSON body before any handler runs, with its own
+    ``{"error": ...}`` shape. This pure ASGI middleware reads the body first (with a
+    size cap, so a huge body cannot exhaust memory), answers non-JSON and oversize
+    bodies with our codes, and replays a good body to the app unchanged.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") != "/invocations":
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_PAYLOAD_BYTES:
+                await _error(ErrorCode.PAYLOAD_TOO_LARGE, f"payload exceeds {MAX_PAYLOAD_BYTES} bytes")(
+                    scope, receive, send
+                )
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        problem = _json_problem(body)
+        if problem is not None:
+            await _error(ErrorCode.INVALID_JSON, problem)(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _json_problem(body: bytes) -> str | None:
+    try:
+        json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return f"payload is not UTF-8: {exc.reason}"
+    except json.JSONDecodeError as exc:
+        return f"payload is not JSON: {exc.msg} at position {exc.pos}"
+    except RecursionError:
+        return "payload is nested too deeply"
+    except ValueError as exc:
+        # e.g. an integer literal longer than sys.get_int_max_str_digits()
+        return f"payload is not acceptable JSON: {str(exc)[:120]}"
+    return None
+
+
+def _error(code: ErrorCode, message: str) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=HTTP_STATUS[code])
+
+
+def create_app(service: AgentService) -> BedrockAgentCoreApp:
+    """Build the AgentCore app around a configured service."""
+    app = BedrockAgentCoreApp(middleware=[Middleware(ContractGuard)])
+    # The SDK installs its own stream handler; our structlog set-up formats its records.
+    app.logger.handlers[:] = []
+    app.logger.propagate = True
+    app.logger.setLevel(logging.NOTSET)
+
+    @app.entrypoint
+    def invoke(payload: Any) -> JSONResponse:
+        body, status = service.invoke_with_status(payload, parsed=True)
+        return JSONResponse(body, status_code=status)
+
+    return app

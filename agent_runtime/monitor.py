@@ -1,0 +1,148 @@
+"""security_monitor: deterministic grouping of monitored events into patterns.
+
+Grouping is code, never a model: the same events always give the same patterns, so
+the worker can upsert them idempotently. A model may only add a narrative.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote, urlsplit
+
+from agent_runtime.contract import MonitorRequest, MonitorResponse, Pattern, WafEvent
+from agent_runtime.errors import ContractError, ErrorCode
+
+Narrator = Callable[[Pattern], str]
+
+_UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$", re.I)
+_NUMBER = re.compile(r"^\d+$")
+_HEX = re.compile(r"^[0-9a-f]{16,}$", re.I)
+_MULTI_SLASH = re.compile(r"/{2,}")
+# A normalized URI longer than this is hashed in its key; the text keeps a readable prefix.
+_MAX_URI_CHARS = 512
+
+
+def normalize_uri(uri: str) -> str:
+    """Path only, query and fragment stripped, ids collapsed.
+
+    ``/api/orders/123?x=1`` and ``/api/orders/456`` are the same target; so are paths that
+    differ only by a UUID or a long hex token. Percent-encoding is decoded once so
+    ``/%61dmin`` and ``/admin`` group together.
+    """
+    text = uri.strip()
+    if "://" in text[:16]:
+        text = urlsplit(text).path or "/"
+    text = text.split("#", 1)[0].split("?", 1)[0]
+    text = unquote(text)
+    text = _MULTI_SLASH.sub("/", text)
+    segments = []
+    for segment in text.split("/"):
+        if _NUMBER.match(segment):
+            segments.append("{n}")
+        elif _UUID.match(segment):
+            segments.append("{uuid}")
+        elif _HEX.match(segment):
+            segments.append("{hex}")
+        else:
+            segments.append(segment)
+    normalized = "/".join(segments)
+    if not normalized.startswith("/"):
+        normalized = "/" + normalized
+    if len(normalized) > 1:
+        normalized = normalized.rstrip("/") or "/"
+    return normalized[:_MAX_URI_CHARS]
+
+
+def pattern_key(source_ip: str, normalized_uri: str) -> str:
+    """Stable key of a pattern: readable IP, hashed URI (URIs are long and hostile)."""
+    digest = hashlib.sha256(f"{source_ip}\n{normalized_uri}".encode()).hexdigest()[:24]
+    return f"pat#{source_ip}#{digest}"
+
+
+def template_narrative(pattern: Pattern) -> str:
+    """The narrative the rules provider writes (and the fallback for a model narrative)."""
+    span = pattern.last_seen - pattern.first_seen
+    rules = ", ".join(pattern.rules[:5]) + (" …" if len(pattern.rules) > 5 else "")
+    verdict = (
+        f"meets the escalation threshold of {pattern.threshold}"
+        if pattern.threshold_met
+        else f"is below the escalation threshold of {pattern.threshold}"
+    )
+    return (
+        f"{pattern.count} monitored requests from {pattern.source_ip} to {pattern.normalized_uri} "
+        f"over {_human(span)} matched {rules}; the pattern {verdict}. Repeated attempts "
+        "against one target from one address suggest a deliberate probe rather than noise."
+    )
+
+
+def detect_patterns(
+    request: MonitorRequest,
+    *,
+    default_threshold: int,
+    severity_of: Callable[[WafEvent], int],
+    narrator: Narrator | None = None,
+    now: datetime | None = None,
+) -> MonitorResponse:
+    """Group the request's events by source IP + normalized URI within the window."""
+    threshold = request.threshold or default_threshold
+    end = request.now or now or datetime.now(UTC)
+    try:
+        start = end - timedelta(hours=request.hours)
+    except OverflowError:
+        raise ContractError(
+            ErrorCode.INVALID_PAYLOAD, f"now {end.isoformat()} minus {request.hours} h is out of range"
+        ) from None
+    in_window = _unique(e for e in request.events if start <= e.timestamp <= end)
+    groups: dict[tuple[str, str], list[WafEvent]] = defaultdict(list)
+    for event in in_window:
+        groups[(event.source_ip, normalize_uri(event.uri))].append(event)
+    patterns = []
+    for (source_ip, uri), members in sorted(groups.items()):
+        members.sort(key=lambda e: (e.timestamp, e.event_key))
+        pattern = Pattern(
+            pattern_key=pattern_key(source_ip, uri),
+            source_ip=source_ip,
+            normalized_uri=uri,
+            count=len(members),
+            first_seen=members[0].timestamp,
+            last_seen=members[-1].timestamp,
+            rules=tuple(sorted({e.rule_name for e in members})),
+            event_keys=tuple(e.event_key for e in members),
+            max_severity=max(severity_of(e) for e in members),
+            threshold=threshold,
+            threshold_met=len(members) >= threshold,
+            narrative="",
+        )
+        narrative = template_narrative(pattern)
+        if narrator is not None and pattern.threshold_met:
+            narrative = narrator(pattern) or narrative
+        patterns.append(pattern.model_copy(update={"narrative": narrative}))
+    patterns.sort(key=lambda p: (-p.count, p.pattern_key))
+    return MonitorResponse(
+        hours=request.hours,
+        events_considered=len(request.events),
+        events_in_window=len(in_window),
+        threshold=threshold,
+        patterns=tuple(patterns),
+    )
+
+
+def _unique(events: Iterable[WafEvent]) -> list[WafEvent]:
+    """One entry per event key: a list read twice (overlapping pages) counts once."""
+    seen: dict[str, WafEvent] = {}
+    for event in events:
+        seen.setdefault(event.event_key, event)
+    return list(seen.values())
+
+
+def _human(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,668 @@
+"""Normalization of incoming events and payloads into the wire contract.
+
+Three event shapes become one :class:`WafEvent`:
+
+1. the simplified event of the original system (``id, timestamp, action, source_ip,
+   uri, http_method, rule_name, country``, optional ``user_agent`` ...);
+2. a native AWS WAF log record (``httpRequest``, ``terminatingRuleId``,
+   ``ruleGroupList``, ``nonTerminatingMatchingRules``, ``labels``, epoch-ms
+   ``timestamp`` ...);
+3. a ``WafEvent`` already normalized by us (the worker sends those back for monitor).
+
+Every failure is a :class:`ContractError` with a stable code and a one-line message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from agent_runtime.contract import (
+    AnalysisInput,
+    AnalyzeRequest,
+    Header,
+    MonitorRequest,
+    Request,
+    RuleMatch,
+    TriageOnlyRequest,
+    WafEvent,
+)
+from agent_runtime.errors import ContractError, ErrorCode
+from agent_runtime.limits import (
+    MAX_FIELD_CHARS,
+    MAX_HEADERS,
+    MAX_ID_CHARS,
+    MAX_LABELS,
+    MAX_MONITOR_EVENTS,
+    MAX_PAYLOAD_BYTES,
+    MAX_RULE_MATCHES,
+)
+from agent_runtime.redaction import redact_header, redact_query
+
+KNOWN_ACTIONS = frozenset({"ALLOW", "BLOCK", "COUNT", "CAPTCHA", "CHALLENGE"})
+DEFAULT_ACTION_RULE = "Default_Action"
+# Spellings seen in hand-written and third-party exports of WAF events.
+_ACTION_ALIASES = {"BLOCKED": "BLOCK", "ALLOWED": "ALLOW", "COUNTED": "COUNT", "DENY": "BLOCK"}
+
+# "AWS#AWSManagedRulesCommonRuleSet#Version_1.4", "AWS-AWSManagedRulesSQLiRuleSet",
+# "arn:aws:wafv2:...:managedruleset/..." -> the bare group name.
+_GROUP_PREFIX = re.compile(r"^(?:AWS[#-]|[A-Za-z0-9]+#)")
+_GROUP_VERSION = re.compile(r"#Version_[^#]*$|#v\d[^#]*$", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _fail(code: ErrorCode, message: str) -> ContractError:
+    return ContractError(code, message)
+
+
+# ---- payloads ------------------------------------------------------------------------
+
+
+def decode_payload(raw: bytes | str | Mapping[str, Any] | Any, *, parsed: bool = False) -> dict[str, Any]:
+    """Turn a request body into a JSON object, unwrapping ``{"prompt": "<json>"}``.
+
+    ``parsed`` says ``raw`` was already decoded from JSON (the HTTP app does that), so
+    a ``str`` is a JSON string value, not JSON text to parse again.
+    """
+    if parsed and isinstance(raw, str):
+        raise _fail(ErrorCode.INVALID_PAYLOAD, "payload must be a JSON object, got string")
+    if isinstance(raw, bytes | bytearray):
+        if len(raw) > MAX_PAYLOAD_BYTES:
+            raise _fail(ErrorCode.PAYLOAD_TOO_LARGE, f"payload exceeds {MAX_PAYLOAD_BYTES} bytes")
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _fail(ErrorCode.INVALID_JSON, f"payload is not UTF-8: {exc.reason}") from None
+    if isinstance(raw, str):
+        raw = _loads(raw, what="payload")
+    if not isinstance(raw, Mapping):
+        raise _fail(ErrorCode.INVALID_PAYLOAD, f"payload must be a JSON object, got {_type_name(raw)}")
+    payload = dict(raw)
+    prompt = payload.get("prompt")
+    if "action" not in payload and prompt is not None:
+        # The original agent was invoked as {"prompt": "<the request as a JSON string>"}.
+        if isinstance(prompt, Mapping):
+            inner: Any = prompt
+        elif isinstance(prompt, str):
+            inner = _loads(prompt, what="prompt")
+        else:
+            raise _fail(
+                ErrorCode.INVALID_PAYLOAD,
+                f"prompt must be a JSON string or object, got {_type_name(prompt)}",
+            )
+        if not isinstance(inner, Mapping):
+            raise _fail(
+                ErrorCode.INVALID_PAYLOAD,
+                f"prompt must hold a JSON object, got {_type_name(inner)}",
+            )
+        payload = dict(inner)
+    return payload
+
+
+REQUEST_ACTIONS = frozenset({"analyze", "monitor", "triage_only"})
+
+
+def is_request(payload: Mapping[str, Any]) -> bool:
+    """A runtime request rather than a bare event.
+
+    Both carry an ``action`` (an event's is BLOCK, ALLOW ...), so a request is one
+    whose action names a workflow, or that carries ``event``/``events``.
+    """
+    action = payload.get("action")
+    return (isinstance(action, str) and action in REQUEST_ACTIONS) or any(
+        key in payload for key in ("event", "events")
+    )
+
+
+def parse_request(
+    raw: bytes | str | Mapping[str, Any] | Any, *, parsed: bool = False, allow_normalized: bool = True
+) -> Request:
+    """Parse and validate a runtime request of any accepted form.
+
+    The worker sends events it normalized itself, so the runtime accepts that shape
+    (validated and redacted again). Queue messages pass ``allow_normalized=False``:
+    a message must not choose its own event key.
+    """
+    payload = decode_payload(raw, parsed=parsed)
+    action = payload.get("action")
+    if action is None:
+        raise _fail(
+            ErrorCode.UNKNOWN_ACTION,
+            "missing 'action' (expected one of: analyze, monitor, triage_only)",
+        )
+    if not isinstance(action, str) or action not in {"analyze", "monitor", "triage_only"}:
+        shown = _clip(repr(action), 60)
+        raise _fail(
+            ErrorCode.UNKNOWN_ACTION,
+            f"unknown action {shown} (expected one of: analyze, monitor, triage_only)",
+        )
+    if action == "monitor":
+        return _parse_monitor(payload)
+    if "event" not in payload or payload["event"] is None:
+        raise _fail(ErrorCode.MISSING_EVENT, f"action '{action}' needs an 'event' object")
+    event = normalize_event(payload["event"], allow_normalized=allow_normalized)
+    if action == "analyze":
+        return AnalyzeRequest(event=event)
+    analysis = payload.get("analysis")
+    if not isinstance(analysis, Mapping):
+        raise _fail(
+            ErrorCode.INVALID_ANALYSIS,
+            "triage_only needs an 'analysis' object with an integer 'severity_rating' 0-5",
+        )
+    try:
+        parsed = AnalysisInput.model_validate(dict(analysis))
+    except ValidationError as exc:
+        raise _fail(ErrorCode.INVALID_ANALYSIS, _first_error("analysis", exc)) from None
+    return TriageOnlyRequest(event=event, analysis=parsed)
+
+
+def _parse_monitor(payload: Mapping[str, Any]) -> MonitorRequest:
+    hours = payload.get("hours", 24)
+    if isinstance(hours, bool) or not isinstance(hours, int | float) or hours != int(hours):
+        raise _fail(ErrorCode.INVALID_HOURS, "hours must be a whole number of hours")
+    events = payload.get("events", [])
+    if events is None:
+        events = []
+    if not isinstance(events, list):
+        raise _fail(ErrorCode.INVALID_PAYLOAD, "events must be a list")
+    if len(events) > MAX_MONITOR_EVENTS:
+        raise _fail(
+            ErrorCode.TOO_MANY_EVENTS,
+            f"{len(events)} events in one monitor request; send at most {MAX_MONITOR_EVENTS}",
+        )
+    normalized = []
+    for index, item in enumerate(events):
+        try:
+            normalized.append(normalize_event(item, allow_normalized=True))
+        except ContractError as exc:
+            raise _fail(exc.code, f"events[{index}]: {exc.message}") from None
+    extra: dict[str, Any] = {}
+    for name in ("threshold", "now"):
+        if payload.get(name) is not None:
+            extra[name] = payload[name]
+    try:
+        return MonitorRequest(hours=int(hours), events=tuple(normalized), **extra)
+    except ValidationError as exc:
+        loc = exc.errors()[0]["loc"][0] if exc.errors() else ""
+        code = ErrorCode.INVALID_HOURS if loc == "hours" else ErrorCode.INVALID_PAYLOAD
+        raise _fail(code, _first_error("monitor", exc)) from None
+
+
+# ---- events --------------------------------------------------------------------------
+
+
+def normalize_event(raw: Any, *, allow_normalized: bool = False) -> WafEvent:
+    """Normalize one event of any accepted shape, redacting secrets on the way.
+
+    ``allow_normalized`` accepts a ``WafEvent`` as the worker stored it (monitor
+    requests carry those); it is validated and redacted again like any input, since
+    its key decides which state it touches.
+    """
+    if isinstance(raw, str):
+        raw = _loads(raw, what="event")
+    if not isinstance(raw, Mapping):
+        raise _fail(ErrorCode.INVALID_EVENT, f"event must be a JSON object, got {_type_name(raw)}")
+    record = _scrub(raw)
+    _check_sizes(record)
+    if allow_normalized and "event_key" in record and "source_format" in record:
+        return _from_normalized(record)
+    if isinstance(record.get("httpRequest"), Mapping):
+        return _from_waf_log(record)
+    if "httpRequest" in record:
+        raise _fail(ErrorCode.INVALID_EVENT, "httpRequest must be an object")
+    return _from_simplified(record)
+
+
+def _from_normalized(record: dict[str, Any]) -> WafEvent:
+    try:
+        event = WafEvent.model_validate(record)
+    except ValidationError as exc:
+        raise _fail(ErrorCode.INVALID_EVENT, _first_error("event", exc)) from None
+    if not event.event_key.startswith("evt#"):
+        raise _fail(ErrorCode.INVALID_EVENT, "event_key must start with 'evt#'")
+    _clean_id(event.event_key, "event_key")
+    return event.model_copy(
+        update={
+            "source_ip": _ip(event.source_ip),
+            "action": _action(event.action),
+            "args": redact_query(event.args) if event.args else None,
+            "headers": tuple(
+                Header(name=h.name, value=redact_header(h.name, h.value)) for h in event.headers[:MAX_HEADERS]
+            ),
+        }
+    )
+
+
+def event_key_for(record: Mapping[str, Any]) -> str:
+    """``evt#<id>`` for a simplified event with an id, else a hash of the record.
+
+    The hash covers the canonical JSON of the whole record: ``requestId`` repeats in
+    practice, and an SQS MessageId changes on every DLQ redrive, so neither is a key.
+    """
+    event_id = record.get("id")
+    if isinstance(event_id, str | int) and not isinstance(event_id, bool) and str(event_id):
+        return f"evt#{_clean_id(str(event_id), 'id')}"
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "evt#sha256:" + hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+def _from_simplified(record: dict[str, Any]) -> WafEvent:
+    missing = [f for f in ("timestamp", "action", "source_ip", "uri") if record.get(f) in (None, "")]
+    if missing:
+        raise _fail(
+            ErrorCode.INVALID_EVENT,
+            "not a WAF event: missing "
+            + ", ".join(missing)
+            + " (expected a simplified event or a WAF log record with httpRequest)",
+        )
+    headers, headers_cut = _headers(record.get("headers"))
+    user_agent = _opt_str(record, "user_agent") or _header_value(headers, "user-agent")
+    labels, labels_cut = _labels(record.get("labels"))
+    rule_name = _opt_str(record, "rule_name", max_chars=MAX_ID_CHARS) or _opt_str(
+        record, "rule", max_chars=MAX_ID_CHARS
+    )
+    rule_group = _group_name(_opt_str(record, "rule_group", max_chars=MAX_ID_CHARS))
+    action = _action(record.get("action"))
+    matches: tuple[RuleMatch, ...] = ()
+    if rule_name:
+        matches = (RuleMatch(rule_id=rule_name, rule_group=rule_group, action=action, terminating=True),)
+    args = _opt_str(record, "args") or _opt_str(record, "query_string") or _opt_str(record, "query")
+    return WafEvent(
+        event_key=event_key_for(record),
+        source_format="simplified",
+        event_id=_opt_id(record.get("id")),
+        timestamp=_timestamp(record.get("timestamp")),
+        action=action,
+        source_ip=_ip(record.get("source_ip")),
+        country=_opt_str(record, "country", max_chars=8),
+        http_method=_method(record.get("http_method") or record.get("method")),
+        host=_opt_str(record, "host") or _header_value(headers, "host"),
+        uri=_str(record, "uri"),
+        args=redact_query(args) if args else None,
+        user_agent=user_agent,
+        headers=headers,
+        rule_name=rule_name or DEFAULT_ACTION_RULE,
+        rule_group=rule_group,
+        terminating_rule_type=_opt_str(record, "rule_type", max_chars=64),
+        matches=matches,
+        labels=labels,
+        request_id=_opt_str(record, "request_id", max_chars=MAX_ID_CHARS),
+        web_acl=_opt_str(record, "web_acl", max_chars=MAX_FIELD_CHARS),
+        truncated=headers_cut or labels_cut,
+    )
+
+
+def _from_waf_log(record: dict[str, Any]) -> WafEvent:
+    request: Mapping[str, Any] = record["httpRequest"]
+    missing = [f for f in ("clientIp", "uri") if request.get(f) in (None, "")]
+    if record.get("timestamp") in (None, ""):
+        missing.insert(0, "timestamp")
+    if missing:
+        raise _fail(ErrorCode.INVALID_EVENT, "WAF log record without " + ", ".join(missing))
+    headers, headers_cut = _headers(request.get("headers"))
+    labels, labels_cut = _labels(record.get("labels"))
+    action = _action(record.get("action"))
+    matches, matches_cut = _waf_matches(record, action)
+    terminating_id = _opt_str(record, "terminatingRuleId", max_chars=MAX_ID_CHARS)
+    terminating_type = _opt_str(record, "terminatingRuleType", max_chars=64)
+    rule_name, rule_group = _deciding_rule(terminating_id, terminating_type, matches)
+    args = _opt_str(request, "args")
+    return WafEvent(
+        event_key=event_key_for(record),
+        source_format="waf_log",
+        event_id=None,
+        timestamp=_timestamp(record.get("timestamp")),
+        action=action,
+        source_ip=_ip(request.get("clientIp")),
+        country=_opt_str(request, "country", max_chars=8),
+        http_method=_method(request.get("httpMethod")),
+        host=_opt_str(request, "host") or _header_value(headers, "host"),
+        uri=_str(request, "uri"),
+        args=redact_query(args) if args else None,
+        user_agent=_header_value(headers, "user-agent"),
+        headers=headers,
+        rule_name=rule_name,
+        rule_group=rule_group,
+        terminating_rule_type=terminating_type,
+        matches=matches,
+        labels=labels,
+        request_id=_opt_str(request, "requestId", max_chars=MAX_ID_CHARS),
+        web_acl=_opt_str(record, "webaclId", max_chars=MAX_FIELD_CHARS),
+        truncated=headers_cut or labels_cut or matches_cut,
+    )
+
+
+def _deciding_rule(
+    terminating_id: str | None, terminating_type: str | None, matches: tuple[RuleMatch, ...]
+) -> tuple[str, str | None]:
+    """The rule that decided, preferring the inner rule of a managed rule group."""
+    for match in matches:
+        if match.terminating:
+            return match.rule_id, match.rule_group
+    if terminating_id and terminating_id != DEFAULT_ACTION_RULE:
+        if (terminating_type or "").upper() in {"MANAGED_RULE_GROUP", "GROUP"}:
+            return terminating_id, _group_name(terminating_id)
+        return terminating_id, None
+    # ALLOW by default action: the first counted match says what was seen.
+    for match in matches:
+        return match.rule_id, match.rule_group
+    return DEFAULT_ACTION_RULE, None
+
+
+def _waf_matches(record: Mapping[str, Any], action: str) -> tuple[tuple[RuleMatch, ...], bool]:
+    found: list[RuleMatch] = []
+    terminating_id = record.get("terminatingRuleId")
+    terminating_type = str(record.get("terminatingRuleType") or "").upper()
+    in_group = False
+    for group in _dicts(record.get("ruleGroupList")):
+        group_name = _group_name(_as_str(group.get("ruleGroupId")))
+        terminating = group.get("terminatingRule")
+        if isinstance(terminating, Mapping) and terminating.get("ruleId"):
+            in_group = True
+            found.append(_match(terminating, group_name, default_action=action, terminating=True))
+        for rule in _dicts(group.get("nonTerminatingMatchingRules")):
+            found.append(_match(rule, group_name, default_action="COUNT"))
+        for rule in _dicts(group.get("excludedRules")):
+            found.append(
+                _match(rule, group_name, default_action="EXCLUDED_AS_COUNT", action_key="exclusionType")
+            )
+    for rule in _dicts(record.get("nonTerminatingMatchingRules")):
+        found.append(_match(rule, None, default_action="COUNT"))
+    for rule in _dicts(record.get("rateBasedRuleList")):
+        name = _as_str(rule.get("rateBasedRuleName")) or _as_str(rule.get("rateBasedRuleId"))
+        if name and name == terminating_id:
+            in_group = True
+            found.append(
+                RuleMatch(rule_id=_clean_id(name, "rateBasedRuleName"), action=action, terminating=True)
+            )
+    if (
+        not in_group
+        and isinstance(terminating_id, str)
+        and terminating_id
+        and terminating_id != DEFAULT_ACTION_RULE
+        and terminating_type not in {"MANAGED_RULE_GROUP", "GROUP"}
+    ):
+        details = tuple(
+            _as_str(d.get("conditionType")) or "" for d in _dicts(record.get("terminatingRuleMatchDetails"))
+        )
+        found.insert(
+            0,
+            RuleMatch(
+                rule_id=_clean_id(terminating_id, "terminatingRuleId"),
+                action=action,
+                terminating=True,
+                condition_types=tuple(d for d in details if d),
+            ),
+        )
+    cut = len(found) > MAX_RULE_MATCHES
+    return tuple(found[:MAX_RULE_MATCHES]), cut
+
+
+def _match(
+    rule: Mapping[str, Any],
+    group: str | None,
+    *,
+    default_action: str,
+    terminating: bool = False,
+    action_key: str = "action",
+) -> RuleMatch:
+    rule_action = _as_str(rule.get(action_key)) or default_action
+    details = tuple(_as_str(d.get("conditionType")) or "" for d in _dicts(rule.get("ruleMatchDetails")))
+    return RuleMatch(
+        rule_id=_clean_id(_as_str(rule.get("ruleId")) or "unknown", "ruleId"),
+        rule_group=group,
+        action=rule_action.upper()[:32],
+        terminating=terminating,
+        condition_types=tuple(d.upper()[:64] for d in details if d),
+    )
+
+
+# ---- field helpers -------------------------------------------------------------------
+
+
+def _check_sizes(record: Mapping[str, Any]) -> None:
+    """Reject strings larger than any real request component, wherever they sit."""
+    stack: list[tuple[str, Any]] = [("", record)]
+    visited = 0
+    while stack:
+        path, value = stack.pop()
+        visited += 1
+        if visited > 20_000:
+            raise _fail(ErrorCode.FIELD_TOO_LARGE, "event has too many fields")
+        if isinstance(value, str):
+            if len(value) > MAX_FIELD_CHARS:
+                raise _fail(
+                    ErrorCode.FIELD_TOO_LARGE,
+                    f"field {path or 'event'} has {len(value)} characters (limit {MAX_FIELD_CHARS})",
+                )
+        elif isinstance(value, Mapping):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
+
+
+def _scrub(value: Any) -> Any:
+    """Replace lone surrogates (``"\\ud800"`` in JSON) so every string can be encoded."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8") if _has_surrogate(value) else value
+    if isinstance(value, Mapping):
+        return {_scrub(k) if isinstance(k, str) else k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(item) for item in value]
+    return value
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _headers(raw: Any) -> tuple[tuple[Header, ...], bool]:
+    pairs: list[tuple[str, str]] = []
+    if isinstance(raw, Mapping):
+        pairs = [(str(k), _scalar_str(v)) for k, v in raw.items()]
+    elif isinstance(raw, list):
+        for item in raw:
+            if isinstance(item, Mapping) and item.get("name") is not None:
+                pairs.append((str(item.get("name")), _scalar_str(item.get("value"))))
+    elif raw is not None:
+        raise _fail(ErrorCode.INVALID_EVENT, "headers must be a list of {name, value} or an object")
+    cut = len(pairs) > MAX_HEADERS
+    headers = tuple(
+        Header(name=_strip(name)[:MAX_ID_CHARS], value=redact_header(name, value))
+        for name, value in pairs[:MAX_HEADERS]
+    )
+    return headers, cut
+
+
+def _header_value(headers: Iterable[Header], name: str) -> str | None:
+    for header in headers:
+        if header.name.lower() == name:
+            return header.value or None
+    return None
+
+
+def _labels(raw: Any) -> tuple[tuple[str, ...], bool]:
+    names: list[str] = []
+    for item in raw if isinstance(raw, list) else []:
+        name = item.get("name") if isinstance(item, Mapping) else item
+        if isinstance(name, str) and name:
+            names.append(_strip(name)[:MAX_ID_CHARS])
+    if raw is not None and not isinstance(raw, list):
+        raise _fail(ErrorCode.INVALID_EVENT, "labels must be a list")
+    return tuple(names[:MAX_LABELS]), len(names) > MAX_LABELS
+
+
+def _timestamp(raw: Any) -> datetime:
+    """Epoch seconds or milliseconds (number or numeric string), or ISO 8601."""
+    if isinstance(raw, bool):
+        raise _fail(ErrorCode.INVALID_EVENT, "timestamp must be epoch milliseconds or ISO 8601")
+    value: Any = raw
+    if isinstance(raw, str):
+        text = raw.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError:
+                raise _fail(
+                    ErrorCode.INVALID_EVENT,
+                    f"timestamp {_clip(repr(raw), 40)} is not epoch milliseconds or ISO 8601",
+                ) from None
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        # WAF logs epoch milliseconds; anything below 1e11 is epoch seconds (year 5138+ in ms).
+        seconds = value / 1000 if abs(value) >= 1e11 else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise _fail(ErrorCode.INVALID_EVENT, f"timestamp {value} is out of range") from None
+    raise _fail(ErrorCode.INVALID_EVENT, "timestamp must be epoch milliseconds or ISO 8601")
+
+
+def _ip(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise _fail(ErrorCode.INVALID_EVENT, "source IP must be a string")
+    try:
+        return str(ipaddress.ip_address(raw.strip()))
+    except ValueError:
+        raise _fail(
+            ErrorCode.INVALID_EVENT, f"source IP {_clip(repr(raw), 60)} is not an IP address"
+        ) from None
+
+
+def _action(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise _fail(ErrorCode.INVALID_EVENT, "action must be a string such as BLOCK or ALLOW")
+    action = raw.strip().upper()
+    action = _ACTION_ALIASES.get(action, action)
+    if action not in KNOWN_ACTIONS:
+        raise _fail(
+            ErrorCode.INVALID_EVENT,
+            f"action {_clip(repr(raw), 40)} is not one of {', '.join(sorted(KNOWN_ACTIONS))}",
+        )
+    return action
+
+
+def _method(raw: Any) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise _fail(ErrorCode.INVALID_EVENT, "http method must be a string")
+    return _strip(raw).upper()[:32] or None
+
+
+def _group_name(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    name = raw.rsplit("/", 1)[-1] if raw.startswith("arn:") else raw
+    name = _GROUP_VERSION.sub("", name)
+    name = _GROUP_PREFIX.sub("", name)
+    return name or None
+
+
+def _str(record: Mapping[str, Any], key: str) -> str:
+    value = record.get(key)
+    if not isinstance(value, str):
+        raise _fail(ErrorCode.INVALID_EVENT, f"{key} must be a string")
+    return value
+
+
+def _opt_str(record: Mapping[str, Any], key: str, max_chars: int = MAX_FIELD_CHARS) -> str | None:
+    value = record.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _fail(ErrorCode.INVALID_EVENT, f"{key} must be a string")
+    text = str(value)
+    if len(text) > max_chars:
+        raise _fail(ErrorCode.FIELD_TOO_LARGE, f"{key} has {len(text)} characters (limit {max_chars})")
+    return text
+
+
+def _opt_id(raw: Any) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise _fail(ErrorCode.INVALID_EVENT, f"id must be a string or an integer, got {_type_name(raw)}")
+    return _clean_id(str(raw), "id")
+
+
+def _clean_id(raw: str, what: str) -> str:
+    if len(raw) > MAX_ID_CHARS:
+        raise _fail(ErrorCode.FIELD_TOO_LARGE, f"{what} has {len(raw)} characters (limit {MAX_ID_CHARS})")
+    cleaned = _strip(raw)
+    if not cleaned:
+        raise _fail(ErrorCode.INVALID_EVENT, f"{what} is empty or only control characters")
+    return cleaned
+
+
+def _strip(text: str) -> str:
+    return _CONTROL.sub("", text).strip()
+
+
+def _as_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _scalar_str(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _dicts(raw: Any) -> list[Mapping[str, Any]]:
+    return [item for item in raw if isinstance(item, Mapping)] if isinstance(raw, list) else []
+
+
+def _loads(text: str, *, what: str) -> Any:
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_PAYLOAD_BYTES:
+        raise _fail(ErrorCode.PAYLOAD_TOO_LARGE, f"{what} exceeds {MAX_PAYLOAD_BYTES} bytes")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail(ErrorCode.INVALID_JSON, f"{what} is not JSON: {exc.msg} at position {exc.pos}") from None
+    except RecursionError:
+        raise _fail(ErrorCode.INVALID_JSON, f"{what} is nested too deeply") from None
+    except ValueError as exc:
+        # e.g. an integer literal longer than sys.get_int_max_str_digits()
+        raise _fail(
+            ErrorCode.INVALID_JSON, f"{what} is not acceptable JSON: {_clip(str(exc), 120)}"
+        ) from None
+
+
+def _first_error(what: str, exc: ValidationError) -> str:
+    errors = exc.errors()
+    if not errors:
+        return f"{what} is invalid"
+    first = errors[0]
+    loc = ".".join(str(p) for p in first.get("loc", ()))
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{what}.{loc}: {first.get('msg', 'invalid')}{more}" if loc else f"{what}: {first.get('msg')}"
+
+
+def _type_name(value: Any) -> str:
+    return {
+        dict: "object",
+        list: "array",
+        str: "string",
+        int: "number",
+        float: "number",
+        bool: "boolean",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
