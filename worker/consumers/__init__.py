@@ -1,0 +1,1 @@
+"""SQS consumption: polling, leases, heartbeats, acks, circuit breaking, shutdown."""

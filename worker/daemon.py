@@ -1,0 +1,162 @@
+"""Wiring: settings in, a running worker out. No logic of its own beyond the order."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import uuid
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import structlog
+
+from worker import aws
+from worker.agents import Agents
+from worker.consumers.circuit import CircuitBreaker
+from worker.consumers.sqs import SqsConsumer, circuit_logger
+from worker.health import HealthBeacon
+from worker.metrics import Metrics
+from worker.notifier import Notifier
+from worker.processor import EventProcessor
+from worker.resources import Resources, resolve_resources
+from worker.settings import Settings
+from worker.store import EventStore
+
+log = structlog.get_logger("worker.daemon")
+
+
+@dataclass
+class Clients:
+    sqs: Any
+    sns: Any
+    dynamodb: Any
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Clients:
+        session = aws.aws_session(settings.aws_region)
+        # One pool slot per worker thread plus the poller, heartbeat and acker.
+        pool = settings.concurrency + 4
+        # Long polls last up to wait_time_s; the read timeout must exceed it.
+        return cls(
+            sqs=aws.client(
+                "sqs", session=session, read_timeout=settings.wait_time_s + 10, max_pool_connections=pool
+            ),
+            sns=aws.client("sns", session=session, max_pool_connections=pool),
+            dynamodb=aws.client("dynamodb", session=session, max_pool_connections=pool),
+        )
+
+
+@dataclass
+class Worker:
+    settings: Settings
+    clients: Clients
+    resources: Resources
+    store: EventStore
+    notifier: Notifier
+    agents: Agents
+    processor: EventProcessor
+    consumer: SqsConsumer
+    metrics: Metrics
+    owner: str
+
+
+def owner_id() -> str:
+    """Who holds a lease: host and pid, plus randomness so a restarted pid differs."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def build_worker(
+    settings: Settings,
+    *,
+    clients: Clients | None = None,
+    resources: Resources | None = None,
+    agents: Agents | None = None,
+    metrics: Metrics | None = None,
+) -> Worker:
+    clients = clients or Clients.from_settings(settings)
+    metrics = metrics or Metrics(
+        namespace=settings.metrics_namespace,
+        enabled=settings.metrics_enabled and settings.log_format != "console",
+    )
+    resources = resources or resolve_resources(settings, sqs=clients.sqs, sns=clients.sns)
+    store = EventStore(settings.table_name, client=clients.dynamodb, ttl_days=settings.event_ttl_days)
+    notifier = Notifier(
+        critical_topic_arn=resources.critical_topic_arn,
+        monitoring_topic_arn=resources.monitoring_topic_arn,
+        client=clients.sns,
+        max_attempts=settings.notify_max_attempts,
+    )
+    agents = agents or Agents.from_settings(settings)
+    owner = owner_id()
+    processor = EventProcessor(
+        store=store,
+        agents=agents,
+        notifier=notifier,
+        owner=owner,
+        lease_s=settings.lease_s,
+        fallback_to_rules=settings.on_runtime_unavailable == "rules",
+        metrics=metrics,
+    )
+    circuit = CircuitBreaker(
+        failure_threshold=settings.circuit_failure_threshold,
+        open_s=settings.circuit_open_s,
+        on_change=circuit_logger(metrics),
+    )
+    consumer = SqsConsumer(
+        sqs=clients.sqs,
+        queue_url=resources.queue_url,
+        process=processor.process,
+        concurrency=settings.concurrency,
+        batch_size=settings.batch_size,
+        wait_time_s=settings.wait_time_s,
+        visibility_timeout_s=settings.visibility_timeout_s,
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        drain_timeout_s=settings.drain_timeout_s,
+        retry_base_delay_s=settings.retry_base_delay_s,
+        retry_max_delay_s=settings.retry_max_delay_s,
+        circuit=circuit,
+        exit_when_idle_polls=settings.exit_when_idle_polls,
+        metrics=metrics,
+        health=HealthBeacon(settings.health_file),
+    )
+    return Worker(settings, clients, resources, store, notifier, agents, processor, consumer, metrics, owner)
+
+
+def install_signal_handlers(stop: Any) -> None:
+    """SIGTERM (ECS stop) and SIGINT (Ctrl-C) both start the graceful shutdown."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("shutdown_requested", signal=signal.Signals(signum).name)
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def run_worker(worker: Worker, *, with_scheduler: bool = True) -> int:
+    """Run the consumer (and the monitor scheduler) until a signal or idle exit."""
+    scheduler = None
+    if with_scheduler and worker.settings.monitor_enabled:
+        from worker.scheduler import start_monitor_scheduler
+
+        scheduler = start_monitor_scheduler(worker)
+    install_signal_handlers(worker.consumer.stop)
+    log.info(
+        "worker_started",
+        owner=worker.owner,
+        transport=worker.settings.transport,
+        provider=worker.settings.provider,
+        queue_url=worker.resources.queue_url,
+    )
+    try:
+        worker.consumer.run()
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
+        worker.agents.close()
+    return 0

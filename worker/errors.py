@@ -1,0 +1,49 @@
+"""The worker's typed errors. They drive control flow in the consumer.
+
+- :class:`RetryableError`: try again later (the message goes back with a delay).
+- :class:`PermanentError`: bad input; retrying cannot help (recorded as rejected,
+  left for SQS's redrive policy to move to the DLQ).
+- :class:`AlreadyInProgress`: another consumer holds a live lease on the event.
+- :class:`RuntimeUnavailable`: the agent runtime cannot be reached; opens the circuit.
+"""
+
+from __future__ import annotations
+
+
+class WorkerError(Exception):
+    """Base class; ``reason`` is a short machine-friendly code, ``message`` a sentence."""
+
+    def __init__(self, message: str, *, reason: str = "error") -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+
+
+class RetryableError(WorkerError):
+    def __init__(self, message: str, *, reason: str = "retryable", delay_s: float | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.delay_s = delay_s
+
+
+class RuntimeUnavailable(RetryableError):
+    """The runtime did not answer (connection refused, timeouts, throttled past retries)."""
+
+
+class PermanentError(WorkerError):
+    def __init__(self, message: str, *, reason: str = "invalid_input") -> None:
+        super().__init__(message, reason=reason)
+
+
+class AlreadyInProgress(WorkerError):
+    def __init__(self, message: str, *, lease_expires_in_s: float | None = None) -> None:
+        super().__init__(message, reason="in_progress")
+        self.lease_expires_in_s = lease_expires_in_s
+
+
+class ConfigurationError(WorkerError):
+    """The deployment needs fixing (a wrong ARN, a missing topic, a denied permission).
+
+    Neither retryable nor permanent: the event is fine, so it must not be rejected into
+    the DLQ. The consumer treats it like an outage: the circuit opens and the message
+    comes back later, while the error is logged loudly for the operator.
+    """

@@ -1,0 +1,77 @@
+"""Readers for the CLI's inputs: JSON lines, or one JSON array, from a file or stdin."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+# A line longer than SQS's message limit cannot be an event we would accept anyway.
+MAX_LINE_BYTES = 1024 * 1024
+
+
+class InputError(Exception):
+    """The input file itself cannot be read (missing, a directory, not text)."""
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    """One record: its 1-based line number, its text, and the parsed value or the error."""
+
+    line: int
+    text: str
+    value: Any = None
+    error: str | None = None
+
+
+def open_input(path: str) -> IO[str]:
+    """``-`` is stdin; anything else must be a readable text file."""
+    if path == "-":
+        return sys.stdin
+    target = Path(path)
+    if not target.exists():
+        raise InputError(f"{path}: no such file")
+    if target.is_dir():
+        raise InputError(f"{path}: is a directory, expected a JSON lines file")
+    try:
+        return target.open(encoding="utf-8", errors="strict")
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror}") from None
+
+
+def read_records(stream: IO[str]) -> Iterator[InputRecord]:
+    """Yield records from JSON lines; a file that is one JSON array yields its items.
+
+    Blank lines and lines starting with ``#`` are skipped. A line that is not JSON is
+    yielded with ``error`` set, so callers report it and go on with the rest.
+    """
+    try:
+        text = stream.read()
+    except UnicodeDecodeError as exc:
+        raise InputError(f"input is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            items = json.loads(stripped)
+        except (ValueError, RecursionError):
+            items = None
+        if isinstance(items, list):
+            for index, item in enumerate(items, start=1):
+                yield InputRecord(line=index, text=json.dumps(item), value=item)
+            return
+    for number, line in enumerate(text.splitlines(), start=1):
+        body = line.strip()
+        if not body or body.startswith("#"):
+            continue
+        if len(body.encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES:
+            yield InputRecord(line=number, text=body[:200], error=f"line exceeds {MAX_LINE_BYTES} bytes")
+            continue
+        try:
+            yield InputRecord(line=number, text=body, value=json.loads(body))
+        except json.JSONDecodeError as exc:
+            yield InputRecord(line=number, text=body, error=f"not JSON: {exc.msg} at column {exc.colno}")
+        except RecursionError:
+            yield InputRecord(line=number, text=body, error="not JSON: nested too deeply")

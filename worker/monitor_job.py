@@ -1,0 +1,250 @@
+"""The monitor workflow (DESIGN.md section 5), run once per slot across all replicas.
+
+Every ``monitor_interval_s`` each replica computes the same slot start (the time
+floored to the interval) and tries a conditional write of ``lock#monitor#<slot>``.
+One wins and runs; the others log that the slot is taken. A lock carries a TTL, so a
+replica that died mid-run blocks nothing: the next slot is a different lock, and an
+uncompleted lock of the same slot can be taken again once it expired.
+
+A run reads the monitored events of the window through the sparse index, asks the
+runtime to group them (in chunks), and applies the result idempotently: pattern
+records are merged, member events of patterns over the threshold move to
+``escalated``, and a monitoring notification goes out once per new pattern and again
+only when it has grown past the growth factor.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from agent_runtime.contract import Pattern, TriageDecision, WafEvent
+from agent_runtime.monitor import normalize_uri
+from worker import clock
+from worker.errors import WorkerError
+
+log = structlog.get_logger("worker.monitor")
+
+JOB_NAME = "monitor"
+
+
+def slot_start(moment: datetime, interval_s: int) -> datetime:
+    """The start of the slot holding ``moment``: every replica derives the same value."""
+    epoch = int(moment.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % interval_s, tz=UTC)
+
+
+def lock_name(slot: datetime) -> str:
+    return f"lock#{JOB_NAME}#{slot.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+
+
+@dataclass
+class MonitorRun:
+    slot: str
+    ran: bool
+    events_read: int = 0
+    patterns: list[Pattern] = field(default_factory=list)
+    escalated: list[str] = field(default_factory=list)
+    notified: list[str] = field(default_factory=list)
+    skipped_reason: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "slot": self.slot,
+            "ran": self.ran,
+            "skipped_reason": self.skipped_reason,
+            "events_read": self.events_read,
+            "patterns": len(self.patterns),
+            "over_threshold": sum(p.threshold_met for p in self.patterns),
+            "escalated_events": len(self.escalated),
+            "notifications": len(self.notified),
+        }
+
+
+class MonitorJob:
+    def __init__(
+        self,
+        *,
+        store: Any,
+        monitor_agent: Any,
+        notifier: Any,
+        owner: str,
+        interval_s: int,
+        hours: int,
+        threshold: int,
+        growth_factor: float,
+        chunk_size: int,
+        now: Callable[[], datetime] = clock.now,
+        metrics: Any = None,
+    ) -> None:
+        self.store = store
+        self.monitor_agent = monitor_agent
+        self.notifier = notifier
+        self.owner = owner
+        self.interval_s = interval_s
+        self.hours = hours
+        self.threshold = threshold
+        self.growth_factor = growth_factor
+        self.chunk_size = chunk_size
+        self.now = now
+        self.metrics = metrics
+
+    @classmethod
+    def from_worker(cls, worker: Any, *, now: Callable[[], datetime] = clock.now) -> MonitorJob:
+        settings = worker.settings
+        return cls(
+            store=worker.store,
+            monitor_agent=worker.agents.monitor,
+            notifier=worker.notifier,
+            owner=worker.owner,
+            interval_s=settings.monitor_interval_s,
+            hours=settings.monitor_hours,
+            threshold=settings.monitor_threshold,
+            growth_factor=settings.monitor_growth_factor,
+            chunk_size=settings.monitor_chunk_size,
+            now=now,
+            metrics=worker.metrics,
+        )
+
+    # ---- entry points -----------------------------------------------------------------
+
+    def tick(self) -> MonitorRun:
+        """The scheduled entry: run the current slot if no replica has taken it."""
+        return self.run_once(force=False)
+
+    def run_once(self, *, force: bool = False, hours: int | None = None) -> MonitorRun:
+        """One pass now; ``force`` skips the slot lock (an operator's explicit request)."""
+        now = self.now()
+        slot = slot_start(now, self.interval_s)
+        name = lock_name(slot)
+        with structlog.contextvars.bound_contextvars(slot=name):
+            if not force and not self.store.acquire_lock(name, owner=self.owner, ttl_s=self.interval_s):
+                log.info("monitor_slot_taken")
+                return MonitorRun(slot=name, ran=False, skipped_reason="slot already taken")
+            run = self._run(name, now, hours or self.hours)
+            if not force:
+                self.store.complete_lock(name, owner=self.owner)
+            log.info("monitor_run_done", **run.summary())
+            if self.metrics is not None:
+                self.metrics.count("MonitorRuns")
+                self.metrics.count("PatternEscalations", len(run.escalated))
+            return run
+
+    # ---- the run --------------------------------------------------------------------
+
+    def _run(self, slot: str, now: datetime, hours: int) -> MonitorRun:
+        since = now - timedelta(hours=hours)
+        events = [r.event for r in self.store.iter_monitoring(since=since, until=now) if r.event is not None]
+        run = MonitorRun(slot=slot, ran=True, events_read=len(events))
+        if not events:
+            return run
+        patterns: list[Pattern] = []
+        for chunk in chunk_by_group(events, self.chunk_size):
+            response = self.monitor_agent.monitor(chunk, hours=hours, threshold=self.threshold, now=now)
+            patterns.extend(response.patterns)
+        for pattern in merge_patterns(patterns, self.threshold):
+            run.patterns.append(self._apply(pattern, slot, run))
+        return run
+
+    def _apply(self, pattern: Pattern, slot: str, run: MonitorRun) -> Pattern:
+        with structlog.contextvars.bound_contextvars(pattern_key=pattern.pattern_key):
+            stored = self.store.upsert_pattern(pattern, slot=slot)
+            # The stored count spans earlier slots: a slow campaign still adds up.
+            merged = pattern.model_copy(
+                update={
+                    "count": stored.count,
+                    "first_seen": min(pattern.first_seen, _as_dt(stored.first_seen)),
+                    "last_seen": max(pattern.last_seen, _as_dt(stored.last_seen)),
+                    "threshold_met": stored.count >= self.threshold,
+                }
+            )
+            if not merged.threshold_met:
+                return merged
+            decision = TriageDecision(
+                action="escalate",
+                status="escalated",
+                severity_rating=max(4, pattern.max_severity),
+                reason=(
+                    f"pattern {pattern.pattern_key}: {merged.count} monitored events from "
+                    f"{pattern.source_ip} to {pattern.normalized_uri} (threshold {self.threshold})"
+                ),
+            )
+            escalated = [
+                key
+                for key in pattern.event_keys
+                if self.store.escalate_from_pattern(key, pattern_key=pattern.pattern_key, decision=decision)
+            ]
+            run.escalated.extend(escalated)
+            previous = stored.notified_count
+            if self.store.claim_pattern_notification(
+                pattern.pattern_key, count=merged.count, growth_factor=self.growth_factor
+            ):
+                try:
+                    self.notifier.notify_pattern(
+                        merged, escalated_keys=list(pattern.event_keys), grown_from=previous or None
+                    )
+                except WorkerError:
+                    # Give the claim back so the next slot tries again (no lost notice).
+                    self.store.release_pattern_notification(
+                        pattern.pattern_key, count=merged.count, previous=previous
+                    )
+                    raise
+                run.notified.append(pattern.pattern_key)
+            return merged
+
+
+def chunk_by_group(events: Iterable[WafEvent], size: int) -> list[list[WafEvent]]:
+    """Chunks of at most ``size`` that keep each source IP + URI group together.
+
+    A group larger than a chunk is split; :func:`merge_patterns` joins its parts.
+    """
+    groups: dict[tuple[str, str], list[WafEvent]] = defaultdict(list)
+    for event in events:
+        groups[(event.source_ip, normalize_uri(event.uri))].append(event)
+    chunks: list[list[WafEvent]] = []
+    current: list[WafEvent] = []
+    for members in groups.values():
+        for start in range(0, len(members), size):
+            part = members[start : start + size]
+            if current and len(current) + len(part) > size:
+                chunks.append(current)
+                current = []
+            current.extend(part)
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def merge_patterns(patterns: Sequence[Pattern], threshold: int) -> list[Pattern]:
+    """Join the parts of a pattern that arrived in several chunks."""
+    merged: dict[str, Pattern] = {}
+    for pattern in patterns:
+        seen = merged.get(pattern.pattern_key)
+        if seen is None:
+            merged[pattern.pattern_key] = pattern
+            continue
+        keys = tuple(dict.fromkeys(seen.event_keys + pattern.event_keys))
+        merged[pattern.pattern_key] = seen.model_copy(
+            update={
+                "count": len(keys),
+                "event_keys": keys,
+                "first_seen": min(seen.first_seen, pattern.first_seen),
+                "last_seen": max(seen.last_seen, pattern.last_seen),
+                "rules": tuple(sorted(set(seen.rules) | set(pattern.rules))),
+                "max_severity": max(seen.max_severity, pattern.max_severity),
+                "threshold_met": len(keys) >= threshold,
+            }
+        )
+    return sorted(merged.values(), key=lambda p: (-p.count, p.pattern_key))
+
+
+def _as_dt(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

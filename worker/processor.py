@@ -1,0 +1,260 @@
+"""One message through the per-event state machine (DESIGN.md section 6).
+
+absent ─claim─► processing ─save analysis─► analyzed ─apply triage─► closed | monitoring | escalated
+                                                                      └─ escalated: notified once
+
+Each step is a conditional write, so a redelivered message resumes from the last
+completed step: the model is never called again for a saved analysis and a
+notification is never sent again once marked.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+
+from agent_runtime.contract import Analysis, AnalysisInput, WafEvent
+from agent_runtime.errors import ContractError
+from agent_runtime.normalize import decode_payload, is_request, normalize_event, parse_request
+from agent_runtime.triager import triage
+from worker.errors import (
+    AlreadyInProgress,
+    ConfigurationError,
+    PermanentError,
+    RetryableError,
+    RuntimeUnavailable,
+)
+from worker.metrics import Metrics
+from worker.store import EventRecord, EventStore, rejection_key
+
+log = structlog.get_logger("worker.processor")
+
+OutcomeKind = Literal["done", "duplicate", "rejected", "retry", "in_progress", "unavailable"]
+# Outcomes after which the message may be deleted: the state is durable.
+ACK_OUTCOMES = frozenset({"done", "duplicate"})
+_EXCERPT_BYTES = 2048
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: OutcomeKind
+    event_key: str | None = None
+    status: str | None = None
+    severity: int | None = None
+    reason: str | None = None
+    # Seconds until the message should be seen again (retry, in_progress, unavailable).
+    delay_s: float | None = None
+    model_called: bool = False
+    notified: bool = False
+    degraded: bool = False
+
+    @property
+    def ack(self) -> bool:
+        return self.kind in ACK_OUTCOMES
+
+
+@dataclass(frozen=True)
+class ParsedMessage:
+    event: WafEvent
+    workflow: Literal["analyze", "triage_only"]
+    supplied_analysis: AnalysisInput | None = None
+
+
+def parse_message(body: str) -> ParsedMessage:
+    """Accept the seed payloads, the wrapped form, a bare simplified event or a WAF record."""
+    payload = decode_payload(body)
+    if not is_request(payload):
+        return ParsedMessage(event=normalize_event(payload), workflow="analyze")
+    request = parse_request(payload, allow_normalized=False)
+    if request.action == "analyze":
+        return ParsedMessage(event=request.event, workflow="analyze")
+    if request.action == "triage_only":
+        return ParsedMessage(event=request.event, workflow="triage_only", supplied_analysis=request.analysis)
+    raise PermanentError(
+        "monitor requests are not queue messages: the scheduler runs the monitor",
+        reason="unsupported_action",
+    )
+
+
+class EventProcessor:
+    """Drives one message through claim, analysis, triage and notification."""
+
+    def __init__(
+        self,
+        *,
+        store: EventStore,
+        agents: Any,
+        notifier: Any,
+        owner: str,
+        lease_s: int,
+        fallback_to_rules: bool = False,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.store = store
+        self.agents = agents
+        self.notifier = notifier
+        self.owner = owner
+        self.lease_s = lease_s
+        self.fallback_to_rules = fallback_to_rules
+        self.metrics = metrics or Metrics(enabled=False)
+
+    def process(self, body: str, message_id: str) -> Outcome:
+        """Process one message body; never raises for input or dependency failures."""
+        try:
+            parsed = parse_message(body)
+        except (ContractError, PermanentError) as exc:
+            return self._reject_unparsed(body, message_id, exc)
+        event = parsed.event
+        # One lease holder per delivery, not per process: two copies of an event that
+        # arrive in one batch must not both pass the claim.
+        owner = f"{self.owner}#{uuid.uuid4().hex[:8]}"
+        with structlog.contextvars.bound_contextvars(event_key=event.event_key):
+            try:
+                record = self.store.claim(event, owner=owner, lease_s=self.lease_s, message_id=message_id)
+            except AlreadyInProgress as exc:
+                log.info("event_in_progress_elsewhere", lease_expires_in_s=exc.lease_expires_in_s)
+                return Outcome(
+                    "in_progress",
+                    event.event_key,
+                    reason="in_progress",
+                    delay_s=max(1.0, exc.lease_expires_in_s or self.lease_s),
+                )
+            except RetryableError as exc:
+                return Outcome("retry", event.event_key, reason=exc.reason)
+            try:
+                return self._advance(record, parsed, message_id, owner)
+            finally:
+                self.store.release(event.event_key, owner=owner)
+
+    # ---- steps ------------------------------------------------------------------------
+
+    def _advance(self, record: EventRecord, parsed: ParsedMessage, message_id: str, owner: str) -> Outcome:
+        event = parsed.event
+        key = event.event_key
+        if record.status == "rejected":
+            # Bad input stays bad: reject again with the recorded reason, no model call.
+            return self._rejected(record, message_id)
+        if record.is_terminal and not record.needs_notification:
+            log.info("duplicate_acknowledged", status=record.status, attempts=record.attempts)
+            self.metrics.count("Duplicates")
+            return Outcome("duplicate", key, status=record.status, severity=_severity(record))
+        model_called = degraded = False
+        try:
+            if record.status == "processing":
+                analysis, model_called = self._analyze(parsed)
+                degraded = analysis.degraded
+                record = self.store.save_analysis(key, owner=owner, analysis=analysis)
+            if record.status == "analyzed":
+                assert record.analysis is not None
+                decision = triage(record.analysis.severity_rating)
+                record = self.store.apply_triage(key, owner=owner, decision=decision)
+            notified = False
+            if record.needs_notification:
+                assert record.event is not None and record.analysis is not None
+                assert record.triage is not None
+                message = self.notifier.notify_escalation(record.event, record.analysis, record.triage)
+                notified = self.store.mark_notified(key, owner=owner, topic="critical", message_id=message)
+                self.metrics.count("Notifications", dimensions={"Topic": "critical"})
+        except PermanentError as exc:
+            self.store.reject(key, code=exc.reason, reason=exc.message, message_id=message_id, event=event)
+            self.metrics.count("Rejections", dimensions={"Reason": exc.reason})
+            log.warning("event_rejected", reason=exc.reason, error=exc.message)
+            return Outcome("rejected", key, status="rejected", reason=exc.reason, model_called=model_called)
+        except RuntimeUnavailable as exc:
+            log.warning("runtime_unavailable", error=exc.message)
+            return Outcome("unavailable", key, reason=exc.reason, delay_s=exc.delay_s)
+        except ConfigurationError as exc:
+            # The event is fine, the deployment is not: never reject it into the DLQ.
+            log.error("configuration_error", reason=exc.reason, error=exc.message)
+            return Outcome("unavailable", key, reason=exc.reason, model_called=model_called)
+        except RetryableError as exc:
+            log.warning("step_failed_retryable", reason=exc.reason, error=exc.message)
+            return Outcome("retry", key, reason=exc.reason, delay_s=exc.delay_s, model_called=model_called)
+        severity = _severity(record)
+        log.info(
+            "event_processed",
+            status=record.status,
+            severity=severity,
+            analyzed_by=record.analysis.analyzed_by if record.analysis else None,
+            notified=notified,
+        )
+        self.metrics.count("EventsProcessed", dimensions={"Status": record.status, "Severity": str(severity)})
+        return Outcome(
+            "done",
+            key,
+            status=record.status,
+            severity=severity,
+            model_called=model_called,
+            notified=notified,
+            degraded=degraded,
+        )
+
+    def _analyze(self, parsed: ParsedMessage) -> tuple[Analysis, bool]:
+        """Ask the runtime; fall back to the rules (marked degraded) if so configured."""
+        try:
+            with self.metrics.timer("RuntimeLatency", dimensions={"Workflow": parsed.workflow}):
+                if parsed.workflow == "triage_only":
+                    assert parsed.supplied_analysis is not None
+                    return (
+                        self.agents.triager.triage_only(parsed.event, parsed.supplied_analysis).analysis,
+                        False,
+                    )
+                return self.agents.analyst.analyze(parsed.event).analysis, True
+        except RuntimeUnavailable:
+            if not self.fallback_to_rules:
+                raise
+            from agent_runtime.analyst import rules_analysis
+            from agent_runtime.severity import severity_floor
+
+            log.warning("runtime_unavailable_fallback_rules")
+            self.metrics.count("DegradedAnalyses")
+            return rules_analysis(parsed.event, severity_floor(parsed.event), degraded=True), False
+
+    # ---- rejections ---------------------------------------------------------------------
+
+    def _reject_unparsed(self, body: str, message_id: str, exc: ContractError | PermanentError) -> Outcome:
+        code = str(exc.code) if isinstance(exc, ContractError) else exc.reason
+        key = _key_if_event(body) or rejection_key(body)
+        with structlog.contextvars.bound_contextvars(event_key=key):
+            excerpt = body.encode("utf-8", "replace")[:_EXCERPT_BYTES].decode("utf-8", "replace")
+            try:
+                self.store.reject(key, code=code, reason=exc.message, message_id=message_id, excerpt=excerpt)
+            except RetryableError as store_exc:
+                return Outcome("retry", key, reason=store_exc.reason)
+            self.metrics.count("Rejections", dimensions={"Reason": code})
+            log.warning("message_rejected", reason=code, error=exc.message)
+            return Outcome("rejected", key, status="rejected", reason=code)
+
+    def _rejected(self, record: EventRecord, message_id: str) -> Outcome:
+        code = record.rejection_code or "invalid_input"
+        reason = record.rejection_reason or "rejected earlier"
+        self.store.reject(record.key, code=code, reason=reason, message_id=message_id)
+        self.metrics.count("Rejections", dimensions={"Reason": code})
+        log.warning("message_rejected_again", reason=code)
+        return Outcome("rejected", record.key, status="rejected", reason=code)
+
+
+def _severity(record: EventRecord) -> int | None:
+    return record.analysis.severity_rating if record.analysis else None
+
+
+def _key_if_event(body: str) -> str | None:
+    """The event key of a body that is an object with an ``id`` (so rejections group)."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(payload, dict) and isinstance(payload.get("event"), dict):
+        payload = payload["event"]
+    if isinstance(payload, dict) and isinstance(payload.get("id"), str | int):
+        from agent_runtime.normalize import event_key_for
+
+        try:
+            return event_key_for(payload)
+        except ContractError:
+            return None
+    return None

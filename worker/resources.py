@@ -1,0 +1,143 @@
+"""The AWS resources the worker uses: created by ``secops setup``, resolved at start-up."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from botocore.exceptions import ClientError
+
+from worker.settings import Settings
+
+log = structlog.get_logger("worker.resources")
+
+# The DLQ keeps messages for the SQS maximum, 14 days, so operators have time to look.
+DLQ_RETENTION_S = 14 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Resources:
+    queue_url: str
+    dlq_url: str | None
+    critical_topic_arn: str
+    monitoring_topic_arn: str
+    table_name: str
+
+
+class ResourceError(Exception):
+    """A resource is missing or unreachable; the message says what to run."""
+
+
+def setup_resources(
+    settings: Settings, *, sqs: Any, sns: Any, store: Any
+) -> tuple[Resources, dict[str, str]]:
+    """Create the queue and DLQ (with redrive), topics, table and index. Idempotent.
+
+    Returns the resources and, per resource, ``created`` or ``exists``.
+    """
+    report: dict[str, str] = {}
+    dlq_url, report[settings.dlq_name] = _ensure_queue(
+        sqs, settings.dlq_name, {"MessageRetentionPeriod": str(DLQ_RETENTION_S)}
+    )
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(settings.max_receive_count)})
+    queue_attributes = {
+        "VisibilityTimeout": str(settings.visibility_timeout_s),
+        "ReceiveMessageWaitTimeSeconds": str(settings.wait_time_s),
+        "RedrivePolicy": redrive,
+    }
+    if settings.queue_url:
+        queue_url = settings.queue_url
+        report["queue"] = "given"
+    else:
+        queue_url, report[settings.queue_name] = _ensure_queue(sqs, settings.queue_name, queue_attributes)
+    # Re-apply on an existing queue: a changed maxReceiveCount or timeout takes effect.
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes=queue_attributes)
+    topics = {}
+    for name, given in (
+        (settings.critical_topic_name, settings.critical_topic_arn),
+        (settings.monitoring_topic_name, settings.monitoring_topic_arn),
+    ):
+        if given:
+            topics[name] = given
+            report[name] = "given"
+            continue
+        attributes = {"FifoTopic": "true"} if name.endswith(".fifo") else {}
+        topics[name] = sns.create_topic(Name=name, Attributes=attributes)["TopicArn"]
+        report[name] = "ensured"
+    report[settings.table_name] = "created" if store.create_table() else "exists"
+    resources = Resources(
+        queue_url=queue_url,
+        dlq_url=dlq_url,
+        critical_topic_arn=topics[settings.critical_topic_name],
+        monitoring_topic_arn=topics[settings.monitoring_topic_name],
+        table_name=settings.table_name,
+    )
+    log.info("resources_ready", **report)
+    return resources, report
+
+
+def resolve_resources(settings: Settings, *, sqs: Any, sns: Any) -> Resources:
+    """Find existing resources without creating anything (the daemon's start-up)."""
+    try:
+        queue_url = settings.queue_url or sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
+    except ClientError as exc:
+        raise ResourceError(
+            f"queue {settings.queue_name!r} not found ({_code(exc)}): run `secops setup` "
+            "or set SECOPS_QUEUE_URL"
+        ) from None
+    dlq_url = _dlq_url(sqs, queue_url)
+    critical = settings.critical_topic_arn or _topic_arn(sns, settings.critical_topic_name)
+    monitoring = settings.monitoring_topic_arn or _topic_arn(sns, settings.monitoring_topic_name)
+    return Resources(queue_url, dlq_url, critical, monitoring, settings.table_name)
+
+
+def _ensure_queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str, str]:
+    if name.endswith(".fifo"):
+        attributes = {**attributes, "FifoQueue": "true"}
+    try:
+        return sqs.get_queue_url(QueueName=name)["QueueUrl"], "exists"
+    except ClientError as exc:
+        if _code(exc) not in {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}:
+            raise
+    return sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"], "created"
+
+
+def _dlq_url(sqs: Any, queue_url: str) -> str | None:
+    try:
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
+    except ClientError:
+        return None
+    policy = attributes.get("Attributes", {}).get("RedrivePolicy")
+    if not policy:
+        return None
+    arn = json.loads(policy).get("deadLetterTargetArn", "")
+    # arn:aws:sqs:<region>:<account>:<name>
+    parts = arn.split(":")
+    if len(parts) < 6:
+        return None
+    try:
+        return sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+    except ClientError:
+        return None
+
+
+def _topic_arn(sns: Any, name: str) -> str:
+    # CreateTopic is idempotent and returns the ARN of an existing topic; in AWS the
+    # task role usually cannot create topics, so deployments set the ARNs instead.
+    try:
+        attributes = {"FifoTopic": "true"} if name.endswith(".fifo") else {}
+        return sns.create_topic(Name=name, Attributes=attributes)["TopicArn"]
+    except ClientError as exc:
+        raise ResourceError(
+            f"topic {name!r} unavailable ({_code(exc)}): set SECOPS_CRITICAL_TOPIC_ARN / "
+            "SECOPS_MONITORING_TOPIC_ARN or run `secops setup`"
+        ) from None
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))

@@ -1,0 +1,131 @@
+"""The worker's settings: one frozen object, built once in ``main`` and passed in.
+
+Every variable has the ``SECOPS_`` prefix (``SECOPS_QUEUE_NAME`` ...); the original
+``LOG_LEVEL``, ``AGENT_NAME`` and ``AWS_REGION`` are honoured too. AWS endpoints come
+from the standard ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>`` variables, so
+the same build talks to moto, LocalStack or AWS without code changes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+
+from agent_runtime.settings import RuntimeSettings
+
+TransportName = Literal["inprocess", "http", "agentcore"]
+UnavailablePolicy = Literal["wait", "rules"]
+
+# AWS limits the settings are checked against at start-up.
+SQS_MAX_WAIT_S = 20
+SQS_MAX_BATCH = 10
+SQS_MAX_VISIBILITY_S = 12 * 3600
+SQS_MAX_MESSAGE_BYTES = 1024 * 1024
+SQS_MAX_DELAY_S = 900
+
+
+class Settings(RuntimeSettings):
+    """Everything the worker process needs; extends the runtime's settings."""
+
+    # --- resources (created by `secops setup`) ---
+    queue_name: str = "waf-events"
+    dlq_name: str = "waf-events-dlq"
+    # A full queue URL wins over the name (cross-account or pre-existing queues).
+    queue_url: str | None = None
+    table_name: str = "secops-events"
+    critical_topic_name: str = "secops-critical"
+    monitoring_topic_name: str = "secops-monitoring"
+    critical_topic_arn: str | None = None
+    monitoring_topic_arn: str | None = None
+    # Receives before SQS moves a message to the DLQ (redrive policy set by setup).
+    max_receive_count: int = Field(default=5, ge=1, le=1000)
+
+    # --- agent runtime transport ---
+    transport: TransportName = "inprocess"
+    runtime_url: str = "http://127.0.0.1:8080"
+    agent_runtime_arn: str | None = None
+    agent_runtime_qualifier: str = "DEFAULT"
+    runtime_connect_timeout_s: float = Field(default=3.0, gt=0)
+    runtime_read_timeout_s: float = Field(default=60.0, gt=0)
+    # Total time spent retrying one runtime call; kept below the message lease.
+    runtime_retry_deadline_s: float = Field(default=90.0, gt=0)
+    runtime_max_attempts: int = Field(default=4, ge=1, le=20)
+    # When the runtime stays unavailable: `wait` opens the circuit and stops pulling;
+    # `rules` falls back to the offline rules provider and marks the result degraded.
+    on_runtime_unavailable: UnavailablePolicy = "wait"
+    circuit_open_s: float = Field(default=30.0, gt=0)
+    circuit_failure_threshold: int = Field(default=3, ge=1)
+
+    # --- consumer ---
+    concurrency: int = Field(default=16, ge=1, le=256)
+    batch_size: int = Field(default=10, ge=1)
+    wait_time_s: int = Field(default=20, ge=0)
+    visibility_timeout_s: int = Field(default=120, ge=10)
+    # How often in-flight messages get their visibility extended.
+    heartbeat_interval_s: float = Field(default=30.0, gt=0)
+    # Below ECS's default stopTimeout (30 s) so the task exits before SIGKILL.
+    drain_timeout_s: float = Field(default=25.0, ge=0)
+    # Retry delay after a retryable failure: base * 2^(receive_count-1), capped.
+    retry_base_delay_s: int = Field(default=10, ge=0)
+    retry_max_delay_s: int = Field(default=600, ge=0)
+    # Exit after the queue has been empty this many polls in a row (0 = never; demo/bench).
+    exit_when_idle_polls: int = Field(default=0, ge=0)
+
+    # --- store ---
+    # A claim on an event is a lease; a consumer that died frees the event after it.
+    lease_s: int = Field(default=180, ge=10)
+    event_ttl_days: int = Field(default=30, ge=1)
+
+    # --- notifications ---
+    notify_max_attempts: int = Field(default=5, ge=1, le=20)
+
+    # --- health ---
+    health_file: str = "/tmp/secops-worker.health"  # noqa: S108 - per-container file
+    health_max_age_s: float = Field(default=90.0, gt=0)
+
+    # --- monitor job ---
+    monitor_enabled: bool = True
+    monitor_interval_s: int = Field(default=900, ge=10)
+    monitor_hours: int = Field(default=24, ge=1, le=168)
+    # A pattern is notified again only after it has grown by this factor.
+    monitor_growth_factor: float = Field(default=2.0, gt=1.0)
+    monitor_chunk_size: int = Field(default=1000, ge=1, le=5000)
+
+    # --- metrics ---
+    metrics_enabled: bool = True
+    metrics_namespace: str = "SecOpsWorker"
+
+    @model_validator(mode="after")
+    def _check_aws_limits(self) -> Self:
+        problems = []
+        if self.wait_time_s > SQS_MAX_WAIT_S:
+            problems.append(
+                f"SECOPS_WAIT_TIME_S={self.wait_time_s}: SQS long polling is at most {SQS_MAX_WAIT_S} s"
+            )
+        if self.batch_size > SQS_MAX_BATCH:
+            problems.append(
+                f"SECOPS_BATCH_SIZE={self.batch_size}: SQS receives at most {SQS_MAX_BATCH} messages"
+            )
+        if self.visibility_timeout_s > SQS_MAX_VISIBILITY_S:
+            problems.append(
+                f"SECOPS_VISIBILITY_TIMEOUT_S={self.visibility_timeout_s}: "
+                f"SQS allows at most {SQS_MAX_VISIBILITY_S} s"
+            )
+        if self.heartbeat_interval_s >= self.visibility_timeout_s:
+            problems.append(
+                f"SECOPS_HEARTBEAT_INTERVAL_S={self.heartbeat_interval_s} must be below "
+                f"SECOPS_VISIBILITY_TIMEOUT_S={self.visibility_timeout_s}, or messages reappear mid-work"
+            )
+        if self.retry_max_delay_s > SQS_MAX_VISIBILITY_S:
+            problems.append(f"SECOPS_RETRY_MAX_DELAY_S must be at most {SQS_MAX_VISIBILITY_S} s")
+        if self.runtime_retry_deadline_s >= self.lease_s:
+            problems.append(
+                f"SECOPS_RUNTIME_RETRY_DEADLINE_S={self.runtime_retry_deadline_s} must be below "
+                f"SECOPS_LEASE_S={self.lease_s}: a retrying call must not outlive its claim"
+            )
+        if self.transport == "agentcore" and not self.agent_runtime_arn:
+            problems.append("SECOPS_TRANSPORT=agentcore needs SECOPS_AGENT_RUNTIME_ARN")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self

@@ -1,0 +1,313 @@
+"""DynamoDB plumbing shared by the store: attribute (de)serialization, an update
+expression builder, the one place botocore errors become worker errors, and the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import structlog
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+import worker.aws
+import worker.clock
+from worker.errors import RetryableError, WorkerError
+from worker.store.keys import MONITORING_INDEX, iso_from_epoch
+
+log = structlog.get_logger("worker.store")
+
+Item = dict[str, Any]  # an item in DynamoDB's wire format: {"attr": {"S": "..."}}
+
+# Codes that say "not now": capacity, throttling, a server hiccup, a transaction in
+# the way. botocore already retried them; the message goes back to the queue.
+_RETRYABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+    }
+)
+# Named for the reader; the two base classes catch their siblings too (proxy errors,
+# a connection closed mid-response).
+_NETWORK_ERRORS = (
+    EndpointConnectionError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+    BotoConnectionError,
+    HTTPClientError,
+)
+
+
+class ConditionFailed(Exception):
+    """A conditional write lost; ``old`` is the item as it was (None if absent)."""
+
+    def __init__(self, old: Item | None) -> None:
+        super().__init__("conditional check failed")
+        self.old = old
+
+
+# ---- attribute values ----------------------------------------------------------------
+
+
+def to_attr(value: Any) -> dict[str, Any]:
+    """A Python value as a DynamoDB attribute value (no Decimal dance for numbers)."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float):
+        return {"N": repr(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bytes):
+        return {"B": value}
+    if isinstance(value, Mapping):
+        return {"M": {str(k): to_attr(v) for k, v in value.items()}}
+    if isinstance(value, set | frozenset):
+        return {"SS": sorted(value)}
+    if isinstance(value, list | tuple):
+        return {"L": [to_attr(v) for v in value]}
+    raise TypeError(f"cannot store {type(value).__name__} in DynamoDB")
+
+
+def from_attr(attr: Mapping[str, Any]) -> Any:
+    """The inverse of :func:`to_attr`; string sets come back as sorted tuples."""
+    ((kind, value),) = attr.items()
+    if kind in ("S", "B", "BOOL"):
+        return value
+    if kind == "N":
+        return int(value) if value.lstrip("-").isdigit() else float(value)
+    if kind == "NULL":
+        return None
+    if kind == "M":
+        return {k: from_attr(v) for k, v in value.items()}
+    if kind == "L":
+        return [from_attr(v) for v in value]
+    if kind in ("SS", "NS", "BS"):
+        return tuple(sorted(value))
+    raise TypeError(f"unknown DynamoDB attribute type {kind}")
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A whole item as plain Python values."""
+    return {name: from_attr(attr) for name, attr in item.items()}
+
+
+# ---- expressions ---------------------------------------------------------------------
+
+
+class Update:
+    """Builds one UpdateItem's expressions; every attribute goes through a name
+    placeholder because ``status``, ``ttl`` and friends are reserved words.
+    """
+
+    def __init__(self) -> None:
+        self._set: list[str] = []
+        self._remove: list[str] = []
+        self._add: list[str] = []
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def name(self, attr: str) -> str:
+        placeholder = f"#{attr}"
+        self.names[placeholder] = attr
+        return placeholder
+
+    def value(self, value: Any, label: str | None = None) -> str:
+        placeholder = f":{label}" if label else f":v{len(self.values)}"
+        self.values[placeholder] = to_attr(value)
+        return placeholder
+
+    def set(self, attr: str, value: Any) -> Update:
+        self._set.append(f"{self.name(attr)} = {self.value(value)}")
+        return self
+
+    def set_if_absent(self, attr: str, value: Any) -> Update:
+        name = self.name(attr)
+        self._set.append(f"{name} = if_not_exists({name}, {self.value(value)})")
+        return self
+
+    def set_expr(self, attr: str, expression: str) -> Update:
+        """SET with a raw right-hand side (another attribute, arithmetic)."""
+        self._set.append(f"{self.name(attr)} = {expression}")
+        return self
+
+    def increment(self, attr: str, by: int = 1) -> Update:
+        name = self.name(attr)
+        self._set.append(f"{name} = if_not_exists({name}, {self.value(0)}) + {self.value(by)}")
+        return self
+
+    def append(self, attr: str, *entries: Any) -> Update:
+        name = self.name(attr)
+        self._set.append(
+            f"{name} = list_append(if_not_exists({name}, {self.value([])}), {self.value(list(entries))})"
+        )
+        return self
+
+    def add_to_set(self, attr: str, *members: str) -> Update:
+        self._add.append(f"{self.name(attr)} {self.value(set(members))}")
+        return self
+
+    def remove(self, *attrs: str) -> Update:
+        self._remove.extend(self.name(a) for a in attrs)
+        return self
+
+    def params(self) -> dict[str, Any]:
+        clauses = []
+        if self._set:
+            clauses.append("SET " + ", ".join(self._set))
+        if self._remove:
+            clauses.append("REMOVE " + ", ".join(self._remove))
+        if self._add:
+            clauses.append("ADD " + ", ".join(self._add))
+        return {
+            "UpdateExpression": " ".join(clauses),
+            "ExpressionAttributeNames": self.names,
+            "ExpressionAttributeValues": self.values,
+        }
+
+
+# ---- the table -----------------------------------------------------------------------
+
+
+class DynamoTable:
+    """The client, the table and the clock, and the one place errors are mapped."""
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        client: Any = None,
+        ttl_days: int = 30,
+        clock: Callable[[], float] = worker.clock.epoch,
+    ) -> None:
+        self.table_name = table_name
+        self.ttl_days = ttl_days
+        self._client = client if client is not None else worker.aws.client("dynamodb")
+        self._clock = clock
+
+    def _now_iso(self, now: float | None = None) -> str:
+        return iso_from_epoch(self._clock() if now is None else now)
+
+    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        """Call DynamoDB, turning its failures into the worker's error family."""
+        try:
+            response: dict[str, Any] = getattr(self._client, operation)(**params)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = error.get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                raise ConditionFailed(exc.response.get("Item")) from None
+            if code == "ResourceNotFoundException":
+                raise WorkerError(
+                    f"DynamoDB table {self.table_name!r} does not exist (or is not reachable "
+                    "with these credentials and region): run `secops setup` to create it",
+                    reason="store_misconfigured",
+                ) from exc
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if code in _RETRYABLE_CODES or status >= 500:
+                log.warning("store_unavailable", operation=operation, code=code)
+                raise RetryableError(
+                    f"DynamoDB {operation} failed: {code}: {error.get('Message', '')}",
+                    reason="store_unavailable",
+                ) from exc
+            raise
+        except _NETWORK_ERRORS as exc:
+            log.warning("store_unreachable", operation=operation, error=str(exc))
+            raise RetryableError(f"DynamoDB {operation} failed: {exc}", reason="store_unavailable") from exc
+        return response
+
+    def _update(
+        self, key: str, update: Update, *, condition: str | None = None, returns: str = "ALL_NEW"
+    ) -> Item:
+        """One conditional UpdateItem; a lost condition raises :class:`ConditionFailed`."""
+        params = update.params()
+        if condition:
+            params["ConditionExpression"] = condition
+            params["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        response = self._call(
+            "update_item",
+            TableName=self.table_name,
+            Key={"pk": {"S": key}},
+            ReturnValues=returns,
+            **params,
+        )
+        return response.get("Attributes", {})
+
+    def _get_item(self, key: str) -> Item | None:
+        response = self._call(
+            "get_item", TableName=self.table_name, Key={"pk": {"S": key}}, ConsistentRead=True
+        )
+        return response.get("Item")
+
+    def create_table(self) -> bool:
+        """Create the table if it is absent, wait until it is ACTIVE, enable TTL.
+
+        Idempotent (and safe when two replicas run setup at once); True if it created it.
+        """
+        created = False
+        try:
+            self._client.describe_table(TableName=self.table_name)
+        except self._client.exceptions.ResourceNotFoundException:
+            created = self._create()
+        self._client.get_waiter("table_exists").wait(
+            TableName=self.table_name, WaiterConfig={"Delay": 2, "MaxAttempts": 90}
+        )
+        self._check_index()
+        self._enable_ttl()
+        return created
+
+    def _create(self) -> bool:
+        strings = [{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "mon_pk", "mon_sk")]
+        try:
+            self._client.create_table(
+                TableName=self.table_name,
+                AttributeDefinitions=strings,
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                BillingMode="PAY_PER_REQUEST",
+                GlobalSecondaryIndexes=[
+                    {
+                        "IndexName": MONITORING_INDEX,
+                        "KeySchema": [
+                            {"AttributeName": "mon_pk", "KeyType": "HASH"},
+                            {"AttributeName": "mon_sk", "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "ALL"},
+                    }
+                ],
+            )
+        except self._client.exceptions.ResourceInUseException:
+            return False  # another replica's setup won the race
+        log.info("table_created", table=self.table_name)
+        return True
+
+    def _check_index(self) -> None:
+        table = self._client.describe_table(TableName=self.table_name)["Table"]
+        indexes = {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}
+        if MONITORING_INDEX not in indexes:
+            raise WorkerError(
+                f"DynamoDB table {self.table_name!r} exists without the {MONITORING_INDEX!r} "
+                "index: it was not created by `secops setup`; use another table name",
+                reason="store_misconfigured",
+            )
+
+    def _enable_ttl(self) -> None:
+        described = self._client.describe_time_to_live(TableName=self.table_name)
+        status = described.get("TimeToLiveDescription", {}).get("TimeToLiveStatus")
+        if status in ("ENABLED", "ENABLING"):
+            return
+        self._client.update_time_to_live(
+            TableName=self.table_name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"},
+        )
