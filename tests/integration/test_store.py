@@ -401,15 +401,17 @@ def test_monitoring_events_are_found_by_time_until_escalated(store: EventStore) 
     assert window() == ["evt#2", "evt#3"]
     # WHEN one of them is escalated by its pattern
     assert store.escalate_from_pattern("evt#2", pattern_key="pat#x", decision=ESCALATE) is True
-    # THEN it leaves the index, carries the pattern, and cannot be escalated twice
+    # THEN it leaves the index, carries the pattern (whose notification covers it),
+    # and cannot be escalated twice
     assert window() == ["evt#3"]
     record = store.get("evt#2")
     assert record is not None
     assert (record.status, record.pattern_key, record.needs_notification) == (
         "escalated",
         "pat#x",
-        True,
+        False,
     )
+    assert record.notification_id == "pat#x".join(["pattern:", ""])
     assert store.escalate_from_pattern("evt#2", pattern_key="pat#x", decision=ESCALATE) is False
     assert store.escalate_from_pattern("evt#9", pattern_key="pat#x", decision=ESCALATE) is False
 

@@ -46,7 +46,7 @@ from tenacity import (
 from tenacity.wait import wait_base
 
 from agent_runtime.errors import RETRYABLE_CODES, ErrorCode
-from worker.errors import PermanentError, RetryableError, RuntimeUnavailable, WorkerError
+from worker.errors import ConfigurationError, PermanentError, RetryableError, RuntimeUnavailable, WorkerError
 
 if TYPE_CHECKING:
     from worker.settings import Settings
@@ -63,7 +63,7 @@ MIN_SESSION_ID_CHARS = 33
 SESSION_ID_PREFIX = "secops-"
 
 
-class TransportConfigError(WorkerError):
+class TransportConfigError(ConfigurationError):
     """The worker cannot reach the runtime as configured (ARN, permissions, URL).
 
     Neither retryable nor permanent: the event is fine and must not be rejected or sent

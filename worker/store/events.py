@@ -347,6 +347,9 @@ class EventOps(DynamoTable):
         update = Update().set("status", "escalated").set("triage", decision.model_dump_json())
         update.set("triage_action", decision.action).set("triaged_at", self._now_iso(now))
         update.set("pattern_key", pattern_key).remove("mon_pk", "mon_sk")
+        # The pattern's monitoring notification speaks for its members: a later
+        # redelivery of one of them must not send a critical notice of its own.
+        update.set("notified_at", self._now_iso(now)).set("notification_id", f"pattern:{pattern_key}")
         update.append(
             "backend_actions",
             {
