@@ -411,7 +411,7 @@ def test_monitoring_events_are_found_by_time_until_escalated(store: EventStore) 
         "pat#x",
         False,
     )
-    assert record.notification_id == "pat#x".join(["pattern:", ""])
+    assert record.notification_id == "pattern:pat#x"
     assert store.escalate_from_pattern("evt#2", pattern_key="pat#x", decision=ESCALATE) is False
     assert store.escalate_from_pattern("evt#9", pattern_key="pat#x", decision=ESCALATE) is False
 
