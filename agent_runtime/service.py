@@ -138,12 +138,15 @@ def error_body(code: ErrorCode, message: str) -> dict[str, Any]:
 def build_service(settings: Any, model: Any = None) -> AgentService:
     """Build the service from RuntimeSettings; ``model`` overrides the provider (tests)."""
     from agent_runtime.analyst import SecurityAnalyst
+    from agent_runtime.narrator import PatternNarrator
     from agent_runtime.providers import build_model
 
     config = settings.provider_config()
     if model is not None:
         # An injected model (tests, benchmarks) names itself.
-        return AgentService(SecurityAnalyst(model), monitor_threshold=settings.monitor_threshold)
-    model = build_model(config)
-    analyst = SecurityAnalyst(model, model_id=config.model_id if model is not None else None)
-    return AgentService(analyst, monitor_threshold=settings.monitor_threshold)
+        analyst = SecurityAnalyst(model)
+    else:
+        model = build_model(config)
+        analyst = SecurityAnalyst(model, model_id=config.model_id if model is not None else None)
+    narrator = PatternNarrator(model) if model is not None else None
+    return AgentService(analyst, monitor_threshold=settings.monitor_threshold, narrator=narrator)
