@@ -198,23 +198,40 @@ class MonitorJob:
             return merged
 
 
-def chunk_by_group(events: Iterable[WafEvent], size: int) -> list[list[WafEvent]]:
-    """Chunks of at most ``size`` that keep each source IP + URI group together.
+# A monitor request must stay well under the runtime's 1 MiB payload limit.
+MAX_CHUNK_BYTES = 512 * 1024
+
+
+def slim(event: WafEvent) -> WafEvent:
+    """What grouping needs of an event: headers, args and user agent are dead weight."""
+    return event.model_copy(update={"headers": (), "args": None, "user_agent": None})
+
+
+def chunk_by_group(
+    events: Iterable[WafEvent], size: int, *, max_bytes: int = MAX_CHUNK_BYTES
+) -> list[list[WafEvent]]:
+    """Chunks of at most ``size`` events and ``max_bytes`` that keep each group together.
 
     A group larger than a chunk is split; :func:`merge_patterns` joins its parts.
     """
     groups: dict[tuple[str, str], list[WafEvent]] = defaultdict(list)
     for event in events:
-        groups[(event.source_ip, normalize_uri(event.uri))].append(event)
+        groups[(event.source_ip, normalize_uri(event.uri))].append(slim(event))
     chunks: list[list[WafEvent]] = []
     current: list[WafEvent] = []
+    current_bytes = 0
     for members in groups.values():
-        for start in range(0, len(members), size):
-            part = members[start : start + size]
-            if current and len(current) + len(part) > size:
+        weights = [len(event.model_dump_json()) + 2 for event in members]
+        # Start a new chunk rather than split a group that would fit whole in one.
+        if current and (len(current) + len(members) > size or current_bytes + sum(weights) > max_bytes):
+            chunks.append(current)
+            current, current_bytes = [], 0
+        for event, weight in zip(members, weights, strict=True):
+            if current and (len(current) >= size or current_bytes + weight > max_bytes):
                 chunks.append(current)
-                current = []
-            current.extend(part)
+                current, current_bytes = [], 0
+            current.append(event)
+            current_bytes += weight
     if current:
         chunks.append(current)
     return chunks
