@@ -215,8 +215,9 @@ def _summarize(  # noqa: PLR0917 - one private call site, every argument named t
                     "rule": record.event.rule_name,
                     "source_ip": record.event.source_ip,
                     "uri": record.event.uri[:60],
-                    "via": "pattern " + record.pattern_key if record.pattern_key else "analysis",
+                    "via": "pattern" if record.pattern_key else "analysis",
                     "notified": bool(record.notified_at),
+                    "pattern_key": record.pattern_key,
                 }
             )
     delivered = {
