@@ -2,14 +2,20 @@
 
 Endpoints are not configured here on purpose: botocore reads ``AWS_ENDPOINT_URL`` and
 ``AWS_ENDPOINT_URL_<SERVICE>`` itself, so moto, LocalStack and AWS need no code change.
+The one exception is ``SECOPS_LOCALSTACK=1`` with neither variable set: then
+localstack-client finds LocalStack's edge endpoint (``LOCALSTACK_HOST``, ``USE_SSL``),
+the way LocalStack's own tooling does.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import boto3
 from botocore.config import Config
+
+from worker.errors import ConfigurationError
 
 
 def aws_session(region: str | None = None) -> boto3.Session:
@@ -29,8 +35,12 @@ def client(
     read_timeout: float = 30.0,
     max_attempts: int = 3,
     max_pool_connections: int = 50,
+    localstack: bool = False,
 ) -> Any:
-    """A boto3 client with bounded timeouts; ``max_pool_connections`` fits the concurrency."""
+    """A boto3 client with bounded timeouts; ``max_pool_connections`` fits the concurrency.
+
+    ``localstack`` points the client at LocalStack (see :func:`localstack_endpoint`).
+    """
     session = session or aws_session(region)
     config = Config(
         connect_timeout=connect_timeout,
@@ -39,4 +49,26 @@ def client(
         retries={"total_max_attempts": max_attempts, "mode": "standard"},
         max_pool_connections=max_pool_connections,
     )
-    return session.client(service, config=config)
+    endpoint_url = localstack_endpoint(service) if localstack else None
+    return session.client(service, config=config, endpoint_url=endpoint_url)
+
+
+def localstack_endpoint(service: str) -> str | None:
+    """LocalStack's endpoint for ``service``, or None when the standard variables choose one.
+
+    An explicit ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>`` always wins: it
+    is what every other AWS tool on the machine follows too.
+    """
+    service_variable = "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_").replace(" ", "_")
+    if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get(service_variable):
+        return None
+    try:
+        from localstack_client import config as localstack_config
+    except ImportError:
+        raise ConfigurationError(
+            "SECOPS_LOCALSTACK=1 needs localstack-client: install the `localstack` extra "
+            "(pip install 'secops-worker[localstack]') or set AWS_ENDPOINT_URL instead",
+            reason="localstack_client_missing",
+        ) from None
+    endpoint: str | None = localstack_config.get_service_endpoint(service)
+    return endpoint

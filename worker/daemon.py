@@ -40,12 +40,17 @@ class Clients:
         # One pool slot per worker thread plus the poller, heartbeat and acker.
         pool = settings.concurrency + 4
         # Long polls last up to wait_time_s; the read timeout must exceed it.
+        local = settings.localstack
         return cls(
             sqs=aws.client(
-                "sqs", session=session, read_timeout=settings.wait_time_s + 10, max_pool_connections=pool
+                "sqs",
+                session=session,
+                read_timeout=settings.wait_time_s + 10,
+                max_pool_connections=pool,
+                localstack=local,
             ),
-            sns=aws.client("sns", session=session, max_pool_connections=pool),
-            dynamodb=aws.client("dynamodb", session=session, max_pool_connections=pool),
+            sns=aws.client("sns", session=session, max_pool_connections=pool, localstack=local),
+            dynamodb=aws.client("dynamodb", session=session, max_pool_connections=pool, localstack=local),
         )
 
 

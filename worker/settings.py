@@ -40,6 +40,9 @@ class Settings(RuntimeSettings):
     monitoring_topic_arn: str | None = None
     # Receives before SQS moves a message to the DLQ (redrive policy set by setup).
     max_receive_count: int = Field(default=5, ge=1, le=1000)
+    # SECOPS_LOCALSTACK=1: find LocalStack's edge endpoint (LOCALSTACK_HOST, default
+    # localhost:4566) through localstack-client when AWS_ENDPOINT_URL is not set.
+    localstack: bool = False
 
     # --- agent runtime transport ---
     transport: TransportName = "inprocess"
