@@ -96,6 +96,32 @@ def resolve_resources(settings: Settings, *, sqs: Any, sns: Any) -> Resources:
     return Resources(queue_url, dlq_url, critical, monitoring, settings.table_name)
 
 
+def resolve_queues(settings: Settings, *, sqs: Any) -> tuple[str, str]:
+    """The source queue and its DLQ, with SQS alone (``secops dlq`` needs no topics).
+
+    The DLQ is the one the source queue's redrive policy names, since that is where
+    SQS actually moves messages; ``SECOPS_DLQ_NAME`` is the fallback when there is no
+    policy to read.
+    """
+    try:
+        queue_url = settings.queue_url or sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
+    except ClientError as exc:
+        raise ResourceError(
+            f"queue {settings.queue_name!r} not found ({_code(exc)}): run `secops setup` "
+            "or set SECOPS_QUEUE_URL"
+        ) from None
+    dlq_url = _dlq_url(sqs, queue_url)
+    if dlq_url is None:
+        try:
+            dlq_url = sqs.get_queue_url(QueueName=settings.dlq_name)["QueueUrl"]
+        except ClientError as exc:
+            raise ResourceError(
+                f"queue {queue_url} has no redrive policy and DLQ {settings.dlq_name!r} was not "
+                f"found ({_code(exc)}): run `secops setup` or set SECOPS_DLQ_NAME"
+            ) from None
+    return queue_url, dlq_url
+
+
 def _ensure_queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str, str]:
     if name.endswith(".fifo"):
         attributes = {**attributes, "FifoQueue": "true"}
