@@ -56,6 +56,7 @@ NATIVE_DONE = frozenset({"COMPLETED", "CANCELLED", "FAILED"})
 # The group of messages whose event has no rejection recorded in the store.
 NOT_RECORDED = "not recorded"
 SAMPLE_KEYS = 3
+SAMPLE_REASON_TEXTS = 5
 
 # Answers of an endpoint that lacks an action. AWS itself never sends an HTML page;
 # moto's server answers an unimplemented action with its HTTP 500 page.
@@ -156,7 +157,8 @@ class ReasonGroup:
 
     reason: str
     count: int = 0
-    reason_text: str | None = None
+    # One code can carry different sentences (which field was bad, say).
+    reason_texts: Counter[str] = field(default_factory=Counter)
     statuses: Counter[str] = field(default_factory=Counter)
     oldest_age_s: float | None = None
     newest_age_s: float | None = None
@@ -166,7 +168,8 @@ class ReasonGroup:
 
     def add(self, entry: DlqEntry, now_epoch: float) -> None:
         self.count += 1
-        self.reason_text = self.reason_text or entry.reason_text
+        if entry.reason_text:
+            self.reason_texts[entry.reason_text] += 1
         self.statuses[entry.status] += 1
         age = entry.message.age_s(now_epoch)
         if age is not None:
@@ -181,11 +184,18 @@ class ReasonGroup:
         if len(self.sample_event_keys) < SAMPLE_KEYS and key not in self.sample_event_keys:
             self.sample_event_keys.append(key)
 
+    @property
+    def reason_text(self) -> str | None:
+        """The most frequent recorded sentence of this group."""
+        common = self.reason_texts.most_common(1)
+        return common[0][0] if common else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "reason": self.reason,
             "count": self.count,
             "reason_text": self.reason_text,
+            "reason_texts": dict(self.reason_texts.most_common(SAMPLE_REASON_TEXTS)),
             "statuses": dict(self.statuses),
             "oldest_age_s": _round(self.oldest_age_s),
             "newest_age_s": _round(self.newest_age_s),
@@ -730,7 +740,10 @@ def _describe(exc: ClientError) -> str:
     message = str(error.get("Message", "")).strip()
     if message.lower().startswith(("<!doctype html", "<html")):
         message = "an HTML error page"
-    return f"HTTP {status} {error.get('Code', '')}: {message}".strip()
+    code = str(error.get("Code", ""))
+    # moto's page has the status as its code; saying it twice says nothing more.
+    label = f"HTTP {status}" if code in {"", str(status)} else f"HTTP {status} {code}"
+    return f"{label}: {message}" if message else label
 
 
 def _round(value: float | None) -> float | None:

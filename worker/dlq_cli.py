@@ -153,9 +153,11 @@ def render_inspection(console: Console, report: InspectionReport) -> None:
         + _in_flight_note(report.approximate_in_flight)
     )
     table = Table(title="Messages by recorded rejection reason", title_justify="left")
-    for column in ("reason", "messages", "status", "oldest", "newest", "receives", "recorded reason"):
+    for column in ("reason", "messages", "status", "oldest", "newest", "receives"):
         table.add_column(column, justify="right" if column == "messages" else "left")
-    table.add_column("sample event keys", overflow="fold")
+    table.add_column("recorded reason", max_width=44)
+    # Whole keys, one a line: they are what `replay --event-key` takes.
+    table.add_column("sample event keys", no_wrap=True)
     for group in report.groups:
         statuses = ", ".join(f"{s} {n}" for s, n in sorted(group.statuses.items()))
         table.add_row(
@@ -165,7 +167,7 @@ def render_inspection(console: Console, report: InspectionReport) -> None:
             human_age(group.oldest_age_s),
             human_age(group.newest_age_s),
             f"{group.min_receive_count}-{group.max_receive_count}",
-            (group.reason_text or "")[:60],
+            _reason_text(group.reason_text, len(group.reason_texts)),
             "\n".join(group.sample_event_keys),
         )
     console.print(table)
@@ -198,7 +200,7 @@ def render_replay(console: Console, summary: ReplaySummary) -> None:
         table.add_row(label, str(value))
     console.print(table)
     if summary.by_reason:
-        reasons = Table(title=f"{verb.capitalize()} by recorded reason", title_justify="left")
+        reasons = Table(title="By recorded reason", title_justify="left")
         reasons.add_column("reason")
         reasons.add_column("messages", justify="right")
         for reason, count in summary.by_reason.most_common():
@@ -206,6 +208,13 @@ def render_replay(console: Console, summary: ReplaySummary) -> None:
         console.print(reasons)
     if summary.limit_reached:
         console.print("Stopped at --limit; the DLQ may hold more.", style="dim")
+
+
+def _reason_text(text: str | None, distinct: int) -> str:
+    if not text:
+        return ""
+    shown = text if len(text) <= 60 else text[:59] + "…"
+    return shown + (f" (+{distinct - 1} other)" if distinct > 1 else "")
 
 
 def human_age(seconds: float | None) -> str:
