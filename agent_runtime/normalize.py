@@ -47,6 +47,7 @@ from agent_runtime.limits import (
 from agent_runtime.redaction import redact_header, redact_query
 
 KNOWN_ACTIONS = frozenset({"ALLOW", "BLOCK", "COUNT", "CAPTCHA", "CHALLENGE"})
+_INTERRUPTING = frozenset({"BLOCK", "CAPTCHA", "CHALLENGE"})
 DEFAULT_ACTION_RULE = "Default_Action"
 # Spellings seen in hand-written and third-party exports of WAF events.
 _ACTION_ALIASES = {"BLOCKED": "BLOCK", "ALLOWED": "ALLOW", "COUNTED": "COUNT", "DENY": "BLOCK"}
@@ -365,8 +366,14 @@ def _waf_matches(record: Mapping[str, Any], action: str) -> tuple[tuple[RuleMatc
         group_name = _group_name(_as_str(group.get("ruleGroupId")))
         terminating = group.get("terminatingRule")
         if isinstance(terminating, Mapping) and terminating.get("ruleId"):
-            in_group = True
-            found.append(_match(terminating, group_name, default_action=action, terminating=True))
+            match = _match(terminating, group_name, default_action=action, terminating=True)
+            if action in {"ALLOW", "COUNT"} and match.action in _INTERRUPTING:
+                # The whole group's action was overridden to Count: the log keeps the
+                # rule's own BLOCK inside the group, but the request went through.
+                match = match.model_copy(update={"action": "COUNT", "terminating": False})
+            else:
+                in_group = True
+            found.append(match)
         for rule in _dicts(group.get("nonTerminatingMatchingRules")):
             found.append(_match(rule, group_name, default_action="COUNT"))
         for rule in _dicts(group.get("excludedRules")):
@@ -522,12 +529,15 @@ def _timestamp(raw: Any) -> datetime:
                 ) from None
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if isinstance(value, int | float):
-        # WAF logs epoch milliseconds; anything below 1e11 is epoch seconds (year 5138+ in ms).
-        seconds = value / 1000 if abs(value) >= 1e11 else value
         try:
+            # WAF logs epoch milliseconds; anything below 1e11 is epoch seconds (year 5138+
+            # in ms). The division is inside the try: an integer of a few hundred digits
+            # (valid JSON) overflows a float before fromtimestamp can reject it.
+            seconds = value / 1000 if abs(value) >= 1e11 else value
             return datetime.fromtimestamp(seconds, tz=UTC)
         except (OverflowError, OSError, ValueError):
-            raise _fail(ErrorCode.INVALID_EVENT, f"timestamp {value} is out of range") from None
+            shown = _clip(repr(value), 40)
+            raise _fail(ErrorCode.INVALID_EVENT, f"timestamp {shown} is out of range") from None
     raise _fail(ErrorCode.INVALID_EVENT, "timestamp must be epoch milliseconds or ISO 8601")
 
 
