@@ -231,6 +231,7 @@ def _from_normalized(record: dict[str, Any]) -> WafEvent:
     _clean_id(event.event_key, "event_key")
     return event.model_copy(
         update={
+            "timestamp": _as_utc(event.timestamp, event.timestamp.isoformat()),
             "source_ip": _ip(event.source_ip),
             "action": _action(event.action),
             "args": redact_query(event.args) if event.args else None,
@@ -527,7 +528,7 @@ def _timestamp(raw: Any) -> datetime:
                     ErrorCode.INVALID_EVENT,
                     f"timestamp {_clip(repr(raw), 40)} is not epoch milliseconds or ISO 8601",
                 ) from None
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            return _as_utc(parsed, _clip(repr(raw), 40))
     if isinstance(value, int | float):
         try:
             # WAF logs epoch milliseconds; anything below 1e11 is epoch seconds (year 5138+
@@ -539,6 +540,18 @@ def _timestamp(raw: Any) -> datetime:
             shown = _clip(repr(value), 40)
             raise _fail(ErrorCode.INVALID_EVENT, f"timestamp {shown} is out of range") from None
     raise _fail(ErrorCode.INVALID_EVENT, "timestamp must be epoch milliseconds or ISO 8601")
+
+
+def _as_utc(moment: datetime, shown: str) -> datetime:
+    """``moment`` in UTC (naive is taken as UTC): the store sorts event times as UTC text
+    and the monitor compares them, so an offset near year 1 or 9999 that has no UTC
+    equivalent is rejected here rather than overflowing there."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise _fail(ErrorCode.INVALID_EVENT, f"timestamp {shown} is out of range") from None
 
 
 def _ip(raw: Any) -> str:
