@@ -191,6 +191,7 @@ def test_a_captcha_that_terminated_and_a_default_allow() -> None:
         terminatingRuleId="Default_Action",
         terminatingRuleType="REGULAR",
         rateBasedRuleList=[],
+        labels=[],
     )
     event = normalize_event(allowed)
     assert (event.rule_name, event.matches) == ("Default_Action", ())
