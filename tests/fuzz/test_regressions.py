@@ -6,10 +6,13 @@ directory would find them again, but only by chance: these fail deterministicall
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from agent_runtime.errors import ContractError, ErrorCode
 from agent_runtime.normalize import normalize_event
+from worker.store.keys import sort_time
 
 EVENT = {"timestamp": 1_795_000_000_000, "action": "BLOCK", "source_ip": "192.0.2.1", "uri": "/"}
 
@@ -21,3 +24,26 @@ def test_an_epoch_timestamp_too_large_for_a_float_is_rejected(timestamp: int) ->
         normalize_event({**EVENT, "timestamp": timestamp})
     assert caught.value.code is ErrorCode.INVALID_EVENT
     assert len(caught.value.message) < 100
+
+
+def test_event_times_are_normalized_to_utc() -> None:
+    # An offset was kept as given, so the monitor compared and the store sorted mixed zones.
+    event = normalize_event({**EVENT, "timestamp": "2026-11-25T10:00:00-08:00"})
+    assert event.timestamp == datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+    assert event.timestamp.utcoffset() == timedelta(0)
+    assert sort_time(event.timestamp) == "2026-11-25T18:00:00.000000Z"
+
+
+@pytest.mark.parametrize("timestamp", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+01:00"])
+def test_an_iso_time_without_a_utc_equivalent_is_rejected(timestamp: str) -> None:
+    # Accepted before, then ``astimezone(UTC)`` overflowed in the worker's store.
+    with pytest.raises(ContractError) as caught:
+        normalize_event({**EVENT, "timestamp": timestamp})
+    assert caught.value.code is ErrorCode.INVALID_EVENT
+
+
+def test_a_stored_event_with_a_naive_time_comes_back_in_utc() -> None:
+    stored = normalize_event(EVENT).model_dump(mode="json")
+    stored["timestamp"] = "2026-11-25T10:00:00"
+    event = normalize_event(stored, allow_normalized=True)
+    assert event.timestamp == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
