@@ -12,11 +12,11 @@ Rules (DESIGN.md section 7):
 
 from __future__ import annotations
 
+import queue
 import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,32 +34,75 @@ log = structlog.get_logger("worker.consumer")
 _SQS_BATCH = 10
 # How long the acker waits to fill a delete batch; short, so visibility is not at risk.
 _ACK_LINGER_S = 0.2
+# After the drain, settled messages need one more SQS call each (a delete or a retry
+# delay); this bounds the wait for them so a hung endpoint cannot hold the exit.
+_FLUSH_TIMEOUT_S = 5.0
+# How often a poll loop that is waiting (all slots busy, a probe out) refreshes its beat.
+_IDLE_BEAT_S = 1.0
+# SQS answers these for a receipt handle that no longer leases the message: it was
+# deleted, its visibility ran out (and maybe someone else received it), or it is past
+# the 12-hour ceiling. Extending it again can only fail again.
+_LEASE_LOST_CODES = frozenset(
+    {
+        "ReceiptHandleIsInvalid",
+        "AWS.SimpleQueueService.MessageNotInflight",
+        "MessageNotInflight",
+        "InvalidParameterValue",
+    }
+)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Message:
+    """One received message and where it is in its life; flags change under the lock."""
+
     message_id: str
     receipt_handle: str
     body: str
     receive_count: int
     received_at: float = field(default_factory=time.monotonic)
+    # Taken by a work thread.
     started: bool = False
+    # The work finished and its outcome owns the message (an ack, or a retry delay).
+    settled: bool = False
+    # Settled with an ack: only the delete is left, the message will not come back.
+    acking: bool = False
+    # Given back by the shutdown (visibility 0); its outcome, if any, is ignored.
     cancelled: bool = False
+    # SQS refused a heartbeat for this receipt handle: it no longer leases the message.
+    lease_lost: bool = False
+    # Received while the circuit was half-open: the one message that tests the runtime.
+    probe: bool = False
+
+    @property
+    def live(self) -> bool:
+        """Still leased by work in progress, so a heartbeat should keep it hidden."""
+        return not (self.settled or self.cancelled or self.lease_lost)
 
 
 @dataclass
 class ConsumerStats:
+    """What one run did; work threads update it concurrently, so under a lock."""
+
     received: int = 0
     acked: int = 0
     released: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, outcome: Outcome) -> None:
-        self.outcomes[outcome.kind] = self.outcomes.get(outcome.kind, 0) + 1
+        with self._lock:
+            self.outcomes[outcome.kind] = self.outcomes.get(outcome.kind, 0) + 1
 
 
 class SqsConsumer:
-    """Consumes one queue with bounded concurrency until ``stop()`` is called."""
+    """Consumes one queue with bounded concurrency until ``stop()`` is called.
+
+    Threads: the caller's thread polls; ``concurrency`` daemon work threads process;
+    one acker deletes in batches; one heartbeat extends visibility. Every message is in
+    ``_in_flight`` from its receive until it is deleted, given a retry delay, or
+    released, and its flags (``_Message``) say which of those owns it.
+    """
 
     def __init__(
         self,
@@ -105,7 +148,15 @@ class SqsConsumer:
         self._lock = threading.Condition()
         self._in_flight: dict[str, _Message] = {}
         self._acks: list[_Message] = []
-        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="secops-work")
+        # Set once no outcome can add an ack any more; the acker flushes and exits.
+        self._acks_closed = False
+        # Serializes visibility changes of in-flight messages, so a heartbeat that
+        # checked a message before it settled cannot land after its retry delay or
+        # its release and hide it again for a whole visibility timeout.
+        self._visibility_lock = threading.Lock()
+        self._work_queue: queue.SimpleQueue[_Message | None] = queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
+        self._busy = 0
 
     # ---- public ---------------------------------------------------------------------
 
@@ -122,12 +173,25 @@ class SqsConsumer:
         with self._lock:
             return len(self._in_flight)
 
+    @property
+    def abandoned(self) -> int:
+        """Work threads still busy after ``run()`` returned (released at the drain deadline)."""
+        with self._lock:
+            return self._busy
+
     def run(self) -> ConsumerStats:
         """Consume until stopped (or idle, when configured); returns what happened."""
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="secops-heartbeat", daemon=True)
         acker = threading.Thread(target=self._ack_loop, name="secops-acker", daemon=True)
-        heartbeat.start()
-        acker.start()
+        # Daemon threads: a call still running at the drain deadline has had its message
+        # released, and must not hold the process past ECS's stop timeout (a
+        # ThreadPoolExecutor joins its threads at interpreter exit).
+        self._workers = [
+            threading.Thread(target=self._worker_loop, name=f"secops-work-{n}", daemon=True)
+            for n in range(self.concurrency)
+        ]
+        for thread in (heartbeat, acker, *self._workers):
+            thread.start()
         log.info(
             "consumer_started",
             queue_url=self.queue_url,
@@ -148,40 +212,70 @@ class SqsConsumer:
             self._beat()
             state = self.circuit.state
             if state == "open":
-                self._stop.wait(min(1.0, max(0.05, self.circuit.seconds_until_probe())))
+                self._stop.wait(min(_IDLE_BEAT_S, max(0.05, self.circuit.seconds_until_probe())))
+                continue
+            if state == "half_open" and self._probe_in_flight():
+                # One probe at a time: until it settles the runtime is still suspect,
+                # and more messages would only burn their receive counts.
+                self._wait_for_change(_IDLE_BEAT_S)
                 continue
             free = self._wait_for_free_slot()
             if free <= 0:
                 continue
-            # Half-open: one message probes the runtime; the rest stay in the queue.
             wanted = 1 if state == "half_open" else min(self.batch_size, free)
+            busy_before = self._may_return()
             messages = self._receive(wanted)
-            if self._stop.is_set():
+            # A long poll can take wait_time_s; beat again so the health check sees it.
+            self._beat()
+            with self._lock:
+                # Checked and registered in one step: a stop from another thread lands
+                # either before (the batch goes back) or after (the drain covers it).
+                stopping = self._stop.is_set()
+                for message in [] if stopping else messages:
+                    message.probe = state == "half_open"
+                    self._in_flight[message.receipt_handle] = message
+            if stopping:
                 # Received while stopping: never started, give them straight back.
                 self._release(messages, reason="shutdown")
                 break
             if not messages:
-                idle_polls += 1
-                if (
-                    self.exit_when_idle_polls
-                    and idle_polls >= self.exit_when_idle_polls
-                    and self.in_flight == 0
-                ):
+                # Idle means nothing anywhere: a poll made while work was in flight does
+                # not count, since that work may hand its message back a moment later.
+                idle_polls = idle_polls + 1 if busy_before == 0 and self._may_return() == 0 else 0
+                if self.exit_when_idle_polls and idle_polls >= self.exit_when_idle_polls:
                     log.info("queue_idle_exiting", idle_polls=idle_polls)
                     break
                 continue
             idle_polls = 0
             for message in messages:
-                with self._lock:
-                    self._in_flight[message.receipt_handle] = message
-                self._executor.submit(self._work, message)
+                self._work_queue.put(message)
+
+    def _may_return(self) -> int:
+        """In-flight messages that may yet be visible again (all but those being deleted)."""
+        with self._lock:
+            return sum(not m.acking for m in self._in_flight.values())
+
+    def _probe_in_flight(self) -> bool:
+        with self._lock:
+            return any(m.probe for m in self._in_flight.values())
+
+    def _wait_for_change(self, timeout: float) -> None:
+        """Sleep until a message leaves (or the stop), at most ``timeout``."""
+        with self._lock:
+            if not self._stop.is_set():
+                self._lock.wait(timeout=timeout)
 
     def _wait_for_free_slot(self) -> int:
-        with self._lock:
-            while len(self._in_flight) >= self.concurrency and not self._stop.is_set():
-                self._lock.wait(timeout=1.0)
-                self._beat()
-            return self.concurrency - len(self._in_flight)
+        """Free slots; waits while there are none, beating outside the lock meanwhile."""
+        while True:
+            with self._lock:
+                free = self.concurrency - len(self._in_flight)
+                if free > 0 or self._stop.is_set():
+                    return free
+                self._lock.wait(timeout=_IDLE_BEAT_S)
+            # The beat writes a file: never while holding the lock every work thread,
+            # the acker and the heartbeat need.
+            self._beat()
 
     def _receive(self, count: int) -> list[_Message]:
         try:
@@ -211,11 +305,20 @@ class SqsConsumer:
 
     # ---- work -----------------------------------------------------------------------
 
+    def _worker_loop(self) -> None:
+        while (message := self._work_queue.get()) is not None:
+            with self._lock:
+                if message.cancelled:
+                    continue
+                message.started = True
+                self._busy += 1
+            try:
+                self._work(message)
+            finally:
+                with self._lock:
+                    self._busy -= 1
+
     def _work(self, message: _Message) -> None:
-        with self._lock:
-            if message.cancelled:
-                return
-            message.started = True
         with structlog.contextvars.bound_contextvars(message_id=message.message_id):
             try:
                 outcome = self.process(message.body, message.message_id)
@@ -224,24 +327,31 @@ class SqsConsumer:
                 log.exception("processing_crashed", receive_count=message.receive_count)
                 outcome = Outcome("retry", reason="crashed")
             self.stats.add(outcome)
+            self.metrics.count("Messages", dimensions={"Outcome": outcome.kind})
             self._settle(message, outcome)
             if self.on_outcome is not None:
                 self.on_outcome(outcome)
 
     def _settle(self, message: _Message, outcome: Outcome) -> None:
         """Ack, or hand the message back with the right delay."""
-        if message.cancelled:
-            # Released at the drain deadline: it is visible again, and a redelivery
-            # resumes from the state this work made durable.
-            return
+        with self._lock:
+            if message.cancelled:
+                # Released at the drain deadline: it is visible again, and a redelivery
+                # resumes from the state this work made durable.
+                log.info("outcome_after_release_ignored", outcome=outcome.kind)
+                return
+            # From here on the outcome owns the message: the shutdown no longer releases
+            # it and the heartbeat no longer extends it.
+            message.settled = True
+            if outcome.ack:
+                message.acking = True
+                self._acks.append(message)
+                self._lock.notify_all()
         if outcome.kind == "unavailable":
             self.circuit.record_failure()
         elif outcome.model_called or outcome.kind == "done":
             self.circuit.record_success()
         if outcome.ack:
-            with self._lock:
-                self._acks.append(message)
-                self._lock.notify_all()
             return
         if outcome.kind == "rejected":
             # Bad input: make it visible again now so SQS's redrive moves it to the DLQ
@@ -257,7 +367,8 @@ class SqsConsumer:
             delay = int(outcome.delay_s)
         else:
             delay = self.retry_delay(message.receive_count)
-        self._change_visibility(message, min(delay, self.retry_max_delay_s))
+        with self._visibility_lock:
+            self._change_visibility(message, min(delay, self.retry_max_delay_s))
         self._forget(message)
         self.metrics.count(
             "Retries" if outcome.kind != "rejected" else "RejectedReleases",
@@ -273,30 +384,39 @@ class SqsConsumer:
     # ---- acks, heartbeats, releases ---------------------------------------------------
 
     def _ack_loop(self) -> None:
+        # Exits only once the shutdown has closed the acks: leaving on "stopped and
+        # nothing in flight" could leave before a message received in the same instant
+        # as the stop was acked, and that delete would never be sent.
         while True:
             with self._lock:
-                if not self._acks:
-                    if self._stop.is_set() and not self._in_flight:
-                        return
+                while not self._acks and not self._acks_closed:
                     self._lock.wait(timeout=_ACK_LINGER_S)
-                    continue
+                if not self._acks:
+                    return
                 if len(self._acks) < _SQS_BATCH and not self._stop.is_set():
+                    # Linger briefly so deletes go out ten at a time.
                     self._lock.wait(timeout=_ACK_LINGER_S)
                 batch, self._acks = self._acks[:_SQS_BATCH], self._acks[_SQS_BATCH:]
             self._delete(batch)
+
+    def _close_acks(self) -> None:
+        """No outcome can add an ack any more: the acker deletes what is left and exits."""
+        with self._lock:
+            self._acks_closed = True
+            self._lock.notify_all()
 
     def _delete(self, batch: list[_Message]) -> None:
         entries = [{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(batch)]
         try:
             response = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
-            failed = {int(f["Id"]) for f in response.get("Failed", [])}
+            failed = {int(f["Id"]): f.get("Code") for f in response.get("Failed", [])}
         except (BotoCoreError, ClientError) as exc:
             # The state is durable: a redelivery is acknowledged as a duplicate.
             log.warning("delete_failed", error=str(exc), count=len(batch))
-            failed = set(range(len(batch)))
+            failed = dict.fromkeys(range(len(batch)), "request_failed")
         for index, message in enumerate(batch):
             if index in failed:
-                log.warning("delete_entry_failed", message_id=message.message_id)
+                log.warning("delete_entry_failed", message_id=message.message_id, code=failed[index])
             else:
                 self.stats.acked += 1
             self._forget(message)
@@ -304,27 +424,48 @@ class SqsConsumer:
     def _heartbeat_loop(self) -> None:
         # Runs through the drain too: in-flight work must not reappear mid-shutdown.
         while not self._closed.wait(self.heartbeat_interval_s):
-            with self._lock:
-                messages = list(self._in_flight.values())
-            self._extend(messages)
+            self._extend_in_flight()
 
-    def _extend(self, messages: list[_Message]) -> None:
-        for start in range(0, len(messages), _SQS_BATCH):
-            chunk = messages[start : start + _SQS_BATCH]
-            entries = [
-                {
-                    "Id": str(i),
-                    "ReceiptHandle": m.receipt_handle,
-                    "VisibilityTimeout": self.visibility_timeout_s,
-                }
-                for i, m in enumerate(chunk)
-            ]
-            try:
-                self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
-            except (BotoCoreError, ClientError) as exc:
-                log.warning("heartbeat_failed", error=str(exc), count=len(chunk))
-        if messages:
-            self.metrics.count("HeartbeatExtensions", len(messages))
+    def _extend_in_flight(self) -> None:
+        """Push out the visibility of every message whose work is still running."""
+        with self._lock:
+            candidates = [m for m in self._in_flight.values() if m.live]
+        extended = 0
+        for start in range(0, len(candidates), _SQS_BATCH):
+            with self._visibility_lock:
+                # Look again under the visibility lock: a message settled or released
+                # since the snapshot already has its final visibility.
+                with self._lock:
+                    chunk = [m for m in candidates[start : start + _SQS_BATCH] if m.live]
+                if chunk:
+                    extended += self._extend(chunk)
+        if extended:
+            self.metrics.count("HeartbeatExtensions", extended)
+
+    def _extend(self, chunk: list[_Message]) -> int:
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": self.visibility_timeout_s}
+            for i, m in enumerate(chunk)
+        ]
+        try:
+            response = self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("heartbeat_failed", error=str(exc), count=len(chunk))
+            return 0
+        failures = response.get("Failed", [])
+        for failure in failures:
+            message = chunk[int(failure["Id"])]
+            code = str(failure.get("Code", ""))
+            if code in _LEASE_LOST_CODES:
+                # The visibility already ran out (or the message is gone): SQS may hand
+                # it to someone else, whose claim the store arbitrates. Stop extending.
+                with self._lock:
+                    message.lease_lost = True
+                self.metrics.count("LeasesLost")
+                log.warning("heartbeat_lease_lost", message_id=message.message_id, code=code)
+            else:
+                log.warning("heartbeat_entry_failed", message_id=message.message_id, code=code)
+        return len(chunk) - len(failures)
 
     def _change_visibility(self, message: _Message, seconds: int) -> None:
         try:
@@ -338,10 +479,11 @@ class SqsConsumer:
             log.warning("visibility_change_failed", message_id=message.message_id, error=str(exc))
 
     def _release(self, messages: list[_Message], *, reason: str) -> None:
-        for message in messages:
-            self._change_visibility(message, 0)
-            self.stats.released += 1
-            log.info("message_released", message_id=message.message_id, reason=reason)
+        with self._visibility_lock:
+            for message in messages:
+                self._change_visibility(message, 0)
+                self.stats.released += 1
+                log.info("message_released", message_id=message.message_id, reason=reason)
 
     def _forget(self, message: _Message) -> None:
         with self._lock:
@@ -354,34 +496,41 @@ class SqsConsumer:
         started = self._stop_requested_at or time.monotonic()
         return time.monotonic() >= started + self.drain_timeout_s
 
+    def _take_unsettled(self, *, unstarted_only: bool) -> list[_Message]:
+        """Cancel and remove messages no outcome owns yet (atomically with ``_settle``)."""
+        with self._lock:
+            taken = [
+                m for m in self._in_flight.values() if not m.settled and not (unstarted_only and m.started)
+            ]
+            for message in taken:
+                message.cancelled = True
+                self._in_flight.pop(message.receipt_handle, None)
+            self._lock.notify_all()
+        return taken
+
     def _shutdown(self, heartbeat: threading.Thread, acker: threading.Thread) -> None:
         # 1. Stop receiving: the poll loop has returned.
         self.stop()
         # 2. Release what was received but not started.
-        with self._lock:
-            unstarted = [m for m in self._in_flight.values() if not m.started]
-            for message in unstarted:
-                message.cancelled = True
-                self._in_flight.pop(message.receipt_handle, None)
-        self._release(unstarted, reason="shutdown_unstarted")
+        self._release(self._take_unsettled(unstarted_only=True), reason="shutdown_unstarted")
+        for _ in self._workers:
+            self._work_queue.put(None)  # idle work threads exit
         # 3. Let in-flight work finish within the drain timeout; heartbeats keep running.
         with self._lock:
-            while self._in_flight and not self._drain_deadline_passed():
+            while any(not m.settled for m in self._in_flight.values()) and not self._drain_deadline_passed():
                 self._lock.wait(timeout=0.1)
-            leftover = [m for m in self._in_flight.values() if m not in self._acks]
         # 4. Release what is left so another replica picks it up now, not after the timeout.
+        leftover = self._take_unsettled(unstarted_only=False)
         if leftover:
             log.warning("drain_timeout_releasing", count=len(leftover))
-            for message in leftover:
-                message.cancelled = True
             self._release(leftover, reason="drain_timeout")
-            with self._lock:
-                for message in leftover:
-                    self._in_flight.pop(message.receipt_handle, None)
-                self._lock.notify_all()
-        # 5. Flush pending deletes, then close.
-        acker.join(timeout=5.0)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        # 5. Every remaining message is settled: flush the deletes and retry delays.
+        self._close_acks()
+        acker.join(timeout=_FLUSH_TIMEOUT_S)
+        flush_deadline = time.monotonic() + _FLUSH_TIMEOUT_S
+        with self._lock:
+            while self._in_flight and time.monotonic() < flush_deadline:
+                self._lock.wait(timeout=0.1)
         self._closed.set()
         heartbeat.join(timeout=1.0)
         log.info(
@@ -389,20 +538,25 @@ class SqsConsumer:
             received=self.stats.received,
             acked=self.stats.acked,
             released=self.stats.released,
+            abandoned=self.abandoned,
             outcomes=self.stats.outcomes,
         )
 
     def _beat(self) -> None:
         if self.health is not None:
             try:
-                self.health.beat(circuit=self.circuit.state, in_flight=len(self._in_flight))
+                self.health.beat(circuit=self.circuit.state, in_flight=self.in_flight)
             except OSError as exc:
                 log.warning("health_beat_failed", error=str(exc))
 
 
 def circuit_logger(metrics: Metrics) -> Callable[[State], None]:
+    """Log and count every circuit transition; ``CircuitOpen`` is 1 until it closes again."""
+
     def on_change(state: State) -> None:
         log.warning("circuit_state_changed", state=state)
         metrics.count("CircuitStateChanges", dimensions={"State": state})
+        # A gauge an alarm can watch ("open for 5 minutes") without summing transitions.
+        metrics.gauge("CircuitOpen", 0 if state == "closed" else 1)
 
     return on_change
