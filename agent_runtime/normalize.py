@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -166,7 +167,13 @@ def parse_request(
 
 def _parse_monitor(payload: Mapping[str, Any]) -> MonitorRequest:
     hours = payload.get("hours", 24)
-    if isinstance(hours, bool) or not isinstance(hours, int | float) or hours != int(hours):
+    # Python's json accepts NaN and Infinity (and 1e400 becomes inf): int() of those raises.
+    if (
+        isinstance(hours, bool)
+        or not isinstance(hours, int | float)
+        or (isinstance(hours, float) and not math.isfinite(hours))
+        or hours != int(hours)
+    ):
         raise _fail(ErrorCode.INVALID_HOURS, "hours must be a whole number of hours")
     events = payload.get("events", [])
     if events is None:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from agent_runtime.errors import ContractError, ErrorCode
-from agent_runtime.normalize import normalize_event
+from agent_runtime.normalize import normalize_event, parse_request
 from worker.store.keys import sort_time
 
 EVENT = {"timestamp": 1_795_000_000_000, "action": "BLOCK", "source_ip": "192.0.2.1", "uri": "/"}
@@ -47,3 +47,20 @@ def test_a_stored_event_with_a_naive_time_comes_back_in_utc() -> None:
     stored["timestamp"] = "2026-11-25T10:00:00"
     event = normalize_event(stored, allow_normalized=True)
     assert event.timestamp == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"action": "monitor", "hours": Infinity}',
+        b'{"action": "monitor", "hours": -Infinity}',
+        b'{"action": "monitor", "hours": NaN}',
+        b'{"action": "monitor", "hours": 1e400}',
+        b'{"action": "monitor", "hours": 1' + b"0" * 400 + b"}",
+    ],
+)
+def test_monitor_hours_that_are_not_finite_are_invalid_hours(body: bytes) -> None:
+    # int(inf) raised OverflowError and int(nan) ValueError: a 500 for bad input.
+    with pytest.raises(ContractError) as caught:
+        parse_request(body)
+    assert caught.value.code is ErrorCode.INVALID_HOURS
