@@ -196,11 +196,16 @@ def _parse_monitor(payload: Mapping[str, Any]) -> MonitorRequest:
         if payload.get(name) is not None:
             extra[name] = payload[name]
     try:
-        return MonitorRequest(hours=int(hours), events=tuple(normalized), **extra)
+        request = MonitorRequest(hours=int(hours), events=tuple(normalized), **extra)
     except ValidationError as exc:
         loc = exc.errors()[0]["loc"][0] if exc.errors() else ""
         code = ErrorCode.INVALID_HOURS if loc == "hours" else ErrorCode.INVALID_PAYLOAD
         raise _fail(code, _first_error("monitor", exc)) from None
+    if request.now is not None and request.now.tzinfo is None:
+        # Event times are aware, and comparing them with a naive 'now' raises TypeError:
+        # a naive 'now' is taken as UTC, like a naive event time.
+        request = request.model_copy(update={"now": request.now.replace(tzinfo=UTC)})
+    return request
 
 
 # ---- events --------------------------------------------------------------------------

@@ -12,9 +12,12 @@ import pytest
 
 from agent_runtime.errors import ContractError, ErrorCode
 from agent_runtime.normalize import normalize_event, parse_request
+from agent_runtime.service import build_service
+from agent_runtime.settings import RuntimeSettings
 from worker.store.keys import sort_time
 
 EVENT = {"timestamp": 1_795_000_000_000, "action": "BLOCK", "source_ip": "192.0.2.1", "uri": "/"}
+EVENT_2026 = {**EVENT, "timestamp": "2026-11-25T11:00:00Z"}
 
 
 @pytest.mark.parametrize("timestamp", [10**400, -(10**400), 3 * 10**308])
@@ -64,3 +67,11 @@ def test_monitor_hours_that_are_not_finite_are_invalid_hours(body: bytes) -> Non
     with pytest.raises(ContractError) as caught:
         parse_request(body)
     assert caught.value.code is ErrorCode.INVALID_HOURS
+
+
+def test_a_naive_monitor_now_is_taken_as_utc() -> None:
+    # Comparing aware event times with a naive 'now' raised TypeError in the monitor: a 500.
+    service = build_service(RuntimeSettings(provider="rules"))
+    body = service.invoke({"action": "monitor", "now": "2026-11-25T12:00:00", "events": [EVENT_2026]})
+    assert body["status"] == "success", body
+    assert body["events_in_window"] == 1
