@@ -6,6 +6,7 @@ Runs during normalization, so neither a model nor the store ever sees a credenti
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import parse_qsl, urlencode
 
 REDACTED = "[REDACTED]"
@@ -38,9 +39,30 @@ _SECRET_NAME = re.compile(
 )
 
 
-def is_secret_header(name: str) -> bool:
-    lowered = name.strip().lower()
+# Characters that do not show in a header name: a name like "Cook\x00ie" or
+# "Co\u200bokie" is displayed (and stored, once normalization strips controls) as
+# "Cookie", so it is matched without them.
+_ASCII_INVISIBLE = re.compile(r"[\x00-\x20\x7f]+")
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+# Only this much of a non-ASCII name is scanned character by character; normalization
+# keeps far less of a name than that.
+_NAME_SCAN_CHARS = 4096
+
+
+def _visible(name: str) -> str:
+    if name.isascii():
+        return _ASCII_INVISIBLE.sub("", name).lower()
+    return "".join(
+        ch for ch in name[:_NAME_SCAN_CHARS] if unicodedata.category(ch) not in _INVISIBLE_CATEGORIES
+    ).lower()
+
+
+def _is_secret_name(lowered: str) -> bool:
     return lowered in _SECRET_HEADERS or bool(_SECRET_NAME.search(lowered))
+
+
+def is_secret_header(name: str) -> bool:
+    return _is_secret_name(name.strip().lower()) or _is_secret_name(_visible(name))
 
 
 def redact_header(name: str, value: str) -> str:

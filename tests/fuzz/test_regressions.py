@@ -7,6 +7,7 @@ directory would find them again, but only by chance: these fail deterministicall
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -75,3 +76,22 @@ def test_a_naive_monitor_now_is_taken_as_utc() -> None:
     body = service.invoke({"action": "monitor", "now": "2026-11-25T12:00:00", "events": [EVENT_2026]})
     assert body["status"] == "success", body
     assert body["events_in_window"] == 1
+
+
+@pytest.mark.parametrize(
+    "name", ["Cook\x00ie", "Co\u200bokie", "Set-\x1bCookie", "X-Api-Key\x7f", "Cookie\ufeff"]
+)
+@pytest.mark.parametrize("shape", ["list", "dict"])
+def test_a_secret_header_disguised_with_invisible_characters_is_redacted(name: str, shape: str) -> None:
+    # The stored name had its controls stripped ("Cookie") while redaction looked at the
+    # raw name, so the session cookie was kept next to a header that reads "Cookie".
+    headers: Any = (
+        [{"name": name, "value": "SECRET-session"}] if shape == "list" else {name: "SECRET-session"}
+    )
+    event = normalize_event({**EVENT, "headers": headers})
+    assert "SECRET-session" not in event.model_dump_json()
+    again = normalize_event(
+        {**event.model_dump(mode="json"), "headers": [{"name": name, "value": "SECRET-session"}]},
+        allow_normalized=True,
+    )
+    assert "SECRET-session" not in again.model_dump_json()
