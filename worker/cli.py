@@ -8,7 +8,9 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -151,7 +153,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings()
     _logging(settings)
-    return run_worker(build_worker(settings))
+    worker = build_worker(settings)
+    code = run_worker(worker)
+    if worker.consumer.abandoned:
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Exit without finalizing the interpreter around work threads the drain gave up on.
+
+    Their messages are visible again and their leases given back. Finalizing while
+    they still run would let them write to half-closed streams (Python aborts when a
+    daemon thread holds stderr's lock at shutdown) or block on library atexit hooks,
+    and ECS would SIGKILL a task that overstays its stop timeout anyway.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing left to say
+            stream.flush()
+    os._exit(code)
 
 
 def cmd_setup(args: argparse.Namespace) -> int:

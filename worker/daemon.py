@@ -18,7 +18,7 @@ from worker.agents import Agents
 from worker.consumers.circuit import CircuitBreaker
 from worker.consumers.sqs import SqsConsumer, circuit_logger
 from worker.health import HealthBeacon
-from worker.metrics import Metrics
+from worker.metrics import Metrics, emf_wanted
 from worker.notifier import Notifier
 from worker.processor import EventProcessor
 from worker.resources import Resources, resolve_resources
@@ -84,7 +84,7 @@ def build_worker(
     clients = clients or Clients.from_settings(settings)
     metrics = metrics or Metrics(
         namespace=settings.metrics_namespace,
-        enabled=settings.metrics_enabled and settings.log_format != "console",
+        enabled=settings.metrics_enabled and emf_wanted(settings.log_format),
     )
     resources = resources or resolve_resources(settings, sqs=clients.sqs, sns=clients.sns)
     store = EventStore(settings.table_name, client=clients.dynamodb, ttl_days=settings.event_ttl_days)
@@ -161,6 +161,9 @@ def run_worker(worker: Worker, *, with_scheduler: bool = True) -> int:
     try:
         worker.consumer.run()
     finally:
+        if worker.consumer.abandoned:
+            # Their messages are visible again; their leases must not outlive them.
+            worker.processor.release_claims()
         if scheduler is not None:
             scheduler.shutdown(wait=True)
         worker.agents.close()

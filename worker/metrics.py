@@ -19,6 +19,20 @@ from typing import IO, Any
 Dimensions = Mapping[str, str]
 
 
+def emf_wanted(log_format: str, stream: IO[str] | None = None) -> bool:
+    """EMF lines belong where logs are JSON for CloudWatch, not on a person's terminal.
+
+    ``auto`` follows the logs' own rule (JSON off a TTY), but looks at the stream the
+    metrics go to: stdout.
+    """
+    if log_format == "json":
+        return True
+    if log_format == "auto":
+        target = stream or sys.stdout
+        return not (hasattr(target, "isatty") and target.isatty())
+    return False
+
+
 class Metrics:
     """Thread-safe counters and timers; each observation may also be written as EMF."""
 

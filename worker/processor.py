@@ -11,11 +11,13 @@ notification is never sent again once marked.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
+from botocore.exceptions import ClientError
 
 from agent_runtime.contract import Analysis, AnalysisInput, WafEvent
 from agent_runtime.errors import ContractError
@@ -27,6 +29,7 @@ from worker.errors import (
     PermanentError,
     RetryableError,
     RuntimeUnavailable,
+    WorkerError,
 )
 from worker.metrics import Metrics
 from worker.store import EventRecord, EventStore, rejection_key
@@ -101,6 +104,10 @@ class EventProcessor:
         self.lease_s = lease_s
         self.fallback_to_rules = fallback_to_rules
         self.metrics = metrics or Metrics(enabled=False)
+        # Leases held by work in progress (owner -> event key), so the ones a shutdown
+        # abandons can be given back instead of blocking redeliveries for lease_s.
+        self._claims: dict[str, str] = {}
+        self._claims_lock = threading.Lock()
 
     def process(self, body: str, message_id: str) -> Outcome:
         """Process one message body; never raises for input or dependency failures."""
@@ -125,10 +132,33 @@ class EventProcessor:
                 )
             except RetryableError as exc:
                 return Outcome("retry", event.event_key, reason=exc.reason)
+            with self._claims_lock:
+                self._claims[owner] = event.event_key
             try:
                 return self._advance(record, parsed, message_id, owner)
             finally:
                 self.store.release(event.event_key, owner=owner)
+                with self._claims_lock:
+                    self._claims.pop(owner, None)
+
+    def release_claims(self) -> int:
+        """Give back every lease still held; returns how many. For work the shutdown abandoned.
+
+        The consumer released those messages at its drain deadline; without this, each
+        redelivery would meet our lease and back off (burning a receive count) until
+        ``lease_s`` ran out. The abandoned call may still finish and write its step:
+        the store accepts it only while no new claim has taken the event.
+        """
+        with self._claims_lock:
+            claims, self._claims = dict(self._claims), {}
+        for owner, key in claims.items():
+            try:
+                self.store.release(key, owner=owner)
+            except (WorkerError, ClientError) as exc:
+                log.warning("lease_release_failed", event_key=key, error=str(exc))
+        if claims:
+            log.info("abandoned_leases_released", count=len(claims))
+        return len(claims)
 
     # ---- steps ------------------------------------------------------------------------
 
