@@ -234,13 +234,20 @@ def normalize_event(raw: Any, *, allow_normalized: bool = False) -> WafEvent:
 
 
 def _from_normalized(record: dict[str, Any]) -> WafEvent:
+    """A stored event sent back: held to every invariant of a freshly normalized one."""
     try:
         event = WafEvent.model_validate(record)
     except ValidationError as exc:
         raise _fail(ErrorCode.INVALID_EVENT, _first_error("event", exc)) from None
     if not event.event_key.startswith("evt#"):
         raise _fail(ErrorCode.INVALID_EVENT, "event_key must start with 'evt#'")
-    _clean_id(event.event_key, "event_key")
+    key_id = event.event_key.removeprefix("evt#")
+    if _clean_id(key_id, "event_key") != key_id:
+        raise _fail(ErrorCode.INVALID_EVENT, "event_key has control characters or surrounding spaces")
+    labels = tuple(label for label in map(_name, event.labels) if label)
+    cut = (
+        len(event.headers) > MAX_HEADERS or len(labels) > MAX_LABELS or len(event.matches) > MAX_RULE_MATCHES
+    )
     return event.model_copy(
         update={
             "timestamp": _as_utc(event.timestamp, event.timestamp.isoformat()),
@@ -248,8 +255,13 @@ def _from_normalized(record: dict[str, Any]) -> WafEvent:
             "action": _action(event.action),
             "args": redact_query(event.args) if event.args else None,
             "headers": tuple(
-                Header(name=h.name, value=redact_header(h.name, h.value)) for h in event.headers[:MAX_HEADERS]
+                Header(name=_name(h.name), value=redact_header(h.name, h.value))
+                for h in event.headers[:MAX_HEADERS]
             ),
+            "rule_name": event.rule_name or DEFAULT_ACTION_RULE,
+            "labels": labels[:MAX_LABELS],
+            "matches": event.matches[:MAX_RULE_MATCHES],
+            "truncated": event.truncated or cut,
         }
     )
 
@@ -499,8 +511,7 @@ def _headers(raw: Any) -> tuple[tuple[Header, ...], bool]:
         raise _fail(ErrorCode.INVALID_EVENT, "headers must be a list of {name, value} or an object")
     cut = len(pairs) > MAX_HEADERS
     headers = tuple(
-        Header(name=_strip(name)[:MAX_ID_CHARS], value=redact_header(name, value))
-        for name, value in pairs[:MAX_HEADERS]
+        Header(name=_name(name), value=redact_header(name, value)) for name, value in pairs[:MAX_HEADERS]
     )
     return headers, cut
 
@@ -516,8 +527,9 @@ def _labels(raw: Any) -> tuple[tuple[str, ...], bool]:
     names: list[str] = []
     for item in raw if isinstance(raw, list) else []:
         name = item.get("name") if isinstance(item, Mapping) else item
-        if isinstance(name, str) and name:
-            names.append(_strip(name)[:MAX_ID_CHARS])
+        cleaned = _name(name) if isinstance(name, str) else ""
+        if cleaned:
+            names.append(cleaned)
     if raw is not None and not isinstance(raw, list):
         raise _fail(ErrorCode.INVALID_EVENT, "labels must be a list")
     return tuple(names[:MAX_LABELS]), len(names) > MAX_LABELS
@@ -645,6 +657,12 @@ def _clean_id(raw: str, what: str) -> str:
 
 def _strip(text: str) -> str:
     return _CONTROL.sub("", text).strip()
+
+
+def _name(text: str) -> str:
+    """A header name or label: no control characters, at most MAX_ID_CHARS, trimmed after
+    the cut too, so normalizing a normalized name changes nothing."""
+    return _strip(text)[:MAX_ID_CHARS].rstrip()
 
 
 def _as_str(value: Any) -> str | None:

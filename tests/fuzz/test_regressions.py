@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from agent_runtime.errors import ContractError, ErrorCode
+from agent_runtime.limits import MAX_ID_CHARS, MAX_LABELS
 from agent_runtime.normalize import normalize_event, parse_request
 from agent_runtime.service import build_service
 from agent_runtime.settings import RuntimeSettings
@@ -95,3 +96,40 @@ def test_a_secret_header_disguised_with_invisible_characters_is_redacted(name: s
         allow_normalized=True,
     )
     assert "SECRET-session" not in again.model_dump_json()
+
+
+def test_a_stored_event_sent_back_is_held_to_the_invariants_of_a_fresh_one() -> None:
+    # The monitor accepted a forged stored event with a control character in a header
+    # name, an empty rule name and any number of labels; a fresh event has none of that.
+    stored = normalize_event(EVENT).model_dump(mode="json")
+    forged = {
+        **stored,
+        "headers": [{"name": "\x1fX-Trace", "value": "1"}],
+        "rule_name": "",
+        "labels": [f"label-{i}" for i in range(MAX_LABELS + 5)],
+    }
+    event = normalize_event(forged, allow_normalized=True)
+    assert [h.name for h in event.headers] == ["X-Trace"]
+    assert event.rule_name == "Default_Action"
+    assert len(event.labels) == MAX_LABELS
+    assert event.truncated
+
+
+def test_a_stored_event_with_the_longest_id_normalizes_to_itself() -> None:
+    # "evt#" + a 512-character id is 516 characters: the whole key was checked against
+    # the 512-character id limit, so the monitor rejected the worker's own events.
+    event = normalize_event({**EVENT, "id": "a" * MAX_ID_CHARS})
+    assert normalize_event(event.model_dump(mode="json"), allow_normalized=True) == event
+
+
+@pytest.mark.parametrize("label", ["a" * (MAX_ID_CHARS - 1) + " b", "\x00"])
+def test_labels_are_cut_so_that_normalizing_twice_changes_nothing(label: str) -> None:
+    event = normalize_event({**EVENT, "labels": [{"name": label}]})
+    assert normalize_event(event.model_dump(mode="json"), allow_normalized=True) == event
+
+
+def test_a_stored_event_key_with_control_characters_is_rejected() -> None:
+    forged = {**normalize_event(EVENT).model_dump(mode="json"), "event_key": "evt#a\x00b"}
+    with pytest.raises(ContractError) as caught:
+        normalize_event(forged, allow_normalized=True)
+    assert caught.value.code is ErrorCode.INVALID_EVENT
