@@ -137,15 +137,33 @@ def _settings(**overrides: Any) -> Any:
         problems = []
         for error in exc.errors():
             loc = ".".join(str(p) for p in error.get("loc", ()))
-            name = f"SECOPS_{loc.upper()}" if loc else "settings"
-            problems.append(f"{name}: {error.get('msg')}".replace("Value error, ", ""))
+            message = str(error.get("msg", "")).removeprefix("Value error, ")
+            # A cross-field check names its variables itself; a field error gets its name.
+            problems.append(f"{_env_name(loc)}: {message}" if loc else message)
         raise CliError("invalid settings: " + "; ".join(problems), EXIT_USAGE) from None
 
 
-def _logging(settings: Any) -> None:
+def _env_name(loc: str) -> str:
+    """``wait_time_s`` -> ``SECOPS_WAIT_TIME_S``; an alias pydantic reports (``LOG_LEVEL``) stays."""
+    return loc if loc.isupper() else f"SECOPS_{loc.upper()}"
+
+
+# Variables that set the log level explicitly (the settings default cannot tell).
+_LOG_LEVEL_VARIABLES = ("SECOPS_LOG_LEVEL", "LOG_LEVEL")
+
+
+def _logging(settings: Any, *, one_shot_level: str | None = None) -> None:
+    """Configure logs; a one-shot command is quieter unless a level was asked for.
+
+    The daemon logs at INFO for CloudWatch. A command an operator types already prints
+    its result, so INFO lines on stderr would only bury the one line that matters
+    (``secops analyze`` would log every event twice).
+    """
     from agent_runtime.logs import configure_logging
 
-    configure_logging(settings.log_level, settings.log_format)
+    explicit = any(os.environ.get(name) for name in _LOG_LEVEL_VARIABLES)
+    level = settings.log_level if explicit or one_shot_level is None else one_shot_level
+    configure_logging(level, settings.log_format)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -180,7 +198,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
     from worker.store import EventStore
 
     settings = _settings()
-    _logging(settings)
+    _logging(settings, one_shot_level="WARNING")
     clients = Clients.from_settings(settings)
     store = EventStore(settings.table_name, client=clients.dynamodb, ttl_days=settings.event_ttl_days)
     resources, report = setup_resources(settings, sqs=clients.sqs, sns=clients.sns, store=store)
@@ -195,13 +213,14 @@ def cmd_send(args: argparse.Namespace) -> int:
     from worker.sending import send_records
 
     settings = _settings()
-    _logging(settings)
-    clients = Clients.from_settings(settings)
-    resources = resolve_resources(settings, sqs=clients.sqs, sns=clients.sns)
+    _logging(settings, one_shot_level="WARNING")
+    # A missing file is found before any AWS call (and its retries) is made.
     with open_input(args.file) as stream:
+        clients = Clients.from_settings(settings)
+        resources = resolve_resources(settings, sqs=clients.sqs, sns=clients.sns)
         result = send_records(clients.sqs, resources.queue_url, stream, raw=args.raw)
     _out(json.dumps(result))
-    return EXIT_OK if not result["skipped"] else EXIT_FAILED
+    return EXIT_OK if not (result["skipped"] or result["failed"]) else EXIT_FAILED
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -220,15 +239,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from agent_runtime.service import build_service
-    from worker.analyze import analyze_stream
     from worker.inputs import open_input
 
     settings = _settings()
-    _logging(settings)
-    service = build_service(settings)
+    # Each input's failure is its own error object on stdout; a warning would repeat it.
+    _logging(settings, one_shot_level="ERROR")
+    # A missing file is found before the runtime and its provider SDK are imported.
     with open_input(args.file) as stream:
-        failures = analyze_stream(service, stream, sys.stdout)
+        from agent_runtime.service import build_service
+        from worker.analyze import analyze_stream
+
+        failures = analyze_stream(build_service(settings), stream, sys.stdout)
     return EXIT_OK if failures == 0 else EXIT_FAILED
 
 

@@ -25,6 +25,8 @@ class InputRecord:
     text: str
     value: Any = None
     error: str | None = None
+    # Longer than any message SQS takes; ``text`` then holds only its start.
+    oversize: bool = False
 
 
 def open_input(path: str) -> IO[str]:
@@ -51,7 +53,14 @@ def read_records(stream: IO[str]) -> Iterator[InputRecord]:
     try:
         text = stream.read()
     except UnicodeDecodeError as exc:
-        raise InputError(f"input is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise InputError(f"{_label(stream)}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        # stdin decodes with surrogateescape under a C/POSIX locale, so bad bytes arrive
+        # as lone surrogates instead of an error; refuse them the same way.
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        offset = len(text[: exc.start].encode("utf-8", "surrogateescape"))
+        raise InputError(f"{_label(stream)}: not UTF-8 text (invalid byte at byte {offset})") from None
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:
@@ -66,8 +75,10 @@ def read_records(stream: IO[str]) -> Iterator[InputRecord]:
         body = line.strip()
         if not body or body.startswith("#"):
             continue
-        if len(body.encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES:
-            yield InputRecord(line=number, text=body[:200], error=f"line exceeds {MAX_LINE_BYTES} bytes")
+        if len(body.encode("utf-8")) > MAX_LINE_BYTES:
+            yield InputRecord(
+                line=number, text=body[:200], error=f"line exceeds {MAX_LINE_BYTES} bytes", oversize=True
+            )
             continue
         try:
             yield InputRecord(line=number, text=body, value=json.loads(body))
@@ -75,3 +86,9 @@ def read_records(stream: IO[str]) -> Iterator[InputRecord]:
             yield InputRecord(line=number, text=body, error=f"not JSON: {exc.msg} at column {exc.colno}")
         except RecursionError:
             yield InputRecord(line=number, text=body, error="not JSON: nested too deeply")
+
+
+def _label(stream: IO[str]) -> str:
+    """How an error names the input: its path, or ``stdin``."""
+    name = getattr(stream, "name", None)
+    return "stdin" if not isinstance(name, str) or name == "<stdin>" else name

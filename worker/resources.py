@@ -66,9 +66,7 @@ def setup_resources(
             topics[name] = given
             report[name] = "given"
             continue
-        attributes = {"FifoTopic": "true"} if name.endswith(".fifo") else {}
-        topics[name] = sns.create_topic(Name=name, Attributes=attributes)["TopicArn"]
-        report[name] = "ensured"
+        topics[name], report[name] = _ensure_topic(sns, name, like_arn=dlq_arn)
     report[settings.table_name] = "created" if store.create_table() else "exists"
     resources = Resources(
         queue_url=queue_url,
@@ -131,6 +129,26 @@ def _ensure_queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str,
         if _code(exc) not in {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}:
             raise
     return sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"], "created"
+
+
+def _ensure_topic(sns: Any, name: str, *, like_arn: str) -> tuple[str, str]:
+    """Create a topic unless it exists; says which, like the queues and the table do.
+
+    CreateTopic alone is idempotent but cannot tell the two apart, so look first at the
+    ARN the topic would have (partition and account taken from a queue ARN of ours).
+    Without permission to look, create it and report ``ensured``.
+    """
+    parts = like_arn.split(":")
+    attributes = {"FifoTopic": "true"} if name.endswith(".fifo") else {}
+    if len(parts) >= 6:
+        arn = f"arn:{parts[1]}:sns:{sns.meta.region_name}:{parts[4]}:{name}"
+        try:
+            sns.get_topic_attributes(TopicArn=arn)
+            return arn, "exists"
+        except ClientError as exc:
+            if _code(exc) in {"NotFound", "NotFoundException"}:
+                return sns.create_topic(Name=name, Attributes=attributes)["TopicArn"], "created"
+    return sns.create_topic(Name=name, Attributes=attributes)["TopicArn"], "ensured"
 
 
 def _dlq_url(sqs: Any, queue_url: str) -> str | None:

@@ -23,6 +23,10 @@ SQS_MAX_BATCH = 10
 SQS_MAX_VISIBILITY_S = 12 * 3600
 SQS_MAX_MESSAGE_BYTES = 1024 * 1024
 SQS_MAX_DELAY_S = 900
+# The poll loop refreshes the heartbeat around every receive, and one receive can last
+# the whole long poll plus a slow answer; the health check's limit must leave room for
+# that, or an idle worker reads as dead.
+HEALTH_SLACK_S = 10
 
 
 class Settings(RuntimeSettings):
@@ -126,6 +130,11 @@ class Settings(RuntimeSettings):
             problems.append(
                 f"SECOPS_RUNTIME_RETRY_DEADLINE_S={self.runtime_retry_deadline_s} must be below "
                 f"SECOPS_LEASE_S={self.lease_s}: a retrying call must not outlive its claim"
+            )
+        if self.health_max_age_s <= self.wait_time_s + HEALTH_SLACK_S:
+            problems.append(
+                f"SECOPS_HEALTH_MAX_AGE_S={self.health_max_age_s:g} must exceed SECOPS_WAIT_TIME_S="
+                f"{self.wait_time_s} + {HEALTH_SLACK_S} s: a long poll is that long without a heartbeat"
             )
         if self.transport == "agentcore" and not self.agent_runtime_arn:
             problems.append("SECOPS_TRANSPORT=agentcore needs SECOPS_AGENT_RUNTIME_ARN")
