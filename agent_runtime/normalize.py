@@ -57,7 +57,9 @@ _ACTION_ALIASES = {"BLOCKED": "BLOCK", "ALLOWED": "ALLOW", "COUNTED": "COUNT", "
 # "arn:aws:wafv2:...:managedruleset/..." -> the bare group name.
 _GROUP_PREFIX = re.compile(r"^(?:AWS[#-]|[A-Za-z0-9]+#)")
 _GROUP_VERSION = re.compile(r"#Version_[^#]*$|#v\d[^#]*$", re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Control characters (C0 including tab and line breaks, DEL, C1) never belong in an id,
+# a method, a header name or a label; left in, they forge lines in logs and consoles.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _fail(code: ErrorCode, message: str) -> ContractError:

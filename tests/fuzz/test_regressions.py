@@ -133,3 +133,12 @@ def test_a_stored_event_key_with_control_characters_is_rejected() -> None:
     with pytest.raises(ContractError) as caught:
         normalize_event(forged, allow_normalized=True)
     assert caught.value.code is ErrorCode.INVALID_EVENT
+
+
+@pytest.mark.parametrize("name", ["X-Trace\x80", "X-\x9bTrace", "X-Tr\nace", "X-Tr\tace", "\x85X-Trace"])
+def test_header_names_lose_every_control_character(name: str) -> None:
+    # Tab, CR, LF and the C1 range were kept inside names and labels: a name could forge a
+    # line in a log or terminal, and a stored event's names differed from a fresh one's.
+    event = normalize_event({**EVENT, "headers": [{"name": name, "value": "1"}], "labels": [name]})
+    assert [h.name for h in event.headers] == ["X-Trace"]
+    assert event.labels == ("X-Trace",)
