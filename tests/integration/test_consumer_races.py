@@ -313,6 +313,41 @@ def test_a_half_open_circuit_lets_one_probe_through_at_a_time(queue: tuple[Gated
     assert consumer.stats.outcomes == {"done": 5}
 
 
+def test_a_circuit_opened_by_the_work_that_freed_the_slot_stops_the_next_receive(
+    queue: tuple[GatedSqs, str],
+) -> None:
+    # GIVEN one slot, two messages, and a runtime that is down: the first message's
+    # outcome opens the circuit while the poll loop waits for that very slot
+    sqs, url = queue
+    sqs.inner.send_message_batch(
+        QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{i}"} for i in range(2)]
+    )
+    circuit = CircuitBreaker(failure_threshold=1, open_s=30)
+    calls: list[str] = []
+
+    def process(body: str, _message_id: str) -> Outcome:
+        calls.append(body)
+        time.sleep(0.3)
+        return Outcome("unavailable", reason="runtime_unreachable", delay_s=30)
+
+    consumer = _consumer(sqs, url, process, concurrency=1, circuit=circuit)
+    thread = _run_in_thread(consumer)
+
+    # WHEN the slot frees
+    wait_until = time.monotonic() + 5
+    while not calls and time.monotonic() < wait_until:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    consumer.stop()
+    thread.join(5.0)
+
+    # THEN the loop saw the open circuit instead of its stale "closed": one call, the
+    # second message never received
+    assert calls == ["m0"] and circuit.state == "open"
+    assert len(sqs.received) == 1
+    assert _counts(sqs, url) == (1, 1)
+
+
 class _RecordingBeacon(HealthBeacon):
     """A real heartbeat file that also notes whether the consumer's lock was held."""
 

@@ -210,6 +210,11 @@ class SqsConsumer:
         idle_polls = 0
         while not self._stop.is_set():
             self._beat()
+            free = self._wait_for_free_slot()
+            if free <= 0:
+                continue
+            # Read after the wait for a slot: the work that freed it may have opened the
+            # circuit, and a stale "closed" would pull a batch into a runtime that is down.
             state = self.circuit.state
             if state == "open":
                 self._stop.wait(min(_IDLE_BEAT_S, max(0.05, self.circuit.seconds_until_probe())))
@@ -218,9 +223,6 @@ class SqsConsumer:
                 # One probe at a time: until it settles the runtime is still suspect,
                 # and more messages would only burn their receive counts.
                 self._wait_for_change(_IDLE_BEAT_S)
-                continue
-            free = self._wait_for_free_slot()
-            if free <= 0:
                 continue
             wanted = 1 if state == "half_open" else min(self.batch_size, free)
             busy_before = self._may_return()
