@@ -14,6 +14,13 @@ MAX_FIELD_CHARS = 64 * 1024
 # Identifiers (event id, rule ids, labels) are short in every AWS schema.
 MAX_ID_CHARS = 512
 
+# A WAF log record nests about eight levels (record, ruleGroupList, a group, its
+# terminatingRule, ruleMatchDetails, a detail, matchedData, an item). Far deeper is not
+# a record, and recursing into it would exhaust the stack before anything rejects it.
+MAX_EVENT_DEPTH = 32
+# Values (strings, numbers, objects, arrays) in one event, wherever they sit.
+MAX_EVENT_FIELDS = 20_000
+
 # WAF logs every header of a request; more than this is a flood, not a request.
 # We keep the first ones and mark the event as truncated rather than reject it.
 MAX_HEADERS = 100

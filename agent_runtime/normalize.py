@@ -37,6 +37,8 @@ from agent_runtime.contract import (
 )
 from agent_runtime.errors import ContractError, ErrorCode
 from agent_runtime.limits import (
+    MAX_EVENT_DEPTH,
+    MAX_EVENT_FIELDS,
     MAX_FIELD_CHARS,
     MAX_HEADERS,
     MAX_ID_CHARS,
@@ -224,8 +226,8 @@ def normalize_event(raw: Any, *, allow_normalized: bool = False) -> WafEvent:
         raw = _loads(raw, what="event")
     if not isinstance(raw, Mapping):
         raise _fail(ErrorCode.INVALID_EVENT, f"event must be a JSON object, got {_type_name(raw)}")
+    _check_sizes(raw)
     record = _scrub(raw)
-    _check_sizes(record)
     if allow_normalized and "event_key" in record and "source_format" in record:
         return _from_normalized(record)
     if isinstance(record.get("httpRequest"), Mapping):
@@ -462,24 +464,62 @@ def _match(
 
 
 def _check_sizes(record: Mapping[str, Any]) -> None:
-    """Reject strings larger than any real request component, wherever they sit."""
-    stack: list[tuple[str, Any]] = [("", record)]
-    visited = 0
+    """Reject what no real record has, before anything recursive touches the record.
+
+    Strings (values and keys) larger than a request component, nesting deeper than
+    ``MAX_EVENT_DEPTH`` (recursion on a 600-level record overflowed the stack) and more
+    than ``MAX_EVENT_FIELDS`` values. Iterative, and the paths it reports are clipped,
+    so neither depth nor long keys cost more than the input itself.
+    """
+    stack: list[tuple[str, int, Any]] = [("", 0, record)]
+    seen = 1
     while stack:
-        path, value = stack.pop()
-        visited += 1
-        if visited > 20_000:
-            raise _fail(ErrorCode.FIELD_TOO_LARGE, "event has too many fields")
+        path, depth, value = stack.pop()
         if isinstance(value, str):
-            if len(value) > MAX_FIELD_CHARS:
-                raise _fail(
-                    ErrorCode.FIELD_TOO_LARGE,
-                    f"field {path or 'event'} has {len(value)} characters (limit {MAX_FIELD_CHARS})",
-                )
-        elif isinstance(value, Mapping):
-            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
-        elif isinstance(value, list):
-            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
+            _check_length(value, path or "event")
+            continue
+        if not isinstance(value, Mapping | list):
+            continue
+        if depth >= MAX_EVENT_DEPTH:
+            raise _fail(
+                ErrorCode.INVALID_EVENT,
+                f"field {path or 'event'} is nested deeper than {MAX_EVENT_DEPTH} levels",
+            )
+        seen += len(value)
+        if seen > MAX_EVENT_FIELDS:
+            raise _fail(ErrorCode.FIELD_TOO_LARGE, f"event has more than {MAX_EVENT_FIELDS} fields")
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                name = str(key)
+                _check_length(name, f"name of {_child_path(path, '.', name)}")
+                stack.append((_child_path(path, ".", name), depth + 1, item))
+        else:
+            stack.extend(
+                (_child_path(path, "[", str(index)), depth + 1, item) for index, item in enumerate(value)
+            )
+
+
+def _check_length(text: str, where: str) -> None:
+    if len(text) > MAX_FIELD_CHARS:
+        raise _fail(
+            ErrorCode.FIELD_TOO_LARGE,
+            f"field {where} has {len(text)} characters (limit {MAX_FIELD_CHARS})",
+        )
+
+
+# A reported path is for a human: enough to find the field, never the size of the input.
+_PATH_CHARS = 200
+_PATH_PART_CHARS = 40
+
+
+def _child_path(path: str, kind: str, part: str) -> str:
+    if len(path) >= _PATH_CHARS:
+        return path
+    if kind == "[":
+        child = f"{path}[{part}]"
+    else:
+        child = f"{path}.{_clip(part, _PATH_PART_CHARS)}" if path else _clip(part, _PATH_PART_CHARS)
+    return child if len(child) <= _PATH_CHARS else _clip(child, _PATH_CHARS)
 
 
 def _scrub(value: Any) -> Any:

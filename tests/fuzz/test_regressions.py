@@ -6,13 +6,15 @@ directory would find them again, but only by chance: these fail deterministicall
 
 from __future__ import annotations
 
+import json
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from agent_runtime.errors import ContractError, ErrorCode
-from agent_runtime.limits import MAX_ID_CHARS, MAX_LABELS
+from agent_runtime.limits import MAX_EVENT_DEPTH, MAX_FIELD_CHARS, MAX_ID_CHARS, MAX_LABELS
 from agent_runtime.normalize import normalize_event, parse_request
 from agent_runtime.service import build_service
 from agent_runtime.settings import RuntimeSettings
@@ -142,3 +144,45 @@ def test_header_names_lose_every_control_character(name: str) -> None:
     event = normalize_event({**EVENT, "headers": [{"name": name, "value": "1"}], "labels": [name]})
     assert [h.name for h in event.headers] == ["X-Trace"]
     assert event.labels == ("X-Trace",)
+
+
+def _nested(kind: str, depth: int) -> bytes:
+    opening, closing = (b"[", b"]") if kind == "list" else (b'{"a": ', b"}")
+    return opening * depth + b"1" + closing * depth
+
+
+@pytest.mark.parametrize("kind", ["list", "dict"])
+@pytest.mark.parametrize("depth", [MAX_EVENT_DEPTH, 600, 900])
+def test_deep_nesting_inside_an_event_is_rejected_not_a_recursion_error(kind: str, depth: int) -> None:
+    # json.loads accepts ~990 levels; the recursive surrogate scrub then overflowed the
+    # stack at ~500, so the runtime answered 500 and the worker's parser crashed.
+    body = b'{"action": "analyze", "event": {"deep": ' + _nested(kind, depth) + b"}}"
+    with pytest.raises(ContractError) as caught:
+        parse_request(body)
+    assert caught.value.code is ErrorCode.INVALID_EVENT
+    assert "nested deeper" in caught.value.message
+
+
+def test_a_real_record_is_well_inside_the_depth_limit() -> None:
+    record = {**EVENT, "ruleGroupList": [{"terminatingRule": {"ruleMatchDetails": [{"matchedData": ["x"]}]}}]}
+    assert normalize_event(record).event_key.startswith("evt#")
+
+
+def test_long_keys_over_many_values_do_not_blow_up_memory() -> None:
+    # Every value's path repeated its ancestors' keys: a 215 KB body (one 200 000-character
+    # key over 5 000 values) built a gigabyte of path strings before anything was rejected.
+    body = json.dumps({"action": "analyze", "event": {**EVENT, "K" * 60_000: [0] * 15_000}}).encode()
+    tracemalloc.start()
+    try:
+        normalize_event(json.loads(body)["event"])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 1024 * 1024, f"{peak / 2**20:.0f} MiB"
+
+
+def test_a_key_longer_than_any_field_is_rejected() -> None:
+    with pytest.raises(ContractError) as caught:
+        normalize_event({**EVENT, "K" * (MAX_FIELD_CHARS + 1): 1})
+    assert caught.value.code is ErrorCode.FIELD_TOO_LARGE
+    assert len(caught.value.message) < 400
