@@ -1,0 +1,46 @@
+"""``secops demo --json`` (what ``make run`` shows) as a smoke test of the whole flow.
+
+It starts its own moto server, so it needs nothing from the test session but a
+subprocess; the bundled samples hold a campaign, escalations and malformed messages.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.fixtures.worker_process import cli_env, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_json_shows_escalations_notifications_patterns_and_rejections() -> None:
+    # WHEN the embedded default runs
+    started = time.monotonic()
+    result = run_cli("demo", "--json", env=cli_env(None), timeout=60)
+    took = time.monotonic() - started
+
+    # THEN it exits 0 with a JSON summary, well within a minute
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert took < 45
+    # escalations, each one notified
+    assert summary["escalations"] and all(e["notified"] for e in summary["escalations"])
+    assert any(e["via"] == "analysis" for e in summary["escalations"])
+    # notifications SNS delivered on both topics (read back through SQS subscriptions)
+    assert summary["notifications"]["critical"]
+    assert all(s.startswith("[SecOps] ESCALATE") for s in summary["notifications"]["critical"])
+    # the monitor pass: the seven-request campaign from one IP is over the threshold,
+    # its members escalated by the pattern, and one pattern notice went out
+    campaign = [p for p in summary["patterns"] if p["threshold_met"]]
+    assert len(campaign) == 1 and campaign[0]["count"] >= 5
+    assert summary["monitor"]["ran"] is True
+    assert any(e["via"].startswith("pattern") for e in summary["escalations"])
+    assert [s for s in summary["notifications"]["monitoring"] if s.startswith("[SecOps] PATTERN")]
+    # the malformed messages went to the DLQ with their recorded reasons
+    rejected = summary["rejected"]
+    assert len(rejected) == 3 and {r["where"] for r in rejected} == {"DLQ"}
+    assert {r["reason"] for r in rejected} == {"invalid_json", "invalid_event"}
+    assert summary["by_status"]["rejected"] == 3
