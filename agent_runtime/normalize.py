@@ -64,8 +64,17 @@ _GROUP_VERSION = re.compile(r"#Version_[^#]*$|#v\d[^#]*$", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+# Messages quote input (keys, values, pydantic locations) and travel into logs, rejected
+# records and HTTP answers: each is one printable, UTF-8-encodable line of bounded size.
+_MESSAGE_CHARS = 300
+_MESSAGE_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def _fail(code: ErrorCode, message: str) -> ContractError:
-    return ContractError(code, message)
+    text = _MESSAGE_BREAKS.sub(" ", message)
+    if _has_surrogate(text):
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return ContractError(code, _clip(text, _MESSAGE_CHARS))
 
 
 # ---- payloads ------------------------------------------------------------------------

@@ -186,3 +186,20 @@ def test_a_key_longer_than_any_field_is_rejected() -> None:
         normalize_event({**EVENT, "K" * (MAX_FIELD_CHARS + 1): 1})
     assert caught.value.code is ErrorCode.FIELD_TOO_LARGE
     assert len(caught.value.message) < 400
+
+
+def test_an_error_message_quoting_input_is_one_bounded_encodable_line() -> None:
+    # pydantic's location of an extra field is the attacker's key, verbatim: a line break
+    # and a 1000-character key reached the message. Paths quoted by the size check (it
+    # runs before the surrogate scrub) may hold lone surrogates, which would fail the
+    # JSON answer's UTF-8 encoding.
+    stored = normalize_event(EVENT).model_dump(mode="json")
+    forged = {**stored, "extra\n\u2028\ud800" + "x" * 1000: 1}
+    with pytest.raises(ContractError) as caught:
+        normalize_event(forged, allow_normalized=True)
+    message = caught.value.message
+    assert caught.value.code is ErrorCode.INVALID_EVENT
+    assert "\n" not in message
+    assert "\u2028" not in message
+    message.encode("utf-8")
+    assert len(message) <= 300
