@@ -143,6 +143,10 @@ def test_sigterm_lets_in_flight_work_finish_within_the_drain_timeout(scenario_fa
     processed = _events(scenario, "event_processed")
     assert len(processed) == len(terminal)
     assert all(line["event_key"].startswith("evt#shutdown-") and line["message_id"] for line in processed)
+    # And with JSON logs, stdout carries the EMF metrics of the same work.
+    emf = scenario.worker.emf_lines()
+    assert {line["_aws"]["CloudWatchMetrics"][0]["Namespace"] for line in emf} == {"SecOpsWorker"}
+    assert sum(line["Messages"] for line in emf if line.get("Outcome") == "done") == len(terminal)
 
 
 def test_sigterm_releases_work_that_outlives_the_drain_timeout_and_still_exits_in_time(
