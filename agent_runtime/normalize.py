@@ -633,11 +633,15 @@ def _ip(raw: Any) -> str:
     if not isinstance(raw, str):
         raise _fail(ErrorCode.INVALID_EVENT, "source IP must be a string")
     try:
-        return str(ipaddress.ip_address(raw.strip()))
+        address = ipaddress.ip_address(raw.strip())
     except ValueError:
         raise _fail(
             ErrorCode.INVALID_EVENT, f"source IP {_clip(repr(raw), 60)} is not an IP address"
         ) from None
+    # Python accepts any text as an IPv6 zone index ("fe80::1%<anything>"), which then
+    # rode along as the source IP into keys, patterns and notifications. A zone means
+    # something only on the local link, never for a client WAF saw: it is dropped.
+    return str(address).split("%", 1)[0]
 
 
 def _action(raw: Any) -> str:

@@ -203,3 +203,12 @@ def test_an_error_message_quoting_input_is_one_bounded_encodable_line() -> None:
     assert "\u2028" not in message
     message.encode("utf-8")
     assert len(message) <= 300
+
+
+@pytest.mark.parametrize(
+    ("raw", "address"), [("fe80::1%eth0", "fe80::1"), ("fe80::1%<script>\n", "fe80::1"), (" ::1 ", "::1")]
+)
+def test_an_ipv6_zone_index_does_not_ride_along_as_the_source_ip(raw: str, address: str) -> None:
+    # ipaddress accepts any text after '%': it became part of the source IP, and so of
+    # pattern keys, FIFO group ids and notification subjects.
+    assert normalize_event({**EVENT, "source_ip": raw}).source_ip == address
