@@ -22,6 +22,11 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Throughput sweep (concurrency 1, 4, 16, 64; model 200 ms, then 0 ms): a few minutes.
+# BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--events 500".
+bench: $(STAMP) ## worker throughput against moto's server: bench/results.json, bench/efficiency.png
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 venv: $(STAMP)
 
 # uv installs exactly what uv.lock pins (--frozen: never re-resolve on a user's machine).

@@ -1,0 +1,1 @@
+"""The throughput benchmark of the worker: ``python -m bench.run`` (``make bench``)."""

@@ -1,0 +1,144 @@
+"""A small benchmark run end to end, so ``make bench`` keeps working.
+
+The same command as ``make bench`` with a fraction of its load: concurrency 1 and 4,
+10 and 20 events, a 10 ms model. It checks that every figure is there for every point and that
+the counts add up, not how fast the machine is.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+POINT_FIGURES = {
+    "concurrency",
+    "model_latency_ms",
+    "events",
+    "sent",
+    "backlog_window",
+    "terminal",
+    "finished",
+    "outcomes",
+    "expected_statuses",
+    "statuses",
+    "escalations_notified",
+    "notifications_delivered",
+    "model_calls",
+    "drain_s",
+    "events_per_s",
+    "ideal_events_per_s",
+    "efficiency",
+    "worker_cpu_s",
+    "worker_cpu_ms_per_event",
+    "worker_cores_busy",
+    "emulator_cpu_s",
+    "emulator_cpu_ms_per_event",
+    "emulator_cores_busy",
+    "emulator_cpu_share",
+    "producer_cpu_ms_per_event",
+    "machine_cores_busy",
+    "machine_steal_share",
+    "latency_ms",
+    "api_requests",
+    "bottleneck",
+    "bottleneck_figures",
+}
+
+
+def _check_point(point: dict[str, Any], latency_ms: float) -> None:
+    events = point["events"]
+    assert POINT_FIGURES - point.keys() == set()
+    # Every event was sent once, reached a terminal state once, and was analyzed once.
+    assert point["finished"] is True
+    assert point["sent"] == point["terminal"] == events
+    assert point["outcomes"] == {"done": events}
+    assert point["model_calls"] == events
+    # The store holds exactly the statuses the generator expects (the model answers 0,
+    # so the floor decides), and every escalation was published and delivered once.
+    assert sum(point["statuses"].values()) == events
+    assert point["statuses"] == point["expected_statuses"]
+    escalated = point["statuses"].get("escalated", 0)
+    assert point["escalations_notified"] == point["notifications_delivered"] == escalated
+
+    assert point["events_per_s"] > 0
+    if latency_ms > 0:
+        assert point["ideal_events_per_s"] == pytest.approx(point["concurrency"] * 1000 / latency_ms)
+        assert point["efficiency"] == pytest.approx(
+            point["events_per_s"] / point["ideal_events_per_s"], abs=0.001
+        )
+    else:
+        assert point["ideal_events_per_s"] is None and point["efficiency"] is None
+    assert point["worker_cpu_ms_per_event"] > 0 and point["emulator_cpu_ms_per_event"] > 0
+
+    for name in ("enqueue_to_terminal", "receive_to_terminal"):
+        latency = point["latency_ms"][name]
+        assert latency["samples"] == events
+        assert 0 <= latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
+    # Queueing comes before receiving, so enqueue-to-terminal is never the shorter one.
+    assert (
+        point["latency_ms"]["enqueue_to_terminal"]["max"] >= point["latency_ms"]["receive_to_terminal"]["max"]
+    )
+
+    requests = point["api_requests"]
+    by_operation = requests["by_operation"]
+    assert sum(op["count"] for op in by_operation.values()) == requests["total"]
+    assert sum(s["count"] for s in requests["by_service"].values()) == requests["total"]
+    assert requests["per_event"] == pytest.approx(requests["total"] / events, abs=0.001)
+    # At least claim, save analysis and apply triage per event; one publish per escalation.
+    assert by_operation["dynamodb.UpdateItem"]["count"] >= 3 * events
+    assert by_operation.get("sns.Publish", {"count": 0})["count"] == escalated
+    assert by_operation["sqs.ReceiveMessage"]["count"] >= 1
+    assert by_operation["sqs.DeleteMessageBatch"]["count"] >= 1
+    assert point["bottleneck"] in {"model latency", "emulator CPU", "worker CPU", "machine CPU", "waits"}
+
+
+@pytest.mark.timeout(120)
+def test_small_bench_run_reports_every_figure_and_the_counts_add_up(tmp_path: Path) -> None:
+    # GIVEN a sweep over concurrency 1 and 4 (10 and 20 events), a 10 ms model, no second scenario
+    output, plot = tmp_path / "results.json", tmp_path / "efficiency.png"
+    command = [
+        sys.executable,
+        "-m",
+        "bench.run",
+        "--events",
+        "20",
+        "--base-events",
+        "10",
+        "--events-per-doubling",
+        "5",
+        "--concurrency",
+        "1,4",
+        "--latency-ms",
+        "10",
+        "--no-zero-latency",
+        "--output",
+        str(output),
+        "--plot",
+        str(plot),
+    ]
+
+    # WHEN it runs
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=110, check=False)
+
+    # THEN it exits 0, prints the table, and the JSON has every figure for every point
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "throughput" in result.stdout
+    results = json.loads(output.read_text(encoding="utf-8"))
+    assert {"nproc", "cpu_model", "python"} <= results["machine"].keys()
+    assert results["command"].startswith("python -m bench.run --events 20")
+    [scenario] = results["scenarios"]
+    assert scenario["model_latency_ms"] == 10
+    assert [p["concurrency"] for p in scenario["points"]] == [1, 4]
+    assert [p["events"] for p in scenario["points"]] == [10, 20]
+    for point in scenario["points"]:
+        _check_point(point, scenario["model_latency_ms"])
+    assert plot.read_bytes().startswith(b"\x89PNG")
