@@ -456,6 +456,19 @@ def _per_event(counts: dict[str, int], events: int) -> dict[str, dict[str, float
     return {name: {"count": c, "per_event": round(c / events, 3)} for name, c in sorted(counts.items())}
 
 
+def _ceilings(
+    worker_cpu_s: float, emulator_cpu_s: float, producer_cpu_s: float, events: int, cores: int
+) -> dict[str, float | None]:
+    def rate(cpu_s: float, capacity: float) -> float | None:
+        return round(capacity * events / cpu_s, 1) if cpu_s > 0 else None
+
+    return {
+        "worker_one_core": rate(worker_cpu_s, 1),
+        "emulator_one_core": rate(emulator_cpu_s, 1),
+        "machine": rate(worker_cpu_s + emulator_cpu_s + producer_cpu_s, cores),
+    }
+
+
 def figures(run: _Run, tap: _Tap) -> dict[str, Any]:
     """The figures of one point (what the JSON holds for it)."""
     terminal = len(tap.terminal_at)
@@ -504,6 +517,12 @@ def figures(run: _Run, tap: _Tap) -> dict[str, Any]:
         "producer_cpu_ms_per_event": round(run.producer_cpu_s * 1000 / per_event, 2),
         "machine_cores_busy": machine_busy,
         "machine_steal_share": steal,
+        # What each resource alone would allow at this CPU cost per event: the worker and
+        # moto are one Python process each (one core at most, the GIL); the machine
+        # serves worker, emulator and producer on all its cores.
+        "ceilings_events_per_s": _ceilings(
+            worker_cpu_s, emulator_cpu_s, run.producer_cpu_s, per_event, cores
+        ),
         "latency_ms": {
             "enqueue_to_terminal": _latency_ms(
                 [at - tap.sent_at[k] for k, at in tap.terminal_at.items() if k in tap.sent_at]

@@ -47,6 +47,7 @@ POINT_FIGURES = {
     "producer_cpu_ms_per_event",
     "machine_cores_busy",
     "machine_steal_share",
+    "ceilings_events_per_s",
     "latency_ms",
     "api_requests",
     "bottleneck",
@@ -78,6 +79,9 @@ def _check_point(point: dict[str, Any], latency_ms: float) -> None:
     else:
         assert point["ideal_events_per_s"] is None and point["efficiency"] is None
     assert point["worker_cpu_ms_per_event"] > 0 and point["emulator_cpu_ms_per_event"] > 0
+    ceilings = point["ceilings_events_per_s"]
+    assert ceilings["worker_one_core"] == pytest.approx(1000 / point["worker_cpu_ms_per_event"], rel=0.05)
+    assert ceilings["machine"] > 0
 
     for name in ("enqueue_to_terminal", "receive_to_terminal"):
         latency = point["latency_ms"][name]
