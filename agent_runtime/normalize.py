@@ -59,9 +59,10 @@ _ACTION_ALIASES = {"BLOCKED": "BLOCK", "ALLOWED": "ALLOW", "COUNTED": "COUNT", "
 # "arn:aws:wafv2:...:managedruleset/..." -> the bare group name.
 _GROUP_PREFIX = re.compile(r"^(?:AWS[#-]|[A-Za-z0-9]+#)")
 _GROUP_VERSION = re.compile(r"#Version_[^#]*$|#v\d[^#]*$", re.IGNORECASE)
-# Control characters (C0 including tab and line breaks, DEL, C1) never belong in an id,
-# a method, a header name or a label; left in, they forge lines in logs and consoles.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Control characters (C0 including tab and line breaks, DEL, C1) and the Unicode line
+# and paragraph separators never belong in an id, a method, a header name or a label;
+# left in, they forge lines in logs, consoles and anything that renders them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 # Messages quote input (keys, values, pydantic locations) and travel into logs, rejected
