@@ -71,7 +71,11 @@ def read_records(stream: IO[str]) -> Iterator[InputRecord]:
             for index, item in enumerate(items, start=1):
                 yield InputRecord(line=index, text=json.dumps(item), value=item)
             return
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Only "\n" ends a JSON line (files and stdin are read with universal newlines, so
+    # "\r\n" and "\r" arrive as "\n"). str.splitlines() also splits on U+2028, U+2029,
+    # NEL and \x1c-\x1e, which JSON allows raw inside strings: a record whose user
+    # agent held one was cut in two broken halves.
+    for number, line in enumerate(text.split("\n"), start=1):
         body = line.strip()
         if not body or body.startswith("#"):
             continue

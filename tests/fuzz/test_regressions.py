@@ -6,6 +6,7 @@ directory would find them again, but only by chance: these fail deterministicall
 
 from __future__ import annotations
 
+import io
 import json
 import tracemalloc
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from agent_runtime.limits import MAX_EVENT_DEPTH, MAX_FIELD_CHARS, MAX_ID_CHARS,
 from agent_runtime.normalize import normalize_event, parse_request
 from agent_runtime.service import build_service
 from agent_runtime.settings import RuntimeSettings
+from worker.inputs import read_records
 from worker.store.keys import sort_time
 
 EVENT = {"timestamp": 1_795_000_000_000, "action": "BLOCK", "source_ip": "192.0.2.1", "uri": "/"}
@@ -215,3 +217,15 @@ def test_an_ipv6_zone_index_does_not_ride_along_as_the_source_ip(raw: str, addre
     # ipaddress accepts any text after '%': it became part of the source IP, and so of
     # pattern keys, FIFO group ids and notification subjects.
     assert normalize_event({**EVENT, "source_ip": raw}).source_ip == address
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+def test_a_json_line_with_a_raw_unicode_line_separator_is_one_record(separator: str) -> None:
+    # JSON allows these raw inside strings (json.dumps(..., ensure_ascii=False) writes
+    # them), but str.splitlines() split the record there into two broken halves.
+    text = (
+        json.dumps({**EVENT, "user_agent": f"a{separator}b"}, ensure_ascii=False) + "\n" + json.dumps(EVENT)
+    )
+    records = list(read_records(io.StringIO(text)))
+    assert [(r.line, r.error) for r in records] == [(1, None), (2, None)]
+    assert records[0].value["user_agent"] == f"a{separator}b"
