@@ -90,6 +90,9 @@ def read_records(stream: IO[str]) -> Iterator[InputRecord]:
             yield InputRecord(line=number, text=body, error=f"not JSON: {exc.msg} at column {exc.colno}")
         except RecursionError:
             yield InputRecord(line=number, text=body, error="not JSON: nested too deeply")
+        except ValueError as exc:
+            # e.g. an integer literal longer than sys.get_int_max_str_digits() (4300)
+            yield InputRecord(line=number, text=body, error=f"not acceptable JSON: {str(exc)[:120]}")
 
 
 def _label(stream: IO[str]) -> str:

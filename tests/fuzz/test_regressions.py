@@ -229,3 +229,12 @@ def test_a_json_line_with_a_raw_unicode_line_separator_is_one_record(separator: 
     records = list(read_records(io.StringIO(text)))
     assert [(r.line, r.error) for r in records] == [(1, None), (2, None)]
     assert records[0].value["user_agent"] == f"a{separator}b"
+
+
+def test_a_line_with_an_integer_too_long_for_json_is_an_error_record() -> None:
+    # json.loads raises ValueError (not JSONDecodeError) past 4300 digits: it escaped the
+    # reader and aborted `secops send` / `secops analyze` on the whole file.
+    records = list(read_records(io.StringIO("1" * 5000 + "\n" + json.dumps(EVENT))))
+    assert records[0].error is not None
+    assert records[0].value is None
+    assert records[1].value == EVENT
