@@ -39,7 +39,9 @@ def open_input(path: str) -> IO[str]:
     if target.is_dir():
         raise InputError(f"{path}: is a directory, expected a JSON lines file")
     try:
-        return target.open(encoding="utf-8", errors="strict")
+        # utf-8-sig: Windows tools (Notepad, PowerShell 5's Out-File) start UTF-8 files
+        # with a byte order mark, which json.loads refuses on the first record.
+        return target.open(encoding="utf-8-sig", errors="strict")
     except OSError as exc:
         raise InputError(f"{path}: {exc.strerror}") from None
 

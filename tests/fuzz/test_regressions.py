@@ -10,6 +10,7 @@ import io
 import json
 import tracemalloc
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from agent_runtime.limits import MAX_EVENT_DEPTH, MAX_FIELD_CHARS, MAX_ID_CHARS,
 from agent_runtime.normalize import normalize_event, parse_request
 from agent_runtime.service import build_service
 from agent_runtime.settings import RuntimeSettings
-from worker.inputs import read_records
+from worker.inputs import open_input, read_records
 from worker.store.keys import sort_time
 
 EVENT = {"timestamp": 1_795_000_000_000, "action": "BLOCK", "source_ip": "192.0.2.1", "uri": "/"}
@@ -238,3 +239,12 @@ def test_a_line_with_an_integer_too_long_for_json_is_an_error_record() -> None:
     assert records[0].error is not None
     assert records[0].value is None
     assert records[1].value == EVENT
+
+
+def test_a_file_that_starts_with_a_byte_order_mark_reads_its_first_record(tmp_path: Path) -> None:
+    # Notepad and PowerShell 5 write UTF-8 with a BOM; the first record was "not JSON".
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(EVENT).encode() + b"\n")
+    with open_input(str(path)) as stream:
+        records = list(read_records(stream))
+    assert [(r.value, r.error) for r in records] == [(EVENT, None)]
