@@ -51,6 +51,8 @@ class Metrics:
         self._lock = threading.Lock()
         self.counters: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
         self.timings: dict[str, list[float]] = {}
+        # EMF lines the stream refused (closed or broken pipe).
+        self.dropped = 0
 
     def count(self, name: str, value: float = 1, *, dimensions: Dimensions | None = None) -> None:
         dims = tuple(sorted((dimensions or {}).items()))
@@ -107,5 +109,10 @@ class Metrics:
         }
         line = json.dumps(record, separators=(",", ":")) + "\n"
         with self._lock:
-            self.stream.write(line)
-            self.stream.flush()
+            try:
+                self.stream.write(line)
+                self.stream.flush()
+            except (OSError, ValueError):
+                # A closed or broken stdout must not stop the work it measures; the
+                # in-memory counters still hold the observation.
+                self.dropped += 1

@@ -7,6 +7,7 @@ hold a call at a gate, so the interleaving a production race needs happens every
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -454,3 +455,37 @@ def test_a_heartbeat_skips_messages_whose_delete_is_on_its_way(queue: tuple[Gate
     assert [h for at, h in asked if at > settled[0]] == []
     assert consumer.stats.acked == 1
     assert _counts(sqs, url) == (0, 0)
+
+
+def test_a_failing_hook_costs_neither_a_work_thread_nor_a_message(queue: tuple[GatedSqs, str]) -> None:
+    # GIVEN one work thread, an on_outcome hook that raises, and metrics whose stdout is gone
+    sqs, url = queue
+    sqs.inner.send_message_batch(
+        QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{i}"} for i in range(3)]
+    )
+    closed = io.StringIO()
+    closed.close()
+    metrics = Metrics(stream=closed)
+
+    def broken_hook(_: Outcome) -> None:
+        raise RuntimeError("hook failed (injected)")
+
+    consumer = _consumer(
+        sqs,
+        url,
+        lambda _b, _m: Outcome("done"),
+        concurrency=1,
+        exit_when_idle_polls=2,
+        metrics=metrics,
+        on_outcome=broken_hook,
+    )
+
+    # WHEN the worker drains the queue
+    thread = _run_in_thread(consumer)
+    thread.join(15.0)
+
+    # THEN the one thread processed and acked all three, and the lost EMF lines were counted
+    assert not thread.is_alive()
+    assert consumer.stats.outcomes == {"done": 3} and consumer.stats.acked == 3
+    assert _counts(sqs, url) == (0, 0)
+    assert metrics.total("Messages") == 3 and metrics.dropped >= 3

@@ -316,6 +316,9 @@ class SqsConsumer:
                 self._busy += 1
             try:
                 self._work(message)
+            except Exception:
+                # A failing hook (on_outcome, metrics) must not cost the pool a thread.
+                log.exception("work_thread_error", message_id=message.message_id)
             finally:
                 with self._lock:
                     self._busy -= 1
@@ -328,9 +331,13 @@ class SqsConsumer:
                 # A bug or an unmapped dependency failure: retry later, never lose it.
                 log.exception("processing_crashed", receive_count=message.receive_count)
                 outcome = Outcome("retry", reason="crashed")
-            self.stats.add(outcome)
-            self.metrics.count("Messages", dimensions={"Outcome": outcome.kind})
-            self._settle(message, outcome)
+            try:
+                self.stats.add(outcome)
+                self.metrics.count("Messages", dimensions={"Outcome": outcome.kind})
+            finally:
+                # Whatever the bookkeeping did, the message gets its outcome: an
+                # unsettled one would hold its slot and stay hidden until shutdown.
+                self._settle(message, outcome)
             if self.on_outcome is not None:
                 self.on_outcome(outcome)
 
