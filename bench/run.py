@@ -628,7 +628,8 @@ def run_bench(config: BenchConfig, *, command: str, err: Console | None = None) 
                 progress.console.print(
                     f"{name} c={c}: {point['terminal']}/{n} events, {point['events_per_s']:.1f} ev/s, "
                     f"worker {point['worker_cpu_ms_per_event']:.1f} / emulator "
-                    f"{point['emulator_cpu_ms_per_event']:.1f} CPU ms per event, {point['bottleneck']}"
+                    f"{point['emulator_cpu_ms_per_event']:.1f} CPU ms per event, {point['bottleneck']}",
+                    soft_wrap=True,
                 )
                 points.append(point)
             results["scenarios"].append({"name": name, "model_latency_ms": latency, "points": points})
