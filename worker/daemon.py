@@ -86,7 +86,9 @@ def build_worker(
         namespace=settings.metrics_namespace,
         enabled=settings.metrics_enabled and emf_wanted(settings.log_format),
     )
-    resources = resources or resolve_resources(settings, sqs=clients.sqs, sns=clients.sns)
+    resources = resources or resolve_resources(
+        settings, sqs=clients.sqs, sns=clients.sns, dynamodb=clients.dynamodb
+    )
     store = EventStore(settings.table_name, client=clients.dynamodb, ttl_days=settings.event_ttl_days)
     notifier = Notifier(
         critical_topic_arn=resources.critical_topic_arn,

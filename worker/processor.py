@@ -132,6 +132,14 @@ class EventProcessor:
                 )
             except RetryableError as exc:
                 return Outcome("retry", event.event_key, reason=exc.reason)
+            except PermanentError as exc:
+                # Valid, but too big to store (event_too_large): bad input all the same.
+                return self._reject_unclaimed(event, body, message_id, exc)
+            except WorkerError as exc:
+                # The table is missing or not ours: the deployment is wrong, not the event,
+                # so it must not be retried into the DLQ. Open the circuit like an outage.
+                log.error("store_unusable", reason=exc.reason, error=exc.message)
+                return Outcome("unavailable", event.event_key, reason=exc.reason)
             with self._claims_lock:
                 self._claims[owner] = event.event_key
             try:
@@ -258,6 +266,19 @@ class EventProcessor:
             self.metrics.count("Rejections", dimensions={"Reason": code})
             log.warning("message_rejected", reason=code, error=exc.message)
             return Outcome("rejected", key, status="rejected", reason=code)
+
+    def _reject_unclaimed(self, event: WafEvent, body: str, message_id: str, exc: PermanentError) -> Outcome:
+        """Record a rejection the claim itself raised; only an excerpt of the body is kept."""
+        excerpt = body.encode("utf-8", "replace")[:_EXCERPT_BYTES].decode("utf-8", "replace")
+        try:
+            self.store.reject(
+                event.event_key, code=exc.reason, reason=exc.message, message_id=message_id, excerpt=excerpt
+            )
+        except RetryableError as store_exc:
+            return Outcome("retry", event.event_key, reason=store_exc.reason)
+        self.metrics.count("Rejections", dimensions={"Reason": exc.reason})
+        log.warning("event_rejected", reason=exc.reason, error=exc.message)
+        return Outcome("rejected", event.event_key, status="rejected", reason=exc.reason)
 
     def _rejected(self, record: EventRecord, message_id: str) -> Outcome:
         code = record.rejection_code or "invalid_input"

@@ -79,8 +79,12 @@ def setup_resources(
     return resources, report
 
 
-def resolve_resources(settings: Settings, *, sqs: Any, sns: Any) -> Resources:
-    """Find existing resources without creating anything (the daemon's start-up)."""
+def resolve_resources(settings: Settings, *, sqs: Any, sns: Any, dynamodb: Any = None) -> Resources:
+    """Find existing resources without creating anything (the daemon's start-up).
+
+    With ``dynamodb``, the table is checked too: a worker without its table would take
+    every message and fail on each, until healthy events reached the DLQ.
+    """
     try:
         queue_url = settings.queue_url or sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
     except ClientError as exc:
@@ -91,7 +95,20 @@ def resolve_resources(settings: Settings, *, sqs: Any, sns: Any) -> Resources:
     dlq_url = _dlq_url(sqs, queue_url)
     critical = settings.critical_topic_arn or _topic_arn(sns, settings.critical_topic_name)
     monitoring = settings.monitoring_topic_arn or _topic_arn(sns, settings.monitoring_topic_name)
+    if dynamodb is not None:
+        _check_table(dynamodb, settings.table_name)
     return Resources(queue_url, dlq_url, critical, monitoring, settings.table_name)
+
+
+def _check_table(dynamodb: Any, name: str) -> None:
+    try:
+        dynamodb.describe_table(TableName=name)
+    except ClientError as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise
+        raise ResourceError(
+            f"table {name!r} not found: run `secops setup` or set SECOPS_TABLE_NAME"
+        ) from None
 
 
 def resolve_queues(settings: Settings, *, sqs: Any) -> tuple[str, str]:

@@ -88,6 +88,26 @@ def test_an_unreachable_endpoint_is_one_line_and_quick(tmp_path: Path) -> None:
     assert time.monotonic() - started < 20
 
 
+@pytest.mark.slow
+def test_run_without_its_table_stops_at_start_up_in_one_line(
+    aws_endpoint: str, unique: str, tmp_path: Path
+) -> None:
+    # GIVEN the queue and topics exist but the table name is wrong
+    env = make_env(fast_settings(unique, tmp_path))
+    cli = cli_env(aws_endpoint, env.settings, table_name=f"{env.settings.table_name}-typo")
+
+    # WHEN the daemon starts
+    result = run_cli("run", env=cli, timeout=60)
+
+    # THEN it refuses before taking a message, instead of failing on every one
+    assert result.returncode == 1
+    assert _one_line(result.stderr) == (
+        f"secops: error: table '{env.settings.table_name}-typo' not found: "
+        "run `secops setup` or set SECOPS_TABLE_NAME"
+    )
+    assert env.queue_counts(env.resources.queue_url) == (0, 0)
+
+
 # ---- secops send -----------------------------------------------------------------------
 
 
