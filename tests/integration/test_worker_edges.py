@@ -26,6 +26,7 @@ def env(unique: str, tmp_path: Path) -> Env:
     return make_env(fast_settings(unique, tmp_path))
 
 
+@pytest.mark.slow
 def test_an_event_too_big_to_store_is_rejected_into_the_dlq_with_its_reason(env: Env) -> None:
     # GIVEN a valid event just under SQS's 1 MiB whose JSON exceeds the store's item budget
     big = simplified(
