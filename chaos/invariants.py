@@ -1,0 +1,504 @@
+"""The checks of a chaos run, on what the run collected (pure functions, no AWS calls).
+
+Ground truth comes from the store (every item), the DLQ (every message), and the
+notifications SNS actually delivered (read back through SQS subscriptions). The
+evidence the workers wrote explains what the ground truth shows: who called the model
+when, who published what, who was killed before marking it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from chaos.evidence import Record
+from chaos.plan import Plan, PlannedMessage, store_key
+from worker.notifier import JSON_SEPARATOR
+
+OK_TERMINAL = frozenset({"closed", "monitoring", "escalated"})
+# Allowed final statuses per expected triage status: a monitored event may be escalated
+# by its pattern.
+_ALLOWED = {"closed": {"closed"}, "monitoring": {"monitoring", "escalated"}, "escalated": {"escalated"}}
+# How many examples of a failed invariant the report carries.
+_EXAMPLES = 5
+# Why a publish can lack its mark without a bug: the publisher died, or the mark's write failed.
+WINDOW_CAUSES = frozenset({"killed_before_mark", "mark_failed"})
+# analyzed_at is stored with millisecond precision (truncated).
+_ISO_MS_SLACK_S = 0.001
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    message: PlannedMessage
+    message_id: str
+    t: float
+
+
+@dataclass(frozen=True)
+class QueueMessage:
+    message_id: str
+    body: str
+    receive_count: int
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One notification SNS delivered (an SNS envelope read from a tap queue)."""
+
+    message_id: str
+    key: str | None
+    t: float
+    document: dict[str, Any]
+
+
+@dataclass
+class RunData:
+    plan: Plan
+    sent: list[SentMessage]
+    items: dict[str, dict[str, Any]]
+    dlq: list[QueueMessage]
+    left_in_queue: int
+    critical: list[Delivery]
+    monitoring: list[Delivery]
+    evidence: list[Record]
+    timeline: list[dict[str, Any]]
+    sigterm: dict[str, Any] | None
+    drained: bool
+    t0: float
+    monitor_settled: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def epoch(iso: str | None) -> float | None:
+    return epoch_of(iso) if iso else None
+
+
+def epoch_of(iso: str) -> float:
+    """Epoch seconds of an ISO-8601 time (``Z`` or an offset)."""
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def delivery_from_envelope(envelope: dict[str, Any]) -> Delivery:
+    attributes = envelope.get("MessageAttributes") or {}
+    key = (attributes.get("event_key") or {}).get("Value")
+    message = str(envelope.get("Message", ""))
+    document: dict[str, Any] = {}
+    if JSON_SEPARATOR in message:
+        try:
+            document = json.loads(message.split(JSON_SEPARATOR, 1)[1])
+        except ValueError:
+            document = {}
+    return Delivery(str(envelope["MessageId"]), key, epoch(envelope.get("Timestamp")) or 0.0, document)
+
+
+class Checker:
+    def __init__(self, data: RunData) -> None:
+        self.d = data
+        self.by_key: dict[str, list[Record]] = defaultdict(list)
+        for record in data.evidence:
+            if record.get("key"):
+                self.by_key[str(record["key"])].append(record)
+        self.sigkilled = {e["proc"]: e["t"] for e in data.timeline if e["event"] == "sigkill"}
+
+    def rel(self, t: float | None) -> float | None:
+        return None if t is None else round(t - self.d.t0, 3)
+
+    def story(self, key: str, limit: int = 40) -> list[str]:
+        """The evidence of one key from every process, plus kills of those processes."""
+        records = self.by_key.get(key, [])
+        procs = {r["proc"] for r in records}
+        lines = [
+            (r["t"], f"{r['proc']} {r['kind']} " + _fields(r, ("key", "t", "kind", "proc", "pid")))
+            for r in records
+        ]
+        lines += [
+            (e["t"], f"{e['proc']} {e['event']} (orchestrator)")
+            for e in self.d.timeline
+            if e["proc"] in procs
+        ]
+        lines.sort()
+        return [f"{self.rel(t):9.3f}s {text}" for t, text in lines][:limit]
+
+    # ---- the checks ------------------------------------------------------------------------
+
+    def report(self) -> dict[str, Any]:
+        d = self.d
+        items = d.items
+        valid = d.plan.valid_keys
+        statuses = Counter(items.get(k, {}).get("status", "absent") for k in valid)
+        dlq = self.dlq()
+        lost = self.lost({m.message_id for m in d.dlq})
+        model = self.model_calls()
+        notifications = self.notifications()
+        monitor = self.monitor()
+        outcomes = self.outcomes()
+        invariants = {
+            "queue_drained": _check(d.drained and d.left_in_queue == 0, d.left_in_queue),
+            "final_monitor_slot_completed": _check(d.monitor_settled, d.monitor_settled),
+            "events_lost": _check(not lost, len(lost), lost),
+            # The DLQ is for bad input: a valid event there ran out of receives before any
+            # delivery could finish it (each fault costs one receive out of eight).
+            "valid_events_dead_lettered": _check(
+                not dlq["valid_examples"], dlq["valid_events_in_dlq"], dlq["valid_examples"]
+            ),
+            "valid_events_rejected": _check(
+                not outcomes["rejected"], len(outcomes["rejected"]), outcomes["rejected"]
+            ),
+            "poison_accepted": _check(not outcomes["poison_accepted"], len(outcomes["poison_accepted"])),
+            "wrong_triage": _check(not outcomes["wrong"], len(outcomes["wrong"]), outcomes["wrong"]),
+            "model_calls_after_analysis_saved": _check(
+                not model["after_saved"], len(model["after_saved"]), model["after_saved"]
+            ),
+            "duplicate_notifications": _check(
+                not notifications["duplicates"], len(notifications["duplicates"]), notifications["duplicates"]
+            ),
+            "escalations_never_notified": _check(
+                not notifications["never_notified"],
+                len(notifications["never_notified"]),
+                notifications["never_notified"],
+            ),
+            "monitor_slots_run_more_than_once": _check(
+                not monitor["more_than_once"], len(monitor["more_than_once"]), monitor["more_than_once"]
+            ),
+        }
+        if d.sigterm is not None:
+            s = d.sigterm
+            stopped = s.get("run_worker_returned_after_s")
+            invariants["sigterm_drain_exit_0_in_time"] = _check(
+                s.get("exit_code") == 0
+                and stopped is not None
+                and stopped <= s["stop_bound_s"]
+                and s["exited_after_s"] <= s["exit_bound_s"],
+                s,
+            )
+        counts = d.plan.counts()
+        return {
+            "events": {
+                "messages_sent": len(d.sent),
+                "distinct_valid_events": len(valid),
+                "copies": counts.get("copy", 0),
+                "resends_new_message_id": counts.get("resend", 0),
+                "poison_messages": counts.get("poison", 0),
+            },
+            "terminal": sum(statuses[s] for s in OK_TERMINAL),
+            "by_status": dict(sorted(statuses.items())),
+            "dlq": dlq,
+            "lost": len(lost),
+            "model_calls": {k: v for k, v in model.items() if k != "after_saved"}
+            | {"after_analysis_saved": len(model["after_saved"])},
+            "notifications": {
+                k: v for k, v in notifications.items() if k not in ("duplicates", "never_notified", "window")
+            }
+            | {
+                "duplicate_notifications": len(notifications["duplicates"]),
+                "duplicate_notifications_in_publish_mark_window": len(notifications["window"]),
+                "in_window_by_cause": dict(Counter(w["cause"] for w in notifications["window"])),
+                "in_window_evidence": notifications["window"][:_EXAMPLES],
+            },
+            "monitor": {k: v for k, v in monitor.items() if k != "more_than_once"}
+            | {"slots_run_more_than_once": len(monitor["more_than_once"])},
+            "faults_injected": self.faults(),
+            "invariants": invariants,
+            "ok": all(v["ok"] for v in invariants.values()),
+        }
+
+    def dlq(self) -> dict[str, Any]:
+        reasons: Counter[str] = Counter()
+        valid_in_dlq = []
+        for message in self.d.dlq:
+            key = store_key(message.body)
+            item = self.d.items.get(key, {})
+            status = item.get("status", "absent")
+            if status == "rejected":
+                reasons[str(item.get("rejection_code"))] += 1
+            else:
+                reasons[f"not_rejected:{status}"] += 1
+                if key in self.d.plan.valid_keys:
+                    valid_in_dlq.append(
+                        {
+                            "key": key,
+                            "status": status,
+                            "receives": message.receive_count,
+                            "timeline": self.story(key),
+                        }
+                    )
+        return {
+            "messages": len(self.d.dlq),
+            "by_reason": dict(sorted(reasons.items())),
+            "valid_events_in_dlq": len(valid_in_dlq),
+            "valid_examples": valid_in_dlq[:_EXAMPLES],
+        }
+
+    def lost(self, dlq_ids: set[str]) -> list[dict[str, Any]]:
+        """Sent messages that are neither in the DLQ nor about an event that got through."""
+        lost = []
+        for sent in self.d.sent:
+            status = self.d.items.get(sent.message.key, {}).get("status")
+            if sent.message_id in dlq_ids:
+                continue
+            if sent.message.kind != "poison" and status in OK_TERMINAL:
+                continue
+            lost.append(
+                {
+                    "message_id": sent.message_id,
+                    "key": sent.message.key,
+                    "kind": sent.message.kind,
+                    "label": sent.message.label,
+                    "status": status,
+                    "sent_at_s": self.rel(sent.t),
+                    "timeline": self.story(sent.message.key),
+                }
+            )
+        return lost
+
+    def outcomes(self) -> dict[str, list[dict[str, Any]]]:
+        rejected, wrong = [], []
+        for key, planned in self.d.plan.valid_keys.items():
+            item = self.d.items.get(key, {})
+            status = item.get("status")
+            if status == "rejected":
+                rejected.append(
+                    {"key": key, "code": item.get("rejection_code"), "reason": item.get("rejection_reason")}
+                )
+            elif status in OK_TERMINAL:
+                severity = item.get("severity_rating")
+                allowed = _ALLOWED[str(planned.expected_status)]
+                by_pattern = status == "escalated" and planned.expected_status == "monitoring"
+                if (
+                    status not in allowed
+                    or severity != planned.floor
+                    or (by_pattern and not item.get("pattern_key"))
+                ):
+                    wrong.append(
+                        {
+                            "key": key,
+                            "expected": planned.expected_status,
+                            "status": status,
+                            "severity": severity,
+                        }
+                    )
+        accepted = [
+            k for k in self.d.plan.poison_keys if self.d.items.get(k, {}).get("status") in OK_TERMINAL
+        ]
+        return {"rejected": rejected, "wrong": wrong, "poison_accepted": [{"key": k} for k in accepted]}
+
+    def model_calls(self) -> dict[str, Any]:
+        calls = [r for r in self.d.evidence if r["kind"] == "model_call"]
+        analyze = [r for r in calls if r.get("action") == "analyze"]
+        per_event = Counter(str(r["key"]) for r in analyze)
+        after = []
+        for record in analyze:
+            saved = epoch(self.d.items.get(str(record["key"]), {}).get("analyzed_at"))
+            if saved is not None and record["t"] > saved + _ISO_MS_SLACK_S:
+                after.append(
+                    {
+                        "key": record["key"],
+                        "proc": record["proc"],
+                        "pid": record["pid"],
+                        "call_at_s": self.rel(record["t"]),
+                        "analyzed_at_s": self.rel(saved),
+                        "timeline": self.story(str(record["key"])),
+                    }
+                )
+        return {
+            "analyze_calls": len(analyze),
+            "monitor_narrative_calls": sum(1 for r in calls if r.get("action") == "monitor"),
+            "events_called_more_than_once": sum(1 for n in per_event.values() if n > 1),
+            "max_calls_for_one_event": max(per_event.values(), default=0),
+            "runtime_timeouts": sum(1 for r in self.d.evidence if r["kind"] == "runtime_timeout"),
+            "after_saved": after,
+        }
+
+    # ---- notifications -----------------------------------------------------------------------
+
+    def notifications(self) -> dict[str, Any]:
+        d = self.d
+        delivered_ids = {n.message_id for n in d.critical}
+        by_key: dict[str, list[Delivery]] = defaultdict(list)
+        for delivery in d.critical:
+            by_key[str(delivery.key)].append(delivery)
+        patterns_delivered: dict[str, list[Delivery]] = defaultdict(list)
+        for delivery in d.monitoring:
+            patterns_delivered[str(delivery.key)].append(delivery)
+
+        never: list[dict[str, Any]] = []
+        for key, item in d.items.items():
+            if item.get("status") != "escalated" or not key.startswith("evt#"):
+                continue
+            notification = str(item.get("notification_id") or "")
+            if not item.get("notified_at"):
+                never.append(
+                    {"key": key, "why": "escalated, never marked notified", "timeline": self.story(key)}
+                )
+            elif notification.startswith("pattern:"):
+                pattern = notification.removeprefix("pattern:")
+                if not patterns_delivered.get(pattern):
+                    never.append(
+                        {
+                            "key": key,
+                            "why": f"escalated by pattern {pattern}, whose notification was never delivered",
+                            "pattern_timeline": self.story(pattern),
+                        }
+                    )
+            elif notification not in delivered_ids:
+                never.append(
+                    {
+                        "key": key,
+                        "why": f"marked with {notification}, never delivered",
+                        "timeline": self.story(key),
+                    }
+                )
+
+        duplicates, window = [], []
+        for key, deliveries in by_key.items():
+            if len(deliveries) > 1:
+                for entry in self._extra_deliveries(key, deliveries):
+                    (window if entry["in_window"] else duplicates).append(entry)
+        pattern_counts = Counter(
+            (str(n.key), n.document.get("pattern", {}).get("count")) for n in d.monitoring
+        )
+        for (pattern, count), times in pattern_counts.items():
+            if times > 1:
+                duplicates.append(
+                    {
+                        "key": pattern,
+                        "why": f"pattern notified {times} times at count {count}",
+                        "timeline": self.story(pattern),
+                    }
+                )
+        return {
+            "critical_delivered": len(d.critical),
+            "critical_events_notified": len(by_key),
+            "pattern_notifications_delivered": len(d.monitoring),
+            "patterns_notified": len(patterns_delivered),
+            "duplicates": duplicates,
+            "window": window,
+            "never_notified": never,
+        }
+
+    def _extra_deliveries(self, key: str, deliveries: list[Delivery]) -> Iterable[dict[str, Any]]:
+        """Classify every delivery of ``key`` but the one its record marked.
+
+        In the publish/mark window: the publisher never marked *this* publish, because
+        it was killed first or its mark failed, and the next delivery published again
+        before any mark existed. Anything else is a duplicate the design forbids.
+        """
+        item = self.d.items.get(key, {})
+        marked_id = item.get("notification_id")
+        notified_at = epoch(item.get("notified_at"))
+        records = self.by_key.get(key, [])
+        published = {r["message_id"]: r for r in records if r["kind"] == "published"}
+        for delivery in deliveries:
+            if delivery.message_id == marked_id:
+                continue
+            publish = published.get(delivery.message_id) or _unfinished_publish(records, delivery.t)
+            proc = publish["proc"] if publish else None
+            at = publish["t"] if publish else delivery.t
+            cause = self._cause(proc, records, delivery.message_id, at)
+            in_window = cause in WINDOW_CAUSES and (notified_at is None or at <= notified_at)
+            yield {
+                "key": key,
+                "message_id": delivery.message_id,
+                "publisher": proc,
+                "published_at_s": self.rel(at),
+                "marked_message_id": marked_id,
+                "notified_at_s": self.rel(notified_at),
+                "cause": cause,
+                "in_window": in_window,
+                "timeline": self.story(key),
+            }
+
+    def _cause(self, proc: str | None, records: list[Record], message_id: str, at: float) -> str:
+        """What became of the mark of the publish ``message_id`` by ``proc``."""
+        if proc is None:
+            return "publisher_unknown"
+        marks = [r for r in records if r["proc"] == proc and r.get("message_id") == message_id]
+        marked = [r for r in marks if r["kind"] == "marked"]
+        if marked:
+            return (
+                "marked_but_record_disagrees" if marked[0]["marked"] else "lost_the_mark_to_another_publish"
+            )
+        if any(r["kind"] == "mark_failed" for r in marks):
+            return "mark_failed"
+        killed = self.sigkilled.get(proc)
+        if killed is not None and killed >= at:
+            return "killed_before_mark"
+        return "no_mark_unexplained"
+
+    # ---- monitor -----------------------------------------------------------------------------
+
+    def monitor(self) -> dict[str, Any]:
+        acquired: dict[str, list[Record]] = defaultdict(list)
+        completed: dict[str, list[Record]] = defaultdict(list)
+        for record in self.d.evidence:
+            if record["kind"] == "lock_acquired":
+                acquired[record["lock"]].append(record)
+            elif record["kind"] == "lock_completed":
+                completed[record["lock"]].append(record)
+        locks = {k: v for k, v in self.d.items.items() if k.startswith("lock#monitor#")}
+        more, takeovers = [], []
+        for name, runs in acquired.items():
+            if len(runs) < 2:
+                continue
+            earlier = runs[:-1]
+            # A holder killed mid-run leaves an expired, uncompleted lock: taking it over is by design.
+            if all(
+                self.sigkilled.get(r["proc"], 0) >= r["t"]
+                and not any(c["proc"] == r["proc"] for c in completed[name])
+                for r in earlier
+            ):
+                takeovers.append(name)
+            else:
+                more.append(
+                    {"slot": name, "runs": [{"proc": r["proc"], "at_s": self.rel(r["t"])} for r in runs]}
+                )
+        for name, done in completed.items():
+            if len(done) > 1 and name not in {m["slot"] for m in more}:
+                more.append({"slot": name, "completed_by": [r["proc"] for r in done]})
+        unseen = [name for name, item in locks.items() if name not in acquired]
+        mismatched = [
+            name
+            for name, runs in acquired.items()
+            if name in locks and locks[name].get("owner") != runs[-1].get("owner")
+        ]
+        return {
+            "runs": sum(len(r) for r in acquired.values()),
+            "slots": len(locks),
+            "slots_completed": sum(1 for item in locks.values() if item.get("completed_at")),
+            "slot_takeovers_after_kill": len(takeovers),
+            "lock_items_without_evidence": len(unseen),
+            "lock_owner_mismatches": mismatched,
+            "more_than_once": more,
+        }
+
+    def faults(self) -> dict[str, int]:
+        counts: Counter[str] = Counter()
+        for record in self.d.evidence:
+            if record["kind"] == "fault":
+                counts[f"{record['target']}:{record['code']}"] += 1
+            elif record["kind"] == "model_call" and record.get("fault"):
+                counts[f"model:{record['fault']}"] += 1
+        return dict(sorted(counts.items()))
+
+
+def _unfinished_publish(records: list[Record], delivered_at: float) -> Record | None:
+    """The latest publish_start before ``delivered_at`` that its process never finished."""
+    finished = {(r["proc"]) for r in records if r["kind"] in ("published", "publish_failed")}
+    starts = [r for r in records if r["kind"] == "publish_start" and r["t"] <= delivered_at + 1.0]
+    unfinished = [r for r in starts if r["proc"] not in finished]
+    return unfinished[-1] if unfinished else None
+
+
+def _check(ok: bool, value: Any, examples: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"ok": ok, "value": value}
+    if examples:
+        out["examples"] = examples[:_EXAMPLES]
+    return out
+
+
+def _fields(record: Record, skip: tuple[str, ...]) -> str:
+    return " ".join(f"{k}={v}" for k, v in record.items() if k not in skip and v is not None)

@@ -1,0 +1,155 @@
+"""The chaos checks catch what they claim to catch (synthetic runs, no processes)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chaos.invariants import Checker, Delivery, QueueMessage, RunData, SentMessage
+from chaos.plan import Plan, PlannedMessage
+from tests.fixtures.events import simplified
+
+T0 = 1_700_000_000.0
+KEY = "evt#e1"
+
+
+def _iso(t: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+
+
+def _run(**overrides: Any) -> RunData:
+    """One escalated event, analyzed at +2 s, published by w0.1 at +3 s and marked at +3.1 s."""
+    event = PlannedMessage(0.0, "{}", KEY, "event", "escalation", "escalated", 4)
+    poison = PlannedMessage(0.0, "not json", "msg#sha256:p", "poison", "not_json", None, None)
+    data: dict[str, Any] = {
+        "plan": Plan((event, poison)),
+        "sent": [SentMessage(event, "m1", T0), SentMessage(poison, "m2", T0)],
+        "items": {
+            KEY: {
+                "pk": KEY,
+                "status": "escalated",
+                "severity_rating": 4,
+                "analyzed_at": _iso(T0 + 2),
+                "notified_at": _iso(T0 + 3.1),
+                "notification_id": "sns-1",
+            },
+            "msg#sha256:p": {"pk": "msg#sha256:p", "status": "rejected", "rejection_code": "invalid_json"},
+        },
+        "dlq": [QueueMessage("m2", "not json", 8)],
+        "left_in_queue": 0,
+        "critical": [Delivery("sns-1", KEY, T0 + 3, {})],
+        "monitoring": [],
+        "evidence": [
+            _ev(1.5, "w0.1", "model_call", key=KEY, action="analyze"),
+            _ev(2.9, "w0.1", "publish_start", key=KEY),
+            _ev(3.0, "w0.1", "published", key=KEY, message_id="sns-1"),
+            _ev(3.1, "w0.1", "marked", key=KEY, message_id="sns-1", marked=True),
+        ],
+        "timeline": [],
+        "sigterm": None,
+        "drained": True,
+        "t0": T0,
+    }
+    data.update(overrides)
+    return RunData(**data)
+
+
+def _ev(t: float, proc: str, kind: str, **fields: Any) -> dict[str, Any]:
+    return {"t": T0 + t, "proc": proc, "pid": 1, "kind": kind, **fields}
+
+
+def _failed(data: RunData) -> set[str]:
+    report = Checker(data).report()
+    return {name for name, check in report["invariants"].items() if not check["ok"]}
+
+
+def test_a_clean_run_passes() -> None:
+    assert _failed(_run()) == set()
+
+
+def test_a_second_publish_after_the_mark_is_a_duplicate() -> None:
+    # GIVEN another worker published the same escalation after the record was marked
+    data = _run()
+    data.critical.append(Delivery("sns-2", KEY, T0 + 5, {}))
+    data.evidence += [
+        _ev(4.9, "w1.1", "publish_start", key=KEY),
+        _ev(5.0, "w1.1", "published", key=KEY, message_id="sns-2"),
+    ]
+    # THEN it is a duplicate notification
+    assert _failed(data) == {"duplicate_notifications"}
+
+
+def test_a_publisher_killed_before_its_mark_is_in_the_window() -> None:
+    # GIVEN w1.1 published first at +2.5 s and was SIGKILLed before marking
+    data = _run(timeline=[{"t": T0 + 2.6, "event": "sigkill", "proc": "w1.1", "pid": 2}])
+    data.critical.append(Delivery("sns-0", KEY, T0 + 2.5, {}))
+    data.evidence += [
+        _ev(2.4, "w1.1", "publish_start", key=KEY),
+        _ev(2.5, "w1.1", "published", key=KEY, message_id="sns-0"),
+    ]
+    # THEN the run passes and reports it in the window
+    report = Checker(data).report()
+    assert report["ok"] is True
+    assert report["notifications"]["duplicate_notifications_in_publish_mark_window"] == 1
+    assert report["notifications"]["in_window_by_cause"] == {"killed_before_mark": 1}
+
+
+def test_a_model_call_after_the_saved_analysis_fails() -> None:
+    data = _run()
+    data.evidence.append(_ev(2.5, "w1.1", "model_call", key=KEY, action="analyze"))
+    assert _failed(data) == {"model_calls_after_analysis_saved"}
+
+
+def test_a_message_neither_terminal_nor_in_the_dlq_is_lost() -> None:
+    data = _run(dlq=[])
+    data.items[KEY]["status"] = "analyzed"
+    assert {"events_lost"} <= _failed(data)
+
+
+def test_one_slot_run_by_two_live_workers_fails() -> None:
+    data = _run()
+    lock = "lock#monitor#2024-01-01T00:00:10Z"
+    data.items[lock] = {"pk": lock, "owner": "b", "completed_at": _iso(T0 + 12)}
+    data.evidence += [
+        _ev(10.1, "w0.1", "lock_acquired", lock=lock, owner="a"),
+        _ev(10.5, "w1.1", "lock_acquired", lock=lock, owner="b"),
+    ]
+    assert _failed(data) == {"monitor_slots_run_more_than_once"}
+
+
+def test_an_escalation_whose_pattern_was_never_notified_fails() -> None:
+    data = _run()
+    data.items["evt#e2"] = {
+        "pk": "evt#e2",
+        "status": "escalated",
+        "notified_at": _iso(T0 + 20),
+        "notification_id": "pattern:pat#1",
+    }
+    assert _failed(data) == {"escalations_never_notified"}
+
+
+def test_a_sigterm_drain_that_overruns_or_fails_is_caught() -> None:
+    drain = {
+        "worker": "w0.1",
+        "exit_code": 0,
+        "run_worker_returned_after_s": 4.0,
+        "stop_bound_s": 9.0,
+        "exited_after_s": 6.0,
+        "exit_bound_s": 13.0,
+    }
+    assert _failed(_run(sigterm=drain)) == set()
+    assert _failed(_run(sigterm=drain | {"run_worker_returned_after_s": 12.0})) == {
+        "sigterm_drain_exit_0_in_time"
+    }
+    assert _failed(_run(sigterm=drain | {"exit_code": 1})) == {"sigterm_drain_exit_0_in_time"}
+
+
+def test_a_valid_event_in_the_dlq_fails() -> None:
+    # GIVEN the event's message ran out of receives while its record stayed in processing
+    body = json.dumps(simplified("e1"))
+    data = _run(dlq=[QueueMessage("m1", body, 9), QueueMessage("m2", "not json", 8)])
+    data.items[KEY] = {"pk": KEY, "status": "processing"}
+    # THEN the run fails on it, though the message is accounted for (not lost)
+    assert _failed(data) == {"valid_events_dead_lettered"}
