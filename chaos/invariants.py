@@ -358,8 +358,10 @@ class Checker:
             if len(deliveries) > 1:
                 for entry in self._extra_deliveries(key, deliveries):
                     (window if entry["in_window"] else duplicates).append(entry)
+        # A pattern is notified once per count (counts only grow); a body that did not
+        # parse counts as its own message, so it can never pose as a duplicate.
         pattern_counts = Counter(
-            (str(n.key), n.document.get("pattern", {}).get("count")) for n in d.monitoring
+            (str(n.key), n.document.get("pattern", {}).get("count") or n.message_id) for n in d.monitoring
         )
         for (pattern, count), times in pattern_counts.items():
             if times > 1:

@@ -153,3 +153,14 @@ def test_a_valid_event_in_the_dlq_fails() -> None:
     data.items[KEY] = {"pk": KEY, "status": "processing"}
     # THEN the run fails on it, though the message is accounted for (not lost)
     assert _failed(data) == {"valid_events_dead_lettered"}
+
+
+def test_a_pattern_notified_twice_at_one_count_is_a_duplicate() -> None:
+    document = {"pattern": {"count": 6}}
+    data = _run(
+        monitoring=[Delivery("p1", "pat#1", T0 + 10, document), Delivery("p2", "pat#1", T0 + 20, document)]
+    )
+    assert _failed(data) == {"duplicate_notifications"}
+    # Notified again only once it grew: fine.
+    data.monitoring[1] = Delivery("p2", "pat#1", T0 + 20, {"pattern": {"count": 12}})
+    assert _failed(data) == set()
