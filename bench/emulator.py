@@ -65,7 +65,8 @@ def _produce(conn: Connection, consumed: Synchronized[int]) -> None:
         while sent < len(bodies) and not aborted:
             room = window - (sent - consumed.value)
             remaining = len(bodies) - sent
-            if room >= min(_SQS_BATCH, remaining):
+            # Top up in batches of 10 where the window allows, by halves of a small one.
+            if room >= min(_SQS_BATCH, max(1, window // 2), remaining):
                 chunk = bodies[sent : sent + min(_SQS_BATCH, remaining, room)]
                 entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)]
                 response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)

@@ -291,13 +291,15 @@ def _drain_count(sqs: Any, url: str) -> int:
 
 
 def backlog_window(concurrency: int) -> int:
-    """Messages sent but not yet terminal: in flight plus at least ``concurrency + 20`` visible.
+    """Messages sent but not yet terminal: the ``concurrency`` in flight, plus the next batch.
 
-    Enough that every receive can fill a batch of 10 and the worker never waits for the
-    producer; small enough that moto's per-receive cost (linear in the queue depth)
-    stays close to its base cost.
+    The consumer asks for at most ``min(10, free slots)`` messages, so that many visible
+    messages (and 2 for the producer's 50 ms top-up delay) keep it from ever finding the
+    queue empty. Any deeper backlog would only add queueing time to the enqueue-to-
+    terminal latency (by Little's law, about window / throughput) and depth to moto's
+    per-receive cost, which grows with the queue.
     """
-    return 2 * concurrency + 20
+    return concurrency + min(concurrency, 10) + 2
 
 
 @dataclass(frozen=True)
