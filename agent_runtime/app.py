@@ -12,7 +12,8 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_runtime.errors import HTTP_STATUS, ErrorCode
-from agent_runtime.limits import MAX_PAYLOAD_BYTES
+from agent_runtime.limits import MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES
+from agent_runtime.normalize import json_too_deep
 from agent_runtime.service import AgentService, error_body
 
 
@@ -67,7 +68,7 @@ class ContractGuard:
 
 def _json_problem(body: bytes) -> str | None:
     try:
-        json.loads(body.decode("utf-8"))
+        value = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError as exc:
         return f"payload is not UTF-8: {exc.reason}"
     except json.JSONDecodeError as exc:
@@ -77,6 +78,10 @@ def _json_problem(body: bytes) -> str | None:
     except ValueError as exc:
         # e.g. an integer literal longer than sys.get_int_max_str_digits()
         return f"payload is not acceptable JSON: {str(exc)[:120]}"
+    # Parsed here near the bottom of the stack, the body is parsed again by the SDK much
+    # deeper in it: ~970 levels passed this check and overflowed there (a plain-text 500).
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and json_too_deep(value):
+        return f"payload is nested deeper than {MAX_JSON_DEPTH} levels"
     return None
 
 

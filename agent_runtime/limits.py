@@ -20,6 +20,11 @@ MAX_ID_CHARS = 512
 MAX_EVENT_DEPTH = 32
 # Values (strings, numbers, objects, arrays) in one event, wherever they sit.
 MAX_EVENT_FIELDS = 20_000
+# Nesting of a whole request body. json.loads accepts about 990 levels when called near
+# the bottom of the stack, but parsing the same body again deeper in the stack (the
+# AgentCore SDK does, under Starlette's middleware) overflows it: every parser of a
+# body must reject the same bodies, so all of them stop far below either limit.
+MAX_JSON_DEPTH = 64
 
 # WAF logs every header of a request; more than this is a flood, not a request.
 # We keep the first ones and mark the event as truncated rather than reject it.

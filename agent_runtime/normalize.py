@@ -42,6 +42,7 @@ from agent_runtime.limits import (
     MAX_FIELD_CHARS,
     MAX_HEADERS,
     MAX_ID_CHARS,
+    MAX_JSON_DEPTH,
     MAX_LABELS,
     MAX_MONITOR_EVENTS,
     MAX_PAYLOAD_BYTES,
@@ -739,7 +740,7 @@ def _loads(text: str, *, what: str) -> Any:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_PAYLOAD_BYTES:
         raise _fail(ErrorCode.PAYLOAD_TOO_LARGE, f"{what} exceeds {MAX_PAYLOAD_BYTES} bytes")
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _fail(ErrorCode.INVALID_JSON, f"{what} is not JSON: {exc.msg} at position {exc.pos}") from None
     except RecursionError:
@@ -749,6 +750,23 @@ def _loads(text: str, *, what: str) -> Any:
         raise _fail(
             ErrorCode.INVALID_JSON, f"{what} is not acceptable JSON: {_clip(str(exc), 120)}"
         ) from None
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and json_too_deep(value):
+        raise _fail(ErrorCode.INVALID_JSON, f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether parsed JSON nests objects and arrays deeper than ``limit``; iterative."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _first_error(what: str, exc: ValidationError) -> str:

@@ -9,17 +9,20 @@ from __future__ import annotations
 import io
 import json
 import tracemalloc
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from agent_runtime.errors import ContractError, ErrorCode
-from agent_runtime.limits import MAX_EVENT_DEPTH, MAX_FIELD_CHARS, MAX_ID_CHARS, MAX_LABELS
+from agent_runtime.limits import MAX_EVENT_DEPTH, MAX_FIELD_CHARS, MAX_ID_CHARS, MAX_JSON_DEPTH, MAX_LABELS
 from agent_runtime.normalize import normalize_event, parse_request
 from agent_runtime.service import build_service
 from agent_runtime.settings import RuntimeSettings
+from tests.fixtures.runtime_server import rules_app, runtime_server
 from worker.inputs import open_input, read_records
 from worker.store.keys import sort_time
 
@@ -161,12 +164,19 @@ def _nested(kind: str, depth: int) -> bytes:
 @pytest.mark.parametrize("depth", [MAX_EVENT_DEPTH, 600, 900])
 def test_deep_nesting_inside_an_event_is_rejected_not_a_recursion_error(kind: str, depth: int) -> None:
     # json.loads accepts ~990 levels; the recursive surrogate scrub then overflowed the
-    # stack at ~500, so the runtime answered 500 and the worker's parser crashed.
+    # stack at ~500, so the runtime answered 500 and the worker's parser crashed. (Bodies
+    # that deep are now refused as JSON first; an event built in Python still gets here.)
+    deep: Any = 1
+    for _ in range(depth):
+        deep = [deep] if kind == "list" else {"a": deep}
+    with pytest.raises(ContractError) as caught:
+        normalize_event({**EVENT, "deep": deep})
+    assert caught.value.code is ErrorCode.INVALID_EVENT
+    assert "nested deeper" in caught.value.message
     body = b'{"action": "analyze", "event": {"deep": ' + _nested(kind, depth) + b"}}"
     with pytest.raises(ContractError) as caught:
         parse_request(body)
-    assert caught.value.code is ErrorCode.INVALID_EVENT
-    assert "nested deeper" in caught.value.message
+    assert caught.value.code in {ErrorCode.INVALID_EVENT, ErrorCode.INVALID_JSON}
 
 
 def test_a_real_record_is_well_inside_the_depth_limit() -> None:
@@ -248,3 +258,39 @@ def test_a_file_that_starts_with_a_byte_order_mark_reads_its_first_record(tmp_pa
     with open_input(str(path)) as stream:
         records = list(read_records(stream))
     assert [(r.value, r.error) for r in records] == [(EVENT, None)]
+
+
+@pytest.fixture(scope="module")
+def runtime_url() -> Iterator[str]:
+    with runtime_server(rules_app()) as url:
+        yield url
+
+
+def _with_junk(levels: int) -> bytes:
+    """An analyze request whose body nests ``levels + 1`` deep (an ignored extra key)."""
+    return (
+        b'{"action": "analyze", "event": '
+        + json.dumps(EVENT).encode()
+        + b', "junk": '
+        + _nested("list", levels)
+        + b"}"
+    )
+
+
+@pytest.mark.parametrize("levels", [MAX_JSON_DEPTH, 500, 950, 960, 970, 980, 990, 2000])
+def test_a_body_nested_past_the_limit_is_invalid_json_over_http_and_in_process(
+    runtime_url: str, levels: int
+) -> None:
+    # The guard parsed the body near the bottom of the stack, the SDK parsed it again far
+    # deeper: ~970 levels passed the guard and overflowed the SDK's parse, a plain-text 500.
+    body = _with_junk(levels)
+    response = httpx.post(f"{runtime_url}/invocations", content=body, timeout=10)
+    assert response.status_code == 400, response.text[:200]
+    assert response.json()["error"]["code"] == "invalid_json"
+    service = build_service(RuntimeSettings())
+    assert service.invoke(body)["error"]["code"] == "invalid_json"
+
+
+def test_a_body_nested_to_the_limit_is_served(runtime_url: str) -> None:
+    response = httpx.post(f"{runtime_url}/invocations", content=_with_junk(MAX_JSON_DEPTH - 1), timeout=10)
+    assert response.status_code == 200, response.text[:200]
