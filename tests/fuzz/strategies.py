@@ -28,6 +28,7 @@ from agent_runtime.limits import (
     MAX_FIELD_CHARS,
     MAX_HEADERS,
     MAX_ID_CHARS,
+    MAX_JSON_DEPTH,
     MAX_PAYLOAD_BYTES,
 )
 from agent_runtime.normalize import normalize_event
@@ -710,6 +711,11 @@ def _truncate(body: bytes, fraction: float) -> bytes:
     return body[: int(len(body) * fraction)]
 
 
+# Around the body limit (64) and up to json's own (~990): every depth in between once
+# passed one parser and overflowed the next.
+NESTING_DEPTHS = [MAX_JSON_DEPTH - 3, MAX_JSON_DEPTH - 2, MAX_JSON_DEPTH, 200, 800, 950, 960, 970, 980, 990]
+
+
 def nested_body(depth: int, kind: str) -> bytes:
     """A complete request whose event holds ``depth`` levels, built without recursion."""
     opening, closing = (b"[", b"]") if kind == "list" else (b'{"a": ', b"}")
@@ -753,7 +759,7 @@ raw_bodies = weighted(
             st.sampled_from([b"[", b'{"a":']),
         ),
     ),
-    (1, st.builds(nested_body, st.sampled_from([200, 800, 950, 990]), st.sampled_from(["list", "dict"]))),
+    (1, st.builds(nested_body, st.sampled_from(NESTING_DEPTHS), st.sampled_from(["list", "dict"]))),
     # Now and then more than the 1 MiB cap.
     (1, st.builds(_oversize, st.builds(encode, requests))),
 )
