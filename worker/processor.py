@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -40,6 +41,10 @@ OutcomeKind = Literal["done", "duplicate", "rejected", "retry", "in_progress", "
 # Outcomes after which the message may be deleted: the state is durable.
 ACK_OUTCOMES = frozenset({"done", "duplicate"})
 _EXCERPT_BYTES = 2048
+# Lease releases and notification marks are small idempotent writes worth a quick retry
+# before the message goes back to the queue: 0.1 s, 0.3 s, 0.9 s.
+_SMALL_WRITE_ATTEMPTS = 4
+_SMALL_WRITE_BACKOFF_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -145,9 +150,35 @@ class EventProcessor:
             try:
                 return self._advance(record, parsed, message_id, owner)
             finally:
-                self.store.release(event.event_key, owner=owner)
+                self._release(event.event_key, owner)
                 with self._claims_lock:
                     self._claims.pop(owner, None)
+
+    def _release(self, key: str, owner: str) -> None:
+        """Give the lease back, retrying briefly: a lease left behind by one failed write
+        makes every redelivery back off until it expires, spending receive counts."""
+        for attempt in range(_SMALL_WRITE_ATTEMPTS):
+            try:
+                self.store.release(key, owner=owner)
+                return
+            except (WorkerError, ClientError) as exc:
+                if attempt == _SMALL_WRITE_ATTEMPTS - 1:
+                    log.warning("lease_release_failed", error=str(exc))
+                    return
+                time.sleep(_SMALL_WRITE_BACKOFF_S * (3**attempt))
+
+    def _mark_notified(self, key: str, owner: str, message_id: str) -> bool:
+        """Record a publish that happened. Retried here because a mark lost after a
+        successful publish means the next delivery publishes again; the write is
+        conditional (attribute_not_exists), so repeating it is safe."""
+        for attempt in range(_SMALL_WRITE_ATTEMPTS):
+            try:
+                return self.store.mark_notified(key, owner=owner, topic="critical", message_id=message_id)
+            except RetryableError:
+                if attempt == _SMALL_WRITE_ATTEMPTS - 1:
+                    raise
+                time.sleep(_SMALL_WRITE_BACKOFF_S * (3**attempt))
+        return False
 
     def release_claims(self) -> int:
         """Give back every lease still held; returns how many. For work the shutdown abandoned.
@@ -195,7 +226,7 @@ class EventProcessor:
                 assert record.event is not None and record.analysis is not None
                 assert record.triage is not None
                 message = self.notifier.notify_escalation(record.event, record.analysis, record.triage)
-                notified = self.store.mark_notified(key, owner=owner, topic="critical", message_id=message)
+                notified = self._mark_notified(key, owner, message)
                 self.metrics.count("Notifications", dimensions={"Topic": "critical"})
         except PermanentError as exc:
             self.store.reject(key, code=exc.reason, reason=exc.message, message_id=message_id, event=event)

@@ -88,7 +88,7 @@ def test_duplicate_delivery_and_redrive_copy_call_the_model_once_and_notify_once
     event = simplified("evt-dup", action="ALLOW", rule_name="SQLi_BODY")
     env.send([event, event])
     first = env.worker()
-    first.consumer.exit_when_idle_polls = 4  # the copy that met a live lease comes back
+    first.consumer.exit_when_idle_polls = 14  # the copy that met a live lease comes back
     env.drain(first)
     env.send([{"action": "analyze", "event": event}])  # same event key, new MessageId
 

@@ -12,6 +12,7 @@ Rules (DESIGN.md section 7):
 
 from __future__ import annotations
 
+import math
 import queue
 import random
 import threading
@@ -369,9 +370,11 @@ class SqsConsumer:
         elif outcome.kind == "unavailable":
             delay = int(outcome.delay_s or self.circuit.open_s)
         elif outcome.kind == "in_progress":
-            # Another delivery holds the event; it usually finishes in seconds, so look
-            # again soon rather than after the whole remaining lease.
-            delay = min(int(outcome.delay_s or 0), self.retry_delay(message.receive_count))
+            # Another delivery holds a live lease. Look again only when it has run out:
+            # a holder that finishes releases it early (and the copy is then acked as a
+            # duplicate), while one that died leaves it until expiry, and every look
+            # before then would spend a receive count towards the DLQ.
+            delay = math.ceil(outcome.delay_s or 0) + 1
         elif outcome.delay_s is not None:
             delay = int(outcome.delay_s)
         else:
