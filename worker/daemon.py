@@ -167,6 +167,6 @@ def run_worker(worker: Worker, *, with_scheduler: bool = True) -> int:
             # Their messages are visible again; their leases must not outlive them.
             worker.processor.release_claims()
         if scheduler is not None:
-            scheduler.shutdown(wait=True)
+            scheduler.shutdown()
         worker.agents.close()
     return 0

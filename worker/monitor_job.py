@@ -15,6 +15,7 @@ only when it has grown past the growth factor.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,11 +23,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from botocore.exceptions import ClientError
 
 from agent_runtime.contract import Pattern, TriageDecision, WafEvent
 from agent_runtime.monitor import normalize_uri
 from worker import clock
-from worker.errors import WorkerError
+from worker.errors import RetryableError, WorkerError
 
 log = structlog.get_logger("worker.monitor")
 
@@ -93,6 +95,9 @@ class MonitorJob:
         self.chunk_size = chunk_size
         self.now = now
         self.metrics = metrics
+        # Set on shutdown: a long run stops between chunks/patterns instead of holding
+        # the process past the drain timeout.
+        self.stop_event = threading.Event()
 
     @classmethod
     def from_worker(cls, worker: Any, *, now: Callable[[], datetime] = clock.now) -> MonitorJob:
@@ -145,11 +150,26 @@ class MonitorJob:
             return run
         patterns: list[Pattern] = []
         for chunk in chunk_by_group(events, self.chunk_size):
+            self._check_stop()
             response = self.monitor_agent.monitor(chunk, hours=hours, threshold=self.threshold, now=now)
             patterns.extend(response.patterns)
+        failures = 0
         for pattern in merge_patterns(patterns, self.threshold):
-            run.patterns.append(self._apply(pattern, slot, run))
+            self._check_stop()
+            try:
+                run.patterns.append(self._apply(pattern, slot, run))
+            except RetryableError as exc:
+                # One throttled write must not cost the other patterns their run; this
+                # one is read again by the next slot (its events are still monitored).
+                failures += 1
+                log.warning("pattern_apply_failed", pattern_key=pattern.pattern_key, error=exc.message)
+        if failures:
+            raise RetryableError(f"{failures} patterns could not be applied", reason="monitor_partial")
         return run
+
+    def _check_stop(self) -> None:
+        if self.stop_event.is_set():
+            raise MonitorStopped("shutting down: the next slot takes over")
 
     def _apply(self, pattern: Pattern, slot: str, run: MonitorRun) -> Pattern:
         with structlog.contextvars.bound_contextvars(pattern_key=pattern.pattern_key):
@@ -165,6 +185,24 @@ class MonitorJob:
             )
             if not merged.threshold_met:
                 return merged
+            # Notify before escalating: an escalated member counts as notified through
+            # its pattern, so a notice lost after the escalation would never be sent.
+            # If the publish fails, the claim is given back and nothing is escalated;
+            # the next slot does both.
+            previous = stored.notified_count
+            if self.store.claim_pattern_notification(
+                pattern.pattern_key, count=merged.count, growth_factor=self.growth_factor
+            ):
+                try:
+                    self.notifier.notify_pattern(
+                        merged, escalated_keys=list(pattern.event_keys), grown_from=previous or None
+                    )
+                except (WorkerError, ClientError):
+                    self.store.release_pattern_notification(
+                        pattern.pattern_key, count=merged.count, previous=previous
+                    )
+                    raise
+                run.notified.append(pattern.pattern_key)
             decision = TriageDecision(
                 action="escalate",
                 status="escalated",
@@ -174,28 +212,16 @@ class MonitorJob:
                     f"{pattern.source_ip} to {pattern.normalized_uri} (threshold {self.threshold})"
                 ),
             )
-            escalated = [
+            run.escalated.extend(
                 key
                 for key in pattern.event_keys
                 if self.store.escalate_from_pattern(key, pattern_key=pattern.pattern_key, decision=decision)
-            ]
-            run.escalated.extend(escalated)
-            previous = stored.notified_count
-            if self.store.claim_pattern_notification(
-                pattern.pattern_key, count=merged.count, growth_factor=self.growth_factor
-            ):
-                try:
-                    self.notifier.notify_pattern(
-                        merged, escalated_keys=list(pattern.event_keys), grown_from=previous or None
-                    )
-                except WorkerError:
-                    # Give the claim back so the next slot tries again (no lost notice).
-                    self.store.release_pattern_notification(
-                        pattern.pattern_key, count=merged.count, previous=previous
-                    )
-                    raise
-                run.notified.append(pattern.pattern_key)
+            )
             return merged
+
+
+class MonitorStopped(Exception):
+    """The process is shutting down; the slot's lock expires and the next slot runs."""
 
 
 # A monitor request must stay well under the runtime's 1 MiB payload limit.

@@ -15,7 +15,8 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from worker.monitor_job import MonitorJob
+from worker.errors import WorkerError
+from worker.monitor_job import MonitorJob, MonitorStopped
 
 log = structlog.get_logger("worker.scheduler")
 
@@ -24,8 +25,12 @@ def _safe_tick(job: MonitorJob) -> None:
     # A failed run must not kill the scheduler thread; the next slot tries again.
     try:
         job.tick()
+    except MonitorStopped:
+        log.info("monitor_run_stopped_for_shutdown")
+    except WorkerError as exc:
+        log.warning("monitor_run_failed", reason=exc.reason, error=exc.message)
     except Exception:
-        log.exception("monitor_run_failed")
+        log.exception("monitor_run_crashed")
 
 
 def build_scheduler(job: MonitorJob, *, interval_s: int, first_run_in_s: float = 5.0) -> BackgroundScheduler:
@@ -47,10 +52,24 @@ def build_scheduler(job: MonitorJob, *, interval_s: int, first_run_in_s: float =
     return scheduler
 
 
-def start_monitor_scheduler(worker: Any) -> BackgroundScheduler:
+class MonitorScheduler:
+    """The scheduler and its job, stopped together: the job first, then the scheduler."""
+
+    def __init__(self, scheduler: BackgroundScheduler, job: MonitorJob) -> None:
+        self.scheduler = scheduler
+        self.job = job
+
+    def shutdown(self) -> None:
+        # A running pass stops at its next chunk or pattern; waiting for it is then short.
+        self.job.stop_event.set()
+        self.scheduler.shutdown(wait=True)
+
+
+def start_monitor_scheduler(worker: Any) -> MonitorScheduler:
     """Start the monitor job for a built worker; the caller shuts it down."""
     settings = worker.settings
-    scheduler = build_scheduler(MonitorJob.from_worker(worker), interval_s=settings.monitor_interval_s)
+    job = MonitorJob.from_worker(worker)
+    scheduler = build_scheduler(job, interval_s=settings.monitor_interval_s)
     scheduler.start()
     log.info("monitor_scheduled", interval_s=settings.monitor_interval_s, hours=settings.monitor_hours)
-    return scheduler
+    return MonitorScheduler(scheduler, job)

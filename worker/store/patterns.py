@@ -91,6 +91,10 @@ class PatternOps(DynamoTable):
         """
         for attempt in range(PATTERN_UPSERT_ATTEMPTS):
             item = self._get_item(pattern.pattern_key)
+            if item is not None and not self._adds_events(from_item(item), pattern):
+                # Every slot re-reads the whole window; a pattern with nothing new needs
+                # no write (and no write that a throttle could fail).
+                return PatternRecord.from_item(item)
             update, condition = self._merge(from_item(item) if item else None, pattern, slot)
             try:
                 return PatternRecord.from_item(self._update(pattern.pattern_key, update, condition=condition))
@@ -101,6 +105,12 @@ class PatternOps(DynamoTable):
             f"pattern {pattern.pattern_key}: too many concurrent updates",
             reason="store_contended",
         )
+
+    @staticmethod
+    def _adds_events(current: dict[str, Any], pattern: Pattern) -> bool:
+        stored: bytes = current.get("seen", b"")
+        seen = {stored[i : i + PATTERN_DIGEST_BYTES] for i in range(0, len(stored), PATTERN_DIGEST_BYTES)}
+        return any(_digest(key) not in seen for key in pattern.event_keys)
 
     def _merge(self, current: dict[str, Any] | None, pattern: Pattern, slot: str) -> tuple[Update, str]:
         now = self._clock()
