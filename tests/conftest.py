@@ -38,3 +38,29 @@ def aws_endpoint(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 def unique() -> str:
     """A short unique suffix for resource names, so tests never share a queue or table."""
     return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """CLI tests configure logging like a process would; give the next test it back."""
+    import logging
+
+    import structlog
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    config = structlog.get_config()
+    loggers = {
+        name: (lg.level, lg.propagate, list(lg.handlers))
+        for name, lg in logging.root.manager.loggerDict.items()
+        if isinstance(lg, logging.Logger)
+    }
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.configure(**config)
+    for name, (lvl, propagate, hs) in loggers.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(lvl)
+        logger.propagate = propagate
+        logger.handlers[:] = hs
