@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from types import FrameType
 
 import uvicorn
 
@@ -21,14 +23,26 @@ def main(argv: list[str] | None = None) -> int:
     settings = RuntimeSettings()
     configure_logging(settings.log_level, settings.log_format)
     app = create_app(build_service(settings))
-    uvicorn.run(
-        app,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_level="warning",
-        access_log=False,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            log_level="warning",
+            access_log=False,
+        )
     )
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal for the
+    # handler that was there before it. Make that handler a clean exit, so a stop by ECS,
+    # AgentCore or Ctrl-C ends with status 0 instead of 143.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_cleanly)
+    server.run()
     return 0
+
+
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":
