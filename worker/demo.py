@@ -196,7 +196,7 @@ def _summarize(  # noqa: PLR0917 - one private call site, every argument named t
     monitor: Any,
     sent: int,
 ) -> dict[str, Any]:
-    from worker.store import rejection_key
+    from worker.message_keys import event_key_of_body
 
     by_severity: Counter[str] = Counter()
     by_status: Counter[str] = Counter()
@@ -227,7 +227,7 @@ def _summarize(  # noqa: PLR0917 - one private call site, every argument named t
     rejected = []
     for message in dlq:
         body = message.get("Body", "")
-        key = _event_key_of(body) or rejection_key(body)
+        key = event_key_of_body(body)
         record = records.get(key)
         rejected.append(
             {
@@ -251,18 +251,6 @@ def _summarize(  # noqa: PLR0917 - one private call site, every argument named t
         "monitor": getattr(monitor, "summary", lambda: {})(),
         "rejected": rejected,
     }
-
-
-def _event_key_of(body: str) -> str | None:
-    from worker.processor import _key_if_event
-
-    try:
-        from agent_runtime.normalize import decode_payload, normalize_event
-
-        payload = decode_payload(body)
-        return normalize_event(payload.get("event", payload)).event_key
-    except Exception:
-        return _key_if_event(body)
 
 
 def _print_summary(console: Console, s: dict[str, Any]) -> None:

@@ -12,12 +12,9 @@ this key, so it must land on the very record the processor wrote for that body:
 
 from __future__ import annotations
 
-import json
-
 from agent_runtime.errors import ContractError
-from agent_runtime.normalize import event_key_for
 from worker.errors import PermanentError
-from worker.processor import parse_message
+from worker.processor import key_of_unparsed, parse_message
 from worker.store import rejection_key
 
 
@@ -26,24 +23,8 @@ def event_key_of_body(body: str) -> str:
     try:
         return parse_message(body).event.event_key
     except (ContractError, PermanentError):
-        return _key_if_event(body) or rejection_key(body)
+        return key_of_unparsed(body) or rejection_key(body)
     except Exception:
         # A body that crashes the parser has no record of its own; an inspection must
         # still show it, under the key a rejection of it would get.
         return rejection_key(body)
-
-
-def _key_if_event(body: str) -> str | None:
-    """Mirrors the processor's rule for unparsable bodies that still name an ``id``."""
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    if isinstance(payload, dict) and isinstance(payload.get("event"), dict):
-        payload = payload["event"]
-    if isinstance(payload, dict) and isinstance(payload.get("id"), str | int):
-        try:
-            return event_key_for(payload)
-        except ContractError:
-            return None
-    return None

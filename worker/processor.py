@@ -287,7 +287,7 @@ class EventProcessor:
 
     def _reject_unparsed(self, body: str, message_id: str, exc: ContractError | PermanentError) -> Outcome:
         code = str(exc.code) if isinstance(exc, ContractError) else exc.reason
-        key = _key_if_event(body) or rejection_key(body)
+        key = key_of_unparsed(body) or rejection_key(body)
         with structlog.contextvars.bound_contextvars(event_key=key):
             excerpt = body.encode("utf-8", "replace")[:_EXCERPT_BYTES].decode("utf-8", "replace")
             try:
@@ -324,7 +324,7 @@ def _severity(record: EventRecord) -> int | None:
     return record.analysis.severity_rating if record.analysis else None
 
 
-def _key_if_event(body: str) -> str | None:
+def key_of_unparsed(body: str) -> str | None:
     """The event key of a body that is an object with an ``id`` (so rejections group)."""
     try:
         payload = json.loads(body)

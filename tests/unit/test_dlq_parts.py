@@ -55,7 +55,7 @@ def test_a_parsable_body_gets_its_events_key(body: str) -> None:
 def test_an_unparsable_body_gets_the_key_its_rejection_is_recorded_under(body: str, expected: str) -> None:
     assert event_key_of_body(body) == expected
     # The same rule as the processor's own (private) one for rejected bodies.
-    assert (processor._key_if_event(body) or rejection_key(body)) == expected
+    assert (processor.key_of_unparsed(body) or rejection_key(body)) == expected
 
 
 @given(st.text(max_size=200))
