@@ -316,7 +316,8 @@ def _explain(exc: BaseException) -> str | None:
         return exc.message
     if isinstance(exc, EndpointConnectionError):
         return (
-            f"cannot reach {exc.kwargs.get('endpoint_url', 'the AWS endpoint')}: is AWS_ENDPOINT_URL right?"
+            f"cannot reach {exc.kwargs.get('endpoint_url', 'the AWS endpoint')}: check AWS_ENDPOINT_URL "
+            "(or LOCALSTACK_HOST when SECOPS_LOCALSTACK=1)"
         )
     if isinstance(exc, NoCredentialsError):
         return "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
