@@ -123,12 +123,18 @@ class _Child:
             self._process.kill()
             raise RuntimeError(f"{self._name} failed to start: {exc or 'it exited'}") from None
 
+    # Seconds a child gets to leave on its own after "stop" before it is terminated.
+    stop_grace_s = 10.0
+
     def stop(self) -> None:
         if self._process.pid is None:
             return  # never started
         with contextlib.suppress(BrokenPipeError, OSError):
             self._conn.send(("stop",))
-        self._process.join(timeout=10)
+        self._process.join(timeout=self.stop_grace_s)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(timeout=5)
         if self._process.is_alive():
             self._process.kill()
             self._process.join(timeout=5)
@@ -136,6 +142,9 @@ class _Child:
 
 class EmulatorProcess(_Child):
     """moto's server (``worker.embedded``) in a child; ``endpoint`` is its URL once ready."""
+
+    # moto keeps nothing worth a graceful exit, which waits out werkzeug's 0.5 s poll.
+    stop_grace_s = 0.1
 
     def __init__(self) -> None:
         super().__init__(_serve, name="bench-moto")
