@@ -59,6 +59,8 @@ class Outcome:
     model_called: bool = False
     notified: bool = False
     degraded: bool = False
+    # The final write already gave the event's lease back (no separate release needed).
+    lease_released: bool = False
 
     @property
     def ack(self) -> bool:
@@ -148,11 +150,18 @@ class EventProcessor:
             with self._claims_lock:
                 self._claims[owner] = event.event_key
             try:
-                return self._advance(record, parsed, message_id, owner)
-            finally:
+                outcome = self._advance(record, parsed, message_id, owner)
+            except BaseException:
                 self._release(event.event_key, owner)
+                raise
+            finally:
                 with self._claims_lock:
                     self._claims.pop(owner, None)
+            # The last step gave the lease back in its own write (closed, monitoring), or
+            # we never held one (a finished event is returned without a lease).
+            if record.lease_owner == owner and not outcome.lease_released:
+                self._release(event.event_key, owner)
+            return outcome
 
     def _release(self, key: str, owner: str) -> None:
         """Give the lease back, retrying briefly: a lease left behind by one failed write
@@ -211,7 +220,7 @@ class EventProcessor:
             log.info("duplicate_acknowledged", status=record.status, attempts=record.attempts)
             self.metrics.count("Duplicates")
             return Outcome("duplicate", key, status=record.status, severity=_severity(record))
-        model_called = degraded = False
+        model_called = degraded = lease_released = False
         try:
             if record.status == "processing":
                 analysis, model_called = self._analyze(parsed)
@@ -220,7 +229,9 @@ class EventProcessor:
             if record.status == "analyzed":
                 assert record.analysis is not None
                 decision = triage(record.analysis.severity_rating)
-                record = self.store.apply_triage(key, owner=owner, decision=decision)
+                last_step = decision.status != "escalated"
+                record = self.store.apply_triage(key, owner=owner, decision=decision, release=last_step)
+                lease_released = last_step and record.lease_expires_at == 0
             notified = False
             if record.needs_notification:
                 assert record.event is not None and record.analysis is not None
@@ -232,7 +243,15 @@ class EventProcessor:
             self.store.reject(key, code=exc.reason, reason=exc.message, message_id=message_id, event=event)
             self.metrics.count("Rejections", dimensions={"Reason": exc.reason})
             log.warning("event_rejected", reason=exc.reason, error=exc.message)
-            return Outcome("rejected", key, status="rejected", reason=exc.reason, model_called=model_called)
+            # reject() gives the lease back in the same write.
+            return Outcome(
+                "rejected",
+                key,
+                status="rejected",
+                reason=exc.reason,
+                model_called=model_called,
+                lease_released=True,
+            )
         except RuntimeUnavailable as exc:
             log.warning("runtime_unavailable", error=exc.message)
             return Outcome("unavailable", key, reason=exc.reason, delay_s=exc.delay_s)
@@ -260,6 +279,7 @@ class EventProcessor:
             model_called=model_called,
             notified=notified,
             degraded=degraded,
+            lease_released=lease_released,
         )
 
     def _analyze(self, parsed: ParsedMessage) -> tuple[Analysis, bool]:

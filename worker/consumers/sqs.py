@@ -272,7 +272,8 @@ class SqsConsumer:
         """Free slots; waits while there are none, beating outside the lock meanwhile."""
         while True:
             with self._lock:
-                free = self.concurrency - len(self._in_flight)
+                # A message waiting only for its batch delete is done with its slot.
+                free = self.concurrency - sum(1 for m in self._in_flight.values() if not m.acking)
                 if free > 0 or self._stop.is_set():
                     return free
                 self._lock.wait(timeout=_IDLE_BEAT_S)
@@ -405,9 +406,14 @@ class SqsConsumer:
                     self._lock.wait(timeout=_ACK_LINGER_S)
                 if not self._acks:
                     return
-                if len(self._acks) < _SQS_BATCH and not self._stop.is_set():
-                    # Linger briefly so deletes go out ten at a time.
-                    self._lock.wait(timeout=_ACK_LINGER_S)
+                # Linger up to a deadline so deletes go out ten at a time; every other
+                # notify (a slot freed, a message settled) would otherwise end the wait.
+                deadline = time.monotonic() + _ACK_LINGER_S
+                while len(self._acks) < _SQS_BATCH and not self._stop.is_set() and not self._acks_closed:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._lock.wait(timeout=remaining)
                 batch, self._acks = self._acks[:_SQS_BATCH], self._acks[_SQS_BATCH:]
             self._delete(batch)
 

@@ -211,8 +211,14 @@ class EventOps(DynamoTable):
         )
         return self._step(key, owner=owner, expect="processing", update=self._touch(update, now))
 
-    def apply_triage(self, key: str, *, owner: str, decision: TriageDecision) -> EventRecord:
-        """analyzed → closed | monitoring | escalated; only `monitoring` is in the index."""
+    def apply_triage(
+        self, key: str, *, owner: str, decision: TriageDecision, release: bool = False
+    ) -> EventRecord:
+        """analyzed → closed | monitoring | escalated; only `monitoring` is in the index.
+
+        ``release`` gives the lease back in the same write, for a triage that is the last
+        step (anything but an escalation, which still has a notification to send).
+        """
         if decision.status not in TRIAGE_STATUSES:
             raise ValueError(f"not a triage status: {decision.status}")
         now = self._clock()
@@ -227,6 +233,8 @@ class EventOps(DynamoTable):
             "backend_actions",
             {"action": "triaged", "at": self._now_iso(now), "status": decision.status},
         )
+        if release:
+            update.set("lease_expires_at", 0)
         return self._step(key, owner=owner, expect="analyzed", update=self._touch(update, now))
 
     def _step(self, key: str, *, owner: str, expect: str, update: Update) -> EventRecord:
