@@ -16,7 +16,9 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
+from agent_runtime.app import _json_problem
 from agent_runtime.contract import AnalyzeResponse, MonitorResponse, TriageOnlyResponse
+from agent_runtime.errors import ErrorCode
 from agent_runtime.limits import MAX_PAYLOAD_BYTES
 from agent_runtime.service import AgentService, build_service
 from agent_runtime.settings import RuntimeSettings
@@ -81,15 +83,17 @@ def test_invoke_answers_json_bytes_as_the_http_app_does(
     body = s.encode(payload, ascii_only=ascii_only)
     by_bytes, status = invoke(service, body)
     check_success(by_bytes, payload)
-    # The HTTP app hands the service the already-parsed body (of at most 1 MiB, which its
-    # middleware checks first): the classification must be the same.
+    # Over HTTP the app's guard answers oversize and unparsable bodies itself, and hands
+    # the service what it parsed: both paths must classify the same bytes the same way.
     if len(body) > MAX_PAYLOAD_BYTES:
+        assert status == 413
         return
-    try:
-        with production_recursion_limit():
-            parsed = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+    with production_recursion_limit():
+        problem = _json_problem(body)
+    if problem is not None:
+        assert by_bytes.error.code == ErrorCode.INVALID_JSON, (problem, by_bytes.error)
         return
+    parsed = json.loads(body.decode("utf-8"))
     by_object, parsed_status = invoke(service, parsed, parsed=True)
     assert parsed_status == status
     if status != 200:
