@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -12,7 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_runtime.errors import HTTP_STATUS, ErrorCode
-from agent_runtime.limits import MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES
+from agent_runtime.limits import BODY_READ_TIMEOUT_S, MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES
 from agent_runtime.normalize import json_too_deep
 from agent_runtime.service import AgentService, error_body
 
@@ -26,8 +27,9 @@ class ContractGuard:
     bodies with our codes, and replays a good body to the app unchanged.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, body_timeout_s: float = BODY_READ_TIMEOUT_S) -> None:
         self.app = app
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") != "/invocations":
@@ -36,8 +38,17 @@ class ContractGuard:
         chunks: list[bytes] = []
         size = 0
         more = True
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(
+                    receive(), timeout=deadline - asyncio.get_running_loop().time()
+                )
+            except TimeoutError:
+                await _error(
+                    ErrorCode.REQUEST_TIMEOUT, f"the body did not arrive within {self.body_timeout_s:g} s"
+                )(scope, receive, send)
+                return
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
@@ -89,9 +100,9 @@ def _error(code: ErrorCode, message: str) -> JSONResponse:
     return JSONResponse(error_body(code, message), status_code=HTTP_STATUS[code])
 
 
-def create_app(service: AgentService) -> BedrockAgentCoreApp:
+def create_app(service: AgentService, *, body_timeout_s: float = BODY_READ_TIMEOUT_S) -> BedrockAgentCoreApp:
     """Build the AgentCore app around a configured service."""
-    app = BedrockAgentCoreApp(middleware=[Middleware(ContractGuard)])
+    app = BedrockAgentCoreApp(middleware=[Middleware(ContractGuard, body_timeout_s=body_timeout_s)])
     # The SDK installs its own stream handler; our structlog set-up formats its records.
     app.logger.handlers[:] = []
     app.logger.propagate = True

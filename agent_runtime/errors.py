@@ -18,6 +18,7 @@ class ErrorCode(StrEnum):
     TOO_MANY_EVENTS = "too_many_events"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     FIELD_TOO_LARGE = "field_too_large"
+    REQUEST_TIMEOUT = "request_timeout"
     MODEL_ERROR = "model_error"
     MODEL_THROTTLED = "model_throttled"
     MODEL_OUTPUT_INVALID = "model_output_invalid"
@@ -40,6 +41,7 @@ HTTP_STATUS = {
     ErrorCode.TOO_MANY_EVENTS: 413,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.FIELD_TOO_LARGE: 413,
+    ErrorCode.REQUEST_TIMEOUT: 408,
     ErrorCode.MODEL_ERROR: 502,
     ErrorCode.MODEL_THROTTLED: 503,
     ErrorCode.MODEL_OUTPUT_INVALID: 502,

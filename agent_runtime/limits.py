@@ -46,3 +46,7 @@ PROMPT_MATCHED_DATA_CHARS = 256
 
 # Monitor look-back bounds: the seed used 24 h; a week is the most a TTL'd store keeps.
 MAX_MONITOR_HOURS = 24 * 7
+
+# A client that has not finished sending its body by then is stalled (or a slowloris):
+# answer and free the connection instead of holding it open forever.
+BODY_READ_TIMEOUT_S = 30.0

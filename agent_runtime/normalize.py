@@ -52,6 +52,8 @@ from agent_runtime.redaction import redact_header, redact_query
 
 KNOWN_ACTIONS = frozenset({"ALLOW", "BLOCK", "COUNT", "CAPTCHA", "CHALLENGE"})
 _INTERRUPTING = frozenset({"BLOCK", "CAPTCHA", "CHALLENGE"})
+_EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST_EVENT = datetime(2200, 1, 1, tzinfo=UTC)
 DEFAULT_ACTION_RULE = "Default_Action"
 # Spellings seen in hand-written and third-party exports of WAF events.
 _ACTION_ALIASES = {"BLOCKED": "BLOCK", "ALLOWED": "ALLOW", "COUNTED": "COUNT", "DENY": "BLOCK"}
@@ -589,7 +591,19 @@ def _labels(raw: Any) -> tuple[tuple[str, ...], bool]:
 
 
 def _timestamp(raw: Any) -> datetime:
-    """Epoch seconds or milliseconds (number or numeric string), or ISO 8601."""
+    """Epoch seconds or milliseconds (number or numeric string), or ISO 8601, in range."""
+    moment = _parse_timestamp(raw)
+    if not _EARLIEST_EVENT <= moment <= _LATEST_EVENT:
+        # AWS WAF did not exist before 2015; a year 500 or 9000 is a broken clock or a
+        # forged record, and would sort wrongly in the store's time index.
+        raise _fail(
+            ErrorCode.INVALID_EVENT,
+            f"timestamp {moment.isoformat()} is outside {_EARLIEST_EVENT.year}-{_LATEST_EVENT.year}",
+        )
+    return moment
+
+
+def _parse_timestamp(raw: Any) -> datetime:
     if isinstance(raw, bool):
         raise _fail(ErrorCode.INVALID_EVENT, "timestamp must be epoch milliseconds or ISO 8601")
     value: Any = raw

@@ -298,3 +298,11 @@ def test_a_pre_normalized_event_is_only_trusted_where_allowed() -> None:
     again = normalize_event(forged, allow_normalized=True)
     assert again.event_key == "evt#someone-else"
     assert "leaked" not in again.model_dump_json()
+
+
+@pytest.mark.parametrize("raw", ["0500-01-01T00:00:00Z", "9000-01-01T00:00:00Z", 0, "1999-12-31T23:59:59Z"])
+def test_timestamps_outside_any_plausible_waf_log_are_rejected(raw: Any) -> None:
+    with pytest.raises(ContractError) as caught:
+        normalize_event(waf(timestamp=raw))
+    assert caught.value.code == ErrorCode.INVALID_EVENT
+    assert "outside 2000-2200" in caught.value.message
