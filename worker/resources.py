@@ -85,19 +85,23 @@ def resolve_resources(settings: Settings, *, sqs: Any, sns: Any, dynamodb: Any =
     With ``dynamodb``, the table is checked too: a worker without its table would take
     every message and fail on each, until healthy events reached the DLQ.
     """
-    try:
-        queue_url = settings.queue_url or sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
-    except ClientError as exc:
-        raise ResourceError(
-            f"queue {settings.queue_name!r} not found ({_code(exc)}): run `secops setup` "
-            "or set SECOPS_QUEUE_URL"
-        ) from None
+    queue_url = _source_queue_url(settings, sqs)
     dlq_url = _dlq_url(sqs, queue_url)
     critical = settings.critical_topic_arn or _topic_arn(sns, settings.critical_topic_name)
     monitoring = settings.monitoring_topic_arn or _topic_arn(sns, settings.monitoring_topic_name)
     if dynamodb is not None:
         _check_table(dynamodb, settings.table_name)
     return Resources(queue_url, dlq_url, critical, monitoring, settings.table_name)
+
+
+def _source_queue_url(settings: Settings, sqs: Any) -> str:
+    try:
+        return settings.queue_url or sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
+    except ClientError as exc:
+        raise ResourceError(
+            f"queue {settings.queue_name!r} not found ({_code(exc)}): run `secops setup` "
+            "or set SECOPS_QUEUE_URL"
+        ) from None
 
 
 def _check_table(dynamodb: Any, name: str) -> None:
@@ -118,13 +122,7 @@ def resolve_queues(settings: Settings, *, sqs: Any) -> tuple[str, str]:
     SQS actually moves messages; ``SECOPS_DLQ_NAME`` is the fallback when there is no
     policy to read.
     """
-    try:
-        queue_url = settings.queue_url or sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
-    except ClientError as exc:
-        raise ResourceError(
-            f"queue {settings.queue_name!r} not found ({_code(exc)}): run `secops setup` "
-            "or set SECOPS_QUEUE_URL"
-        ) from None
+    queue_url = _source_queue_url(settings, sqs)
     dlq_url = _dlq_url(sqs, queue_url)
     if dlq_url is None:
         try:

@@ -17,33 +17,14 @@ from botocore.exceptions import ClientError
 from tenacity import wait_none
 
 from tests.fixtures.events import simplified
-from tests.fixtures.worker_harness import Env, fast_settings, make_env
+from tests.fixtures.worker_harness import DownAtFirst, Env, fast_settings, make_env
 from worker.agents import Agents, RetryPolicy
 from worker.daemon import build_worker, run_worker
-from worker.errors import RuntimeUnavailable
 from worker.metrics import Metrics, emf_wanted
 
 pytestmark = [pytest.mark.usefixtures("aws_endpoint"), pytest.mark.slow]
 
 NAMESPACE = "SecOpsTest"
-
-
-class DownAtFirst:
-    """The real transport, refusing its first ``failures`` calls as a runtime that is down would."""
-
-    def __init__(self, inner: Any, failures: int) -> None:
-        self.inner = inner
-        self.failures = failures
-        self.calls = 0
-
-    def invoke(self, payload: dict[str, Any], *, session_id: str | None = None) -> dict[str, Any]:
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise RuntimeUnavailable("connection refused (injected)", reason="runtime_unreachable")
-        return self.inner.invoke(payload, session_id=session_id)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def _emf(stream: io.StringIO) -> list[dict[str, Any]]:

@@ -15,9 +15,8 @@ from botocore.exceptions import ClientError
 
 from tests.fixtures.events import simplified, waf_record
 from tests.fixtures.scripted_model import ScriptedModel
-from tests.fixtures.worker_harness import LOW_ASSESSMENT, Env, fast_settings, make_env
+from tests.fixtures.worker_harness import LOW_ASSESSMENT, DownAtFirst, Env, fast_settings, make_env
 from worker.agents import Agents
-from worker.errors import RuntimeUnavailable
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")
 
@@ -106,28 +105,10 @@ def test_duplicate_delivery_and_redrive_copy_call_the_model_once_and_notify_once
     assert len(record.message_ids) == 3
 
 
-class FlakyTransport:
-    """The real in-process transport behind a switch that drops the first N calls."""
-
-    def __init__(self, inner: Any, failures: int) -> None:
-        self.inner = inner
-        self.failures = failures
-        self.calls = 0
-
-    def invoke(self, payload: dict[str, Any], *, session_id: str | None = None) -> dict[str, Any]:
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise RuntimeUnavailable("connection refused (injected)", reason="runtime_unreachable")
-        return self.inner.invoke(payload, session_id=session_id)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 def test_runtime_failing_then_recovering_is_retried_and_never_reaches_the_dlq(env: Env) -> None:
     # GIVEN a runtime that refuses the first five calls (longer than one message's retries)
     agents = env.agents()
-    flaky = FlakyTransport(agents.transport, failures=5)
+    flaky = DownAtFirst(agents.transport, failures=5)
     env.send([simplified("evt-flaky", action="ALLOW")])
 
     # WHEN the worker drains (the circuit opens, then a probe succeeds)
