@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import struct
-import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote
 
@@ -27,6 +26,7 @@ from agent_runtime.contract import Header, RuleMatch, SeverityFloorInfo, WafEven
 from agent_runtime.errors import ErrorCode, ModelError
 from agent_runtime.prompt_safety import FENCE_CLOSE, FENCE_OPEN, SYSTEM_PROMPT
 from agent_runtime.providers import ProviderConfig, build_model
+from tests.fixtures.scripted_http import Reply, ScriptedHTTPServer
 
 MODEL_ID = "amazon.nova-lite-v1:0"
 
@@ -265,46 +265,16 @@ class Received:
         return unquote(self.path.split("/")[2])
 
 
-Reply = Callable[[BaseHTTPRequestHandler], None]
-
-
-class ConverseServer:
+class ConverseServer(ScriptedHTTPServer):
     """Answers Bedrock Runtime requests on 127.0.0.1 with scripted replies."""
 
     def __init__(self) -> None:
-        self.received: list[Received] = []
-        self.replies: list[Reply] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length) or b"{}")
-                server.received.append(
-                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                )
-                server.replies.pop(0)(self)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def __enter__(self) -> ConverseServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Received)
+        self.url = self.origin
 
 
 def json_reply(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Reply:
-    def reply(handler: BaseHTTPRequestHandler) -> None:
+    def reply(handler: BaseHTTPRequestHandler, _body: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json")
@@ -361,7 +331,7 @@ def stream_reply(tool_input: dict[str, Any]) -> Reply:
         ),
     ]
 
-    def reply(handler: BaseHTTPRequestHandler) -> None:
+    def reply(handler: BaseHTTPRequestHandler, _body: dict[str, Any]) -> None:
         data = b"".join(event_stream_frame(kind, payload) for kind, payload in frames)
         handler.send_response(200)
         handler.send_header("Content-Type", "application/vnd.amazon.eventstream")

@@ -7,11 +7,10 @@ and as server-sent events, the way vLLM, llama.cpp and Ollama's ``/v1`` do.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from agent_runtime.contract import Header, SeverityFloorInfo, WafEvent
 from agent_runtime.errors import ErrorCode, ModelError
 from agent_runtime.prompt_safety import FENCE_CLOSE, FENCE_OPEN, SYSTEM_PROMPT
 from agent_runtime.providers import DEFAULT_OLLAMA_BASE_URL, ProviderConfig, build_model
+from tests.fixtures.scripted_http import Reply, ScriptedHTTPServer
 
 MODEL_ID = "llama3.1:8b"
 
@@ -75,42 +75,12 @@ def _text(content: str | list[dict[str, Any]]) -> str:
     return "".join(part.get("text", "") for part in content)
 
 
-Reply = Callable[[BaseHTTPRequestHandler, dict[str, Any]], None]
-
-
-class ChatCompletionsServer:
+class ChatCompletionsServer(ScriptedHTTPServer):
     """A scripted OpenAI-compatible ``/v1/chat/completions`` endpoint on 127.0.0.1."""
 
     def __init__(self) -> None:
-        self.received: list[Received] = []
-        self.replies: list[Reply] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length))
-                server.received.append(
-                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                )
-                server.replies.pop(0)(self, body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def __enter__(self) -> ChatCompletionsServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Received)
+        self.base_url = f"{self.origin}/v1"
 
 
 def _send_json(handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any]) -> None:
