@@ -10,9 +10,9 @@ from types import FrameType
 import uvicorn
 
 from agent_runtime.app import create_app
-from agent_runtime.logs import configure_logging
 from agent_runtime.service import build_service
 from agent_runtime.settings import RuntimeSettings
+from secops_core.logs import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:

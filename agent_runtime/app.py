@@ -12,10 +12,11 @@ from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent_runtime.errors import HTTP_STATUS, ErrorCode
-from agent_runtime.limits import BODY_READ_TIMEOUT_S, MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES
-from agent_runtime.normalize import json_too_deep
-from agent_runtime.service import AgentService, error_body
+from agent_runtime.service import AgentService
+from secops_core.contract import error_body
+from secops_core.errors import HTTP_STATUS, ErrorCode
+from secops_core.ingest.normalize import json_too_deep
+from secops_core.limits import BODY_READ_TIMEOUT_S, MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES
 
 
 class ContractGuard:

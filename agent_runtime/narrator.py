@@ -12,8 +12,9 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, Field, field_validator
 
-from agent_runtime.contract import Pattern
-from agent_runtime.prompt_safety import PATTERN_SYSTEM_PROMPT, build_pattern_prompt, sanitize_text
+from agent_runtime.prompt_safety import PATTERN_SYSTEM_PROMPT, build_pattern_prompt
+from secops_core.contract import Pattern
+from secops_core.text import sanitize_text
 
 log = structlog.get_logger("agent_runtime.narrator")
 

@@ -13,12 +13,10 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import unicodedata
-from functools import lru_cache
 from typing import Any
 
-from agent_runtime.contract import Pattern, SeverityFloorInfo, WafEvent
-from agent_runtime.limits import (
+from secops_core.contract import Pattern, SeverityFloorInfo, WafEvent
+from secops_core.limits import (
     PROMPT_ARGS_CHARS,
     PROMPT_HEADER_VALUE_CHARS,
     PROMPT_MATCHED_DATA_CHARS,
@@ -26,13 +24,12 @@ from agent_runtime.limits import (
     PROMPT_URI_CHARS,
     PROMPT_USER_AGENT_CHARS,
 )
-from agent_runtime.redaction import REDACTED, is_secret_header, redact_header, redact_query
+from secops_core.redaction import REDACTED, is_secret_header, redact_header, redact_query
+from secops_core.text import strip_unsafe, truncate
 
 FENCE_NAME = "UNTRUSTED_REQUEST_DATA"
 FENCE_OPEN = f"<<<{FENCE_NAME}"
 FENCE_CLOSE = f"<<<END_{FENCE_NAME}"
-
-TRUNCATION_SUFFIX = "…[truncated]"
 
 # Header names are tokens of a few dozen characters in every real client; a longer one
 # is an injection attempt, and its first 64 characters are enough to recognize it.
@@ -44,25 +41,11 @@ _PROMPT_MAX_LABELS = 20
 # Short, code-derived values (method, action, country, IP, timestamps).
 _PROMPT_SHORT_CHARS = 64
 
-# Line and paragraph breaks become a space so words stay apart; runs of whitespace then
-# collapse, which blunts newline floods meant to push the fence out of the model's view.
-_BREAKS = frozenset("\t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
-_WHITESPACE_RUN = re.compile(r"\s{2,}")
-# Control (Cc, including C0, DEL and C1), format (Cf: bidi overrides and isolates,
-# zero-width characters, soft hyphen, BOM, Unicode tag characters used to smuggle
-# invisible ASCII), surrogates and private-use characters never belong in a logged
-# request and can hide text from an operator while a model still reads it.
-_DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co"})
-# Variation selectors are combining marks (Mn) that can also carry invisible payloads.
-_VARIATION_SELECTORS = ((0xFE00, 0xFE0F), (0xE0100, 0xE01EF))
 # Any spelling of the fence name in data is removed, whatever the case or framing, so
 # the data cannot open or close a fence of its own. The replacement holds no character of
 # the name, so removing one occurrence cannot assemble another.
 _FENCE_IN_DATA = re.compile(re.escape(FENCE_NAME), re.IGNORECASE)
 _FENCE_REPLACEMENT = "[fence removed]"
-# Bounds the work on a huge field: only this many times the limit is examined.
-_SCAN_FACTOR = 4
-
 SYSTEM_PROMPT = f"""\
 You are the security analyst of an AWS WAF triage service. For one web request that \
 AWS WAF logged, you assess how serious it is, explain why, and suggest what an operator \
@@ -99,59 +82,14 @@ answer in free text and do not repeat secrets or long payloads from the data.
 """
 
 
-@lru_cache(maxsize=4096)
-def _safe_char(ch: str) -> str:
-    """The replacement for one character: itself, a space, or nothing."""
-    if ch in _BREAKS:
-        return " "
-    code = ord(ch)
-    if any(low <= code <= high for low, high in _VARIATION_SELECTORS):
-        return ""
-    return "" if unicodedata.category(ch) in _DROPPED_CATEGORIES else ch
-
-
-def _strip(s: str, limit: int) -> tuple[str, bool]:
-    """Remove unsafe characters; also say whether the input was cut before scanning."""
-    # Whitespace runs collapse first (cheap, in C), so a flood of line breaks cannot push
-    # the rest of the text out of the scanned part; anything further past the limit
-    # would be cut anyway, so it is not scanned character by character.
-    s = _WHITESPACE_RUN.sub(" ", s)
-    scanned = s[: limit * _SCAN_FACTOR + len(TRUNCATION_SUFFIX)]
-    kept = "".join(map(_safe_char, scanned))
-    return _WHITESPACE_RUN.sub(" ", kept).strip(), len(scanned) < len(s)
-
-
-def _truncate(text: str, limit: int, cut: bool) -> str:
-    if len(text) <= limit and not cut:
-        return text
-    if limit <= len(TRUNCATION_SUFFIX):
-        return text[:limit]
-    return text[: limit - len(TRUNCATION_SUFFIX)] + TRUNCATION_SUFFIX
-
-
-def sanitize_text(s: str, limit: int) -> str:
-    """Return ``s`` made safe to show to a model or an operator, at most ``limit`` chars.
-
-    Line breaks and tabs become spaces and whitespace runs collapse; control characters
-    (C0, DEL, C1), format characters (bidi overrides and isolates, zero-width characters,
-    Unicode tags), surrogates, private-use characters and variation selectors are removed.
-    Ordinary Unicode (accents, CJK, emoji) is kept. A longer result is cut and ends with
-    ``TRUNCATION_SUFFIX``, still within ``limit``.
-    """
-    if limit <= 0:
-        return ""
-    text, cut = _strip(s, limit)
-    return _truncate(text, limit, cut)
-
-
 def _clean(value: str | None, limit: int) -> str | None:
     """Sanitize one untrusted value, remove fence markers from it and cut it."""
     if value is None:
         return None
-    text, cut = _strip(value, limit)
+    text, cut = strip_unsafe(value, limit)
     # After stripping, so a marker split by invisible characters is seen whole.
     text = _FENCE_IN_DATA.sub(_FENCE_REPLACEMENT, text)
-    return _truncate(text, limit, cut)
+    return truncate(text, limit, cut)
 
 
 def _header_entries(event: WafEvent) -> list[dict[str, str]]:

@@ -12,14 +12,15 @@ takes more than a second, and the rules provider and the wire contract never nee
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from secops_core.settings import CommonSettings, ProviderName
 
 if TYPE_CHECKING:
     from strands.models import Model
 
-ProviderName = Literal["bedrock", "rules", "openai", "ollama"]
 
 DEFAULT_BEDROCK_MODEL_ID = "amazon.nova-lite-v1:0"
 DEFAULT_REGION = "us-east-1"
@@ -67,6 +68,22 @@ class ProviderConfig(BaseModel):
                 f"{DEFAULT_BEDROCK_MODEL_ID} is a Bedrock model id"
             )
         return self
+
+    @classmethod
+    def from_settings(cls, settings: CommonSettings) -> ProviderConfig:
+        """The provider configuration the process settings describe."""
+        return cls(
+            provider=settings.provider,
+            model_id=settings.model_id,
+            region=settings.aws_region,
+            base_url=settings.model_base_url,
+            api_key=settings.model_api_key,
+            temperature=settings.model_temperature,
+            max_tokens=settings.model_max_tokens,
+            connect_timeout=settings.model_connect_timeout_s,
+            read_timeout=settings.model_read_timeout_s,
+            max_attempts=settings.model_max_attempts,
+        )
 
     def resolved_region(self) -> str:
         """The Bedrock region this configuration uses."""

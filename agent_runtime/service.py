@@ -3,29 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from agent_runtime.contract import (
+from agent_runtime.monitor import Narrator, detect_patterns
+from secops_core.contract import (
     Analysis,
     AnalysisInput,
     AnalyzeRequest,
     AnalyzeResponse,
-    ErrorBody,
-    ErrorResponse,
     MonitorRequest,
     MonitorResponse,
     SeverityFloorInfo,
     TriageOnlyRequest,
     TriageOnlyResponse,
+    error_body,
 )
-from agent_runtime.errors import HTTP_STATUS, RETRYABLE_CODES, AgentRuntimeError, ErrorCode
-from agent_runtime.monitor import Narrator, detect_patterns
-from agent_runtime.normalize import parse_request
-from agent_runtime.prompt_safety import sanitize_text
-from agent_runtime.severity import severity_floor
-from agent_runtime.triager import triage
+from secops_core.errors import HTTP_STATUS, AgentRuntimeError, ErrorCode
+from secops_core.ingest.normalize import parse_request
+from secops_core.settings import CommonSettings
+from secops_core.text import sanitize_text
+from secops_core.triage import triage
+from secops_core.waf.floor import severity_floor
+
+if TYPE_CHECKING:
+    from strands.models import Model
 
 log = structlog.get_logger("agent_runtime")
 
@@ -129,19 +132,13 @@ def _analysis_from_input(given: AnalysisInput, floor: SeverityFloorInfo) -> Anal
     )
 
 
-def error_body(code: ErrorCode, message: str) -> dict[str, Any]:
-    return ErrorResponse(
-        error=ErrorBody(code=code, message=message, retryable=code in RETRYABLE_CODES)
-    ).model_dump(mode="json")
-
-
-def build_service(settings: Any, model: Any = None) -> AgentService:
-    """Build the service from RuntimeSettings; ``model`` overrides the provider (tests)."""
+def build_service(settings: CommonSettings, model: Model | None = None) -> AgentService:
+    """Build the service from the process settings; ``model`` overrides the provider (tests)."""
     from agent_runtime.analyst import SecurityAnalyst
     from agent_runtime.narrator import PatternNarrator
-    from agent_runtime.providers import build_model
+    from agent_runtime.providers import ProviderConfig, build_model
 
-    config = settings.provider_config()
+    config = ProviderConfig.from_settings(settings)
     if model is not None:
         # An injected model (tests, benchmarks) names itself.
         analyst = SecurityAnalyst(model)

@@ -1,69 +1,15 @@
-"""Settings of the agent runtime process (``SECOPS_`` prefix).
-
-The worker's settings extend this class, so one object per process holds everything
-and the same variable means the same thing in both processes.
-"""
+"""Settings of the agent runtime process (``SECOPS_`` prefix)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from pydantic import Field
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-ProviderName = Literal["bedrock", "rules", "openai", "ollama"]
-LogFormat = Literal["auto", "json", "console"]
+from secops_core.settings import CommonSettings
 
 
-class RuntimeSettings(BaseSettings):
-    """What the agent runtime needs: the model provider, limits, logging, where to serve."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="SECOPS_", frozen=True, extra="ignore", populate_by_name=True
-    )
-
-    # The original agent read LOG_LEVEL, AGENT_NAME and AWS_REGION: both spellings work.
-    log_level: str = Field(default="INFO", validation_alias=AliasChoices("SECOPS_LOG_LEVEL", "LOG_LEVEL"))
-    log_format: LogFormat = "auto"
-    agent_name: str = Field(
-        default="secops-agent",
-        validation_alias=AliasChoices("SECOPS_AGENT_NAME", "AGENT_NAME"),
-    )
-    aws_region: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("SECOPS_AWS_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
-    )
-
-    # Model provider of the security analyst. `rules` needs no model and no network.
-    provider: ProviderName = "rules"
-    model_id: str = "amazon.nova-lite-v1:0"
-    model_base_url: str | None = None
-    model_api_key: SecretStr | None = None
-    model_temperature: float = Field(default=0.0, ge=0.0, le=1.0)
-    model_max_tokens: int = Field(default=1024, ge=64, le=8192)
-    model_connect_timeout_s: float = Field(default=5.0, gt=0)
-    model_read_timeout_s: float = Field(default=60.0, gt=0)
-    model_max_attempts: int = Field(default=3, ge=1, le=10)
-
-    # Events per pattern that make the monitor escalate (the seed used 5).
-    monitor_threshold: int = Field(default=5, ge=1)
+class RuntimeSettings(CommonSettings):
+    """What the agent runtime needs beyond the shared settings: where to serve."""
 
     # Where `python -m agent_runtime` serves (AgentCore expects 0.0.0.0:8080).
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
-
-    def provider_config(self):  # -> ProviderConfig, imported lazily (keeps this light)
-        from agent_runtime.providers import ProviderConfig
-
-        return ProviderConfig(
-            provider=self.provider,
-            model_id=self.model_id,
-            region=self.aws_region,
-            base_url=self.model_base_url,
-            api_key=self.model_api_key,
-            temperature=self.model_temperature,
-            max_tokens=self.model_max_tokens,
-            connect_timeout=self.model_connect_timeout_s,
-            read_timeout=self.model_read_timeout_s,
-            max_attempts=self.model_max_attempts,
-        )

@@ -241,8 +241,8 @@ def generate(count: int, *, seed: int = 7, now: datetime | None = None) -> list[
     """``count`` unique events from the mix, drawn with ``seed``; timestamps in the hour before ``now``."""
     # Imported here: the helper processes re-import the benchmark's main module when
     # they start, and should not pay for the runtime's models.
-    from agent_runtime.severity import severity_floor
-    from agent_runtime.triager import triage
+    from secops_core.triage import triage
+    from secops_core.waf.floor import severity_floor
     from worker.processor import parse_message
 
     rng = random.Random(seed)

@@ -378,6 +378,7 @@ def run_point(
     from agent_runtime.service import build_service
     from tests.fixtures.scripted_model import ScriptedModel
     from worker.agents import Agents
+    from worker.agents.inprocess import InProcessTransport
     from worker.daemon import Clients, build_worker, run_worker
     from worker.metrics import Metrics
     from worker.resources import setup_resources
@@ -399,7 +400,7 @@ def run_point(
     clients.sqs.meta.events.register("after-call.sqs.ReceiveMessage", tap.on_receive)
 
     model = ScriptedModel([ASSESSMENT], latency_s=latency_ms / 1000, cycle=True)
-    agents = Agents.from_settings(settings, service=build_service(settings, model=model))
+    agents = Agents.from_settings(settings, runtime=InProcessTransport(build_service(settings, model=model)))
     worker = build_worker(
         settings, clients=clients, resources=resources, agents=agents, metrics=Metrics(enabled=False)
     )
@@ -825,7 +826,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         events_per_doubling=args.events_per_doubling,
         seed=args.seed,
     )
-    from agent_runtime.logs import configure_logging
+    from secops_core.logs import configure_logging
 
     # WARNING: at INFO the worker's per-event log lines would dominate the CPU measured.
     configure_logging("WARNING", "json")

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agent_runtime.errors import ContractError
-from agent_runtime.normalize import event_key_for, normalize_event
-from agent_runtime.severity import severity_floor
-from agent_runtime.triager import triage
+from secops_core.errors import ContractError
+from secops_core.ingest.normalize import event_key_for, normalize_event
+from secops_core.triage import triage
+from secops_core.waf.floor import severity_floor
 from tests.fixtures.events import simplified, waf_record
 from worker.errors import PermanentError
 from worker.processor import parse_message

@@ -726,7 +726,7 @@ def summary_table(report: dict[str, Any]) -> Table:
 
 
 def run(config: RunConfig) -> dict[str, Any]:
-    from agent_runtime.logs import configure_logging
+    from secops_core.logs import configure_logging
     from worker.embedded import embedded_aws
 
     # The orchestrator's own structlog lines (resource set-up) stay off stdout, which

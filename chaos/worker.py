@@ -22,10 +22,10 @@ import resource
 import sys
 from pathlib import Path
 
-from agent_runtime.logs import configure_logging
 from agent_runtime.service import build_service
 from chaos.evidence import EvidenceLog, instrument
 from chaos.faults import ChaosModel, DeadlineTransport, FaultInjector, FaultRates, install_aws_faults
+from secops_core.logs import configure_logging
 from worker.agents import Agents, RetryPolicy
 from worker.agents.inprocess import InProcessTransport
 from worker.daemon import Clients, build_worker, run_worker

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
-from agent_runtime.errors import ErrorCode
-from agent_runtime.normalize import is_request
-from agent_runtime.service import AgentService, error_body
+from secops_core.contract import error_body
+from secops_core.errors import ErrorCode
+from secops_core.ingest.normalize import is_request
+from worker.agents.transport import Transport
 from worker.inputs import read_records
 
 
@@ -26,7 +27,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def analyze_stream(service: AgentService, stream: IO[str], out: IO[str]) -> int:
+def analyze_stream(runtime: Transport, stream: IO[str], out: IO[str]) -> int:
     """Print one JSON result per input record; returns how many records failed."""
     failures = 0
     for record in read_records(stream):
@@ -36,7 +37,7 @@ def analyze_stream(service: AgentService, stream: IO[str], out: IO[str]) -> int:
             payload = record.value
             if isinstance(payload, dict) and "prompt" not in payload and not is_request(payload):
                 payload = {"action": "analyze", "event": payload}
-            result = service.invoke(payload)
+            result = runtime.invoke(payload)
             if result.get("status") == "success" and result.get("workflow") == "analyze":
                 body = {"line": record.line, "status": "success", **summarize(result)}
             elif result.get("status") == "success":

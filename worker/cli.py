@@ -90,10 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = sub.add_parser("analyze", help="analyze events in-process and print one JSON result per line")
     analyze.add_argument("file", help="JSON lines (or a JSON array) of events; - for stdin")
 
-    serve = sub.add_parser("serve-agent", help="serve the agent runtime over HTTP (AgentCore protocol)")
-    serve.add_argument("--host", help="bind address (default SECOPS_HOST or 127.0.0.1)")
-    serve.add_argument("--port", type=_positive_int, help="port (default SECOPS_PORT or 8080)")
-
     monitor = sub.add_parser("monitor", help="run one monitor pass now and print the patterns")
     monitor.add_argument(
         "--hours", type=_positive_int, help="look-back window (default SECOPS_MONITOR_HOURS)"
@@ -159,7 +155,7 @@ def _logging(settings: Any, *, one_shot_level: str | None = None) -> None:
     its result, so INFO lines on stderr would only bury the one line that matters
     (``secops analyze`` would log every event twice).
     """
-    from agent_runtime.logs import configure_logging
+    from secops_core.logs import configure_logging
 
     explicit = any(os.environ.get(name) for name in _LOG_LEVEL_VARIABLES)
     level = settings.log_level if explicit or one_shot_level is None else one_shot_level
@@ -246,22 +242,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     _logging(settings, one_shot_level="ERROR")
     # A missing file is found before the runtime and its provider SDK are imported.
     with open_input(args.file) as stream:
-        from agent_runtime.service import build_service
+        from worker.agents.inprocess import InProcessTransport
         from worker.analyze import analyze_stream
 
-        failures = analyze_stream(build_service(settings), stream, sys.stdout)
+        failures = analyze_stream(InProcessTransport.from_settings(settings), stream, sys.stdout)
     return EXIT_OK if failures == 0 else EXIT_FAILED
-
-
-def cmd_serve_agent(args: argparse.Namespace) -> int:
-    from agent_runtime.__main__ import main as serve
-
-    argv: list[str] = []
-    if args.host:
-        argv += ["--host", args.host]
-    if args.port:
-        argv += ["--port", str(args.port)]
-    return serve(argv)
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
@@ -287,7 +272,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "health": cmd_health,
     "demo": cmd_demo,
     "analyze": cmd_analyze,
-    "serve-agent": cmd_serve_agent,
     "monitor": cmd_monitor,
     "dlq": cmd_dlq,
 }

@@ -80,7 +80,7 @@ def run_demo(*, events_file: str | None = None, as_json: bool = False) -> int:
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         os.environ.pop(name, None)
 
-    from agent_runtime.logs import configure_logging
+    from secops_core.logs import configure_logging
     from worker.embedded import embedded_aws
     from worker.settings import Settings
 

@@ -12,7 +12,7 @@ this key, so it must land on the very record the processor wrote for that body:
 
 from __future__ import annotations
 
-from agent_runtime.errors import ContractError
+from secops_core.errors import ContractError
 from worker.errors import PermanentError
 from worker.processor import key_of_unparsed, parse_message
 from worker.store import rejection_key

@@ -25,8 +25,8 @@ from typing import Any
 import structlog
 from botocore.exceptions import ClientError
 
-from agent_runtime.contract import Pattern, TriageDecision, WafEvent
-from agent_runtime.monitor import normalize_uri
+from secops_core.contract import Pattern, TriageDecision, WafEvent
+from secops_core.patterns import normalize_uri
 from worker import clock
 from worker.errors import RetryableError, WorkerError
 

@@ -34,8 +34,8 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_base, wait_exponential_jitter
 
-from agent_runtime.contract import Analysis, Pattern, TriageDecision, WafEvent
-from agent_runtime.prompt_safety import TRUNCATION_SUFFIX, sanitize_text
+from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
+from secops_core.text import TRUNCATION_SUFFIX, sanitize_text
 from worker.aws import client as aws_client
 from worker.errors import ConfigurationError, RetryableError
 

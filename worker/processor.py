@@ -20,10 +20,10 @@ from typing import Any, Literal
 import structlog
 from botocore.exceptions import ClientError
 
-from agent_runtime.contract import Analysis, AnalysisInput, WafEvent
-from agent_runtime.errors import ContractError
-from agent_runtime.normalize import decode_payload, is_request, normalize_event, parse_request
-from agent_runtime.triager import triage
+from secops_core.contract import Analysis, AnalysisInput, WafEvent
+from secops_core.errors import ContractError
+from secops_core.ingest.normalize import decode_payload, is_request, normalize_event, parse_request
+from secops_core.triage import triage
 from worker.errors import (
     AlreadyInProgress,
     ConfigurationError,
@@ -296,8 +296,8 @@ class EventProcessor:
         except RuntimeUnavailable:
             if not self.fallback_to_rules:
                 raise
-            from agent_runtime.analyst import rules_analysis
-            from agent_runtime.severity import severity_floor
+            from secops_core.rules_analysis import rules_analysis
+            from secops_core.waf.floor import severity_floor
 
             log.warning("runtime_unavailable_fallback_rules")
             self.metrics.count("DegradedAnalyses")
@@ -353,7 +353,7 @@ def key_of_unparsed(body: str) -> str | None:
     if isinstance(payload, dict) and isinstance(payload.get("event"), dict):
         payload = payload["event"]
     if isinstance(payload, dict) and isinstance(payload.get("id"), str | int):
-        from agent_runtime.normalize import event_key_for
+        from secops_core.ingest.normalize import event_key_for
 
         try:
             return event_key_for(payload)

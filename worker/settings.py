@@ -12,7 +12,7 @@ from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from agent_runtime.settings import RuntimeSettings
+from secops_core.settings import CommonSettings
 
 TransportName = Literal["inprocess", "http", "agentcore"]
 UnavailablePolicy = Literal["wait", "rules"]
@@ -29,8 +29,8 @@ SQS_MAX_DELAY_S = 900
 HEALTH_SLACK_S = 10
 
 
-class Settings(RuntimeSettings):
-    """Everything the worker process needs; extends the runtime's settings."""
+class Settings(CommonSettings):
+    """Everything the worker process needs, beside the settings both processes share."""
 
     # --- resources (created by `secops setup`) ---
     queue_name: str = "waf-events"

@@ -22,10 +22,10 @@ import pytest
 from botocore.stub import Stubber
 
 from agent_runtime.analyst import SecurityAnalyst
-from agent_runtime.contract import Header, RuleMatch, SeverityFloorInfo, WafEvent
-from agent_runtime.errors import ErrorCode, ModelError
 from agent_runtime.prompt_safety import FENCE_CLOSE, FENCE_OPEN, SYSTEM_PROMPT
 from agent_runtime.providers import ProviderConfig, build_model
+from secops_core.contract import Header, RuleMatch, SeverityFloorInfo, WafEvent
+from secops_core.errors import ErrorCode, ModelError
 from tests.fixtures.scripted_http import Reply, ScriptedHTTPServer
 
 MODEL_ID = "amazon.nova-lite-v1:0"

@@ -17,10 +17,10 @@ import pytest
 from pydantic import SecretStr
 
 from agent_runtime.analyst import SecurityAnalyst
-from agent_runtime.contract import Header, SeverityFloorInfo, WafEvent
-from agent_runtime.errors import ErrorCode, ModelError
 from agent_runtime.prompt_safety import FENCE_CLOSE, FENCE_OPEN, SYSTEM_PROMPT
 from agent_runtime.providers import DEFAULT_OLLAMA_BASE_URL, ProviderConfig, build_model
+from secops_core.contract import Header, SeverityFloorInfo, WafEvent
+from secops_core.errors import ErrorCode, ModelError
 from tests.fixtures.scripted_http import Reply, ScriptedHTTPServer
 
 MODEL_ID = "llama3.1:8b"

@@ -11,16 +11,16 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from agent_runtime.contract import (
+from secops_core.contract import (
     AnalyzeResponse,
     ErrorResponse,
     MonitorResponse,
     TriageOnlyResponse,
     WafEvent,
 )
-from agent_runtime.errors import RETRYABLE_CODES, ContractError, ErrorCode
-from agent_runtime.limits import MAX_HEADERS, MAX_ID_CHARS, MAX_LABELS, MAX_RULE_MATCHES
-from agent_runtime.normalize import KNOWN_ACTIONS
+from secops_core.errors import RETRYABLE_CODES, ContractError, ErrorCode
+from secops_core.ingest.normalize import KNOWN_ACTIONS
+from secops_core.limits import MAX_HEADERS, MAX_ID_CHARS, MAX_LABELS, MAX_RULE_MATCHES
 
 # Codes that bad input may produce; the others mean a model or the runtime itself failed.
 INPUT_ERROR_CODES = frozenset(ErrorCode) - RETRYABLE_CODES - {ErrorCode.MODEL_OUTPUT_INVALID}

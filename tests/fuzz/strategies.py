@@ -21,9 +21,10 @@ from typing import Any
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from agent_runtime.contract import Header, RuleMatch, WafEvent
-from agent_runtime.errors import ContractError
-from agent_runtime.limits import (
+from secops_core.contract import Header, RuleMatch, WafEvent
+from secops_core.errors import ContractError
+from secops_core.ingest.normalize import normalize_event
+from secops_core.limits import (
     MAX_EVENT_DEPTH,
     MAX_FIELD_CHARS,
     MAX_HEADERS,
@@ -31,7 +32,6 @@ from agent_runtime.limits import (
     MAX_JSON_DEPTH,
     MAX_PAYLOAD_BYTES,
 )
-from agent_runtime.normalize import normalize_event
 
 FUZZ_SCALE = float(os.environ.get("SECOPS_FUZZ_SCALE", "1"))
 

@@ -20,7 +20,7 @@ from typing import Any
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
-from agent_runtime.errors import ContractError
+from secops_core.errors import ContractError
 from tests.fuzz import strategies as s
 from tests.fuzz.properties import assert_contract_error, assert_valid_event, production_recursion_limit
 from worker.errors import PermanentError

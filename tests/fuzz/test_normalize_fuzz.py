@@ -18,17 +18,17 @@ from urllib.parse import quote
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
-from agent_runtime.contract import (
+from agent_runtime.prompt_safety import FENCE_NAME, build_analysis_prompt
+from secops_core.contract import (
     AnalyzeRequest,
     MonitorRequest,
     SeverityFloorInfo,
     TriageOnlyRequest,
     WafEvent,
 )
-from agent_runtime.errors import ContractError
-from agent_runtime.normalize import decode_payload, normalize_event, parse_request
-from agent_runtime.prompt_safety import FENCE_NAME, build_analysis_prompt
-from agent_runtime.severity import severity_floor
+from secops_core.errors import ContractError
+from secops_core.ingest.normalize import decode_payload, normalize_event, parse_request
+from secops_core.waf.floor import severity_floor
 from tests.fuzz import strategies as s
 from tests.fuzz.properties import assert_contract_error, assert_valid_event, production_recursion_limit
 

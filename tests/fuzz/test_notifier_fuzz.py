@@ -18,8 +18,8 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from agent_runtime.contract import Analysis, Header, Pattern, SeverityFloorInfo, TriageDecision, WafEvent
-from agent_runtime.triager import triage
+from secops_core.contract import Analysis, Header, Pattern, SeverityFloorInfo, TriageDecision, WafEvent
+from secops_core.triage import triage
 from tests.fuzz import strategies as s
 from worker.notifier import (
     JSON_SEPARATOR,

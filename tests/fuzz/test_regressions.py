@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from agent_runtime.errors import ContractError, ErrorCode
-from agent_runtime.limits import MAX_EVENT_DEPTH, MAX_FIELD_CHARS, MAX_ID_CHARS, MAX_JSON_DEPTH, MAX_LABELS
-from agent_runtime.normalize import normalize_event, parse_request
 from agent_runtime.service import build_service
 from agent_runtime.settings import RuntimeSettings
+from secops_core.errors import ContractError, ErrorCode
+from secops_core.ingest.normalize import normalize_event, parse_request
+from secops_core.limits import MAX_EVENT_DEPTH, MAX_FIELD_CHARS, MAX_ID_CHARS, MAX_JSON_DEPTH, MAX_LABELS
 from tests.fixtures.runtime_server import rules_app, runtime_server
 from worker.inputs import open_input, read_records
 from worker.store.keys import sort_time

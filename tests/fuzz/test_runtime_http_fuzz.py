@@ -25,8 +25,8 @@ import pytest
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
-from agent_runtime.contract import ErrorResponse
-from agent_runtime.errors import HTTP_STATUS
+from secops_core.contract import ErrorResponse
+from secops_core.errors import HTTP_STATUS
 from tests.fixtures.runtime_server import rules_app, runtime_server
 from tests.fuzz import strategies as s
 from tests.fuzz.properties import assert_response, production_recursion_limit

@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from agent_runtime.app import _json_problem
-from agent_runtime.contract import AnalyzeResponse, MonitorResponse, TriageOnlyResponse
-from agent_runtime.errors import ErrorCode
-from agent_runtime.limits import MAX_PAYLOAD_BYTES
 from agent_runtime.service import AgentService, build_service
 from agent_runtime.settings import RuntimeSettings
-from agent_runtime.severity import severity_floor
-from agent_runtime.triager import triage
+from secops_core.contract import AnalyzeResponse, MonitorResponse, TriageOnlyResponse
+from secops_core.errors import ErrorCode
+from secops_core.limits import MAX_PAYLOAD_BYTES
+from secops_core.triage import triage
+from secops_core.waf.floor import severity_floor
 from tests.fuzz import strategies as s
 from tests.fuzz.properties import assert_response, production_recursion_limit
 

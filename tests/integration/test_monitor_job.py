@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from agent_runtime.contract import TriageDecision
-from agent_runtime.normalize import normalize_event
+from secops_core.contract import TriageDecision
+from secops_core.ingest.normalize import normalize_event
 from tests.fixtures.events import simplified
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from worker.monitor_job import MonitorJob, chunk_by_group, lock_name, slot_start
@@ -86,8 +86,8 @@ def monitored(env: Env, clock: FakeClock, n: int, *, ip: str = "198.51.100.77", 
         record["timestamp"] = (clock.now() - timedelta(minutes=30 - i % 30)).isoformat()
         event = normalize_event(record)
         store.claim(event, owner="seed", lease_s=60, message_id=f"m{i}")
-        from agent_runtime.analyst import rules_analysis
-        from agent_runtime.severity import severity_floor
+        from secops_core.rules_analysis import rules_analysis
+        from secops_core.waf.floor import severity_floor
 
         store.save_analysis(
             event.event_key, owner="seed", analysis=rules_analysis(event, severity_floor(event))

@@ -14,14 +14,14 @@ from typing import Any
 import httpx
 import pytest
 
-from agent_runtime.contract import (
+from agent_runtime.service import AgentService, build_service
+from agent_runtime.settings import RuntimeSettings
+from secops_core.contract import (
     AnalyzeResponse,
     ErrorResponse,
     MonitorResponse,
     TriageOnlyResponse,
 )
-from agent_runtime.service import AgentService, build_service
-from agent_runtime.settings import RuntimeSettings
 from tests.fixtures.agent_samples import (
     MONITOR_NOW,
     probe_series,

@@ -1,4 +1,4 @@
-"""The agent runtime served as its own process: ``python -m agent_runtime`` and ``secops serve-agent``.
+"""The agent runtime served as its own process: ``python -m agent_runtime`` and ``secops-agent``.
 
 The same app AgentCore runs in its container, reached over HTTP on a free port:
 ``GET /ping`` answers healthy, ``POST /invocations`` analyzes, and SIGTERM stops it.
@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -31,14 +32,14 @@ def _ping(base: str) -> dict[str, object] | None:
 
 @pytest.mark.parametrize(
     "command",
-    [["-m", "agent_runtime"], ["-m", "worker.cli", "serve-agent"]],
-    ids=["python-m-agent_runtime", "secops-serve-agent"],
+    [[sys.executable, "-m", "agent_runtime"], [str(Path(sys.executable).with_name("secops-agent"))]],
+    ids=["python-m-agent_runtime", "secops-agent"],
 )
 def test_the_runtime_serves_ping_and_invocations_and_stops_on_sigterm(command: list[str]) -> None:
     # GIVEN the runtime started on a free port with the offline rules provider
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, *command, "--port", str(port)],
+        [*command, "--port", str(port)],
         env=cli_env(None, provider="rules", log_format="json"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

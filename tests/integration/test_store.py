@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import worker.aws
-from agent_runtime.contract import Analysis, Pattern, TriageDecision, WafEvent
+from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
 from tests.fixtures.moto_server import free_port
 from worker.errors import AlreadyInProgress, PermanentError, RetryableError, WorkerError
 from worker.store import EventRecord, EventStore, rejection_key

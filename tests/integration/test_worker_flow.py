@@ -189,6 +189,6 @@ def test_a_model_that_obeys_an_injection_cannot_lower_the_severity(unique: str, 
 
 
 def _keys(env: Env, records: list[dict[str, Any]]) -> list[str]:
-    from agent_runtime.normalize import normalize_event
+    from secops_core.ingest.normalize import normalize_event
 
     return [normalize_event(r).event_key for r in records]

@@ -25,10 +25,10 @@ from agent_runtime.analyst import (
     rules_analysis,
     to_model_error,
 )
-from agent_runtime.contract import Analysis, Header, RuleMatch, SeverityFloorInfo, WafEvent
-from agent_runtime.errors import ErrorCode, ModelError
 from agent_runtime.prompt_safety import FENCE_CLOSE, FENCE_OPEN, SYSTEM_PROMPT
 from agent_runtime.providers import ProviderConfig, build_model
+from secops_core.contract import Analysis, Header, RuleMatch, SeverityFloorInfo, WafEvent
+from secops_core.errors import ErrorCode, ModelError
 from tests.fixtures.scripted_model import Raise, ScriptedModel, ScriptExhaustedError, ToolUse
 
 

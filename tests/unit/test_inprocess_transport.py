@@ -8,9 +8,9 @@ import pytest
 from structlog.testing import capture_logs
 from tenacity import wait_none
 
-from agent_runtime.contract import AnalysisInput, AnalyzeResponse, WafEvent
 from agent_runtime.service import AgentService, build_service
 from agent_runtime.settings import RuntimeSettings
+from secops_core.contract import AnalysisInput, AnalyzeResponse, WafEvent
 from tests.fixtures.agent_samples import (
     EVENT_TIME,
     MONITOR_NOW,
@@ -87,7 +87,7 @@ def test_bad_input_is_permanent_with_the_contract_code(agents: Agents) -> None:
 
 def test_model_errors_are_retried_then_surface_as_retryable() -> None:
     # GIVEN a service whose analyst always fails with a model error
-    from agent_runtime.errors import ErrorCode, ModelError
+    from secops_core.errors import ErrorCode, ModelError
 
     class BrokenAnalyst:
         def analyze(self, event: WafEvent, floor: object) -> None:
@@ -106,11 +106,11 @@ def test_model_errors_are_retried_then_surface_as_retryable() -> None:
     assert len([e for e in logs if e["event"] == "runtime_retry"]) == 2
 
 
-def test_build_transport_inprocess_builds_or_reuses_a_service(service: AgentService) -> None:
+def test_build_transport_inprocess_builds_a_service_or_takes_the_given_runtime(service: AgentService) -> None:
     settings = Settings(transport="inprocess", provider="rules")
-    given = build_transport(settings, service=service)
-    assert isinstance(given, InProcessTransport)
-    assert given.service is service
+    assert isinstance(build_transport(settings), InProcessTransport)
+    given = InProcessTransport(service)
+    assert Agents.from_settings(settings, runtime=given).transport is given
     built = Agents.from_settings(settings)
     assert isinstance(built.transport, InProcessTransport)
     assert built.analyst.analyze(simplified_waf_event()).workflow == "analyze"

@@ -9,10 +9,16 @@ from typing import Any
 
 import pytest
 
-from agent_runtime.errors import ContractError, ErrorCode
-from agent_runtime.normalize import decode_payload, event_key_for, is_request, normalize_event, parse_request
-from agent_runtime.redaction import REDACTED
-from agent_runtime.severity import severity_floor
+from secops_core.errors import ContractError, ErrorCode
+from secops_core.ingest.normalize import (
+    decode_payload,
+    event_key_for,
+    is_request,
+    normalize_event,
+    parse_request,
+)
+from secops_core.redaction import REDACTED
+from secops_core.waf.floor import severity_floor
 
 
 def waf(**overrides: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent_runtime.contract import (
+from secops_core.contract import (
     Analysis,
     Header,
     Pattern,

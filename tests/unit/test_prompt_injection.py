@@ -15,9 +15,16 @@ from typing import Any
 
 import pytest
 
-from agent_runtime.analyst import ANALYSIS_TEXT_CHARS, SecurityAnalyst
-from agent_runtime.contract import Analysis, Header, RuleMatch, SeverityFloorInfo, WafEvent
-from agent_runtime.limits import (
+from agent_runtime.analyst import SecurityAnalyst
+from agent_runtime.prompt_safety import (
+    FENCE_CLOSE,
+    FENCE_NAME,
+    FENCE_OPEN,
+    SYSTEM_PROMPT,
+    build_analysis_prompt,
+)
+from secops_core.contract import Analysis, Header, RuleMatch, SeverityFloorInfo, WafEvent
+from secops_core.limits import (
     PROMPT_ARGS_CHARS,
     PROMPT_HEADER_VALUE_CHARS,
     PROMPT_MATCHED_DATA_CHARS,
@@ -25,15 +32,8 @@ from agent_runtime.limits import (
     PROMPT_URI_CHARS,
     PROMPT_USER_AGENT_CHARS,
 )
-from agent_runtime.prompt_safety import (
-    FENCE_CLOSE,
-    FENCE_NAME,
-    FENCE_OPEN,
-    SYSTEM_PROMPT,
-    TRUNCATION_SUFFIX,
-    build_analysis_prompt,
-    sanitize_text,
-)
+from secops_core.rules_analysis import ANALYSIS_TEXT_CHARS
+from secops_core.text import TRUNCATION_SUFFIX, sanitize_text
 from tests.fixtures.scripted_model import ScriptedModel
 
 SECRETS = {

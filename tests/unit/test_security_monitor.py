@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agent_runtime.contract import MonitorRequest, Pattern
 from agent_runtime.monitor import detect_patterns, normalize_uri, pattern_key, template_narrative
 from agent_runtime.narrator import PatternNarrator
-from agent_runtime.normalize import normalize_event
-from agent_runtime.severity import severity_floor
+from secops_core.contract import MonitorRequest, Pattern
+from secops_core.ingest.normalize import normalize_event
+from secops_core.waf.floor import severity_floor
 from tests.fixtures.events import simplified
 from tests.fixtures.scripted_model import ScriptedModel
 

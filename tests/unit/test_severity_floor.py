@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent_runtime.contract import RuleMatch, SeverityFloorInfo, WafEvent
-from agent_runtime.limits import MAX_ID_CHARS
-from agent_runtime.severity import (
+from secops_core.contract import RuleMatch, SeverityFloorInfo, WafEvent
+from secops_core.limits import MAX_ID_CHARS
+from secops_core.waf.floor import (
     UNKNOWN_BLOCKED_SEVERITY,
     UNKNOWN_REACHED_SEVERITY,
     severity_floor,

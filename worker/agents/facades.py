@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
-from agent_runtime.contract import (
+from secops_core.contract import (
     AnalysisInput,
     AnalyzeResponse,
     ErrorResponse,
@@ -38,7 +38,6 @@ from worker.agents.transport import (
 if TYPE_CHECKING:
     from tenacity.wait import wait_base
 
-    from agent_runtime.service import AgentService
     from worker.settings import Settings
 
 R = TypeVar("R", AnalyzeResponse, TriageOnlyResponse, MonitorResponse)
@@ -178,12 +177,12 @@ class Agents:
         cls,
         settings: Settings,
         *,
-        service: AgentService | None = None,
+        runtime: Transport | None = None,
         wait: wait_base | None = None,
     ) -> Agents:
-        """Build the configured transport and the retry policy from settings."""
+        """Build the configured transport (or use ``runtime``) and the retry policy from settings."""
         return cls.over(
-            build_transport(settings, service=service),
+            runtime if runtime is not None else build_transport(settings),
             RetryPolicy.from_settings(settings, wait=wait),
         )
 
@@ -192,20 +191,15 @@ class Agents:
         self.transport.close()
 
 
-def build_transport(settings: Settings, service: AgentService | None = None) -> Transport:
+def build_transport(settings: Settings) -> Transport:
     """The transport ``SECOPS_TRANSPORT`` names (``inprocess``, ``http`` or ``agentcore``).
 
-    ``inprocess`` uses ``service`` when given, else builds one from the same settings
-    (the worker's settings extend the runtime's, so the provider settings are there).
+    ``inprocess`` builds the runtime from the worker's own provider settings.
     """
     if settings.transport == "inprocess":
         from worker.agents.inprocess import InProcessTransport
 
-        if service is None:
-            from agent_runtime.service import build_service
-
-            service = build_service(settings)
-        return InProcessTransport(service)
+        return InProcessTransport.from_settings(settings)
     if settings.transport == "http":
         from worker.agents.http import HttpTransport
 

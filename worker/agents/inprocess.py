@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    # Only for the annotation: the worker imports the runtime's service only when the
-    # in-process transport is configured.
-    from agent_runtime.service import AgentService
+# The one place the worker loads the runtime (docs/architecture.md, "Packages"): the
+# embedded default and `secops analyze` run it in this process. The worker image does
+# not ship agent_runtime, and nothing else in worker/ imports this module eagerly.
+from agent_runtime.service import AgentService, build_service
+from secops_core.settings import CommonSettings
 
 
 class InProcessTransport:
@@ -22,6 +23,11 @@ class InProcessTransport:
 
     def __init__(self, service: AgentService) -> None:
         self.service = service
+
+    @classmethod
+    def from_settings(cls, settings: CommonSettings) -> InProcessTransport:
+        """A runtime built from the worker's own provider settings."""
+        return cls(build_service(settings))
 
     def invoke(self, payload: dict[str, Any], *, session_id: str | None = None) -> dict[str, Any]:
         """Run the request through the service; ``session_id`` has no meaning here."""

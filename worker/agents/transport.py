@@ -45,7 +45,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
-from agent_runtime.errors import RETRYABLE_CODES, ErrorCode
+from secops_core.errors import RETRYABLE_CODES, ErrorCode
 from worker.errors import ConfigurationError, PermanentError, RetryableError, RuntimeUnavailable, WorkerError
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ _WRAPPED_STATUS = re.compile(r"Received error \((\d{3})\) from runtime")
 # RuntimeClientError texts that mean the container is not (yet) serving: a cold start
 # that took too long, or a failed health check. Waiting is the only remedy.
 _NOT_SERVING = re.compile(r"initiali[sz]ation|health ?check|timed out|timeout", re.IGNORECASE)
-# Statuses our runtime uses only for bad input (agent_runtime.errors.HTTP_STATUS).
+# Statuses our runtime uses only for bad input (secops_core.errors.HTTP_STATUS).
 _INPUT_STATUSES = frozenset({400, 413, 422})
 
 

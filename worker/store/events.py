@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from agent_runtime.contract import Analysis, TriageDecision, WafEvent
+from secops_core.contract import Analysis, TriageDecision, WafEvent
 from worker.errors import AlreadyInProgress, PermanentError, RetryableError, WorkerError
 from worker.store._dynamo import ConditionFailed, DynamoTable, Item, Update, from_item
 from worker.store.keys import (

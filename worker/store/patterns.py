@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from agent_runtime.contract import Pattern
+from secops_core.contract import Pattern
 from worker.errors import RetryableError, WorkerError
 from worker.store._dynamo import ConditionFailed, DynamoTable, Item, Update, from_item
 from worker.store.keys import (

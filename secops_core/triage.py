@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent_runtime.contract import TriageDecision
+from secops_core.contract import TriageDecision
 
 # DESIGN.md section 4: 0-2 close, 3 monitor, 4-5 escalate.
 CLOSE_MAX = 2

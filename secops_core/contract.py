@@ -20,8 +20,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent_runtime.errors import ErrorCode
-from agent_runtime.limits import MAX_MONITOR_HOURS
+from secops_core.errors import RETRYABLE_CODES, ErrorCode
+from secops_core.limits import MAX_MONITOR_HOURS
 
 Severity = Annotated[int, Field(ge=0, le=5)]
 TriageAction = Literal["auto_close", "monitor", "escalate"]
@@ -225,3 +225,9 @@ def parse_response(data: dict[str, Any]) -> Response | ErrorResponse:
         "monitor": MonitorResponse,
     }.get(workflow, AnalyzeResponse)  # type: ignore[arg-type]
     return model.model_validate(data)
+
+
+def error_body(code: ErrorCode, message: str) -> dict[str, Any]:
+    return ErrorResponse(
+        error=ErrorBody(code=code, message=message, retryable=code in RETRYABLE_CODES)
+    ).model_dump(mode="json")

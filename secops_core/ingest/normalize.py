@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent_runtime.contract import (
+from secops_core.contract import (
     AnalysisInput,
     AnalyzeRequest,
     Header,
@@ -35,8 +35,8 @@ from agent_runtime.contract import (
     TriageOnlyRequest,
     WafEvent,
 )
-from agent_runtime.errors import ContractError, ErrorCode
-from agent_runtime.limits import (
+from secops_core.errors import ContractError, ErrorCode
+from secops_core.limits import (
     MAX_EVENT_DEPTH,
     MAX_EVENT_FIELDS,
     MAX_FIELD_CHARS,
@@ -48,7 +48,7 @@ from agent_runtime.limits import (
     MAX_PAYLOAD_BYTES,
     MAX_RULE_MATCHES,
 )
-from agent_runtime.redaction import redact_header, redact_query
+from secops_core.redaction import redact_header, redact_query
 
 KNOWN_ACTIONS = frozenset({"ALLOW", "BLOCK", "COUNT", "CAPTCHA", "CHALLENGE"})
 _INTERRUPTING = frozenset({"BLOCK", "CAPTCHA", "CHALLENGE"})

@@ -115,8 +115,8 @@ import unicodedata
 from dataclasses import dataclass
 from enum import Enum
 
-from agent_runtime.contract import RuleMatch, SeverityFloorInfo, WafEvent
-from agent_runtime.limits import MAX_ID_CHARS
+from secops_core.contract import RuleMatch, SeverityFloorInfo, WafEvent
+from secops_core.limits import MAX_ID_CHARS
 
 __all__ = ["UNKNOWN_BLOCKED_SEVERITY", "UNKNOWN_REACHED_SEVERITY", "severity_floor"]
 

@@ -1,0 +1,53 @@
+"""Settings both processes share (``SECOPS_`` prefix).
+
+Each process has one frozen settings object that extends ``CommonSettings``, so the
+same variable means the same thing in the worker and in the agent runtime.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ProviderName = Literal["bedrock", "rules", "openai", "ollama"]
+LogFormat = Literal["auto", "json", "console"]
+
+
+class CommonSettings(BaseSettings):
+    """What both processes read the same way: logging, region and the model provider.
+
+    The worker needs the provider settings too: the embedded default runs the runtime
+    in-process, and the fail-safe names the provider in its records.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="SECOPS_", frozen=True, extra="ignore", populate_by_name=True
+    )
+
+    # The original agent read LOG_LEVEL, AGENT_NAME and AWS_REGION: both spellings work.
+    log_level: str = Field(default="INFO", validation_alias=AliasChoices("SECOPS_LOG_LEVEL", "LOG_LEVEL"))
+    log_format: LogFormat = "auto"
+    agent_name: str = Field(
+        default="secops-agent",
+        validation_alias=AliasChoices("SECOPS_AGENT_NAME", "AGENT_NAME"),
+    )
+    aws_region: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SECOPS_AWS_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
+    )
+
+    # Model provider of the security analyst. `rules` needs no model and no network.
+    provider: ProviderName = "rules"
+    model_id: str = "amazon.nova-lite-v1:0"
+    model_base_url: str | None = None
+    model_api_key: SecretStr | None = None
+    model_temperature: float = Field(default=0.0, ge=0.0, le=1.0)
+    model_max_tokens: int = Field(default=1024, ge=64, le=8192)
+    model_connect_timeout_s: float = Field(default=5.0, gt=0)
+    model_read_timeout_s: float = Field(default=60.0, gt=0)
+    model_max_attempts: int = Field(default=3, ge=1, le=10)
+
+    # Events per pattern that make the monitor escalate (the seed used 5).
+    monitor_threshold: int = Field(default=5, ge=1)
