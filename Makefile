@@ -13,9 +13,10 @@ run: $(STAMP) ## the embedded default: moto in-process, rules provider, bundled 
 test: $(STAMP) ## the whole test suite (exit 5, "no tests collected", fails)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-lint: $(STAMP) ## ruff and hadolint on both Dockerfiles
+lint: $(STAMP) ## ruff, mypy (strict on secops_core and worker) and hadolint on both Dockerfiles
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile.agent Dockerfile.worker
 
 fmt: $(STAMP)

@@ -141,6 +141,7 @@ def _openai_compatible_model(config: ProviderConfig) -> Model:
             f"provider {config.provider!r} needs the openai extra: pip install 'secops-worker[openai]'"
         ) from exc
 
+    base_url: str | None
     if config.provider == "ollama":
         base_url = config.base_url or DEFAULT_OLLAMA_BASE_URL
         api_key = config.api_key.get_secret_value() if config.api_key else "ollama"

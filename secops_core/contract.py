@@ -219,11 +219,12 @@ def parse_response(data: dict[str, Any]) -> Response | ErrorResponse:
     if data.get("status") == "error":
         return ErrorResponse.model_validate(data)
     workflow = data.get("workflow")
-    model: type[Response] = {
+    models: dict[object, type[Response]] = {
         "analyze": AnalyzeResponse,
         "triage_only": TriageOnlyResponse,
         "monitor": MonitorResponse,
-    }.get(workflow, AnalyzeResponse)  # type: ignore[arg-type]
+    }
+    model = models.get(workflow, AnalyzeResponse)
     return model.model_validate(data)
 
 

@@ -31,7 +31,7 @@ SAMPLES_BASE = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 def _shift(record: Any, delta: timedelta) -> Any:
     """Move every event timestamp in a sample by ``delta`` (both shapes, nested payloads)."""
     if isinstance(record, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for key, value in record.items():
             if key == "timestamp" and isinstance(value, int):
                 out[key] = value + int(delta.total_seconds() * 1000)
@@ -159,7 +159,7 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
 
 def _tap(clients: Any, topic_arn: str, name: str) -> str:
     """An SQS queue subscribed to a topic: proof of what SNS actually delivered."""
-    url = clients.sqs.create_queue(QueueName=name)["QueueUrl"]
+    url: str = clients.sqs.create_queue(QueueName=name)["QueueUrl"]
     arn = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]

@@ -11,7 +11,7 @@ import json
 import sys
 import threading
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any
@@ -49,7 +49,7 @@ class Metrics:
         self.enabled = enabled
         self.stream = stream or sys.stdout
         self._lock = threading.Lock()
-        self.counters: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
+        self.counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
         self.timings: dict[str, list[float]] = {}
         # EMF lines the stream refused (closed or broken pipe).
         self.dropped = 0
@@ -82,7 +82,7 @@ class Metrics:
             return sum(v for (n, _), v in self.counters.items() if n == name)
 
     def by_dimension(self, name: str, dimension: str) -> dict[str, float]:
-        out: Counter[str] = Counter()
+        out: dict[str, float] = defaultdict(float)
         with self._lock:
             for (n, dims), value in self.counters.items():
                 if n == name:

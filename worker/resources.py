@@ -162,7 +162,8 @@ def _ensure_topic(sns: Any, name: str, *, like_arn: str) -> tuple[str, str]:
             return arn, "exists"
         except ClientError as exc:
             if _code(exc) in {"NotFound", "NotFoundException"}:
-                return sns.create_topic(Name=name, Attributes=attributes)["TopicArn"], "created"
+                arn = sns.create_topic(Name=name, Attributes=attributes)["TopicArn"]
+        return arn, "created"
     return sns.create_topic(Name=name, Attributes=attributes)["TopicArn"], "ensured"
 
 
@@ -180,7 +181,8 @@ def _dlq_url(sqs: Any, queue_url: str) -> str | None:
     if len(parts) < 6:
         return None
     try:
-        return sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+        url: str = sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+        return url
     except ClientError:
         return None
 
@@ -190,7 +192,8 @@ def _topic_arn(sns: Any, name: str) -> str:
     # task role usually cannot create topics, so deployments set the ARNs instead.
     try:
         attributes = {"FifoTopic": "true"} if name.endswith(".fifo") else {}
-        return sns.create_topic(Name=name, Attributes=attributes)["TopicArn"]
+        topic_arn: str = sns.create_topic(Name=name, Attributes=attributes)["TopicArn"]
+        return topic_arn
     except ClientError as exc:
         raise ResourceError(
             f"topic {name!r} unavailable ({_code(exc)}): set SECOPS_CRITICAL_TOPIC_ARN / "

@@ -176,10 +176,10 @@ def parse_request(
             "triage_only needs an 'analysis' object with an integer 'severity_rating' 0-5",
         )
     try:
-        parsed = AnalysisInput.model_validate(dict(analysis))
+        given = AnalysisInput.model_validate(dict(analysis))
     except ValidationError as exc:
         raise _fail(ErrorCode.INVALID_ANALYSIS, _first_error("analysis", exc)) from None
-    return TriageOnlyRequest(event=event, analysis=parsed)
+    return TriageOnlyRequest(event=event, analysis=given)
 
 
 def _parse_monitor(payload: Mapping[str, Any]) -> MonitorRequest:

@@ -99,9 +99,11 @@ def _parse(body: dict[str, Any], expected: type[R]) -> R:
 
 
 def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0] if exc.errors() else {}
-    loc = ".".join(str(part) for part in first.get("loc", ()))
-    return f"{loc}: {first.get('msg', 'invalid')}" if loc else str(first.get("msg", "invalid"))
+    errors = exc.errors()
+    if not errors:
+        return "invalid"
+    loc = ".".join(str(part) for part in errors[0]["loc"])
+    return f"{loc}: {errors[0]['msg']}" if loc else errors[0]["msg"]
 
 
 class SecurityAnalystAgent(_Agent):

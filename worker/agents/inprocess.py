@@ -33,7 +33,8 @@ class InProcessTransport:
         """Run the request through the service; ``session_id`` has no meaning here."""
         del session_id  # one process, no sessions
         body = self.service.invoke(json.dumps(payload).encode("utf-8"))
-        return json.loads(json.dumps(body))
+        echoed: dict[str, Any] = json.loads(json.dumps(body))
+        return echoed
 
     def close(self) -> None:
         """Nothing to release: the service holds no connections of ours."""

@@ -32,7 +32,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, runtime_checkable
 
 import structlog
 from tenacity import (
@@ -317,7 +317,7 @@ def response_body(status: int, content_type: str | None, raw: bytes) -> dict[str
             reason="invalid_response",
         )
     if is_error_body(body):
-        return body  # type: ignore[return-value]
+        return cast("dict[str, Any]", body)
     raise classify_http_status(status)
 
 

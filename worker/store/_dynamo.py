@@ -243,7 +243,8 @@ class DynamoTable:
             ReturnValues=returns,
             **params,
         )
-        return response.get("Attributes", {})
+        attributes: dict[str, Any] = response.get("Attributes", {})
+        return attributes
 
     def _get_item(self, key: str) -> Item | None:
         response = self._call(
