@@ -33,38 +33,16 @@ from worker.errors import (
     WorkerError,
 )
 from worker.metrics import Metrics
+from worker.pipeline.outcome import Outcome
 from worker.store import EventRecord, EventStore, rejection_key
 
 log = structlog.get_logger("worker.processor")
 
-OutcomeKind = Literal["done", "duplicate", "rejected", "retry", "in_progress", "unavailable"]
-# Outcomes after which the message may be deleted: the state is durable.
-ACK_OUTCOMES = frozenset({"done", "duplicate"})
 _EXCERPT_BYTES = 2048
 # Lease releases and notification marks are small idempotent writes worth a quick retry
 # before the message goes back to the queue: 0.1 s, 0.3 s, 0.9 s.
 _SMALL_WRITE_ATTEMPTS = 4
 _SMALL_WRITE_BACKOFF_S = 0.1
-
-
-@dataclass(frozen=True)
-class Outcome:
-    kind: OutcomeKind
-    event_key: str | None = None
-    status: str | None = None
-    severity: int | None = None
-    reason: str | None = None
-    # Seconds until the message should be seen again (retry, in_progress, unavailable).
-    delay_s: float | None = None
-    model_called: bool = False
-    notified: bool = False
-    degraded: bool = False
-    # The final write already gave the event's lease back (no separate release needed).
-    lease_released: bool = False
-
-    @property
-    def ack(self) -> bool:
-        return self.kind in ACK_OUTCOMES
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from worker.consumers.circuit import CircuitBreaker
 from worker.consumers.sqs import _ACK_LINGER_S, SqsConsumer, _Message
 from worker.health import HealthBeacon, check_health
 from worker.metrics import Metrics
-from worker.processor import Outcome
+from worker.pipeline.outcome import Outcome
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")
 

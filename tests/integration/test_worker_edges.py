@@ -16,7 +16,7 @@ from tests.fixtures.events import simplified
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from worker.daemon import build_worker, run_worker
 from worker.metrics import Metrics
-from worker.processor import Outcome
+from worker.pipeline.outcome import Outcome
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")
 

@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from worker.consumers.circuit import CircuitBreaker, State
 from worker.health import HealthBeacon
 from worker.metrics import Metrics
-from worker.processor import Outcome
+from worker.pipeline.outcome import Outcome
 
 log = structlog.get_logger("worker.consumer")
 

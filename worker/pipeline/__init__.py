@@ -1,0 +1,1 @@
+"""The per-message pipeline: parse, claim, analyze, triage, notify (docs/architecture.md)."""
