@@ -14,7 +14,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from importlib import resources as package_files
 from pathlib import Path
 from typing import Any
@@ -22,48 +21,30 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from worker import clock, timeshift
+
 SAMPLES = "events.jsonl"
-# The samples were written around this time; the demo shifts them to "now" so the
-# monitor's look-back window (hours) always covers them.
-SAMPLES_BASE = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
-
-
-def _shift(record: Any, delta: timedelta) -> Any:
-    """Move every event timestamp in a sample by ``delta`` (both shapes, nested payloads)."""
-    if isinstance(record, dict):
-        out: dict[str, Any] = {}
-        for key, value in record.items():
-            if key == "timestamp" and isinstance(value, int):
-                out[key] = value + int(delta.total_seconds() * 1000)
-            elif key == "timestamp" and isinstance(value, str):
-                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-                out[key] = (parsed + delta).isoformat().replace("+00:00", "Z")
-            elif key == "prompt" and isinstance(value, str):
-                out[key] = json.dumps(_shift(json.loads(value), delta))
-            else:
-                out[key] = _shift(value, delta)
-        return out
-    if isinstance(record, list):
-        return [_shift(item, delta) for item in record]
-    return record
 
 
 def load_sample_lines(events_file: str | None) -> list[str]:
-    """Sample message bodies, timestamps shifted so the newest is a few minutes ago."""
+    """Sample message bodies, timestamps shifted so the newest is now (spacing kept)."""
     if events_file:
         text = Path(events_file).read_text(encoding="utf-8")
         return [line for line in text.splitlines() if line.strip()]
     text = package_files.files("worker.samples").joinpath(SAMPLES).read_text(encoding="utf-8")
-    delta = datetime.now(UTC) - SAMPLES_BASE
-    lines = []
+    parsed: list[tuple[str, Any]] = []
     for line in text.splitlines():
         if not line.strip():
             continue
         try:
-            lines.append(json.dumps(_shift(json.loads(line), delta), separators=(",", ":")))
+            parsed.append((line, json.loads(line)))
         except json.JSONDecodeError:
-            lines.append(line)  # the malformed samples stay malformed
-    return lines
+            parsed.append((line, None))  # the malformed samples stay malformed
+    delta = timeshift.delta_to((value for _, value in parsed if value is not None), clock.now())
+    return [
+        line if value is None else json.dumps(timeshift.shift(value, delta), separators=(",", ":"))
+        for line, value in parsed
+    ]
 
 
 def run_demo(*, events_file: str | None = None, as_json: bool = False) -> int:

@@ -8,14 +8,20 @@ from typing import IO, Any
 
 import structlog
 
-from worker.inputs import read_records
+from worker import clock, timeshift
+from worker.inputs import InputRecord, read_records
 from worker.settings import SQS_MAX_BATCH, SQS_MAX_MESSAGE_BYTES
 
 log = structlog.get_logger("worker.send")
 
 
-def send_records(sqs: Any, queue_url: str, stream: IO[str], *, raw: bool = False) -> dict[str, Any]:
-    """Send each record as one message body; malformed lines are skipped unless ``raw``.
+def send_records(
+    sqs: Any, queue_url: str, stream: IO[str], *, raw: bool = False, shift_to_now: bool = False
+) -> dict[str, Any]:
+    """Send each record as one message body; lines that are not JSON are skipped unless ``raw``.
+
+    ``shift_to_now`` moves every timestamp by the same amount so the newest record
+    is now (see :mod:`worker.timeshift`): stale samples land in the monitor's window.
 
     A batch holds at most ten messages and, like one message, at most 1 MiB in all
     (SQS refuses the whole call otherwise), so big events go out in smaller batches.
@@ -43,7 +49,13 @@ def send_records(sqs: Any, queue_url: str, stream: IO[str], *, raw: bool = False
         sys.stderr.write(f"secops: line {line} skipped: {why}\n")
         skipped.append(line)
 
-    for record in read_records(stream):
+    records: list[InputRecord] = list(read_records(stream))
+    delta = (
+        timeshift.delta_to((r.value for r in records if r.error is None), clock.now())
+        if shift_to_now
+        else None
+    )
+    for record in records:
         if record.oversize:
             # Even --raw cannot send it: SQS refuses a body over its limit.
             skip(record.line, record.error or "too large")
@@ -54,7 +66,9 @@ def send_records(sqs: Any, queue_url: str, stream: IO[str], *, raw: bool = False
         body = (
             record.text
             if raw or record.error is not None
-            else json.dumps(record.value, separators=(",", ":"))
+            else json.dumps(
+                record.value if delta is None else timeshift.shift(record.value, delta), separators=(",", ":")
+            )
         )
         size = len(body.encode("utf-8", "surrogatepass"))
         if size > SQS_MAX_MESSAGE_BYTES:
