@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from tests.fixtures.events import simplified, waf_record
 from worker import processor
+from worker.cli.dlq import human_age
 from worker.dlq import (
     NOT_RECORDED,
     DlqEntry,
@@ -19,7 +20,6 @@ from worker.dlq import (
     TokenBucket,
     _unsupported,
 )
-from worker.dlq_cli import human_age
 from worker.message_keys import event_key_of_body
 from worker.store import rejection_key
 

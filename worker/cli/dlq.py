@@ -1,8 +1,8 @@
 """``secops dlq inspect|replay``: wiring and rendering around :mod:`worker.dlq`.
 
 Tables go to stdout, the progress bar to stderr (so ``--json`` output stays clean), and
-every failure an operator can fix is a :class:`worker.cli.CliError`: one line, no
-traceback.
+every failure an operator can fix is a :class:`~worker.cli.common.CliError`: one line,
+no traceback.
 """
 
 from __future__ import annotations
@@ -25,7 +25,19 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from worker.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
+from worker.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Parser,
+    Subparsers,
+    configure_logs,
+    duration,
+    one_shot_settings,
+    positive_float,
+    positive_int,
+)
 from worker.dlq import (
     NOT_RECORDED,
     DlqInspector,
@@ -36,17 +48,41 @@ from worker.dlq import (
     ReplayFilter,
     ReplaySummary,
 )
-from worker.settings import Settings
 
 EMPTY = "DLQ is empty"
 
 
-def run_dlq_command(settings: Settings, args: argparse.Namespace) -> int:
+def register(sub: Subparsers) -> None:
+    dlq = sub.add_parser("dlq", help="inspect or replay the dead-letter queue")
+    dlq.set_defaults(handler=cmd_dlq)
+    actions = dlq.add_subparsers(dest="dlq_command", metavar="ACTION", parser_class=Parser)
+    actions.required = True
+    inspect = actions.add_parser("inspect", help="show what is in the DLQ without consuming it")
+    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.add_argument(
+        "--limit", type=positive_int, default=1000, help="messages to look at (default 1000)"
+    )
+    replay = actions.add_parser("replay", help="move messages from the DLQ back to the source queue")
+    replay.add_argument("--limit", type=positive_int, help="at most this many messages")
+    replay.add_argument("--max-age", type=duration, help="only messages younger than this (90s, 15m, 6h, 2d)")
+    replay.add_argument(
+        "--reason", action="append", help="only messages whose recorded rejection reason is this"
+    )
+    replay.add_argument("--event-key", action="append", help="only messages of this event key")
+    replay.add_argument("--dry-run", action="store_true", help="show what would move, move nothing")
+    replay.add_argument("--rate", type=positive_float, default=50.0, help="messages per second (default 50)")
+    replay.add_argument("--native", action="store_true", help="use SQS StartMessageMoveTask (whole DLQ)")
+    replay.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
     """Run ``secops dlq <inspect|replay>``; returns the process exit code."""
     from worker.daemon import Clients
     from worker.resources import resolve_queues
     from worker.store import EventStore
 
+    settings = one_shot_settings()
+    configure_logs(settings)
     if args.dlq_command == "replay":
         _check_replay_args(args)
     clients = Clients.from_settings(settings)

@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from worker.cli.common import EXIT_OK, Subparsers, configure_logs, one_shot_settings, out, positive_int
 from worker.monitor_job import MonitorJob, MonitorRun
 
 
-def run_monitor_command(settings: Any, *, hours: int | None, force: bool, as_json: bool) -> int:
-    """Run one pass; respects the slot lock unless ``force``. Exit 0 unless it failed."""
+def register(sub: Subparsers) -> None:
+    parser = sub.add_parser("monitor", help="run one monitor pass now and print the patterns")
+    parser.add_argument("--hours", type=positive_int, help="look-back window (default SECOPS_MONITOR_HOURS)")
+    parser.add_argument("--force", action="store_true", help="run even if this slot already ran")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(handler=cmd_monitor)
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """Run one pass; respects the slot lock unless ``--force``. Exit 0 unless it failed."""
     from worker.daemon import build_worker
 
+    settings = one_shot_settings()
+    configure_logs(settings)
     worker = build_worker(settings)
     try:
-        run = MonitorJob.from_worker(worker).run_once(force=force, hours=hours)
+        run = MonitorJob.from_worker(worker).run_once(force=args.force, hours=args.hours)
     finally:
         worker.agents.close()
-    if as_json:
+    if args.json:
         payload = {**run.summary(), "patterns": [p.model_dump(mode="json") for p in run.patterns]}
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        out(json.dumps(payload, indent=2))
     else:
         render(Console(highlight=False), run)
-    return 0
+    return EXIT_OK
 
 
 def render(console: Console, run: MonitorRun) -> None:

@@ -1,0 +1,43 @@
+"""The parser and the entry point: each command group registers itself from its module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from worker.cli import analyze, demo, dlq, health, monitor, run, send, setup
+from worker.cli.common import EXIT_OK, Parser
+from worker.cli.errors import explain
+
+# The order of `secops --help`.
+COMMAND_GROUPS = (run, setup, send, health, demo, analyze, monitor, dlq)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="secops", description="AI-assisted triage of AWS WAF events.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for group in COMMAND_GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every failure an operator can fix is one line on stderr."""
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("secops: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        # `secops analyze ... | head`: the reader left; that is not an error of ours.
+        return EXIT_OK
+    except Exception as exc:
+        explained = explain(exc)
+        if explained is None:
+            raise
+        sys.stderr.write(f"secops: error: {explained.message}\n")
+        return explained.code

@@ -1,0 +1,123 @@
+"""What every command shares: exit codes, the one-line error, settings, logging, output.
+
+The rule for stdout: a command's result (JSON or a table) is the only thing written
+there; logs go to stderr and a one-shot command emits no metrics (see
+:func:`one_shot_settings`), so ``secops monitor --json | jq`` always parses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+
+from worker.settings import Settings
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A one-line failure shown as ``secops: error: <message>``."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse prints the whole usage block; one line says it better.
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# The object ``add_subparsers`` returns; argparse keeps its class private.
+Subparsers = Any
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def duration(text: str) -> float:
+    """``90``, ``90s``, ``15m``, ``6h``, ``2d`` -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    body, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        value = float(body)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 15m, 6h or 2d") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value * units[unit]
+
+
+def settings(**overrides: Any) -> Settings:
+    """The process's settings; a bad value is one line naming its variable (exit 2)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = ".".join(str(p) for p in error.get("loc", ()))
+            message = str(error.get("msg", "")).removeprefix("Value error, ")
+            # A cross-field check names its variables itself; a field error gets its name.
+            problems.append(f"{_env_name(loc)}: {message}" if loc else message)
+        raise CliError("invalid settings: " + "; ".join(problems), EXIT_USAGE) from None
+
+
+def one_shot_settings() -> Settings:
+    """Settings for a command that prints a result: metrics off.
+
+    EMF metrics are written to stdout for CloudWatch; from a command an operator types
+    they would only be lines in front of the result (and break ``--json``).
+    """
+    return settings(metrics_enabled=False)
+
+
+def _env_name(loc: str) -> str:
+    """``wait_time_s`` -> ``SECOPS_WAIT_TIME_S``; an alias pydantic reports (``LOG_LEVEL``) stays."""
+    return loc if loc.isupper() else f"SECOPS_{loc.upper()}"
+
+
+# Variables that set the log level explicitly (the settings default cannot tell).
+_LOG_LEVEL_VARIABLES = ("SECOPS_LOG_LEVEL", "LOG_LEVEL")
+
+
+def configure_logs(settings: Settings, *, one_shot_level: str | None = None) -> None:
+    """Configure logs (always on stderr); a one-shot command is quieter unless a level was asked for.
+
+    The daemon logs at INFO for CloudWatch. A command an operator types already prints
+    its result, so INFO lines on stderr would only bury the one line that matters
+    (``secops analyze`` would log every event twice).
+    """
+    from secops_core.logs import configure_logging
+
+    explicit = any(os.environ.get(name) for name in _LOG_LEVEL_VARIABLES)
+    level = settings.log_level if explicit or one_shot_level is None else one_shot_level
+    configure_logging(level, settings.log_format)
+
+
+def out(text: str) -> None:
+    """One result line on stdout."""
+    sys.stdout.write(text + "\n")

@@ -1,0 +1,27 @@
+"""``secops setup``: create the queue, DLQ, topics, table and index (idempotent)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from worker.cli.common import EXIT_OK, Subparsers, configure_logs, one_shot_settings, out
+
+
+def register(sub: Subparsers) -> None:
+    parser = sub.add_parser("setup", help="create the queue, DLQ, topics, table and index (idempotent)")
+    parser.set_defaults(handler=cmd_setup)
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from worker.daemon import Clients
+    from worker.resources import setup_resources
+    from worker.store import EventStore
+
+    settings = one_shot_settings()
+    configure_logs(settings, one_shot_level="WARNING")
+    clients = Clients.from_settings(settings)
+    store = EventStore(settings.table_name, client=clients.dynamodb, ttl_days=settings.event_ttl_days)
+    resources, report = setup_resources(settings, sqs=clients.sqs, sns=clients.sns, store=store)
+    out(json.dumps({"resources": resources.__dict__, "report": report}, indent=2))
+    return EXIT_OK
