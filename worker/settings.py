@@ -13,6 +13,7 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 
 from secops_core.settings import CommonSettings
+from worker.incidents.grouping import GroupBy
 
 TransportName = Literal["inprocess", "http", "agentcore"]
 UnavailablePolicy = Literal["wait", "rules"]
@@ -98,6 +99,20 @@ class Settings(CommonSettings):
     # A pattern is notified again only after it has grown by this factor.
     monitor_growth_factor: float = Field(default=2.0, gt=1.0)
     monitor_chunk_size: int = Field(default=1000, ge=1, le=5000)
+
+    # --- incidents ---
+    # What makes escalated events one incident: `source` (IP + attack class),
+    # `source_net` (its /24 or /64 + attack class) or `signature` (attack class + host
+    # and URI template, across sources: a distributed attack).
+    incident_group_by: GroupBy = "source"
+    # An incident closes after this long without a new event; the next one opens another.
+    incident_quiet_s: int = Field(default=3600, ge=60)
+    # Counts that notify again: factor, factor², ... (10: at 10, 100, 1000 events).
+    incident_growth_factor: float = Field(default=10.0, gt=1.0)
+    # Group commit: events of one group arriving within this window share one write.
+    # Short beside a model call, so the first page of an attack is not held back.
+    incident_join_window_s: float = Field(default=0.1, ge=0, le=5)
+    incident_join_max_batch: int = Field(default=100, ge=1, le=1000)
 
     # --- metrics ---
     metrics_enabled: bool = True

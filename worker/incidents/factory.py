@@ -1,0 +1,26 @@
+"""How the worker builds its incident joiner from its settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.incidents.dynamodb import DynamoIncidentRepo
+from worker.incidents.joiner import IncidentJoiner
+from worker.settings import Settings
+
+
+def dynamo_joiner(settings: Settings, *, client: Any = None) -> IncidentJoiner:
+    """The worker's joiner over the store's table, configured from ``settings``."""
+    repo = DynamoIncidentRepo(
+        settings.table_name,
+        client=client,
+        ttl_days=settings.event_ttl_days,
+        quiet_s=settings.incident_quiet_s,
+        growth_factor=settings.incident_growth_factor,
+    )
+    return IncidentJoiner(
+        repo,
+        group_by=settings.incident_group_by,
+        window_s=settings.incident_join_window_s,
+        max_batch=settings.incident_join_max_batch,
+    )

@@ -1,0 +1,159 @@
+"""Incidents in process memory: for tests, the demo and single-process runs.
+
+Same semantics as the DynamoDB repository (the contract tests run against both): one
+lock stands in for DynamoDB's per-item conditional writes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+import worker.clock
+from worker.incidents.grouping import GroupKey
+from worker.incidents.keys import incident_id
+from worker.incidents.milestones import DEFAULT_GROWTH_FACTOR
+from worker.incidents.records import (
+    IncidentRecord,
+    IncidentStatus,
+    Notice,
+    StatusChange,
+    cut_note,
+    now_iso,
+)
+from worker.incidents.repo import (
+    STATUS_TARGETS,
+    IncidentNotFound,
+    JoiningRepo,
+    StatusConflict,
+    VersionConflict,
+)
+
+
+class MemoryIncidentRepo(JoiningRepo):
+    """``MemoryIncidentRepo(quiet_s=3600, growth_factor=10.0, clock=worker.clock.epoch)``."""
+
+    def __init__(
+        self,
+        *,
+        quiet_s: float,
+        growth_factor: float = DEFAULT_GROWTH_FACTOR,
+        clock: Callable[[], float] = worker.clock.epoch,
+    ) -> None:
+        super().__init__(quiet_s=quiet_s, growth_factor=growth_factor, clock=clock)
+        self._lock = threading.Lock()
+        self._pointers: dict[str, int] = {}
+        self._items: dict[str, IncidentRecord] = {}
+
+    def _current(self, group: GroupKey) -> tuple[int, IncidentRecord | None]:
+        with self._lock:
+            seq = self._pointers.get(group.hash, 0)
+            return seq, self._items.get(incident_id(group.hash, seq)) if seq else None
+
+    def _advance(self, group: GroupKey, seq: int) -> int:
+        with self._lock:
+            current = self._pointers.get(group.hash, 0)
+            if current == seq:
+                self._pointers[group.hash] = current = seq + 1
+            return current
+
+    def _remember(self, group: GroupKey, seq: int, record: IncidentRecord) -> None:
+        """Nothing to remember: every read is already from memory."""
+
+    def _load(self, incident: str) -> IncidentRecord | None:
+        with self._lock:
+            return self._items.get(incident)
+
+    def _write(self, before: IncidentRecord | None, after: IncidentRecord) -> IncidentRecord:
+        with self._lock:
+            stored = self._items.get(after.id)
+            if (stored is None) != (before is None) or (
+                stored is not None and before is not None and stored.version != before.version
+            ):
+                raise VersionConflict(stored)
+            if stored is not None:
+                after = replace(
+                    after,
+                    claimed=stored.claimed,
+                    notices=stored.notices,
+                    status_history=stored.status_history,
+                )
+            self._items[after.id] = after
+            return after
+
+    def get(self, incident: str) -> IncidentRecord | None:
+        return self._load(incident)
+
+    def list(
+        self,
+        *,
+        status: IncidentStatus | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+    ) -> list[IncidentRecord]:
+        with self._lock:
+            records = list(self._items.values())
+        chosen = [
+            r
+            for r in records
+            if (status is None or r.status == status) and (since is None or r.last_seen >= since)
+        ]
+        chosen.sort(key=lambda r: (r.last_seen, r.id), reverse=True)
+        return chosen[:limit]
+
+    def _stored(self, incident: str) -> IncidentRecord:
+        stored = self._items.get(incident)
+        if stored is None:
+            raise IncidentNotFound(incident)
+        return stored
+
+    def claim_milestone(self, incident: str, milestone: str) -> bool:
+        with self._lock:
+            stored = self._stored(incident)
+            if milestone in stored.claimed:
+                return False
+            self._items[incident] = replace(stored, claimed=stored.claimed | {milestone})
+            return True
+
+    def release_milestone(self, incident: str, milestone: str) -> bool:
+        with self._lock:
+            stored = self._stored(incident)
+            if milestone not in stored.claimed:
+                return False
+            self._items[incident] = replace(stored, claimed=stored.claimed - {milestone})
+            return True
+
+    def record_notice(self, incident: str, milestone: str, message_id: str | None) -> None:
+        with self._lock:
+            stored = self._stored(incident)
+            notice = Notice(milestone, now_iso(self._clock()), message_id)
+            self._items[incident] = replace(stored, notices=(*stored.notices, notice))
+
+    def set_status(
+        self,
+        incident: str,
+        status: IncidentStatus,
+        *,
+        note: str = "",
+        by: str = "",
+        expected_status: IncidentStatus | None = None,
+    ) -> IncidentRecord:
+        with self._lock:
+            stored = self._stored(incident)
+            if status not in STATUS_TARGETS[stored.status] or (
+                expected_status is not None and stored.status != expected_status
+            ):
+                raise StatusConflict(stored, status)
+            stamp = now_iso(self._clock())
+            change = StatusChange(status, stamp, by, cut_note(note))
+            updated = replace(
+                stored,
+                status=status,
+                status_history=(*stored.status_history, change),
+                version=stored.version + 1,
+                updated_at=stamp,
+            )
+            self._items[incident] = updated
+            return updated
