@@ -165,10 +165,11 @@ class DynamoIncidentRepo(JoiningRepo):
         Read through the table's time index, which DynamoDB updates asynchronously: a
         join of the last second may not show yet.
         """
-        names = {"#pk": "mon_pk", "#sk": "mon_sk"}
+        names = {"#pk": "mon_pk"}
         values: dict[str, Any] = {":pk": {"S": INDEX_PK}}
         condition = "#pk = :pk"
         if since is not None:
+            names["#sk"] = "mon_sk"
             values[":since"] = {"S": sort_time(since)}
             condition += " AND #sk >= :since"
         params: dict[str, Any] = {

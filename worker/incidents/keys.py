@@ -38,7 +38,12 @@ MAX_DIGESTS = 4096
 
 # A join re-reads and retries when another writer moved the incident first; beyond this
 # many conflicts in one call the caller gets a retryable error (the message comes back).
-JOIN_ATTEMPTS = 8
+JOIN_ATTEMPTS = 10
+# Lost writes back off exponentially from the time a write took (at least a few
+# milliseconds, one DynamoDB round trip) up to a cap that keeps a join within seconds,
+# far inside a message's visibility timeout.
+JOIN_BACKOFF_BASE_S = 0.005
+JOIN_BACKOFF_MAX_S = 1.0
 # How many groups' current incidents a repository remembers, so a flood's joins skip
 # the read: a write conditional on the remembered version is right or hands back the
 # item as it is (ReturnValuesOnConditionCheckFailure).

@@ -22,7 +22,7 @@ import structlog
 import worker.clock
 from worker.errors import RetryableError, WorkerError
 from worker.incidents.grouping import GroupKey
-from worker.incidents.keys import JOIN_ATTEMPTS, incident_id
+from worker.incidents.keys import JOIN_ATTEMPTS, JOIN_BACKOFF_BASE_S, JOIN_BACKOFF_MAX_S, incident_id
 from worker.incidents.milestones import DEFAULT_GROWTH_FACTOR, Milestone, crossed
 from worker.incidents.records import Contribution, IncidentRecord, IncidentStatus, fold
 
@@ -163,9 +163,14 @@ class JoiningRepo(ABC):
     def _remember(self, group: GroupKey, seq: int, record: IncidentRecord) -> None:
         """Note the group's current incident after a join (a backend may cache it)."""
 
-    def _backoff(self, attempt: int) -> None:
-        """Jitter after a lost write, so racing writers do not collide again in step."""
-        time.sleep(random.uniform(0.0, 0.005) * attempt)  # noqa: S311 - jitter, not crypto
+    @staticmethod
+    def _backoff(attempt: int, write_s: float) -> None:
+        """Exponential backoff with full jitter after a lost write, so racing replicas
+        spread out instead of colliding again in step. It starts from the time the lost
+        write took: a slow table (throttled, far away) needs its writers spread wider.
+        """
+        ceiling = min(JOIN_BACKOFF_MAX_S, max(JOIN_BACKOFF_BASE_S, write_s) * 2**attempt)
+        time.sleep(random.uniform(0.0, ceiling))  # noqa: S311 - jitter, not crypto
 
     # ---- the join --------------------------------------------------------------------
 
@@ -190,13 +195,14 @@ class JoiningRepo(ABC):
                 step = fold(record, pending, group=group, seq=seq, quiet_s=self.quiet_s, now=self._clock())
                 after = step.after
                 if step.new:
+                    started = time.monotonic()
                     try:
                         after = self._write(record, step.after)
                     except VersionConflict as conflict:
                         lost += 1
                         record = conflict.current
                         self._check_attempts(group, lost)
-                        self._backoff(lost)
+                        self._backoff(lost, time.monotonic() - started)
                         continue
                     crossings.extend(
                         Crossing(after, m) for m in crossed(record, after, growth_factor=self.growth_factor)
