@@ -145,6 +145,30 @@ def test_a_counted_event_is_never_counted_twice(repo: JoiningRepo) -> None:
     assert result.placed == {"evt#1": result.record.id} and result.record.count == 1
 
 
+def test_a_redelivery_after_the_next_incident_opened_counts_in_neither(repo: JoiningRepo) -> None:
+    # GIVEN evt#1 counted in incident 1, and a later event that opened incident 2
+    first = repo.join(GROUP, [contribution(1)]).record
+    second = repo.join(GROUP, [contribution(2, at=T0 + timedelta(seconds=QUIET_S * 3))]).record
+    # WHEN evt#1 comes again (its worker crashed before writing the event)
+    result = repo.join(GROUP, [contribution(1), contribution(3, at=T0 + timedelta(seconds=QUIET_S * 3))])
+    # THEN it is a duplicate of incident 1, and incident 2 only gains the new one
+    assert result.duplicate == ("evt#1",) and result.new == ("evt#3",)
+    assert result.placed == {"evt#1": first.id, "evt#3": second.id}
+    assert repo.get(first.id).count == 1 and repo.get(second.id).count == 2  # type: ignore[union-attr]
+
+
+def test_a_redelivery_after_a_resolution_opens_nothing(repo: JoiningRepo) -> None:
+    # GIVEN evt#1 counted in an incident that was then resolved
+    first = repo.join(GROUP, [contribution(1)]).record
+    repo.set_status(first.id, "resolved")
+    # WHEN evt#1 comes again
+    result = repo.join(GROUP, [contribution(1)])
+    # THEN it is a duplicate of the resolved incident, and no incident opens
+    assert result.duplicate == ("evt#1",) and result.new == () and result.crossings == ()
+    assert result.placed == {"evt#1": first.id}
+    assert repo.get(f"inc#{GROUP.hash}#2") is None
+
+
 def test_an_event_after_the_quiet_period_opens_the_next_incident(repo: JoiningRepo) -> None:
     # GIVEN an incident whose last event was at T0
     first = repo.join(GROUP, [contribution(1)]).record

@@ -143,7 +143,11 @@ class IncidentRecord:
 
     def counted(self, event_key: str) -> bool:
         """Whether this incident already counted ``event_key``."""
-        return event_digest(event_key) in _digests(self.seen)
+        return event_digest(event_key) in self.digests()
+
+    def digests(self) -> set[bytes]:
+        """The digests of the events this incident counted (the newest MAX_DIGESTS)."""
+        return set(_digests(self.seen))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able view for the CLI, the demo and messages (without the digests)."""

@@ -13,7 +13,7 @@ import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -24,7 +24,7 @@ from worker.errors import RetryableError, WorkerError
 from worker.incidents.grouping import GroupKey
 from worker.incidents.keys import JOIN_ATTEMPTS, JOIN_BACKOFF_BASE_S, JOIN_BACKOFF_MAX_S, incident_id
 from worker.incidents.milestones import DEFAULT_GROWTH_FACTOR, Milestone, crossed
-from worker.incidents.records import Contribution, IncidentRecord, IncidentStatus, fold
+from worker.incidents.records import Contribution, IncidentRecord, IncidentStatus, event_digest, fold
 
 log = structlog.get_logger("worker.incidents")
 
@@ -72,7 +72,7 @@ class Crossing:
 class JoinResult:
     """What one join did."""
 
-    record: IncidentRecord  # the incident the latest of the contributions landed in
+    record: IncidentRecord  # the group's current incident after the join
     placed: Mapping[str, str]  # event key -> incident id, for new and duplicate events
     new: tuple[str, ...]  # event keys this join counted
     duplicate: tuple[str, ...]  # event keys already counted before this join
@@ -179,14 +179,15 @@ class JoiningRepo(ABC):
         if not pending:
             raise ValueError("join needs at least one contribution")
         seq, record = self._current(group)
-        new: list[str] = []
-        duplicate: list[str] = []
-        placed: dict[str, str] = {}
-        crossings: list[Crossing] = []
-        touched: dict[str, IncidentRecord] = {}
+        done = _Tally()
+        screened: set[str] = set()
         lost = 0
         while pending:
-            if seq == 0 or (record is not None and not record.accepts(pending[0].at)):
+            if record is not None and record.id not in screened:
+                pending = self._screen(
+                    group=group, seq=seq, record=record, pending=pending, screened=screened, done=done
+                )
+            elif seq == 0 or (record is not None and not record.accepts(pending[0].at)):
                 moved = self._advance(group, seq)
                 if moved != seq + 1:
                     lost += 1  # another writer opened it first
@@ -204,25 +205,51 @@ class JoiningRepo(ABC):
                         self._check_attempts(group, lost)
                         self._backoff(lost, time.monotonic() - started)
                         continue
-                    crossings.extend(
+                    done.crossings.extend(
                         Crossing(after, m) for m in crossed(record, after, growth_factor=self.growth_factor)
                     )
-                new.extend(step.new)
-                duplicate.extend(step.duplicate)
-                placed.update(dict.fromkeys(step.new + step.duplicate, after.id))
-                touched[after.id] = after
+                done.new.extend(step.new)
+                done.place(after, step.new + step.duplicate)
+                screened.add(after.id)
                 record, pending = after, list(step.rest)
             self._check_attempts(group, lost)
-        assert record is not None  # the loop leaves only after a fold
+        assert record is not None  # the loop leaves after a fold or a screen, both need one
         self._remember(group, seq, record)
+        counted_now = set(done.new)
         return JoinResult(
             record=record,
-            placed=placed,
-            new=tuple(new),
-            duplicate=tuple(duplicate),
-            crossings=tuple(crossings),
-            records=tuple(touched.values()),
+            placed=done.placed,
+            new=tuple(done.new),
+            duplicate=tuple(k for k in done.placed if k not in counted_now),
+            crossings=tuple(done.crossings),
+            records=tuple(done.touched.values()),
         )
+
+    def _screen(
+        self,
+        *,
+        group: GroupKey,
+        seq: int,
+        record: IncidentRecord,
+        pending: list[Contribution],
+        screened: set[str],
+        done: _Tally,
+    ) -> list[Contribution]:
+        """Take out the events ``record`` (or, for events older than it, the incident
+        before it) already counted, wherever their time would place them now.
+
+        A redelivered event must not count again in a newer incident: the one that
+        counted it may have been resolved, or a later event may have opened the next.
+        """
+        screened.add(record.id)
+        pending = _drop_counted(record, pending, done)
+        previous_id = incident_id(group.hash, seq - 1)
+        if seq > 1 and pending and pending[0].at < record.first_seen and previous_id not in screened:
+            screened.add(previous_id)
+            previous = self._load(previous_id)
+            if previous is not None:
+                pending = _drop_counted(previous, pending, done)
+        return pending
 
     @staticmethod
     def _check_attempts(group: GroupKey, lost: int) -> None:
@@ -239,3 +266,27 @@ def _ordered(contributions: Sequence[Contribution]) -> list[Contribution]:
     """
     unique = {c.event_key: c for c in contributions}
     return sorted(unique.values(), key=lambda c: (c.at, c.event_key))
+
+
+@dataclass
+class _Tally:
+    """What one join has done so far."""
+
+    new: list[str] = field(default_factory=list)
+    placed: dict[str, str] = field(default_factory=dict)
+    crossings: list[Crossing] = field(default_factory=list)
+    touched: dict[str, IncidentRecord] = field(default_factory=dict)
+
+    def place(self, record: IncidentRecord, keys: Sequence[str]) -> None:
+        self.placed.update(dict.fromkeys(keys, record.id))
+        self.touched[record.id] = record
+
+
+def _drop_counted(record: IncidentRecord, pending: list[Contribution], done: _Tally) -> list[Contribution]:
+    seen = record.digests()
+    counted = [c.event_key for c in pending if event_digest(c.event_key) in seen]
+    if not counted:
+        return pending
+    done.place(record, counted)
+    dropped = set(counted)
+    return [c for c in pending if c.event_key not in dropped]
