@@ -1,5 +1,9 @@
-"""EventStore against moto's DynamoDB over HTTP: the state machine, the sparse index,
-the races the conditional writes exist for, patterns and slot locks.
+"""The store's contract: the state machine, the monitoring window, the races the
+conditional writes exist for, patterns and slot locks.
+
+Every test taking ``store`` runs twice: against DynamoDB (moto's server over HTTP) and
+against the in-memory store the unit tests use, so the two cannot drift apart. Tests
+taking ``dynamo_store`` are about DynamoDB itself (the table, paging, batch reads).
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ import pytest
 import worker.aws
 from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
 from tests.fixtures.moto_server import free_port
-from worker.errors import AlreadyInProgress, PermanentError, RetryableError, WorkerError
+from worker.errors import AlreadyInProgress, ConfigurationError, PermanentError, RetryableError, WorkerError
 from worker.store import EventRecord, EventStore, rejection_key
-from worker.store._dynamo import to_attr
+from worker.store.dynamodb.table import to_attr
 from worker.store.keys import MAX_PATTERN_EVENT_KEYS, monitoring_sort_key
+from worker.store.memory import MemoryStore
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 LEASE_S = 60
@@ -52,10 +57,30 @@ def dynamodb(moto_endpoint: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def store(dynamodb: Any, unique: str, clock: FakeClock) -> EventStore:
+def dynamo_store(dynamodb: Any, unique: str, clock: FakeClock) -> EventStore:
     store = EventStore(f"secops-test-{unique}", client=dynamodb, clock=clock)
     store.create_table()
     return store
+
+
+Store = EventStore | MemoryStore
+
+
+@pytest.fixture(params=["dynamodb", "memory"])
+def store(request: pytest.FixtureRequest, clock: FakeClock) -> Store:
+    if request.param == "memory":
+        return MemoryStore(clock=clock)
+    dynamo: EventStore = request.getfixturevalue("dynamo_store")
+    return dynamo
+
+
+def stored_excerpt(store: Store, key: str) -> str:
+    """The raw excerpt attribute, which no record exposes."""
+    if isinstance(store, MemoryStore):
+        return str(store._items[key]["excerpt"])
+    item = store._get_item(key)
+    assert item is not None
+    return str(item["excerpt"]["S"])
 
 
 def make_event(n: int = 1, *, at: datetime = T0, ip: str = "203.0.113.7") -> WafEvent:
@@ -86,7 +111,7 @@ MONITOR = TriageDecision(action="monitor", status="monitoring", severity_rating=
 CLOSE = TriageDecision(action="auto_close", status="closed", severity_rating=1, reason="0-2")
 
 
-def to_status(store: EventStore, event: WafEvent, decision: TriageDecision) -> EventRecord:
+def to_status(store: Store, event: WafEvent, decision: TriageDecision) -> EventRecord:
     """Walk one event along the happy path to the decision's status."""
     store.claim(event, owner="w1", lease_s=LEASE_S, message_id=f"m-{event.event_key}")
     store.save_analysis(event.event_key, owner="w1", analysis=ANALYSIS)
@@ -111,13 +136,13 @@ def race(n: int, attempt: Callable[[int], Any]) -> list[Any]:
 # ---- table -----------------------------------------------------------------------------
 
 
-def test_create_table_is_idempotent(store: EventStore) -> None:
+def test_create_table_is_idempotent(dynamo_store: EventStore) -> None:
     # GIVEN the table the fixture created
     # WHEN setup runs again
-    created = store.create_table()
+    created = dynamo_store.create_table()
     # THEN nothing is created and TTL is on
     assert created is False
-    ttl = store._client.describe_time_to_live(TableName=store.table_name)
+    ttl = dynamo_store._client.describe_time_to_live(TableName=dynamo_store.table_name)
     assert ttl["TimeToLiveDescription"]["AttributeName"] == "ttl"
 
 
@@ -125,9 +150,9 @@ def test_missing_table_is_a_clear_configuration_error(aws_endpoint: str, unique:
     # GIVEN a store whose table was never created
     store = EventStore(f"absent-{unique}")
     # WHEN it reads
-    with pytest.raises(WorkerError) as raised:
+    with pytest.raises(ConfigurationError) as raised:
         store.get("evt#1")
-    # THEN the error names the table and the fix, and is not retryable
+    # THEN the deployment is at fault: the error names the table and the fix, not retryable
     assert raised.value.reason == "store_misconfigured"
     assert "secops setup" in raised.value.message
     assert not isinstance(raised.value, RetryableError)
@@ -147,7 +172,7 @@ def test_unreachable_endpoint_is_retryable(monkeypatch: pytest.MonkeyPatch) -> N
 # ---- claim and leases ------------------------------------------------------------------
 
 
-def test_claim_on_absent_event_creates_processing(store: EventStore, clock: FakeClock) -> None:
+def test_claim_on_absent_event_creates_processing(store: Store, clock: FakeClock) -> None:
     # GIVEN no record WHEN w1 claims
     record = store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")
     # THEN the record is processing, leased to w1, and keeps the event intact
@@ -161,7 +186,7 @@ def test_claim_on_absent_event_creates_processing(store: EventStore, clock: Fake
     assert not record.is_terminal and not record.needs_notification
 
 
-def test_second_owner_backs_off_while_the_lease_is_live(store: EventStore, clock: FakeClock) -> None:
+def test_second_owner_backs_off_while_the_lease_is_live(store: Store, clock: FakeClock) -> None:
     # GIVEN w1 holds the lease, 20 s into it
     store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")
     clock.advance(20)
@@ -175,7 +200,7 @@ def test_second_owner_backs_off_while_the_lease_is_live(store: EventStore, clock
     assert (record.lease_owner, record.attempts, record.message_ids) == ("w1", 1, ("m1",))
 
 
-def test_another_owner_claims_after_the_lease_expires(store: EventStore, clock: FakeClock) -> None:
+def test_another_owner_claims_after_the_lease_expires(store: Store, clock: FakeClock) -> None:
     # GIVEN w1 claimed and died
     store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")
     # WHEN the lease has expired and w2 claims (from a redelivery with a new message id)
@@ -188,24 +213,19 @@ def test_another_owner_claims_after_the_lease_expires(store: EventStore, clock: 
     assert record.message_ids == ("m1", "m2")
 
 
-def test_extend_and_release_only_act_on_our_own_lease(store: EventStore, clock: FakeClock) -> None:
+def test_release_only_acts_on_our_own_lease(store: Store, clock: FakeClock) -> None:
     # GIVEN w1 holds the lease
     store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")
-    # WHEN w2 tries to extend or release it, THEN nothing changes
-    assert store.extend_lease("evt#1", owner="w2", lease_s=600) is False
+    # WHEN w2 tries to release it, THEN nothing changes
     store.release("evt#1", owner="w2")
     assert store.get("evt#1").lease_live(clock.now)  # type: ignore[union-attr]
-    # WHEN w1 extends it THEN it lasts longer
-    clock.advance(30)
-    assert store.extend_lease("evt#1", owner="w1", lease_s=LEASE_S) is True
-    assert store.get("evt#1").lease_expires_at == clock.now + LEASE_S  # type: ignore[union-attr]
     # WHEN w1 releases it THEN w2 can claim at once, without waiting for expiry
     store.release("evt#1", owner="w1")
     assert store.get("evt#1").lease_expires_at == 0  # type: ignore[union-attr]
     assert store.claim(make_event(), owner="w2", lease_s=LEASE_S, message_id="m2").lease_owner == "w2"
 
 
-def test_eight_concurrent_claims_have_exactly_one_winner(store: EventStore) -> None:
+def test_eight_concurrent_claims_have_exactly_one_winner(store: Store) -> None:
     # GIVEN one event delivered to eight consumers at once
     # WHEN all claim at the same instant
     results = race(8, lambda i: store.claim(make_event(), owner=f"w{i}", lease_s=LEASE_S, message_id=f"m{i}"))
@@ -216,7 +236,7 @@ def test_eight_concurrent_claims_have_exactly_one_winner(store: EventStore) -> N
     assert store.get("evt#1").lease_owner == winners[0].lease_owner  # type: ignore[union-attr]
 
 
-def test_an_oversized_event_is_refused_before_any_write(store: EventStore) -> None:
+def test_an_oversized_event_is_refused_before_any_write(store: Store) -> None:
     # GIVEN an event whose JSON would not fit an item
     huge = make_event().model_copy(update={"args": "a" * 300_000})
     # WHEN it is claimed THEN it is bad input, and nothing is stored
@@ -229,7 +249,7 @@ def test_an_oversized_event_is_refused_before_any_write(store: EventStore) -> No
 # ---- the state machine -----------------------------------------------------------------
 
 
-def test_full_path_to_an_escalation_notified_once(store: EventStore) -> None:
+def test_full_path_to_an_escalation_notified_once(store: Store) -> None:
     # GIVEN a claimed event
     store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")
     # WHEN it is analyzed, triaged as an escalation and notified
@@ -256,7 +276,7 @@ def test_full_path_to_an_escalation_notified_once(store: EventStore) -> None:
     assert json.loads(json.dumps(record.to_dict()))["analysis"]["severity_rating"] == 4
 
 
-def test_save_analysis_twice_is_idempotent(store: EventStore, clock: FakeClock) -> None:
+def test_save_analysis_twice_is_idempotent(store: Store, clock: FakeClock) -> None:
     # GIVEN an event whose analysis is saved
     store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")
     first = store.save_analysis("evt#1", owner="w1", analysis=ANALYSIS)
@@ -269,7 +289,7 @@ def test_save_analysis_twice_is_idempotent(store: EventStore, clock: FakeClock) 
     assert second.analysis == ANALYSIS
 
 
-def test_a_step_after_losing_the_lease_is_retryable(store: EventStore, clock: FakeClock) -> None:
+def test_a_step_after_losing_the_lease_is_retryable(store: Store, clock: FakeClock) -> None:
     # GIVEN w1's lease expired and w2 took the event over
     store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")
     clock.advance(LEASE_S + 1)
@@ -282,7 +302,7 @@ def test_a_step_after_losing_the_lease_is_retryable(store: EventStore, clock: Fa
     assert store.get("evt#1").status == "processing"  # type: ignore[union-attr]
 
 
-def test_triage_before_analysis_is_refused(store: EventStore) -> None:
+def test_triage_before_analysis_is_refused(store: Store) -> None:
     # GIVEN a claimed, unanalyzed event WHEN its owner triages it THEN that is a bug, loudly
     store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")
     with pytest.raises(WorkerError) as raised:
@@ -290,7 +310,7 @@ def test_triage_before_analysis_is_refused(store: EventStore) -> None:
     assert raised.value.reason == "invalid_transition"
 
 
-def test_a_redelivered_terminal_event_can_be_claimed_and_read(store: EventStore) -> None:
+def test_a_redelivered_terminal_event_can_be_claimed_and_read(store: Store) -> None:
     # GIVEN an event that is closed and released
     to_status(store, make_event(), CLOSE)
     store.release("evt#1", owner="w1")
@@ -300,7 +320,7 @@ def test_a_redelivered_terminal_event_can_be_claimed_and_read(store: EventStore)
     assert record.status == "closed" and record.is_terminal
 
 
-def test_a_finished_event_leased_elsewhere_is_returned_not_refused(store: EventStore) -> None:
+def test_a_finished_event_leased_elsewhere_is_returned_not_refused(store: Store) -> None:
     # GIVEN a closed event whose redelivery w1 is acknowledging right now (live lease)
     to_status(store, make_event(), CLOSE)
     # WHEN another duplicate reaches w2
@@ -309,7 +329,7 @@ def test_a_finished_event_leased_elsewhere_is_returned_not_refused(store: EventS
     assert record.status == "closed" and record.lease_owner == "w1"
 
 
-def test_an_escalation_not_yet_notified_still_needs_the_lease(store: EventStore) -> None:
+def test_an_escalation_not_yet_notified_still_needs_the_lease(store: Store) -> None:
     # GIVEN an escalated event whose notification w1 has not recorded yet
     to_status(store, make_event(), ESCALATE)
     # WHEN a duplicate reaches w2 THEN w2 backs off: a notification is still due
@@ -320,7 +340,7 @@ def test_an_escalation_not_yet_notified_still_needs_the_lease(store: EventStore)
 # ---- rejection -------------------------------------------------------------------------
 
 
-def test_reject_records_bad_input_and_releases_the_lease(store: EventStore, clock: FakeClock) -> None:
+def test_reject_records_bad_input_and_releases_the_lease(store: Store, clock: FakeClock) -> None:
     # GIVEN a claimed event WHEN it turns out to be bad input
     store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")
     record = store.reject("evt#1", code="invalid_event", reason="x" * 5000, message_id="m1")
@@ -332,7 +352,7 @@ def test_reject_records_bad_input_and_releases_the_lease(store: EventStore, cloc
     assert record.attempts == 2
 
 
-def test_reject_a_body_that_is_not_json(store: EventStore) -> None:
+def test_reject_a_body_that_is_not_json(store: Store) -> None:
     # GIVEN a body that never becomes an event
     body = "\x00not json " + "é" * 5000
     key = rejection_key(body)
@@ -342,13 +362,11 @@ def test_reject_a_body_that_is_not_json(store: EventStore) -> None:
     # THEN one record keyed by the body holds both messages and a bounded excerpt
     assert key.startswith("msg#sha256:") and len(key) == len("msg#sha256:") + 40
     assert record.message_ids == ("m1", "m2")
-    stored = store._get_item(key)
-    assert stored is not None
-    assert len(stored["excerpt"]["S"].encode()) <= 2048
+    assert len(stored_excerpt(store, key).encode()) <= 2048
 
 
 @pytest.mark.parametrize("decision", [CLOSE, MONITOR, ESCALATE], ids=lambda d: d.status)
-def test_reject_never_overwrites_a_triaged_event(store: EventStore, decision: TriageDecision) -> None:
+def test_reject_never_overwrites_a_triaged_event(store: Store, decision: TriageDecision) -> None:
     # GIVEN an event that reached a triage status
     before = to_status(store, make_event(), decision)
     # WHEN a late failure tries to reject it
@@ -387,7 +405,7 @@ def put_items(store: EventStore, items: list[dict[str, Any]]) -> None:
 # ---- the monitoring index --------------------------------------------------------------
 
 
-def test_monitoring_events_are_found_by_time_until_escalated(store: EventStore) -> None:
+def test_monitoring_events_are_found_by_time_until_escalated(store: Store) -> None:
     # GIVEN events at 0 h, 1 h, 2 h and 5 h in monitoring, and one closed at 1 h
     for n, hours in ((1, 0), (2, 1), (3, 2), (4, 5)):
         to_status(store, make_event(n, at=T0 + timedelta(hours=hours)), MONITOR)
@@ -416,14 +434,16 @@ def test_monitoring_events_are_found_by_time_until_escalated(store: EventStore) 
     assert store.escalate_from_pattern("evt#9", pattern_key="pat#x", decision=ESCALATE) is False
 
 
-def test_iter_monitoring_pages_through_1200_events_once_each(store: EventStore) -> None:
+def test_iter_monitoring_pages_through_1200_events_once_each(dynamo_store: EventStore) -> None:
     # GIVEN 1200 monitoring events
     keys = [f"evt#{n:05d}" for n in range(1200)]
-    put_items(store, [monitoring_item(n, key) for n, key in enumerate(keys)])
+    put_items(dynamo_store, [monitoring_item(n, key) for n, key in enumerate(keys)])
     queries = []
-    store._client.meta.events.register("before-call.dynamodb.Query", lambda **_: queries.append(1))
+    dynamo_store._client.meta.events.register("before-call.dynamodb.Query", lambda **_: queries.append(1))
     # WHEN they are read 100 at a time
-    seen = [r.key for r in store.iter_monitoring(since=T0, until=T0 + timedelta(hours=1), page_size=100)]
+    seen = [
+        r.key for r in dynamo_store.iter_monitoring(since=T0, until=T0 + timedelta(hours=1), page_size=100)
+    ]
     # THEN each comes exactly once, in time order, over at least 12 pages
     assert seen == keys
     assert len(queries) >= 12
@@ -432,12 +452,12 @@ def test_iter_monitoring_pages_through_1200_events_once_each(store: EventStore) 
 # ---- get_many --------------------------------------------------------------------------
 
 
-def test_get_many_reads_in_chunks_and_skips_absent_keys(store: EventStore) -> None:
+def test_get_many_reads_in_chunks_and_skips_absent_keys(dynamo_store: EventStore) -> None:
     # GIVEN 230 stored events
-    put_items(store, [monitoring_item(n, f"evt#{n}") for n in range(230)])
+    put_items(dynamo_store, [monitoring_item(n, f"evt#{n}") for n in range(230)])
     # WHEN 230 stored and 20 absent keys (and a duplicate) are asked for
     wanted = [f"evt#{n}" for n in range(250)] + ["evt#0"]
-    found = store.get_many(wanted)
+    found = dynamo_store.get_many(wanted)
     # THEN exactly the stored ones come back, keyed by event key
     assert set(found) == {f"evt#{n}" for n in range(230)}
     assert found["evt#229"].event == make_event(229, at=T0 + timedelta(seconds=229))
@@ -463,7 +483,7 @@ def make_pattern(keys: list[str], *, first: int = 0, last: int = 1, rules=("SQLi
     )
 
 
-def test_upsert_pattern_counts_distinct_events_across_runs(store: EventStore) -> None:
+def test_upsert_pattern_counts_distinct_events_across_runs(store: Store) -> None:
     # GIVEN a run that saw events 0-3
     store.upsert_pattern(make_pattern([f"evt#{n}" for n in range(4)], first=2, last=3), slot="s1")
     # WHEN the next, overlapping window sees events 2-6 with another rule, earlier and later
@@ -480,7 +500,7 @@ def test_upsert_pattern_counts_distinct_events_across_runs(store: EventStore) ->
     assert record.notified_count == 0 and record.notified_at is None
 
 
-def test_upsert_pattern_count_stays_exact_beyond_the_stored_keys(store: EventStore) -> None:
+def test_upsert_pattern_count_stays_exact_beyond_the_stored_keys(store: Store) -> None:
     # GIVEN a pattern of 1500 events (more keys than a record shows)
     keys = [f"evt#{n:05d}" for n in range(1500)]
     first = store.upsert_pattern(make_pattern(keys), slot="s1")
@@ -493,7 +513,7 @@ def test_upsert_pattern_count_stays_exact_beyond_the_stored_keys(store: EventSto
     assert second.event_keys[-1] == "evt#new9"
 
 
-def test_concurrent_upserts_of_one_pattern_lose_nothing(store: EventStore) -> None:
+def test_concurrent_upserts_of_one_pattern_lose_nothing(store: Store) -> None:
     # GIVEN four runs (overlapping slots) with disjoint events of one pattern
     # WHEN they upsert at once
     results = race(
@@ -505,7 +525,7 @@ def test_concurrent_upserts_of_one_pattern_lose_nothing(store: EventStore) -> No
     assert store.get_pattern("pat#203.0.113.7#abc").count == 40  # type: ignore[union-attr]
 
 
-def test_pattern_notification_is_claimed_once_per_growth_step(store: EventStore) -> None:
+def test_pattern_notification_is_claimed_once_per_growth_step(store: Store) -> None:
     # GIVEN a stored pattern of 5 events
     store.upsert_pattern(make_pattern([f"evt#{n}" for n in range(5)]), slot="s1")
     key = "pat#203.0.113.7#abc"
@@ -523,7 +543,7 @@ def test_pattern_notification_is_claimed_once_per_growth_step(store: EventStore)
     assert store.get_pattern(key).notified_count == 10  # type: ignore[union-attr]
 
 
-def test_a_released_notification_claim_is_claimed_again(store: EventStore) -> None:
+def test_a_released_notification_claim_is_claimed_again(store: Store) -> None:
     # GIVEN a pattern notified at 5 and claimed again at 10
     store.upsert_pattern(make_pattern([f"evt#{n}" for n in range(5)]), slot="s1")
     key = "pat#203.0.113.7#abc"
@@ -537,7 +557,7 @@ def test_a_released_notification_claim_is_claimed_again(store: EventStore) -> No
     assert store.get_pattern(key).notified_count == 10  # type: ignore[union-attr]
 
 
-def test_a_released_first_claim_leaves_the_pattern_never_notified(store: EventStore) -> None:
+def test_a_released_first_claim_leaves_the_pattern_never_notified(store: Store) -> None:
     # GIVEN a first claim whose publish failed WHEN it is given back
     store.upsert_pattern(make_pattern([f"evt#{n}" for n in range(5)]), slot="s1")
     key = "pat#203.0.113.7#abc"
@@ -548,7 +568,7 @@ def test_a_released_first_claim_leaves_the_pattern_never_notified(store: EventSt
     assert record is not None and (record.notified_count, record.notified_at) == (0, None)
 
 
-def test_notification_claim_for_an_unknown_pattern_is_an_error(store: EventStore) -> None:
+def test_notification_claim_for_an_unknown_pattern_is_an_error(store: Store) -> None:
     with pytest.raises(WorkerError) as raised:
         store.claim_pattern_notification("pat#none", count=5, growth_factor=2.0)
     assert raised.value.reason == "pattern_missing"
@@ -559,7 +579,7 @@ def test_notification_claim_for_an_unknown_pattern_is_an_error(store: EventStore
 LOCK = "lock#monitor#2026-11-25T10:15:00Z"
 
 
-def test_one_of_eight_replicas_gets_the_slot(store: EventStore) -> None:
+def test_one_of_eight_replicas_gets_the_slot(store: Store) -> None:
     # GIVEN eight replicas whose schedulers fire for the same slot
     # WHEN all try to lock it at once
     results = race(8, lambda i: store.acquire_lock(LOCK, owner=f"r{i}", ttl_s=300))
@@ -567,7 +587,7 @@ def test_one_of_eight_replicas_gets_the_slot(store: EventStore) -> None:
     assert results.count(True) == 1 and results.count(False) == 7
 
 
-def test_an_expired_lock_is_taken_over_but_a_completed_one_never(store: EventStore, clock: FakeClock) -> None:
+def test_an_expired_lock_is_taken_over_but_a_completed_one_never(store: Store, clock: FakeClock) -> None:
     # GIVEN r1 took the slot and died without completing it
     assert store.acquire_lock(LOCK, owner="r1", ttl_s=300) is True
     assert store.acquire_lock(LOCK, owner="r2", ttl_s=300) is False

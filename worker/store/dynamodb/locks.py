@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import structlog
 
-from worker.store._dynamo import ConditionFailed, DynamoTable, Update, to_attr
+from worker.store.dynamodb.table import ConditionFailed, DynamoTable, Update, to_attr
 from worker.store.keys import LOCK_RETENTION_S
 
 log = structlog.get_logger("worker.store")

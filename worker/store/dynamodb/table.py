@@ -1,13 +1,15 @@
-"""DynamoDB plumbing shared by the store: attribute (de)serialization, an update
+"""DynamoDB plumbing shared by the DynamoDB backend: attribute (de)serialization, an update
 expression builder, the one place botocore errors become worker errors, and the table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import structlog
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
@@ -19,7 +21,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 import worker.aws
 import worker.clock
-from worker.errors import RetryableError, WorkerError
+from worker.errors import ConfigurationError, RetryableError
 from worker.store.keys import MONITORING_INDEX, iso_from_epoch
 
 log = structlog.get_logger("worker.store")
@@ -58,45 +60,51 @@ class ConditionFailed(Exception):
 
 
 # ---- attribute values ----------------------------------------------------------------
+# boto3's own (de)serializers do the wire format; around them, numbers cross as
+# Decimal (boto3 refuses floats, which lose precision) and come back as int or float,
+# binary comes back as bytes and sets as sorted tuples, the shapes the records expect.
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_wire(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return Decimal(repr(value))
+    if isinstance(value, Mapping):
+        return {str(k): _to_wire(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_to_wire(v) for v in value]
+    return value
+
+
+def _from_wire(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        # "5" is an int and "5.0" a float, as they were written.
+        exponent = value.as_tuple().exponent
+        return int(value) if isinstance(exponent, int) and exponent >= 0 else float(value)
+    if isinstance(value, Binary):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _from_wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_wire(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return tuple(sorted(_from_wire(v) for v in value))
+    return value
 
 
 def to_attr(value: Any) -> dict[str, Any]:
-    """A Python value as a DynamoDB attribute value (no Decimal dance for numbers)."""
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, int | float):
-        return {"N": repr(value)}
-    if isinstance(value, str):
-        return {"S": value}
-    if isinstance(value, bytes):
-        return {"B": value}
-    if isinstance(value, Mapping):
-        return {"M": {str(k): to_attr(v) for k, v in value.items()}}
-    if isinstance(value, set | frozenset):
-        return {"SS": sorted(value)}
-    if isinstance(value, list | tuple):
-        return {"L": [to_attr(v) for v in value]}
-    raise TypeError(f"cannot store {type(value).__name__} in DynamoDB")
+    """A Python value as a DynamoDB attribute value."""
+    attr: dict[str, Any] = _serializer.serialize(_to_wire(value))
+    return attr
 
 
 def from_attr(attr: Mapping[str, Any]) -> Any:
     """The inverse of :func:`to_attr`; string sets come back as sorted tuples."""
-    ((kind, value),) = attr.items()
-    if kind in ("S", "B", "BOOL"):
-        return value
-    if kind == "N":
-        return int(value) if value.lstrip("-").isdigit() else float(value)
-    if kind == "NULL":
-        return None
-    if kind == "M":
-        return {k: from_attr(v) for k, v in value.items()}
-    if kind == "L":
-        return [from_attr(v) for v in value]
-    if kind in ("SS", "NS", "BS"):
-        return tuple(sorted(value))
-    raise TypeError(f"unknown DynamoDB attribute type {kind}")
+    return _from_wire(_deserializer.deserialize(dict(attr)))
 
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -210,7 +218,7 @@ class DynamoTable:
             if code == "ConditionalCheckFailedException":
                 raise ConditionFailed(exc.response.get("Item")) from None
             if code == "ResourceNotFoundException":
-                raise WorkerError(
+                raise ConfigurationError(
                     f"DynamoDB table {self.table_name!r} does not exist (or is not reachable "
                     "with these credentials and region): run `secops setup` to create it",
                     reason="store_misconfigured",
@@ -297,7 +305,7 @@ class DynamoTable:
         table = self._client.describe_table(TableName=self.table_name)["Table"]
         indexes = {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}
         if MONITORING_INDEX not in indexes:
-            raise WorkerError(
+            raise ConfigurationError(
                 f"DynamoDB table {self.table_name!r} exists without the {MONITORING_INDEX!r} "
                 "index: it was not created by `secops setup`; use another table name",
                 reason="store_misconfigured",

@@ -1,27 +1,23 @@
-"""The per-event state machine (DESIGN section 6), one conditional write per step.
+"""Event records in DynamoDB: each step of the state machine is one conditional write.
 
-    absent ─claim─► processing ─save_analysis─► analyzed ─apply_triage─► closed
-                                                                       | monitoring
-                                                                       | escalated ─► notified once
-
-A step that finds its work already done returns the record as it is, so a redelivered
-message resumes where the last one stopped; a step that finds someone else's lease
-raises, so two consumers never both act on one event.
+The steps and their rules are in :mod:`worker.store.records`. A step that finds its
+work already done returns the record as it is, so a redelivered message resumes where
+the last one stopped; a step that finds someone else's lease raises, so two consumers
+never both act on one event.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import structlog
 
 from secops_core.contract import Analysis, TriageDecision, WafEvent
-from worker.errors import AlreadyInProgress, PermanentError, RetryableError, WorkerError
-from worker.store._dynamo import ConditionFailed, DynamoTable, Item, Update, from_item
+from worker.errors import AlreadyInProgress, PermanentError, RetryableError
+from worker.store.dynamodb.table import ConditionFailed, DynamoTable, Item, Update, from_item
 from worker.store.keys import (
     BATCH_GET_MAX_KEYS,
     BATCH_GET_MAX_ROUNDS,
@@ -30,108 +26,14 @@ from worker.store.keys import (
     MAX_REJECTION_REASON_CHARS,
     MONITORING_INDEX,
     MONITORING_PK,
-    TERMINAL,
     TRIAGE_STATUSES,
     monitoring_range,
     monitoring_sort_key,
     ttl_after,
 )
+from worker.store.records import REJECTABLE, EventRecord, analysis_attributes, step_result, truncate_utf8
 
 log = structlog.get_logger("worker.store")
-
-# How far along the happy path each status is; a step whose target is behind the
-# record's status has already happened.
-_PROGRESS = {"processing": 0, "analyzed": 1, "closed": 2, "monitoring": 2, "escalated": 2}
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    """One event as the store holds it."""
-
-    key: str
-    status: str
-    attempts: int
-    lease_owner: str | None
-    lease_expires_at: float  # epoch seconds; 0 = released
-    event: WafEvent | None
-    analysis: Analysis | None
-    triage: TriageDecision | None
-    notified_at: str | None
-    notification_id: str | None
-    rejection_code: str | None
-    rejection_reason: str | None
-    message_ids: tuple[str, ...]
-    pattern_key: str | None
-    created_at: str
-    updated_at: str
-    backend_actions: tuple[dict[str, Any], ...]
-
-    def lease_live(self, now_epoch: float) -> bool:
-        """True while someone holds an unexpired lease."""
-        return self.lease_expires_at > now_epoch
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL
-
-    @property
-    def needs_notification(self) -> bool:
-        """An escalation whose critical notification has not been recorded yet."""
-        return self.status == "escalated" and self.notified_at is None
-
-    @classmethod
-    def from_item(cls, item: Item) -> EventRecord:
-        data = from_item(item)
-        return cls(
-            key=data["pk"],
-            status=data.get("status", "processing"),
-            attempts=int(data.get("attempts", 0)),
-            lease_owner=data.get("lease_owner"),
-            lease_expires_at=float(data.get("lease_expires_at", 0)),
-            event=_model(WafEvent, data.get("event")),
-            analysis=_model(Analysis, data.get("analysis")),
-            triage=_model(TriageDecision, data.get("triage")),
-            notified_at=data.get("notified_at"),
-            notification_id=data.get("notification_id"),
-            rejection_code=data.get("rejection_code"),
-            rejection_reason=data.get("rejection_reason"),
-            message_ids=tuple(data.get("message_ids", ())),
-            pattern_key=data.get("pattern_key"),
-            created_at=data.get("created_at", ""),
-            updated_at=data.get("updated_at", ""),
-            backend_actions=tuple(data.get("backend_actions", ())),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able view for the CLI and the demo summary."""
-        return {
-            "key": self.key,
-            "status": self.status,
-            "attempts": self.attempts,
-            "lease_owner": self.lease_owner,
-            "lease_expires_at": self.lease_expires_at,
-            "event": self.event.model_dump(mode="json") if self.event else None,
-            "analysis": self.analysis.model_dump(mode="json") if self.analysis else None,
-            "triage": self.triage.model_dump(mode="json") if self.triage else None,
-            "notified_at": self.notified_at,
-            "notification_id": self.notification_id,
-            "rejection_code": self.rejection_code,
-            "rejection_reason": self.rejection_reason,
-            "message_ids": list(self.message_ids),
-            "pattern_key": self.pattern_key,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "backend_actions": [dict(a) for a in self.backend_actions],
-        }
-
-
-def _model(model: Any, raw: str | None) -> Any:
-    # Models are stored as JSON strings: no float/Decimal or empty-string quirks.
-    return model.model_validate_json(raw) if raw else None
-
-
-def _truncate_utf8(text: str, limit: int) -> str:
-    return text.encode("utf-8", "surrogatepass")[:limit].decode("utf-8", "ignore")
 
 
 class EventOps(DynamoTable):
@@ -169,9 +71,9 @@ class EventOps(DynamoTable):
             f"{update.name('lease_owner')} = {update.value(owner, 'owner')}"
         )
         try:
-            return EventRecord.from_item(self._update(event.event_key, update, condition=condition))
+            return _record(self._update(event.event_key, update, condition=condition))
         except ConditionFailed as lost:
-            holder = EventRecord.from_item(lost.old) if lost.old else None
+            holder = _record(lost.old) if lost.old else None
             if holder is not None and holder.is_terminal and not holder.needs_notification:
                 # Nothing is left to do, so no lease is needed: a duplicate is acknowledged
                 # now instead of waiting out a lease another duplicate holds.
@@ -195,10 +97,8 @@ class EventOps(DynamoTable):
         now = self._clock()
         update = Update().set("status", "analyzed").set("analysis", analysis.model_dump_json())
         # Top-level copies so the console and ad-hoc queries can read them.
-        update.set("severity_rating", analysis.severity_rating)
-        update.set("severity_floor", analysis.severity_floor)
-        update.set("model_severity", analysis.model_severity)
-        update.set("analyzed_by", analysis.analyzed_by).set("degraded", analysis.degraded)
+        for name, value in analysis_attributes(analysis).items():
+            update.set(name, value)
         update.set("analyzed_at", self._now_iso(now))
         update.append(
             "backend_actions",
@@ -243,22 +143,12 @@ class EventOps(DynamoTable):
             f"{update.name('status')} = {update.value(expect, 'expect')}"
         )
         try:
-            return EventRecord.from_item(self._update(key, update, condition=condition))
+            return _record(self._update(key, update, condition=condition))
         except ConditionFailed as lost:
             if lost.old is None:
                 raise RetryableError(f"event {key} has no record", reason="lease_lost") from None
-            current = EventRecord.from_item(lost.old)
-        progress = _PROGRESS.get(current.status)
-        if progress is None or progress > _PROGRESS[expect]:
-            # Done already (by us on an earlier delivery, or by the last lease holder),
-            # or rejected meanwhile: the caller reads the status.
-            return current
-        if current.lease_owner != owner:
-            raise RetryableError(f"event {key}: lease now held by {current.lease_owner}", reason="lease_lost")
-        raise WorkerError(
-            f"event {key} is {current.status}, not {expect}: steps out of order",
-            reason="invalid_transition",
-        )
+            current = _record(lost.old)
+        return step_result(current, owner=owner, expect=expect)
 
     def mark_notified(self, key: str, *, owner: str, topic: str, message_id: str) -> bool:
         """Record a published notification; False if one was recorded already."""
@@ -281,17 +171,6 @@ class EventOps(DynamoTable):
         except ConditionFailed as lost:
             if lost.old is None:
                 raise RetryableError(f"event {key} has no record", reason="lease_lost") from None
-            return False
-        return True
-
-    def extend_lease(self, key: str, *, owner: str, lease_s: int) -> bool:
-        """Push our lease out by ``lease_s`` from now; False if it is no longer ours."""
-        now = self._clock()
-        update = Update().set("lease_expires_at", now + lease_s)
-        condition = f"{update.name('lease_owner')} = {update.value(owner, 'owner')}"
-        try:
-            self._update(key, update, condition=condition, returns="NONE")
-        except ConditionFailed:
             return False
         return True
 
@@ -323,7 +202,7 @@ class EventOps(DynamoTable):
         update = Update().set("status", "rejected").set("rejection_code", code)
         update.set("rejection_reason", reason[:MAX_REJECTION_REASON_CHARS])
         if excerpt is not None:
-            update.set("excerpt", _truncate_utf8(excerpt, MAX_EXCERPT_BYTES))
+            update.set("excerpt", truncate_utf8(excerpt, MAX_EXCERPT_BYTES))
         if event is not None:
             event_json = event.model_dump_json()
             if len(event_json.encode()) <= MAX_EVENT_JSON_BYTES:
@@ -333,16 +212,13 @@ class EventOps(DynamoTable):
         update.append("backend_actions", {"action": "rejected", "at": self._now_iso(now), "code": code})
         self._touch(update, now)
         status = update.name("status")
-        condition = (
-            f"attribute_not_exists(pk) OR {status} IN "
-            f"({update.value('processing', 'processing')}, {update.value('analyzed', 'analyzed')}, "
-            f"{update.value('rejected', 'rejected')})"
-        )
+        allowed = ", ".join(update.value(s, s) for s in sorted(REJECTABLE))
+        condition = f"attribute_not_exists(pk) OR {status} IN ({allowed})"
         try:
-            record = EventRecord.from_item(self._update(key, update, condition=condition))
+            record = _record(self._update(key, update, condition=condition))
         except ConditionFailed as lost:
             assert lost.old is not None  # the condition passes for an absent item
-            return EventRecord.from_item(lost.old)
+            return _record(lost.old)
         log.info("event_rejected", key=key, code=code, message_id=message_id)
         return record
 
@@ -377,7 +253,7 @@ class EventOps(DynamoTable):
     def get(self, key: str) -> EventRecord | None:
         """The record of one event (a strongly consistent read), or None."""
         item = self._get_item(key)
-        return EventRecord.from_item(item) if item else None
+        return _record(item) if item else None
 
     def get_many(self, keys: list[str]) -> dict[str, EventRecord]:
         """Records by key (absent keys are left out), in BatchGetItem chunks of 100."""
@@ -391,7 +267,7 @@ class EventOps(DynamoTable):
             for attempt in range(BATCH_GET_MAX_ROUNDS):
                 response = self._call("batch_get_item", RequestItems=request)
                 for item in response.get("Responses", {}).get(self.table_name, []):
-                    record = EventRecord.from_item(item)
+                    record = _record(item)
                     found[record.key] = record
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
@@ -426,8 +302,12 @@ class EventOps(DynamoTable):
         while True:
             page = self._call("query", **params)
             for item in page.get("Items", []):
-                yield EventRecord.from_item(item)
+                yield _record(item)
             last = page.get("LastEvaluatedKey")
             if not last:
                 return
             params["ExclusiveStartKey"] = last
+
+
+def _record(item: Item) -> EventRecord:
+    return EventRecord.from_dict(from_item(item))

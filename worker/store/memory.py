@@ -1,0 +1,364 @@
+"""The store in memory: the EventRepo, PatternRepo and SlotLock ports with DynamoDB's
+semantics, for millisecond tests of the pipeline.
+
+Each method does under one lock what the DynamoDB backend does in one conditional
+write: the same conditions, leases that expire by comparing timestamps, the same
+errors, the same records. ``tests/integration/test_store.py`` runs one set of tests
+against both backends to keep it so.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+import worker.clock
+from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
+from worker.errors import AlreadyInProgress, PermanentError, RetryableError, WorkerError
+from worker.store.keys import (
+    LOCK_RETENTION_S,
+    MAX_EVENT_JSON_BYTES,
+    MAX_EXCERPT_BYTES,
+    MAX_REJECTION_REASON_CHARS,
+    MONITORING_PK,
+    TRIAGE_STATUSES,
+    iso_from_epoch,
+    monitoring_range,
+    monitoring_sort_key,
+    ttl_after,
+)
+from worker.store.records import (
+    REJECTABLE,
+    EventRecord,
+    PatternRecord,
+    analysis_attributes,
+    merged_pattern,
+    most_notified_for,
+    pattern_adds_events,
+    step_result,
+    truncate_utf8,
+)
+
+log = structlog.get_logger("worker.store")
+
+Item = dict[str, Any]
+
+
+class MemoryStore:
+    """Events, patterns and slot locks in a dict; thread-safe, so races can be tested."""
+
+    def __init__(self, *, ttl_days: int = 30, clock: Callable[[], float] = worker.clock.epoch) -> None:
+        self.ttl_days = ttl_days
+        self._clock = clock
+        self._items: dict[str, Item] = {}
+        self._lock = threading.Lock()
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    def _touch(self, item: Item, now: float) -> None:
+        item["updated_at"] = iso_from_epoch(now)
+        item["ttl"] = ttl_after(now, self.ttl_days)
+
+    @staticmethod
+    def _append(item: Item, entry: dict[str, Any]) -> None:
+        item["backend_actions"] = [*item.get("backend_actions", ()), entry]
+
+    @staticmethod
+    def _record(item: Item) -> EventRecord:
+        return EventRecord.from_dict(copy.deepcopy(item))
+
+    @staticmethod
+    def _set_event(item: Item, event: WafEvent, event_json: str) -> None:
+        # The event never changes once stored: the first delivery's copy is the record.
+        item.setdefault("event", event_json)
+        item.setdefault("event_sk", monitoring_sort_key(event.timestamp, event.event_key))
+        item.setdefault("source_ip", event.source_ip)
+        item.setdefault("rule_name", event.rule_name)
+
+    # ---- EventRepo ----------------------------------------------------------------------
+
+    def claim(self, event: WafEvent, *, owner: str, lease_s: int, message_id: str) -> EventRecord:
+        event_json = event.model_dump_json()
+        if len(event_json.encode()) > MAX_EVENT_JSON_BYTES:
+            raise PermanentError(
+                f"event {event.event_key} is {len(event_json.encode())} bytes as JSON; "
+                f"the store keeps events up to {MAX_EVENT_JSON_BYTES}",
+                reason="event_too_large",
+            )
+        now = self._clock()
+        with self._lock:
+            item = self._items.get(event.event_key)
+            if item is not None and not (
+                item.get("lease_expires_at", now) < now or item.get("lease_owner") == owner
+            ):
+                holder = self._record(item)
+                if holder.is_terminal and not holder.needs_notification:
+                    return holder
+                remaining = max(0.0, holder.lease_expires_at - now)
+                raise AlreadyInProgress(
+                    f"event {event.event_key} is leased by {holder.lease_owner} "
+                    f"for another {remaining:.0f} s",
+                    lease_expires_in_s=remaining,
+                )
+            item = self._items.setdefault(event.event_key, {"pk": event.event_key})
+            item["lease_owner"] = owner
+            item["lease_expires_at"] = now + lease_s
+            item["attempts"] = item.get("attempts", 0) + 1
+            item.setdefault("status", "processing")
+            self._set_event(item, event, event_json)
+            item.setdefault("created_at", iso_from_epoch(now))
+            item["message_ids"] = {*item.get("message_ids", ()), message_id}
+            self._touch(item, now)
+            return self._record(item)
+
+    def _step(self, key: str, *, owner: str, expect: str, changes: Item, entry: dict[str, Any]) -> Item:
+        item = self._items.get(key)
+        if item is None:
+            raise RetryableError(f"event {key} has no record", reason="lease_lost")
+        if item.get("lease_owner") != owner or item.get("status") != expect:
+            raise _StepLost(step_result(self._record(item), owner=owner, expect=expect))
+        item.update(changes)
+        self._append(item, entry)
+        return item
+
+    def save_analysis(self, key: str, *, owner: str, analysis: Analysis) -> EventRecord:
+        now = self._clock()
+        changes = {
+            "status": "analyzed",
+            "analysis": analysis.model_dump_json(),
+            **analysis_attributes(analysis),
+            "analyzed_at": iso_from_epoch(now),
+        }
+        entry = {
+            "action": "stored_analysis",
+            "at": iso_from_epoch(now),
+            "severity_rating": analysis.severity_rating,
+            "analyzed_by": analysis.analyzed_by,
+        }
+        with self._lock:
+            try:
+                item = self._step(key, owner=owner, expect="processing", changes=changes, entry=entry)
+            except _StepLost as lost:
+                return lost.record
+            self._touch(item, now)
+            return self._record(item)
+
+    def apply_triage(
+        self, key: str, *, owner: str, decision: TriageDecision, release: bool = False
+    ) -> EventRecord:
+        if decision.status not in TRIAGE_STATUSES:
+            raise ValueError(f"not a triage status: {decision.status}")
+        now = self._clock()
+        changes: Item = {
+            "status": decision.status,
+            "triage": decision.model_dump_json(),
+            "triage_action": decision.action,
+            "triaged_at": iso_from_epoch(now),
+        }
+        if release:
+            changes["lease_expires_at"] = 0
+        entry = {"action": "triaged", "at": iso_from_epoch(now), "status": decision.status}
+        with self._lock:
+            try:
+                item = self._step(key, owner=owner, expect="analyzed", changes=changes, entry=entry)
+            except _StepLost as lost:
+                return lost.record
+            if decision.status == "monitoring":
+                item["mon_pk"], item["mon_sk"] = MONITORING_PK, item["event_sk"]
+            else:
+                item.pop("mon_pk", None)
+                item.pop("mon_sk", None)
+            self._touch(item, now)
+            return self._record(item)
+
+    def mark_notified(self, key: str, *, owner: str, topic: str, message_id: str) -> bool:
+        now = self._clock()
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                raise RetryableError(f"event {key} has no record", reason="lease_lost")
+            if "notified_at" in item:
+                return False
+            item["notified_at"], item["notification_id"] = iso_from_epoch(now), message_id
+            self._append(
+                item,
+                {
+                    "action": "notified",
+                    "at": iso_from_epoch(now),
+                    "topic": topic,
+                    "message_id": message_id,
+                    "by": owner,
+                },
+            )
+            self._touch(item, now)
+            return True
+
+    def release(self, key: str, *, owner: str) -> None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None and item.get("lease_owner") == owner:
+                item["lease_expires_at"] = 0
+
+    def reject(
+        self,
+        key: str,
+        *,
+        code: str,
+        reason: str,
+        message_id: str,
+        event: WafEvent | None = None,
+        excerpt: str | None = None,
+    ) -> EventRecord:
+        now = self._clock()
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None and item.get("status") not in REJECTABLE:
+                return self._record(item)
+            item = self._items.setdefault(key, {"pk": key})
+            item["status"], item["rejection_code"] = "rejected", code
+            item["rejection_reason"] = reason[:MAX_REJECTION_REASON_CHARS]
+            if excerpt is not None:
+                item["excerpt"] = truncate_utf8(excerpt, MAX_EXCERPT_BYTES)
+            if event is not None:
+                event_json = event.model_dump_json()
+                if len(event_json.encode()) <= MAX_EVENT_JSON_BYTES:
+                    self._set_event(item, event, event_json)
+            item["message_ids"] = {*item.get("message_ids", ()), message_id}
+            item["attempts"] = item.get("attempts", 0) + 1
+            item["lease_expires_at"] = 0
+            item.setdefault("created_at", iso_from_epoch(now))
+            self._append(item, {"action": "rejected", "at": iso_from_epoch(now), "code": code})
+            self._touch(item, now)
+            log.info("event_rejected", key=key, code=code, message_id=message_id)
+            return self._record(item)
+
+    def escalate_from_pattern(self, key: str, *, pattern_key: str, decision: TriageDecision) -> bool:
+        now = self._clock()
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or item.get("status") != "monitoring":
+                return False
+            item.update(
+                status="escalated",
+                triage=decision.model_dump_json(),
+                triage_action=decision.action,
+                triaged_at=iso_from_epoch(now),
+                pattern_key=pattern_key,
+                # The pattern's notification speaks for its members (see the DynamoDB backend).
+                notified_at=iso_from_epoch(now),
+                notification_id=f"pattern:{pattern_key}",
+            )
+            item.pop("mon_pk", None)
+            item.pop("mon_sk", None)
+            self._append(
+                item,
+                {"action": "escalated_by_pattern", "at": iso_from_epoch(now), "pattern_key": pattern_key},
+            )
+            self._touch(item, now)
+            return True
+
+    def get(self, key: str) -> EventRecord | None:
+        with self._lock:
+            item = self._items.get(key)
+            return self._record(item) if item is not None else None
+
+    def get_many(self, keys: list[str]) -> dict[str, EventRecord]:
+        with self._lock:
+            return {k: self._record(self._items[k]) for k in dict.fromkeys(keys) if k in self._items}
+
+    def iter_monitoring(
+        self, *, since: datetime, until: datetime, page_size: int = 500
+    ) -> Iterator[EventRecord]:
+        low, high = monitoring_range(since, until)
+        with self._lock:
+            found = sorted(
+                (item["mon_sk"], self._record(item))
+                for item in self._items.values()
+                if item.get("mon_pk") == MONITORING_PK and low <= item["mon_sk"] <= high
+            )
+        return iter([record for _, record in found])
+
+    # ---- PatternRepo --------------------------------------------------------------------
+
+    def upsert_pattern(self, pattern: Pattern, *, slot: str) -> PatternRecord:
+        now = self._clock()
+        with self._lock:
+            item = self._items.get(pattern.pattern_key)
+            if item is not None and not pattern_adds_events(item, pattern):
+                return PatternRecord.from_dict(item)
+            merged, trimmed = merged_pattern(item, pattern, slot)
+            if trimmed:
+                log.warning("pattern_digests_trimmed", key=pattern.pattern_key)
+            item = self._items.setdefault(pattern.pattern_key, {"pk": pattern.pattern_key})
+            item.update(merged)
+            item.setdefault("created_at", iso_from_epoch(now))
+            self._touch(item, now)
+            return PatternRecord.from_dict(item)
+
+    def claim_pattern_notification(self, key: str, *, count: int, growth_factor: float) -> bool:
+        most_notified = most_notified_for(count, growth_factor)
+        now = self._clock()
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                raise WorkerError(f"pattern {key} has no record: upsert it first", reason="pattern_missing")
+            if "notified_count" in item and item["notified_count"] > most_notified:
+                return False
+            item["notified_count"], item["notified_at"] = count, iso_from_epoch(now)
+            return True
+
+    def release_pattern_notification(self, key: str, *, count: int, previous: int) -> bool:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or item.get("notified_count") != count:
+                return False
+            if previous:
+                item["notified_count"] = previous
+            else:
+                item.pop("notified_count", None)
+                item.pop("notified_at", None)
+            return True
+
+    def get_pattern(self, key: str) -> PatternRecord | None:
+        with self._lock:
+            item = self._items.get(key)
+            return PatternRecord.from_dict(item) if item is not None else None
+
+    # ---- SlotLock -----------------------------------------------------------------------
+
+    def acquire_lock(self, name: str, *, owner: str, ttl_s: int) -> bool:
+        now = self._clock()
+        with self._lock:
+            item = self._items.get(name)
+            if item is not None and not (item["expires_at"] < now and "completed_at" not in item):
+                return False
+            self._items[name] = {
+                "pk": name,
+                "owner": owner,
+                "acquired_at": iso_from_epoch(now),
+                "expires_at": now + ttl_s,
+                "ttl": int(now + ttl_s + LOCK_RETENTION_S),
+            }
+            return True
+
+    def complete_lock(self, name: str, *, owner: str) -> None:
+        with self._lock:
+            item = self._items.get(name)
+            if item is None or item.get("owner") != owner:
+                log.warning("lock_not_ours", lock=name, owner=owner)
+                return
+            item["completed_at"] = iso_from_epoch(self._clock())
+
+
+class _StepLost(Exception):
+    """A step's condition failed; ``record`` is what the step returns instead."""
+
+    def __init__(self, record: EventRecord) -> None:
+        super().__init__("step condition failed")
+        self.record = record
+

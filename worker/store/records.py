@@ -1,0 +1,290 @@
+"""Records and the rules of the per-event state machine, apart from any database.
+
+    absent ─claim─► processing ─save_analysis─► analyzed ─apply_triage─► closed
+                                                                       | monitoring
+                                                                       | escalated ─► notified once
+
+Pure code (no boto3): the DynamoDB backend (:mod:`worker.store.dynamodb`) and the
+in-memory one (:mod:`worker.store.memory`) both build these records and apply these
+rules, so they cannot disagree on what a step means (docs/architecture.md, "Event
+state machine").
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+from math import floor
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
+from worker.errors import RetryableError, WorkerError
+from worker.store.keys import (
+    MAX_PATTERN_DIGESTS,
+    MAX_PATTERN_EVENT_KEYS,
+    PATTERN_DIGEST_BYTES,
+    TERMINAL,
+    sort_time,
+)
+
+# How far along the happy path each status is; a step whose target is behind the
+# record's status has already happened.
+PROGRESS = {"processing": 0, "analyzed": 1, "closed": 2, "monitoring": 2, "escalated": 2}
+# Statuses a rejection may overwrite: anything that has not reached a triage status.
+REJECTABLE = frozenset({"processing", "analyzed", "rejected"})
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One event as the store holds it."""
+
+    key: str
+    status: str
+    attempts: int
+    lease_owner: str | None
+    lease_expires_at: float  # epoch seconds; 0 = released
+    event: WafEvent | None
+    analysis: Analysis | None
+    triage: TriageDecision | None
+    notified_at: str | None
+    notification_id: str | None
+    rejection_code: str | None
+    rejection_reason: str | None
+    message_ids: tuple[str, ...]
+    pattern_key: str | None
+    created_at: str
+    updated_at: str
+    backend_actions: tuple[dict[str, Any], ...]
+
+    def lease_live(self, now_epoch: float) -> bool:
+        """True while someone holds an unexpired lease."""
+        return self.lease_expires_at > now_epoch
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def needs_notification(self) -> bool:
+        """An escalation whose critical notification has not been recorded yet."""
+        return self.status == "escalated" and self.notified_at is None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EventRecord:
+        """A record from its stored attributes (plain Python values, models as JSON)."""
+        return cls(
+            key=data["pk"],
+            status=data.get("status", "processing"),
+            attempts=int(data.get("attempts", 0)),
+            lease_owner=data.get("lease_owner"),
+            lease_expires_at=float(data.get("lease_expires_at", 0)),
+            event=_model(WafEvent, data.get("event")),
+            analysis=_model(Analysis, data.get("analysis")),
+            triage=_model(TriageDecision, data.get("triage")),
+            notified_at=data.get("notified_at"),
+            notification_id=data.get("notification_id"),
+            rejection_code=data.get("rejection_code"),
+            rejection_reason=data.get("rejection_reason"),
+            message_ids=tuple(sorted(data.get("message_ids", ()))),
+            pattern_key=data.get("pattern_key"),
+            created_at=data.get("created_at", ""),
+            updated_at=data.get("updated_at", ""),
+            backend_actions=tuple(data.get("backend_actions", ())),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able view for the CLI and the demo summary."""
+        return {
+            "key": self.key,
+            "status": self.status,
+            "attempts": self.attempts,
+            "lease_owner": self.lease_owner,
+            "lease_expires_at": self.lease_expires_at,
+            "event": self.event.model_dump(mode="json") if self.event else None,
+            "analysis": self.analysis.model_dump(mode="json") if self.analysis else None,
+            "triage": self.triage.model_dump(mode="json") if self.triage else None,
+            "notified_at": self.notified_at,
+            "notification_id": self.notification_id,
+            "rejection_code": self.rejection_code,
+            "rejection_reason": self.rejection_reason,
+            "message_ids": list(self.message_ids),
+            "pattern_key": self.pattern_key,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "backend_actions": [dict(a) for a in self.backend_actions],
+        }
+
+
+def _model(model: type[M], raw: str | None) -> M | None:
+    # Models are stored as JSON strings: no float/Decimal or empty-string quirks.
+    return model.model_validate_json(raw) if raw else None
+
+
+def step_result(current: EventRecord, *, owner: str, expect: str) -> EventRecord:
+    """What a step that lost its condition (owner + expected status) comes to.
+
+    The record is returned when the step is done already (by us on an earlier
+    delivery, or by the last lease holder) or the event was rejected meanwhile: the
+    caller reads its status. Raises when the lease moved on, or the steps ran out of order.
+    """
+    progress = PROGRESS.get(current.status)
+    if progress is None or progress > PROGRESS[expect]:
+        return current
+    if current.lease_owner != owner:
+        raise RetryableError(
+            f"event {current.key}: lease now held by {current.lease_owner}", reason="lease_lost"
+        )
+    # A bug, not the deployment or the event: it must be loud.
+    raise WorkerError(
+        f"event {current.key} is {current.status}, not {expect}: steps out of order",
+        reason="invalid_transition",
+    )
+
+
+def truncate_utf8(text: str, limit: int) -> str:
+    """At most ``limit`` bytes of ``text`` as UTF-8, never half a character."""
+    return text.encode("utf-8", "surrogatepass")[:limit].decode("utf-8", "ignore")
+
+
+# ---- patterns ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatternRecord:
+    """One pattern as stored: counts and times merged over every monitor run."""
+
+    key: str
+    source_ip: str
+    normalized_uri: str
+    count: int  # distinct events ever seen in this pattern
+    first_seen: datetime
+    last_seen: datetime
+    rules: tuple[str, ...]
+    event_keys: tuple[str, ...]  # the most recent ones, at most MAX_PATTERN_EVENT_KEYS
+    notified_count: int  # the count last notified; 0 = never
+    notified_at: str | None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PatternRecord:
+        return cls(
+            key=data["pk"],
+            source_ip=data["source_ip"],
+            normalized_uri=data["normalized_uri"],
+            count=int(data["count"]),
+            first_seen=datetime.fromisoformat(data["first_seen"]),
+            last_seen=datetime.fromisoformat(data["last_seen"]),
+            rules=tuple(data.get("rules", ())),
+            event_keys=tuple(data.get("event_keys", ())),
+            notified_count=int(data.get("notified_count", 0)),
+            notified_at=data.get("notified_at"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able view for the CLI and the demo summary."""
+        return {
+            "key": self.key,
+            "source_ip": self.source_ip,
+            "normalized_uri": self.normalized_uri,
+            "count": self.count,
+            "first_seen": self.first_seen.isoformat(),
+            "last_seen": self.last_seen.isoformat(),
+            "rules": list(self.rules),
+            "event_keys": list(self.event_keys),
+            "notified_count": self.notified_count,
+            "notified_at": self.notified_at,
+        }
+
+
+def _digest(event_key: str) -> bytes:
+    return hashlib.blake2b(event_key.encode(), digest_size=PATTERN_DIGEST_BYTES).digest()
+
+
+def _digests(current: Mapping[str, Any]) -> list[bytes]:
+    stored: bytes = current.get("seen", b"")
+    return [stored[i : i + PATTERN_DIGEST_BYTES] for i in range(0, len(stored), PATTERN_DIGEST_BYTES)]
+
+
+def pattern_adds_events(current: Mapping[str, Any], pattern: Pattern) -> bool:
+    """True if ``pattern`` holds an event key the stored pattern has not counted."""
+    seen = set(_digests(current))
+    return any(_digest(key) not in seen for key in pattern.event_keys)
+
+
+def merged_pattern(
+    current: Mapping[str, Any] | None, pattern: Pattern, slot: str
+) -> tuple[dict[str, Any], bool]:
+    """The attributes a pattern record takes after merging one run's ``pattern``.
+
+    ``count`` is the number of distinct event keys ever seen (through 8-byte digests),
+    so a window that overlaps the last run's does not count the same events twice.
+    The second value is True when the digests had to be trimmed: from then on a very
+    old event seen again would count twice. Timestamps and the TTL are the backend's.
+    """
+    current = current or {}
+    digests = _digests(current)
+    seen = set(digests)
+    new_keys = []
+    for key in dict.fromkeys(pattern.event_keys):
+        digest = _digest(key)
+        if digest not in seen:
+            seen.add(digest)
+            digests.append(digest)
+            new_keys.append(key)
+    trimmed = len(digests) > MAX_PATTERN_DIGESTS
+    if trimmed:
+        digests = digests[-MAX_PATTERN_DIGESTS:]
+    kept = list(current.get("event_keys", ()))
+    kept_set = set(kept)
+    kept += [k for k in dict.fromkeys(pattern.event_keys) if k not in kept_set]
+    first = sort_time(pattern.first_seen)
+    last = sort_time(pattern.last_seen)
+    merged = {
+        "source_ip": pattern.source_ip,
+        "normalized_uri": pattern.normalized_uri,
+        "count": int(current.get("count", 0)) + len(new_keys),
+        "first_seen": min(first, current.get("first_seen", first)),
+        "last_seen": max(last, current.get("last_seen", last)),
+        "rules": sorted(set(current.get("rules", ())) | set(pattern.rules)),
+        "event_keys": kept[-MAX_PATTERN_EVENT_KEYS:],
+        "seen": b"".join(digests),
+        "max_severity": max(pattern.max_severity, int(current.get("max_severity", 0))),
+        # The latest run's view of the threshold and its narrative.
+        "threshold": pattern.threshold,
+        "threshold_met": pattern.threshold_met,
+        "narrative": pattern.narrative,
+        "last_slot": slot,
+        "version": int(current.get("version", 0)) + 1,
+    }
+    return merged, trimmed
+
+
+def most_notified_for(count: int, growth_factor: float) -> int:
+    """The largest ``notified_count`` from which ``count`` is a growth step.
+
+    count >= n * g  <=>  n <= floor(count / g) for integer n; DynamoDB cannot multiply
+    in a condition, and Fraction keeps 1.1 exact.
+    """
+    if growth_factor <= 1:
+        raise ValueError("growth_factor must be above 1, or the same count notifies again")
+    return floor(Fraction(count) / Fraction(str(growth_factor)))
+
+
+# ---- history entries -----------------------------------------------------------------
+
+
+def analysis_attributes(analysis: Analysis) -> dict[str, Any]:
+    """Top-level copies of an analysis so the console and ad-hoc queries can read them."""
+    return {
+        "severity_rating": analysis.severity_rating,
+        "severity_floor": analysis.severity_floor,
+        "model_severity": analysis.model_severity,
+        "analyzed_by": analysis.analyzed_by,
+        "degraded": analysis.degraded,
+    }
