@@ -243,7 +243,7 @@ def generate(count: int, *, seed: int = 7, now: datetime | None = None) -> list[
     # they start, and should not pay for the runtime's models.
     from secops_core.triage import triage
     from secops_core.waf.floor import severity_floor
-    from worker.processor import parse_message
+    from worker.pipeline.processor import parse_message
 
     rng = random.Random(seed)
     factory = _Factory(rng, now or datetime.now(UTC), seed)

@@ -21,7 +21,7 @@ from secops_core.triage import triage
 from secops_core.waf.floor import severity_floor
 from tests.fixtures.events import simplified, waf_record
 from worker.errors import PermanentError
-from worker.processor import parse_message
+from worker.pipeline.processor import parse_message
 from worker.store import rejection_key
 
 MessageKind = Literal["event", "copy", "resend", "poison"]
@@ -76,7 +76,7 @@ class Plan:
 
 
 def store_key(body: str) -> str:
-    """The key the processor records a message under (``worker.processor`` rules)."""
+    """The key the processor records a message under (``worker.pipeline.processor`` rules)."""
     try:
         return parse_message(body).event.event_key
     except (ContractError, PermanentError):

@@ -7,20 +7,21 @@ import signal
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 import structlog
 
-from worker import aws
+from worker import aws, ports
 from worker.agents import Agents
 from worker.consumers.circuit import CircuitBreaker
 from worker.consumers.sqs import SqsConsumer, circuit_logger
 from worker.health import HealthBeacon
 from worker.metrics import Metrics, emf_wanted
 from worker.notifier import Notifier
-from worker.processor import EventProcessor
+from worker.pipeline.processor import EventProcessor
 from worker.resources import Resources, resolve_resources
 from worker.settings import Settings
 from worker.store import EventStore
@@ -61,7 +62,7 @@ class Worker:
     resources: Resources
     store: EventStore
     notifier: Notifier
-    agents: Agents
+    agents: ports.Agents
     processor: EventProcessor
     consumer: SqsConsumer
     metrics: Metrics
@@ -78,9 +79,10 @@ def build_worker(
     *,
     clients: Clients | None = None,
     resources: Resources | None = None,
-    agents: Agents | None = None,
+    agents: ports.Agents | None = None,
     metrics: Metrics | None = None,
 ) -> Worker:
+    """The composition root: concrete adapters built here, handed to the pipeline as ports."""
     clients = clients or Clients.from_settings(settings)
     metrics = metrics or Metrics(
         namespace=settings.metrics_namespace,
@@ -132,7 +134,7 @@ def build_worker(
     return Worker(settings, clients, resources, store, notifier, agents, processor, consumer, metrics, owner)
 
 
-def install_signal_handlers(stop: Any) -> None:
+def install_signal_handlers(stop: Callable[[], None]) -> None:
     """SIGTERM (ECS stop) and SIGINT (Ctrl-C) both start the graceful shutdown."""
     if threading.current_thread() is not threading.main_thread():
         return

@@ -99,7 +99,7 @@ def run_demo(*, events_file: str | None = None, as_json: bool = False) -> int:
 
 def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> dict[str, Any]:
     from worker.daemon import Clients, build_worker, run_worker
-    from worker.monitor_job import MonitorJob
+    from worker.pipeline.monitor_job import MonitorJob
     from worker.resources import setup_resources
     from worker.store import EventStore
 

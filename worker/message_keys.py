@@ -4,7 +4,7 @@ Operators' tools (``secops dlq inspect|replay``) look a message up in the store 
 this key, so it must land on the very record the processor wrote for that body:
 
 - a body that parses into an event: that event's key (``evt#<id>`` or
-  ``evt#sha256:...``), exactly as :func:`worker.processor.parse_message` derives it;
+  ``evt#sha256:...``), exactly as :func:`worker.pipeline.processor.parse_message` derives it;
 - a body that does not parse but is an object with an ``id`` (bare or under
   ``event``): ``evt#<id>``, so rejections of one event group on one record;
 - anything else: :func:`worker.store.rejection_key`, a hash of the raw body.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from secops_core.errors import ContractError
 from worker.errors import PermanentError
-from worker.processor import key_of_unparsed, parse_message
+from worker.pipeline.processor import key_of_unparsed, parse_message
 from worker.store import rejection_key
 
 

@@ -9,14 +9,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from worker.errors import WorkerError
-from worker.monitor_job import MonitorJob, MonitorStopped
+from worker.pipeline.monitor_job import MonitorJob, MonitorStopped
+
+if TYPE_CHECKING:
+    from worker.daemon import Worker
 
 log = structlog.get_logger("worker.scheduler")
 
@@ -65,7 +68,7 @@ class MonitorScheduler:
         self.scheduler.shutdown(wait=True)
 
 
-def start_monitor_scheduler(worker: Any) -> MonitorScheduler:
+def start_monitor_scheduler(worker: Worker) -> MonitorScheduler:
     """Start the monitor job for a built worker; the caller shuts it down."""
     settings = worker.settings
     job = MonitorJob.from_worker(worker)

@@ -6,7 +6,7 @@
   JSON array), each either a parsed value or an error.
 - ``open_input`` + ``read_records`` over any bytes in a file: ``InputError`` exactly
   when the bytes are not UTF-8.
-- ``worker.processor.parse_message`` raises only ``ContractError`` or ``PermanentError``.
+- ``worker.pipeline.processor.parse_message`` raises only ``ContractError`` or ``PermanentError``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tests.fuzz import strategies as s
 from tests.fuzz.properties import assert_contract_error, assert_valid_event, production_recursion_limit
 from worker.errors import PermanentError
 from worker.inputs import InputError, InputRecord, open_input, read_records
-from worker.processor import parse_message
+from worker.pipeline.processor import parse_message
 
 
 def _line_of(value: Any, ascii_only: bool) -> str:

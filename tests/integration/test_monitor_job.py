@@ -18,11 +18,11 @@ from secops_core.contract import TriageDecision
 from secops_core.ingest.normalize import normalize_event
 from tests.fixtures.events import simplified
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
-from worker.monitor_job import MonitorJob, chunk_by_group, lock_name, slot_start
 from worker.notifier import Notifier
+from worker.pipeline.monitor_job import MonitorJob, chunk_by_group, lock_name, slot_start
 from worker.scheduler import build_scheduler
 from worker.store import EventStore
-from worker.store._dynamo import to_attr
+from worker.store.dynamodb.table import to_attr
 from worker.store.keys import monitoring_sort_key
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")

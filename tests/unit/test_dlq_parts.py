@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fixtures.events import simplified, waf_record
-from worker import processor
 from worker.cli.dlq import human_age
 from worker.dlq import (
     NOT_RECORDED,
@@ -21,6 +20,7 @@ from worker.dlq import (
     _unsupported,
 )
 from worker.message_keys import event_key_of_body
+from worker.pipeline import processor
 from worker.store import rejection_key
 
 # ---- event keys -----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from worker.cli.common import EXIT_OK, Subparsers, configure_logs, one_shot_settings, out, positive_int
-from worker.monitor_job import MonitorJob, MonitorRun
+from worker.pipeline.monitor_job import MonitorJob, MonitorRun
 
 
 def register(sub: Subparsers) -> None:

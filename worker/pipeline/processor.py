@@ -1,4 +1,4 @@
-"""One message through the per-event state machine (DESIGN.md section 6).
+"""One message through the per-event state machine (docs/architecture.md, "Event state machine").
 
 absent ─claim─► processing ─save analysis─► analyzed ─apply triage─► closed | monitoring | escalated
                                                                       └─ escalated: notified once
@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import structlog
 from botocore.exceptions import ClientError
@@ -32,13 +32,14 @@ from worker.errors import (
     RuntimeUnavailable,
     WorkerError,
 )
-from worker.metrics import Metrics
+from worker.metrics import Metrics as EmfMetrics
 from worker.pipeline.outcome import Outcome
-from worker.store import EventRecord, EventStore, rejection_key
+from worker.ports import Agents, EventRepo, Metrics, Notifier
+from worker.store.keys import MAX_EXCERPT_BYTES, rejection_key
+from worker.store.records import EventRecord
 
 log = structlog.get_logger("worker.processor")
 
-_EXCERPT_BYTES = 2048
 # Lease releases and notification marks are small idempotent writes worth a quick retry
 # before the message goes back to the queue: 0.1 s, 0.3 s, 0.9 s.
 _SMALL_WRITE_ATTEMPTS = 4
@@ -74,9 +75,9 @@ class EventProcessor:
     def __init__(
         self,
         *,
-        store: EventStore,
-        agents: Any,
-        notifier: Any,
+        store: EventRepo,
+        agents: Agents,
+        notifier: Notifier,
         owner: str,
         lease_s: int,
         fallback_to_rules: bool = False,
@@ -88,7 +89,7 @@ class EventProcessor:
         self.owner = owner
         self.lease_s = lease_s
         self.fallback_to_rules = fallback_to_rules
-        self.metrics = metrics or Metrics(enabled=False)
+        self.metrics: Metrics = metrics or EmfMetrics(enabled=False)
         # Leases held by work in progress (owner -> event key), so the ones a shutdown
         # abandons can be given back instead of blocking redeliveries for lease_s.
         self._claims: dict[str, str] = {}
@@ -120,7 +121,7 @@ class EventProcessor:
             except PermanentError as exc:
                 # Valid, but too big to store (event_too_large): bad input all the same.
                 return self._reject_unclaimed(event, body, message_id, exc)
-            except WorkerError as exc:
+            except ConfigurationError as exc:
                 # The table is missing or not ours: the deployment is wrong, not the event,
                 # so it must not be retried into the DLQ. Open the circuit like an outage.
                 log.error("store_unusable", reason=exc.reason, error=exc.message)
@@ -206,6 +207,13 @@ class EventProcessor:
                 record = self.store.save_analysis(key, owner=owner, analysis=analysis)
             if record.status == "analyzed":
                 assert record.analysis is not None
+                # The worker triages, once, from the severity it stored; the runtime's
+                # `triage` answer is not read. The status drives the worker's own side
+                # effects (the monitoring index, the critical notice), so it must exist
+                # where the runtime is not (rules fallback, a saved analysis resumed
+                # after a crash), and derived here it can never disagree with the stored
+                # severity, whatever runtime version answered. The runtime keeps `triage`
+                # in its response for the seed's callers (docs/architecture.md, "Severity").
                 decision = triage(record.analysis.severity_rating)
                 last_step = decision.status != "escalated"
                 record = self.store.apply_triage(key, owner=owner, decision=decision, release=last_step)
@@ -287,7 +295,7 @@ class EventProcessor:
         code = str(exc.code) if isinstance(exc, ContractError) else exc.reason
         key = key_of_unparsed(body) or rejection_key(body)
         with structlog.contextvars.bound_contextvars(event_key=key):
-            excerpt = body.encode("utf-8", "replace")[:_EXCERPT_BYTES].decode("utf-8", "replace")
+            excerpt = _excerpt(body)
             try:
                 self.store.reject(key, code=code, reason=exc.message, message_id=message_id, excerpt=excerpt)
             except RetryableError as store_exc:
@@ -298,7 +306,7 @@ class EventProcessor:
 
     def _reject_unclaimed(self, event: WafEvent, body: str, message_id: str, exc: PermanentError) -> Outcome:
         """Record a rejection the claim itself raised; only an excerpt of the body is kept."""
-        excerpt = body.encode("utf-8", "replace")[:_EXCERPT_BYTES].decode("utf-8", "replace")
+        excerpt = _excerpt(body)
         try:
             self.store.reject(
                 event.event_key, code=exc.reason, reason=exc.message, message_id=message_id, excerpt=excerpt
@@ -316,6 +324,11 @@ class EventProcessor:
         self.metrics.count("Rejections", dimensions={"Reason": code})
         log.warning("message_rejected_again", reason=code)
         return Outcome("rejected", record.key, status="rejected", reason=code)
+
+
+def _excerpt(body: str) -> str:
+    """What a rejection keeps of a body: enough to see what it was and who sent it."""
+    return body.encode("utf-8", "replace")[:MAX_EXCERPT_BYTES].decode("utf-8", "replace")
 
 
 def _severity(record: EventRecord) -> int | None:

@@ -1,4 +1,4 @@
-"""The monitor workflow (DESIGN.md section 5), run once per slot across all replicas.
+"""The monitor workflow, run once per slot across all replicas (docs/architecture.md).
 
 Every ``monitor_interval_s`` each replica computes the same slot start (the time
 floored to the interval) and tries a conditional write of ``lock#monitor#<slot>``.
@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from botocore.exceptions import ClientError
@@ -29,6 +29,10 @@ from secops_core.contract import Pattern, TriageDecision, WafEvent
 from secops_core.patterns import normalize_uri
 from worker import clock
 from worker.errors import RetryableError, WorkerError
+from worker.ports import Metrics, Monitor, MonitorStore, Notifier
+
+if TYPE_CHECKING:
+    from worker.daemon import Worker
 
 log = structlog.get_logger("worker.monitor")
 
@@ -72,9 +76,9 @@ class MonitorJob:
     def __init__(
         self,
         *,
-        store: Any,
-        monitor_agent: Any,
-        notifier: Any,
+        store: MonitorStore,
+        monitor_agent: Monitor,
+        notifier: Notifier,
         owner: str,
         interval_s: int,
         hours: int,
@@ -82,7 +86,7 @@ class MonitorJob:
         growth_factor: float,
         chunk_size: int,
         now: Callable[[], datetime] = clock.now,
-        metrics: Any = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.monitor_agent = monitor_agent
@@ -100,7 +104,8 @@ class MonitorJob:
         self.stop_event = threading.Event()
 
     @classmethod
-    def from_worker(cls, worker: Any, *, now: Callable[[], datetime] = clock.now) -> MonitorJob:
+    def from_worker(cls, worker: Worker, *, now: Callable[[], datetime] = clock.now) -> MonitorJob:
+        """The job over a built worker's store, monitor agent, notifier and settings."""
         settings = worker.settings
         return cls(
             store=worker.store,
@@ -178,8 +183,8 @@ class MonitorJob:
             merged = pattern.model_copy(
                 update={
                     "count": stored.count,
-                    "first_seen": min(pattern.first_seen, _as_dt(stored.first_seen)),
-                    "last_seen": max(pattern.last_seen, _as_dt(stored.last_seen)),
+                    "first_seen": min(pattern.first_seen, stored.first_seen),
+                    "last_seen": max(pattern.last_seen, stored.last_seen),
                     "threshold_met": stored.count >= self.threshold,
                 }
             )
@@ -284,10 +289,3 @@ def merge_patterns(patterns: Sequence[Pattern], threshold: int) -> list[Pattern]
             }
         )
     return sorted(merged.values(), key=lambda p: (-p.count, p.pattern_key))
-
-
-def _as_dt(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

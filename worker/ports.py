@@ -1,0 +1,200 @@
+"""The ports of the pipeline: what the processor, the monitor job, the scheduler and the
+daemon need from the world, as ``typing.Protocol`` (docs/architecture.md, "Ports").
+
+Adapters implement them without inheriting: the DynamoDB store and the in-memory one
+(:mod:`worker.store`), the SNS notifier, the agent facades over a transport, the EMF
+metrics, the system clock (the :mod:`worker.clock` module itself). The pipeline
+imports this module, never an adapter, so a new store, channel or model provider
+plugs in without touching it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Protocol
+
+from secops_core.contract import (
+    Analysis,
+    AnalysisInput,
+    AnalyzeResponse,
+    MonitorResponse,
+    Pattern,
+    TriageDecision,
+    TriageOnlyResponse,
+    WafEvent,
+)
+from worker.store.records import EventRecord, PatternRecord
+
+Dimensions = Mapping[str, str]
+
+
+class EventRepo(Protocol):
+    """The per-event state machine; every step is atomic and idempotent.
+
+    A step that finds its work done returns the record as it is; one that finds the
+    lease moved on raises :class:`~worker.errors.RetryableError` (``lease_lost``).
+    """
+
+    def claim(self, event: WafEvent, *, owner: str, lease_s: int, message_id: str) -> EventRecord:
+        """Take the lease (creating the record), or raise AlreadyInProgress / PermanentError."""
+        ...
+
+    def save_analysis(self, key: str, *, owner: str, analysis: Analysis) -> EventRecord:
+        """processing → analyzed."""
+        ...
+
+    def apply_triage(
+        self, key: str, *, owner: str, decision: TriageDecision, release: bool = False
+    ) -> EventRecord:
+        """analyzed → closed | monitoring | escalated; ``release`` frees the lease in the same write."""
+        ...
+
+    def mark_notified(self, key: str, *, owner: str, topic: str, message_id: str) -> bool:
+        """Record a published notification; False if one was recorded already."""
+        ...
+
+    def release(self, key: str, *, owner: str) -> None:
+        """Give the lease up if it is still ours; silent otherwise."""
+        ...
+
+    def reject(
+        self,
+        key: str,
+        *,
+        code: str,
+        reason: str,
+        message_id: str,
+        event: WafEvent | None = None,
+        excerpt: str | None = None,
+    ) -> EventRecord:
+        """Record bad input as `rejected` (never over a triaged event) and free the lease."""
+        ...
+
+    def escalate_from_pattern(self, key: str, *, pattern_key: str, decision: TriageDecision) -> bool:
+        """monitoring → escalated for a pattern over the threshold; False if not monitoring."""
+        ...
+
+    def get(self, key: str) -> EventRecord | None:
+        """One record (strongly consistent), or None."""
+        ...
+
+    def get_many(self, keys: list[str]) -> dict[str, EventRecord]:
+        """Records by key; absent keys are left out."""
+        ...
+
+    def iter_monitoring(
+        self, *, since: datetime, until: datetime, page_size: int = 500
+    ) -> Iterator[EventRecord]:
+        """Events in `monitoring` with event time in [since, until], oldest first."""
+        ...
+
+
+class PatternRepo(Protocol):
+    """Monitor patterns, merged across runs, notified once per growth step."""
+
+    def upsert_pattern(self, pattern: Pattern, *, slot: str) -> PatternRecord:
+        """Merge one run's pattern into its record (distinct events counted once)."""
+        ...
+
+    def claim_pattern_notification(self, key: str, *, count: int, growth_factor: float) -> bool:
+        """True for exactly one caller per growth step: that caller must publish."""
+        ...
+
+    def release_pattern_notification(self, key: str, *, count: int, previous: int) -> bool:
+        """Give back our claim after a failed publish."""
+        ...
+
+    def get_pattern(self, key: str) -> PatternRecord | None:
+        """One pattern record, or None."""
+        ...
+
+
+class SlotLock(Protocol):
+    """One run per scheduled slot across every replica."""
+
+    def acquire_lock(self, name: str, *, owner: str, ttl_s: int) -> bool:
+        """Take ``name`` for ``ttl_s`` seconds; False if another holder has it or it is done."""
+        ...
+
+    def complete_lock(self, name: str, *, owner: str) -> None:
+        """Mark the slot done, so it never runs again."""
+        ...
+
+
+class MonitorStore(EventRepo, PatternRepo, SlotLock, Protocol):
+    """What the monitor job reads and writes: monitored events, patterns, its slot lock."""
+
+
+class Notifier(Protocol):
+    """Where escalations and patterns are announced; each returns the channel's message id.
+
+    Raises :class:`~worker.errors.RetryableError` (try later) or
+    :class:`~worker.errors.ConfigurationError` (the channel is misconfigured).
+    """
+
+    def notify_escalation(self, event: WafEvent, analysis: Analysis, triage: TriageDecision) -> str: ...
+
+    def notify_pattern(
+        self,
+        pattern: Pattern,
+        *,
+        escalated_keys: Sequence[str],
+        grown_from: int | None = None,
+    ) -> str: ...
+
+
+class Analyst(Protocol):
+    def analyze(self, event: WafEvent) -> AnalyzeResponse: ...
+
+
+class Triager(Protocol):
+    def triage_only(self, event: WafEvent, analysis: AnalysisInput) -> TriageOnlyResponse: ...
+
+
+class Monitor(Protocol):
+    def monitor(
+        self,
+        events: Sequence[WafEvent],
+        hours: int,
+        threshold: int,
+        now: datetime | None = None,
+    ) -> MonitorResponse: ...
+
+
+class Agents(Protocol):
+    """The three logical agents of the runtime (:class:`worker.agents.Agents` over a transport)."""
+
+    @property
+    def analyst(self) -> Analyst: ...
+
+    @property
+    def triager(self) -> Triager: ...
+
+    @property
+    def monitor(self) -> Monitor: ...
+
+    def close(self) -> None: ...
+
+
+class Metrics(Protocol):
+    """Counters and timings (:class:`worker.metrics.Metrics` writes them as EMF)."""
+
+    def count(self, name: str, value: float = 1, *, dimensions: Dimensions | None = None) -> None: ...
+
+    def observe_ms(self, name: str, millis: float, *, dimensions: Dimensions | None = None) -> None: ...
+
+    def timer(self, name: str, *, dimensions: Dimensions | None = None) -> AbstractContextManager[None]: ...
+
+
+class Clock(Protocol):
+    """The time seam; the :mod:`worker.clock` module is the system implementation."""
+
+    def now(self) -> datetime:
+        """Timezone-aware UTC."""
+        ...
+
+    def epoch(self) -> float:
+        """Seconds since the epoch."""
+        ...
