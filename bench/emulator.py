@@ -21,8 +21,9 @@ from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
+from worker.settings import SQS_MAX_BATCH as _SQS_BATCH
+
 _START_TIMEOUT_S = 60.0
-_SQS_BATCH = 10
 # How often the producer looks at the consumed counter when the window is full. The
 # window keeps concurrency + 20 messages visible, so topping it up 50 ms late starves
 # nothing, and a tighter loop would spend the shared cores on polling.

@@ -30,13 +30,11 @@ from botocore.exceptions import ClientError
 
 import worker.clock
 from worker.message_keys import event_key_of_body
+from worker.settings import SQS_MAX_BATCH as SQS_BATCH
 from worker.store import EventRecord, EventStore
 
 log = structlog.get_logger("worker.dlq")
 
-# ReceiveMessage, SendMessageBatch, DeleteMessageBatch and ChangeMessageVisibilityBatch
-# all take at most ten entries.
-SQS_BATCH = 10
 # How long an inspected message stays hidden if the process dies before resetting it:
 # long enough to read a batch and look its keys up, short enough not to matter.
 PEEK_VISIBILITY_S = 30

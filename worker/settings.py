@@ -20,6 +20,7 @@ UnavailablePolicy = Literal["wait", "rules"]
 
 # AWS limits the settings are checked against at start-up.
 SQS_MAX_WAIT_S = 20
+# ReceiveMessage and every batch API (send, delete, change visibility): their one home.
 SQS_MAX_BATCH = 10
 SQS_MAX_VISIBILITY_S = 12 * 3600
 SQS_MAX_MESSAGE_BYTES = 1024 * 1024

@@ -19,6 +19,7 @@ import pytest
 
 import worker.aws
 from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
+from tests.fixtures.fakes import FakeClock
 from tests.fixtures.moto_server import free_port
 from worker.errors import AlreadyInProgress, ConfigurationError, PermanentError, RetryableError, WorkerError
 from worker.store import EventRecord, EventStore, rejection_key
@@ -28,19 +29,6 @@ from worker.store.memory import MemoryStore
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 LEASE_S = 60
-
-
-class FakeClock:
-    """Epoch seconds that only move when a test says so."""
-
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

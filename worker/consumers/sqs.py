@@ -28,11 +28,10 @@ from worker.consumers.circuit import CircuitBreaker, State
 from worker.health import HealthBeacon
 from worker.metrics import Metrics
 from worker.pipeline.outcome import Outcome
+from worker.settings import SQS_MAX_BATCH as _SQS_BATCH
 
 log = structlog.get_logger("worker.consumer")
 
-# SQS batch APIs take at most 10 entries.
-_SQS_BATCH = 10
 # How long the acker waits to fill a delete batch; short, so visibility is not at risk.
 _ACK_LINGER_S = 0.2
 # After the drain, settled messages need one more SQS call each (a delete or a retry
