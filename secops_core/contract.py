@@ -82,6 +82,29 @@ class WafEvent(_Frozen):
     truncated: bool = False
 
 
+FloorSource = Literal[
+    "rule", "label", "condition", "group", "name", "rate_based", "operator", "default", "action"
+]
+FloorDisposition = Literal["blocked", "reached", "interrupted", "unknown"]
+
+
+class FloorReason(_Frozen):
+    """What decided the floor, for the record and ``secops rules explain``."""
+
+    # rule: a managed rule id; label: a WAF label; condition: a custom rule's match
+    # details; group: a managed group whose inner rule is unknown; name: a token of a
+    # custom rule's name; rate_based: a rate-based rule; operator: the operator's own
+    # catalog; default: the documented default for an unrecognized rule; action: no
+    # rule, only the web ACL's action.
+    source: FloorSource
+    # The rule, label or pattern that matched, as written in the event or the catalog.
+    matched: str
+    attack_class: str
+    disposition: FloorDisposition
+    # The operator catalog entry ("<file> line N") when source is "operator".
+    entry: str | None = None
+
+
 class SeverityFloorInfo(_Frozen):
     """The deterministic floor as it travels on the wire."""
 
@@ -89,6 +112,8 @@ class SeverityFloorInfo(_Frozen):
     attack_class: str
     reason: str
     rule: str
+    # Absent in records written before it existed.
+    floor_reason: FloorReason | None = None
 
 
 class Analysis(_Frozen):

@@ -49,19 +49,22 @@ from secops_core.limits import (
     MAX_RULE_MATCHES,
 )
 from secops_core.redaction import redact_header, redact_query
+from secops_core.waf.actions import ACTION_ALIASES, INTERRUPTING_ACTIONS, KNOWN_ACTIONS, REACHED_ACTIONS
+from secops_core.waf.names import DEFAULT_ACTION_RULE, group_name
 
-KNOWN_ACTIONS = frozenset({"ALLOW", "BLOCK", "COUNT", "CAPTCHA", "CHALLENGE"})
-_INTERRUPTING = frozenset({"BLOCK", "CAPTCHA", "CHALLENGE"})
+__all__ = [
+    "DEFAULT_ACTION_RULE",
+    "KNOWN_ACTIONS",
+    "decode_payload",
+    "event_key_for",
+    "is_request",
+    "json_too_deep",
+    "normalize_event",
+    "parse_request",
+]
+
 _EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
 _LATEST_EVENT = datetime(2200, 1, 1, tzinfo=UTC)
-DEFAULT_ACTION_RULE = "Default_Action"
-# Spellings seen in hand-written and third-party exports of WAF events.
-_ACTION_ALIASES = {"BLOCKED": "BLOCK", "ALLOWED": "ALLOW", "COUNTED": "COUNT", "DENY": "BLOCK"}
-
-# "AWS#AWSManagedRulesCommonRuleSet#Version_1.4", "AWS-AWSManagedRulesSQLiRuleSet",
-# "arn:aws:wafv2:...:managedruleset/..." -> the bare group name.
-_GROUP_PREFIX = re.compile(r"^(?:AWS[#-]|[A-Za-z0-9]+#)")
-_GROUP_VERSION = re.compile(r"#Version_[^#]*$|#v\d[^#]*$", re.IGNORECASE)
 # Control characters (C0 including tab and line breaks, DEL, C1) and the Unicode line
 # and paragraph separators never belong in an id, a method, a header name or a label;
 # left in, they forge lines in logs, consoles and anything that renders them.
@@ -311,7 +314,7 @@ def _from_simplified(record: dict[str, Any]) -> WafEvent:
     rule_name = _opt_str(record, "rule_name", max_chars=MAX_ID_CHARS) or _opt_str(
         record, "rule", max_chars=MAX_ID_CHARS
     )
-    rule_group = _group_name(_opt_str(record, "rule_group", max_chars=MAX_ID_CHARS))
+    rule_group = group_name(_opt_str(record, "rule_group", max_chars=MAX_ID_CHARS))
     action = _action(record.get("action"))
     matches: tuple[RuleMatch, ...] = ()
     if rule_name:
@@ -344,7 +347,9 @@ def _from_simplified(record: dict[str, Any]) -> WafEvent:
 
 def _from_waf_log(record: dict[str, Any]) -> WafEvent:
     request: Mapping[str, Any] = record["httpRequest"]
-    missing = [f for f in ("clientIp", "uri") if request.get(f) in (None, "")]
+    # AWS documents records with "uri": "" (a JSON-body SQL injection block): the
+    # request is kept with an empty path rather than an invented "/".
+    missing = [f for f in ("clientIp",) if request.get(f) in (None, "")]
     if record.get("timestamp") in (None, ""):
         missing.insert(0, "timestamp")
     if missing:
@@ -367,7 +372,7 @@ def _from_waf_log(record: dict[str, Any]) -> WafEvent:
         country=_opt_str(request, "country", max_chars=8),
         http_method=_method(request.get("httpMethod")),
         host=_opt_str(request, "host") or _header_value(headers, "host"),
-        uri=_str(request, "uri"),
+        uri=_opt_str(request, "uri") or "",
         args=redact_query(args) if args else None,
         user_agent=_header_value(headers, "user-agent"),
         headers=headers,
@@ -391,7 +396,7 @@ def _deciding_rule(
             return match.rule_id, match.rule_group
     if terminating_id and terminating_id != DEFAULT_ACTION_RULE:
         if (terminating_type or "").upper() in {"MANAGED_RULE_GROUP", "GROUP"}:
-            return terminating_id, _group_name(terminating_id)
+            return terminating_id, group_name(terminating_id)
         return terminating_id, None
     # ALLOW by default action: the first counted match says what was seen.
     for match in matches:
@@ -404,24 +409,22 @@ def _waf_matches(record: Mapping[str, Any], action: str) -> tuple[tuple[RuleMatc
     terminating_id = record.get("terminatingRuleId")
     terminating_type = str(record.get("terminatingRuleType") or "").upper()
     in_group = False
-    for group in _dicts(record.get("ruleGroupList")):
-        group_name = _group_name(_as_str(group.get("ruleGroupId")))
-        terminating = group.get("terminatingRule")
+    for entry in _dicts(record.get("ruleGroupList")):
+        group = group_name(_as_str(entry.get("ruleGroupId")))
+        terminating = entry.get("terminatingRule")
         if isinstance(terminating, Mapping) and terminating.get("ruleId"):
-            match = _match(terminating, group_name, default_action=action, terminating=True)
-            if action in {"ALLOW", "COUNT"} and match.action in _INTERRUPTING:
+            match = _match(terminating, group, default_action=action, terminating=True)
+            if action in REACHED_ACTIONS and match.action in INTERRUPTING_ACTIONS:
                 # The whole group's action was overridden to Count: the log keeps the
                 # rule's own BLOCK inside the group, but the request went through.
                 match = match.model_copy(update={"action": "COUNT", "terminating": False})
             else:
                 in_group = True
             found.append(match)
-        for rule in _dicts(group.get("nonTerminatingMatchingRules")):
-            found.append(_match(rule, group_name, default_action="COUNT"))
-        for rule in _dicts(group.get("excludedRules")):
-            found.append(
-                _match(rule, group_name, default_action="EXCLUDED_AS_COUNT", action_key="exclusionType")
-            )
+        for rule in _dicts(entry.get("nonTerminatingMatchingRules")):
+            found.append(_match(rule, group, default_action="COUNT"))
+        for rule in _dicts(entry.get("excludedRules")):
+            found.append(_match(rule, group, default_action="EXCLUDED_AS_COUNT", action_key="exclusionType"))
     for rule in _dicts(record.get("nonTerminatingMatchingRules")):
         found.append(_match(rule, None, default_action="COUNT"))
     for rule in _dicts(record.get("rateBasedRuleList")):
@@ -664,7 +667,7 @@ def _action(raw: Any) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise _fail(ErrorCode.INVALID_EVENT, "action must be a string such as BLOCK or ALLOW")
     action = raw.strip().upper()
-    action = _ACTION_ALIASES.get(action, action)
+    action = ACTION_ALIASES.get(action, action)
     if action not in KNOWN_ACTIONS:
         raise _fail(
             ErrorCode.INVALID_EVENT,
@@ -679,15 +682,6 @@ def _method(raw: Any) -> str | None:
     if not isinstance(raw, str):
         raise _fail(ErrorCode.INVALID_EVENT, "http method must be a string")
     return _strip(raw).upper()[:32] or None
-
-
-def _group_name(raw: str | None) -> str | None:
-    if not raw:
-        return None
-    name = raw.rsplit("/", 1)[-1] if raw.startswith("arn:") else raw
-    name = _GROUP_VERSION.sub("", name)
-    name = _GROUP_PREFIX.sub("", name)
-    return name or None
 
 
 def _str(record: Mapping[str, Any], key: str) -> str:

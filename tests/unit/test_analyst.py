@@ -250,7 +250,7 @@ def test_rules_follow_up_for_a_blocked_attack_is_to_monitor() -> None:
         ("log4j", 5, "COUNT", "Log4j remote code execution", "Log4j"),
         ("command_injection", 5, "ALLOW", "Shell command injection", "shell command"),
         ("xss", 4, "ALLOW", "Cross-site scripting", "output-encoded"),
-        ("ssrf", 4, "ALLOW", "Server-side request forgery (EC2 metadata)", "IMDSv2"),
+        ("ssrf", 4, "ALLOW", "Server-side request forgery", "IMDSv2"),
         ("credential_stuffing", 4, "ALLOW", "Credential stuffing", "MFA"),
         ("admin_access", 3, "ALLOW", "Admin page access", "requires authentication"),
         ("xss", 3, "CAPTCHA", "Cross-site scripting", "WAF stopped it"),

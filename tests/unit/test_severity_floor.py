@@ -143,7 +143,7 @@ MANAGED_RULES: list[tuple[str, str, str, int, int]] = [
     (WORDPRESS, "WordPressExploitableCommands_QUERYSTRING", "wordpress_exploit", 3, 5),
     (WORDPRESS, "WordPressExploitablePaths_URIPATH", "wordpress_path", 3, 4),
     # Admin protection
-    (ADMIN, "AdminProtection_URIPATH", "admin_access", 2, 3),
+    (ADMIN, "AdminProtection_URIPATH", "admin_access", 3, 4),
     # Amazon IP reputation, anonymous IP
     (IP_REPUTATION, "AWSManagedIPReputationList", "ip_reputation", 2, 2),
     (IP_REPUTATION, "AWSManagedReconnaissanceList", "ip_reputation", 2, 2),
@@ -266,7 +266,7 @@ SIMPLIFIED: list[tuple[str, str, int, str]] = [
     ("AWSManagedRulesBotControlRuleSet", "BLOCK", 1, "bot"),
     ("AWSManagedRulesATPRuleSet", "BLOCK", 2, "account_takeover"),
     ("AWSManagedRulesACFPRuleSet", "ALLOW", 3, "account_creation_fraud"),
-    ("AWSManagedRulesAdminProtectionRuleSet", "BLOCK", 2, "admin_access"),
+    ("AWSManagedRulesAdminProtectionRuleSet", "BLOCK", 3, "admin_access"),
     ("AWSManagedRulesAntiDDoSRuleSet", "BLOCK", 2, "ddos"),
     # our own "group:rule" shape and a label in place of a rule
     ("AWSManagedRulesSQLiRuleSet:SQLi_BODY", "ALLOW", 4, "sqli"),
@@ -335,7 +335,7 @@ LABELS: list[tuple[str, str, int, int]] = [
         3,
     ),
     ("awswaf:managed:aws:wordpress-app:WordPressExploitablePaths_URIPATH", "wordpress_path", 4, 3),
-    ("awswaf:managed:aws:admin-protection:AdminProtection_URIPath", "admin_access", 3, 2),
+    ("awswaf:managed:aws:admin-protection:AdminProtection_URIPath", "admin_access", 4, 3),
     ("awswaf:managed:aws:amazon-ip-list:AWSManagedIPReputationList", "ip_reputation", 2, 2),
     ("awswaf:managed:aws:amazon-ip-list:AWSManagedReconnaissanceList", "ip_reputation", 2, 2),
     ("awswaf:managed:aws:amazon-ip-list:AWSManagedIPDDoSList", "ip_reputation", 2, 2),
@@ -489,7 +489,7 @@ NAME_TOKENS: list[tuple[str, int, int, str]] = [
     ("PHP-Filter", 4, 3, "php_attack"),
     ("wp-xmlrpc", 4, 3, "wordpress_attack"),
     ("WordPressLogin", 4, 3, "wordpress_attack"),
-    ("AdminPathGuard", 3, 2, "admin_access"),
+    ("AdminPathGuard", 4, 3, "admin_access"),
     ("RateLimit-1000", 2, 2, "rate_limit"),
     ("rate_based_login", 2, 2, "rate_limit"),
     ("Geo-Block-CN", 1, 2, "geo_match"),
