@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from secops_core.waf.operator import load_operator_catalog
 
 ProviderName = Literal["bedrock", "rules", "openai", "ollama"]
 LogFormat = Literal["auto", "json", "console"]
@@ -51,3 +53,16 @@ class CommonSettings(BaseSettings):
 
     # Events per pattern that make the monitor escalate (the seed used 5).
     monitor_threshold: int = Field(default=5, ge=1)
+
+    # The operator's own rules catalog (README "Your own rules"). Validated here, when
+    # each process builds its settings, so a bad file stops start-up with one line; the
+    # floor then reads the same file from the same variable, once (waf/operator.py).
+    rules_catalog: str | None = None
+
+    @field_validator("rules_catalog")
+    @classmethod
+    def _valid_rules_catalog(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        load_operator_catalog(value.strip())
+        return value.strip()

@@ -53,7 +53,7 @@ from secops_core.waf.catalog import (
 from secops_core.waf.names import DEFAULT_ACTION_RULE, clean, group_name, is_default, is_label, key, words
 from secops_core.waf.operator import OperatorCatalog, active_operator_catalog
 
-__all__ = ["UNKNOWN_BLOCKED_SEVERITY", "UNKNOWN_REACHED_SEVERITY", "severity_floor"]
+__all__ = ["UNKNOWN_BLOCKED_SEVERITY", "UNKNOWN_REACHED_SEVERITY", "explain_floor", "severity_floor"]
 
 _REASON_NAME_CHARS = 120
 
@@ -405,6 +405,13 @@ def severity_floor(event: WafEvent, operator: OperatorCatalog | None = None) -> 
     the highest grade wins; ``floor_reason`` says which rule, label or pattern decided.
     ``operator`` defaults to the catalog ``SECOPS_RULES_CATALOG`` names (loaded once).
     """
+    return explain_floor(event, operator)[0]
+
+
+def explain_floor(
+    event: WafEvent, operator: OperatorCatalog | None = None
+) -> tuple[SeverityFloorInfo, list[SeverityFloorInfo]]:
+    """The floor and every finding that competed for it, highest first."""
     operator = active_operator_catalog() if operator is None else operator
     action = clean(event.action, 40).upper()
     disposition = _disposition(action)
@@ -449,18 +456,23 @@ def severity_floor(event: WafEvent, operator: OperatorCatalog | None = None) -> 
     elif not findings or is_default(rule_name):
         findings.append(_baseline(disposition, action, rule_name))
 
-    best = max(enumerate(findings), key=lambda item: (item[1].severity, item[1].rank, -item[0]))[1]
+    ranked = sorted(enumerate(findings), key=lambda item: (-item[1].severity, -item[1].rank, item[0]))
+    infos = [_info(finding, disposition, rule_name) for _, finding in ranked]
+    return infos[0], infos
+
+
+def _info(finding: _Finding, disposition: _Disposition, rule_name: str) -> SeverityFloorInfo:
     return SeverityFloorInfo(
-        severity=max(0, min(5, best.severity)),
-        attack_class=best.attack_class,
-        reason=best.reason + ".",
-        rule=best.rule or rule_name,
+        severity=max(0, min(5, finding.severity)),
+        attack_class=finding.attack_class,
+        reason=finding.reason + ".",
+        rule=finding.rule or rule_name,
         floor_reason=FloorReason(
-            source=best.source,
-            matched=clean(best.matched) or rule_name,
-            attack_class=best.attack_class,
+            source=finding.source,
+            matched=clean(finding.matched) or rule_name,
+            attack_class=finding.attack_class,
             disposition=disposition.value,
-            entry=best.entry,
+            entry=finding.entry,
         ),
     )
 

@@ -79,7 +79,7 @@ class RulesCatalogError(ValueError):
 
 def _error(path: str, line: int | None, message: str) -> RulesCatalogError:
     where = f"{path} line {line}" if line is not None else path
-    return RulesCatalogError(f"{RULES_CATALOG_ENV}: {where}: {message}")
+    return RulesCatalogError(f"{where}: {message}")
 
 
 def parse_operator_catalog(text: str, path: str) -> OperatorCatalog:
