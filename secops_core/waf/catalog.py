@@ -582,7 +582,8 @@ INFORMATIONAL = ""
 
 # Namespaces whose labels are a taxonomy rather than rule ids: (namespace, key prefix
 # of the rest of the label, class). First match wins; "" marks informational labels.
-# A scoped rule id of the namespace's group (``acfp:AutomatedBrowser``) is tried first.
+# A scoped rule id of the namespace's group (``acfp:AutomatedBrowser``) is tried
+# before the namespace's catch-all (the entry with an empty prefix).
 LABEL_PATTERNS: tuple[tuple[str, str, str], ...] = (
     # Bot Control: verified bots and bot names are identity, not a finding.
     ("bot-control", "botverified", INFORMATIONAL),

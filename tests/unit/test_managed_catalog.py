@@ -403,34 +403,22 @@ def test_the_table_covers_every_group_and_has_no_duplicates() -> None:
 
 @pytest.mark.parametrize(("group", "rule", "label", "cls"), MANAGED, ids=_IDS)
 @pytest.mark.parametrize("with_label", [False, True], ids=["rule", "rule+label"])
-def test_blocked_managed_rule_grades_by_policy(
-    group: str, rule: str, label: str | None, cls: str, with_label: bool
+@pytest.mark.parametrize("mode", ["blocked", "reached"])
+def test_managed_rule_grades_by_policy(
+    group: str, rule: str, label: str | None, cls: str, with_label: bool, mode: str
 ) -> None:
-    # GIVEN a native log record in which the managed rule blocked the request
-    event = normalize_event(_blocked_record(group, rule, label if with_label else None))
+    # GIVEN a native log record in which the managed rule blocked the request, or only
+    # counted it (the web ACL's default ALLOW then let it reach the application)
+    build = _blocked_record if mode == "blocked" else _counted_record
+    event = normalize_event(build(group, rule, label if with_label else None))
     # WHEN the floor is computed with no operator catalog
     floor = severity_floor(event, EMPTY)
-    # THEN the rule's class decides, at its blocked grade, and never the unknown default
-    assert (floor.attack_class, floor.severity) == (cls, POLICY[cls][0])
+    # THEN the rule's class decides, at the policy's grade, and never the unknown default
+    expected = POLICY[cls][0 if mode == "blocked" else 1]
+    assert (floor.attack_class, floor.severity) == (cls, expected)
     assert floor.floor_reason is not None
     assert floor.floor_reason.source != "default"
-    assert floor.floor_reason.disposition == "blocked"
-
-
-@pytest.mark.parametrize(("group", "rule", "label", "cls"), MANAGED, ids=_IDS)
-@pytest.mark.parametrize("with_label", [False, True], ids=["rule", "rule+label"])
-def test_counted_managed_rule_grades_by_policy(
-    group: str, rule: str, label: str | None, cls: str, with_label: bool
-) -> None:
-    # GIVEN a native log record in which the managed rule only counted (default ALLOW)
-    event = normalize_event(_counted_record(group, rule, label if with_label else None))
-    # WHEN the floor is computed with no operator catalog
-    floor = severity_floor(event, EMPTY)
-    # THEN the rule's class decides, at its reached grade, and never the unknown default
-    assert (floor.attack_class, floor.severity) == (cls, POLICY[cls][1])
-    assert floor.floor_reason is not None
-    assert floor.floor_reason.source != "default"
-    assert floor.floor_reason.disposition == "reached"
+    assert floor.floor_reason.disposition == mode
 
 
 @pytest.mark.parametrize(
