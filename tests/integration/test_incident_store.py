@@ -24,7 +24,7 @@ from worker.incidents import (
     StatusConflict,
 )
 from worker.incidents.repo import JoiningRepo
-from worker.store._dynamo import DynamoTable
+from worker.store.dynamodb.table import DynamoTable
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 QUIET_S = 3600

@@ -32,7 +32,7 @@ from worker.incidents.repo import (
     StatusConflict,
     VersionConflict,
 )
-from worker.store._dynamo import ConditionFailed, DynamoTable, Item, Update, from_item
+from worker.store.dynamodb.table import ConditionFailed, DynamoTable, Item, Update, from_item
 from worker.store.keys import MONITORING_INDEX, sort_time, ttl_after
 
 # Written by the claim, notice and status operations only; a join never overwrites them,
