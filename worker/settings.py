@@ -13,10 +13,10 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 
 from secops_core.settings import CommonSettings
-from worker.incidents.grouping import GroupBy
 
 TransportName = Literal["inprocess", "http", "agentcore"]
 UnavailablePolicy = Literal["wait", "rules"]
+IncidentGroupBy = Literal["source", "source_net", "signature"]
 
 # AWS limits the settings are checked against at start-up.
 SQS_MAX_WAIT_S = 20
@@ -105,7 +105,7 @@ class Settings(CommonSettings):
     # What makes escalated events one incident: `source` (IP + attack class),
     # `source_net` (its /24 or /64 + attack class) or `signature` (attack class + host
     # and URI template, across sources: a distributed attack).
-    incident_group_by: GroupBy = "source"
+    incident_group_by: IncidentGroupBy = "source"
     # An incident closes after this long without a new event; the next one opens another.
     incident_quiet_s: int = Field(default=3600, ge=60)
     # Counts that notify again: factor, factor², ... (10: at 10, 100, 1000 events).

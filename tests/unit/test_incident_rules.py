@@ -261,3 +261,23 @@ def test_nothing_new_crosses_nothing() -> None:
     before = opened(contribution(1))
     step = fold(before, [contribution(2)], group=before.group, seq=1, quiet_s=QUIET_S, now=NOW)
     assert crossed(before, step.after) == ()
+
+
+# ---- settings -------------------------------------------------------------------------
+
+
+def test_incident_settings_have_their_defaults_and_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from worker.settings import Settings
+
+    # GIVEN no incident variables: the documented defaults
+    defaults = Settings()
+    assert (defaults.incident_group_by, defaults.incident_quiet_s) == ("source", 3600)
+    assert (defaults.incident_growth_factor, defaults.incident_join_window_s) == (10.0, 0.1)
+    # WHEN the grouping is set to a choice, it is taken; a wrong one is refused
+    monkeypatch.setenv("SECOPS_INCIDENT_GROUP_BY", "signature")
+    assert Settings().incident_group_by == "signature"
+    monkeypatch.setenv("SECOPS_INCIDENT_GROUP_BY", "host")
+    with pytest.raises(ValidationError):
+        Settings()

@@ -11,12 +11,16 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import get_args
 
 from secops_core.patterns import normalize_uri
 from worker.incidents.keys import GROUP_HASH_CHARS
+from worker.settings import IncidentGroupBy
 
-GroupBy = Literal["source", "source_net", "signature"]
+# The choices of SECOPS_INCIDENT_GROUP_BY; the settings module holds them, as it does
+# every setting's choices.
+GroupBy = IncidentGroupBy
+
 GROUP_BY_CHOICES: tuple[str, ...] = get_args(GroupBy)
 
 # The network widths of `source_net`: one customer's or provider's typical allocation.
