@@ -179,6 +179,10 @@ def assert_floor(waf_event: WafEvent) -> SeverityFloorInfo:
     assert floor.attack_class.strip()
     assert floor.reason.strip()
     assert floor.rule
+    # Every decision says what decided it, with the same class, for the stored record.
+    assert floor.floor_reason is not None
+    assert floor.floor_reason.attack_class == floor.attack_class
+    assert floor.floor_reason.matched.strip()
     assert severity_floor(waf_event) == floor, "the floor is not deterministic"
     event(f"floor {floor.severity}")
     return floor
@@ -257,3 +261,41 @@ def test_decode_payload_returns_an_object_or_a_contract_error(raw: Any) -> None:
         assert_contract_error(exc)
         return
     assert isinstance(payload, dict)
+
+
+# ---- documented record shapes ------------------------------------------------------------------
+
+_SOURCES = ("ALB", "APIGW", "CF", "APPSYNC", "COGNITOIDP", "APPRUNNER", "VERIFIED_ACCESS", "AMPLIFY", "-")
+
+
+@s.fuzz_settings(60)
+@given(
+    uri=st.sampled_from(["", "/", "/a/b"]) | st.none(),
+    source=st.sampled_from(_SOURCES),
+    optional=st.dictionaries(
+        st.sampled_from(["ja3Fingerprint", "ja4Fingerprint", "oversizeFields", "requestBodySize", "labels"]),
+        st.sampled_from(["abc", ["REQUEST_BODY"], 1024, [], None]),
+    ),
+    fragment=st.sampled_from(["", "#top"]) | st.none(),
+)
+def test_every_documented_waf_log_shape_is_accepted(
+    uri: str | None, source: str, optional: dict[str, Any], fragment: str | None
+) -> None:
+    # GIVEN a native record with an empty or missing uri, any httpSourceName and any of
+    # the optional fields AWS documents
+    request: dict[str, Any] = {"clientIp": "198.51.100.4"}
+    if uri is not None:
+        request["uri"] = uri
+    if fragment is not None:
+        request["fragment"] = fragment
+    raw = {
+        "timestamp": 1_795_000_000_000,
+        "action": "BLOCK",
+        "httpSourceName": source,
+        "httpRequest": request,
+    }
+    raw.update({k: v for k, v in optional.items() if k != "labels" or isinstance(v, list)})
+    # WHEN normalized THEN it is accepted (never dead-lettered) and graded
+    normalized = normalize_event(raw)
+    assert normalized.uri == (uri or "")
+    assert_floor(normalized)
