@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from secops_core.contract import WafEvent
+from secops_core.contract import Analysis, WafEvent
+from secops_core.rules_analysis import rules_analysis
 from secops_core.settings import CommonSettings
 from secops_core.waf.floor import severity_floor
 from secops_core.waf.operator import (
@@ -142,4 +143,21 @@ def test_the_active_catalog_is_loaded_once(catalog_file: Path, monkeypatch: pyte
     assert first.attack_class == second.attack_class == "sqli"
     assert load_operator_catalog.cache_info().misses == 1
     assert active_operator_catalog() is load_operator_catalog(str(catalog_file))
+    load_operator_catalog.cache_clear()
+
+
+def test_the_reason_travels_in_the_analysis_the_worker_stores(catalog_file: Path) -> None:
+    # GIVEN rule-17 graded with the operator catalog
+    event = _event("COUNT", "rule-17")
+    floor = severity_floor(event, load_operator_catalog(str(catalog_file)))
+    # WHEN the analysis is serialized as the store writes it, and read back
+    stored = Analysis.model_validate_json(rules_analysis(event, floor).model_dump_json())
+    # THEN the floor's reason is in the record: which entry, which class, reached
+    assert stored.floor is not None
+    assert stored.floor.floor_reason == floor.floor_reason
+    assert stored.floor.floor_reason is not None
+    assert (stored.floor.floor_reason.source, stored.floor.floor_reason.disposition) == (
+        "operator",
+        "reached",
+    )
     load_operator_catalog.cache_clear()
