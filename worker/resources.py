@@ -15,6 +15,8 @@ log = structlog.get_logger("worker.resources")
 
 # The DLQ keeps messages for the SQS maximum, 14 days, so operators have time to look.
 DLQ_RETENTION_S = 14 * 24 * 3600
+# What SQS answers for a queue that does not exist (the query and the JSON protocol).
+_NO_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,9 @@ def _source_queue_url(settings: Settings, sqs: Any) -> str:
     try:
         return settings.queue_url or sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
     except ClientError as exc:
+        # Anything else (denied, throttled, expired credentials) is explained as itself.
+        if _code(exc) not in _NO_QUEUE:
+            raise
         raise ResourceError(
             f"queue {settings.queue_name!r} not found ({_code(exc)}): run `secops setup` "
             "or set SECOPS_QUEUE_URL"
@@ -128,6 +133,8 @@ def resolve_queues(settings: Settings, *, sqs: Any) -> tuple[str, str]:
         try:
             dlq_url = sqs.get_queue_url(QueueName=settings.dlq_name)["QueueUrl"]
         except ClientError as exc:
+            if _code(exc) not in _NO_QUEUE:
+                raise
             raise ResourceError(
                 f"queue {queue_url} has no redrive policy and DLQ {settings.dlq_name!r} was not "
                 f"found ({_code(exc)}): run `secops setup` or set SECOPS_DLQ_NAME"
@@ -141,7 +148,7 @@ def _ensure_queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str,
     try:
         return sqs.get_queue_url(QueueName=name)["QueueUrl"], "exists"
     except ClientError as exc:
-        if _code(exc) not in {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}:
+        if _code(exc) not in _NO_QUEUE:
             raise
     return sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"], "created"
 

@@ -65,7 +65,10 @@ def timestamps(record: Any) -> Iterator[datetime]:
 def delta_to(records: Iterable[Any], now: datetime) -> timedelta:
     """How far to move ``records`` so the newest timestamp among them becomes ``now``."""
     newest = max((moment for record in records for moment in timestamps(record)), default=None)
-    return timedelta(0) if newest is None else now - newest
+    if newest is None:
+        return timedelta(0)
+    # Whole milliseconds, the resolution of WAF log records, so both shapes move alike.
+    return timedelta(milliseconds=round((now - newest) / timedelta(milliseconds=1)))
 
 
 def _moment(value: Any) -> datetime | None:

@@ -178,6 +178,27 @@ def test_send_takes_a_json_array_file_and_raw_lines_from_stdin(
     assert "not json at all" in _bodies(env)
 
 
+@pytest.mark.slow
+def test_send_now_moves_stale_samples_into_the_monitor_window(
+    queue_env: tuple[Env, dict[str, str]], tmp_path: Path
+) -> None:
+    # GIVEN the bundled samples, written days ago
+    env, cli = queue_env
+    samples = Path(__file__).resolve().parents[2] / "worker" / "samples" / "events.jsonl"
+
+    # WHEN they are sent with --now
+    started = time.time()
+    result = run_cli("send", str(samples), "--now", env=cli)
+
+    # THEN the newest record is stamped now, so `secops monitor --hours 1` would see it
+    assert result.returncode == 1  # the samples hold malformed lines on purpose
+    assert json.loads(result.stdout)["sent"] > 0
+    from worker.timeshift import timestamps
+
+    newest = max(t for body in _bodies(env) if body.startswith("{") for t in timestamps(json.loads(body)))
+    assert started - 5 <= newest.timestamp() <= time.time()
+
+
 # ---- secops analyze --------------------------------------------------------------------
 
 

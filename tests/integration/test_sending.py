@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -97,3 +98,34 @@ def test_entries_sqs_refuses_are_counted_as_failed(queue: tuple[CountingSqs, str
     # THEN the refusal is reported with its line and code, the other is sent
     assert (result["sent"], result["failed"]) == (1, 1)
     assert result["failures"] == [{"line": 2, "code": "InvalidMessageContents", "message": "refused"}]
+
+
+def test_shift_to_now_moves_the_newest_record_to_now_and_keeps_the_spacing(
+    queue: tuple[CountingSqs, str],
+) -> None:
+    # GIVEN records written days ago, in both shapes, ten minutes apart, and a bad line
+    sqs, url = queue
+    lines = "\n".join(
+        [
+            json.dumps({"id": "old", "timestamp": "2020-01-01T10:00:00Z"}),
+            json.dumps({"timestamp": 1577873400000, "action": "BLOCK"}),  # 2020-01-01T10:10:00Z
+            "not json",
+        ]
+    )
+
+    # WHEN they are sent shifted to now
+    before = datetime.now(UTC)
+    result = send_records(sqs, url, io.StringIO(lines), shift_to_now=True)
+    after = datetime.now(UTC)
+
+    # THEN the newest is now, the other ten minutes before it, and the bad line skipped
+    assert (result["sent"], result["skipped_lines"]) == (2, [3])
+    bodies = [
+        json.loads(m["Body"])
+        for m in sqs.inner.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    ]
+    by_shape = {("id" in body): body["timestamp"] for body in bodies}
+    newest = datetime.fromtimestamp(by_shape[False] / 1000, UTC)
+    oldest = datetime.fromisoformat(by_shape[True].replace("Z", "+00:00"))
+    assert before - timedelta(seconds=1) <= newest <= after
+    assert newest - oldest == timedelta(minutes=10)
