@@ -16,11 +16,13 @@ import structlog
 
 from worker import aws, ports
 from worker.agents import Agents
-from worker.consumers.circuit import CircuitBreaker
-from worker.consumers.sqs import SqsConsumer, circuit_logger
+from worker.consumers.circuit import CircuitBreaker, circuit_logger
+from worker.consumers.dispatcher import Dispatcher
+from worker.consumers.sqs import SqsSource
 from worker.health import HealthBeacon
 from worker.metrics import Metrics, emf_wanted
 from worker.notifier import Notifier
+from worker.pipeline.outcome import DelayPolicy
 from worker.pipeline.processor import EventProcessor
 from worker.resources import Resources, resolve_resources
 from worker.settings import Settings
@@ -64,7 +66,7 @@ class Worker:
     notifier: Notifier
     agents: ports.Agents
     processor: EventProcessor
-    consumer: SqsConsumer
+    consumer: Dispatcher
     metrics: Metrics
     owner: str
 
@@ -114,18 +116,23 @@ def build_worker(
         open_s=settings.circuit_open_s,
         on_change=circuit_logger(metrics),
     )
-    consumer = SqsConsumer(
-        sqs=clients.sqs,
-        queue_url=resources.queue_url,
+    consumer = Dispatcher(
+        source=SqsSource(
+            sqs=clients.sqs,
+            queue_url=resources.queue_url,
+            visibility_timeout_s=settings.visibility_timeout_s,
+        ),
         process=processor.process,
         concurrency=settings.concurrency,
         batch_size=settings.batch_size,
         wait_time_s=settings.wait_time_s,
-        visibility_timeout_s=settings.visibility_timeout_s,
         heartbeat_interval_s=settings.heartbeat_interval_s,
         drain_timeout_s=settings.drain_timeout_s,
-        retry_base_delay_s=settings.retry_base_delay_s,
-        retry_max_delay_s=settings.retry_max_delay_s,
+        delays=DelayPolicy(
+            base_s=settings.retry_base_delay_s,
+            max_s=settings.retry_max_delay_s,
+            unavailable_s=settings.circuit_open_s,
+        ),
         circuit=circuit,
         exit_when_idle_polls=settings.exit_when_idle_polls,
         metrics=metrics,

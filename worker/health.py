@@ -2,33 +2,60 @@
 
 A file, not an HTTP port: the ECS container health check runs a command inside the
 container, and a file works with no listener and no extra dependency.
+
+The file names its owner (pid and where that pid means something), so a worker that
+died without clearing it (SIGKILL, OOM) reads as unhealthy at once instead of after
+``max_age_s``. The check can only see processes of its own PID namespace: ECS runs the
+health command inside the worker's container, where the pid is meaningful; a reader
+elsewhere (another container sharing the file's volume, the host) sees a different
+``host`` and falls back to the file's age alone.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from worker import clock
+
+
+def process_namespace() -> str:
+    """Where a pid is meaningful: the host name plus, on Linux, the PID namespace.
+
+    Two containers can share a host name (host networking) yet not each other's pids,
+    so the namespace's inode is part of the identity when the system exposes it.
+    """
+    try:
+        namespace = f"/pidns:{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()}{namespace}"
+
 
 class HealthBeacon:
-    """Writes ``{"ts": ..., ...}`` atomically; cheap enough to call on every poll."""
+    """Writes ``{"ts": ..., "pid": ..., "host": ..., ...}`` atomically; cheap on every poll."""
 
     def __init__(self, path: str | Path, *, min_interval_s: float = 1.0) -> None:
         self.path = Path(path)
         self.min_interval_s = min_interval_s
         self._last = 0.0
+        self._host = process_namespace()
+        self._cleared = False
 
     def beat(self, **state: Any) -> None:
-        now = time.time()
+        # After clear() the owner is on its way out: a late beat must not revive the file.
+        if self._cleared:
+            return
+        now = clock.epoch()
         if now - self._last < self.min_interval_s:
             return
         self._last = now
-        payload = json.dumps({"ts": now, "pid": os.getpid(), **state})
+        payload = json.dumps({"ts": now, "pid": os.getpid(), "host": self._host, **state})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".health-")
         try:
@@ -40,6 +67,8 @@ class HealthBeacon:
             raise
 
     def clear(self) -> None:
+        """Remove the file for good: ``secops health`` fails from now on."""
+        self._cleared = True
         self.path.unlink(missing_ok=True)
 
 
@@ -49,18 +78,38 @@ class HealthStatus:
     message: str
 
 
+def _owner_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        # It exists, under another user.
+        return False
+    return False
+
+
 def check_health(path: str | Path, *, max_age_s: float) -> HealthStatus:
-    """Healthy when the heartbeat is younger than ``max_age_s``."""
+    """Healthy when the heartbeat is younger than ``max_age_s`` and its owner still runs.
+
+    The owner is checked only when the file was written in this PID namespace; a pid
+    reused by another process after the owner died passes here, and the age catches it.
+    """
     target = Path(path)
     try:
         data = json.loads(target.read_text())
-        age = time.time() - float(data["ts"])
+        age = clock.epoch() - float(data["ts"])
     except FileNotFoundError:
         return HealthStatus(False, f"no heartbeat at {target}: the consumer has not started")
     except (ValueError, KeyError, TypeError, OSError) as exc:
         return HealthStatus(False, f"unreadable heartbeat at {target}: {exc}")
     if age > max_age_s:
         return HealthStatus(False, f"heartbeat is {age:.0f} s old (limit {max_age_s:.0f} s)")
+    pid = data.get("pid")
+    if isinstance(pid, int) and pid > 0 and data.get("host") == process_namespace() and _owner_gone(pid):
+        return HealthStatus(
+            False, f"heartbeat owner (pid {pid}) is gone: the worker exited without clearing it"
+        )
     circuit = data.get("circuit", "closed")
     return HealthStatus(
         True, f"ok: heartbeat {age:.1f} s old, circuit {circuit}, in flight {data.get('in_flight', 0)}"

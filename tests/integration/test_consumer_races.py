@@ -1,4 +1,4 @@
-"""Concurrency rules of the SQS consumer, each as a race forced to happen.
+"""Concurrency rules of the dispatcher over the SQS source, each as a race forced to happen.
 
 The queue is moto's server over HTTP; ``GatedSqs`` wraps the real client to record what
 reached SQS (visibility changes and deletes, in the order they were answered) and to
@@ -18,10 +18,12 @@ import pytest
 
 from worker import aws
 from worker.consumers.circuit import CircuitBreaker
-from worker.consumers.sqs import _ACK_LINGER_S, SqsConsumer, _Message
+from worker.consumers.dispatcher import ACK_LINGER_S, Dispatcher, _InFlight
+from worker.consumers.source import Delivery
+from worker.consumers.sqs import SqsSource
 from worker.health import HealthBeacon, check_health
 from worker.metrics import Metrics
-from worker.pipeline.outcome import Outcome
+from worker.pipeline.outcome import DelayPolicy, Outcome
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")
 
@@ -101,18 +103,17 @@ def queue(unique: str) -> Iterator[tuple[GatedSqs, str]]:
 
 def _consumer(
     sqs: GatedSqs, url: str, process: Callable[[str, str], Outcome], **overrides: Any
-) -> SqsConsumer:
+) -> Dispatcher:
     options: dict[str, Any] = {
         "concurrency": 2,
         "wait_time_s": 0,
-        "visibility_timeout_s": 60,
         "heartbeat_interval_s": 0.1,
         "drain_timeout_s": 2.0,
-        "retry_base_delay_s": 0,
-        "retry_max_delay_s": 60,
+        "delays": DelayPolicy(base_s=0, max_s=60),
     }
     options.update(overrides)
-    return SqsConsumer(sqs=sqs, queue_url=url, process=process, **options)
+    source = SqsSource(sqs=sqs, queue_url=url, visibility_timeout_s=60)
+    return Dispatcher(source=source, process=process, **options)
 
 
 def _counts(sqs: GatedSqs, url: str) -> tuple[int, int]:
@@ -130,7 +131,7 @@ def _first_handle(sqs: GatedSqs) -> str:
     return sqs.received[0]
 
 
-def _run_in_thread(consumer: SqsConsumer) -> threading.Thread:
+def _run_in_thread(consumer: Dispatcher) -> threading.Thread:
     thread = threading.Thread(target=consumer.run, name="test-consumer", daemon=True)
     thread.start()
     return thread
@@ -152,7 +153,7 @@ def test_a_heartbeat_in_flight_cannot_hide_a_message_its_outcome_made_visible(
 
     sqs.gates["change_message_visibility_batch"] = slow_heartbeat
     sqs.gates["change_message_visibility"] = lambda _: outcome_sent.set()
-    consumer: SqsConsumer
+    consumer: Dispatcher
 
     def process(_body: str, _message_id: str) -> Outcome:
         heartbeat_sent.wait(2.0)
@@ -178,7 +179,7 @@ def test_a_heartbeat_in_flight_cannot_hide_a_message_released_at_the_drain_deadl
     sqs.inner.send_message(QueueUrl=url, MessageBody="slow")
     started, finish = threading.Event(), threading.Event()
     released = threading.Event()
-    consumer: SqsConsumer
+    consumer: Dispatcher
 
     def slow_heartbeat(_: dict[str, Any]) -> None:
         if consumer._stop.is_set():
@@ -261,21 +262,21 @@ def test_the_acker_keeps_deleting_after_a_stop_until_the_shutdown_closes_it(
     consumer.stop()
     acker = threading.Thread(target=consumer._ack_loop, daemon=True)
     acker.start()
-    time.sleep(3 * _ACK_LINGER_S)
+    time.sleep(3 * ACK_LINGER_S)
     assert acker.is_alive()
 
     # WHEN a message registered in that instant is acked, and the shutdown then closes acks
     raw = sqs.inner.receive_message(QueueUrl=url, VisibilityTimeout=60)["Messages"][0]
-    message = _Message(raw["MessageId"], raw["ReceiptHandle"], raw["Body"], 1, started=True)
+    message = _InFlight(Delivery(raw["MessageId"], raw["ReceiptHandle"], raw["Body"]), started=True)
     with consumer._lock:
-        consumer._in_flight[message.receipt_handle] = message
+        consumer._in_flight[message.delivery.handle] = message
     consumer._settle(message, Outcome("done"))
     consumer._close_acks()
     acker.join(5.0)
 
     # THEN the delete went out before the acker left
     assert not acker.is_alive()
-    assert sqs.ops_for(message.receipt_handle) == [("delete", None)]
+    assert sqs.ops_for(message.delivery.handle) == [("delete", None)]
     assert _counts(sqs, url) == (0, 0)
 
 
@@ -354,7 +355,7 @@ class _RecordingBeacon(HealthBeacon):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, min_interval_s=0)
-        self.consumer: SqsConsumer | None = None
+        self.consumer: Dispatcher | None = None
         self.beats: list[tuple[float, bool]] = []
 
     def beat(self, **state: Any) -> None:

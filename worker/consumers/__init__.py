@@ -1,1 +1,1 @@
-"""SQS consumption: polling, leases, heartbeats, acks, circuit breaking, shutdown."""
+"""Message sources and the source-neutral dispatcher that consumes them (see ``source.py``)."""

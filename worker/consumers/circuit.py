@@ -11,7 +11,12 @@ import threading
 from collections.abc import Callable
 from typing import Literal
 
+import structlog
+
 from worker import clock
+from worker.metrics import Metrics
+
+log = structlog.get_logger("worker.consumer")
 
 State = Literal["closed", "open", "half_open"]
 
@@ -71,3 +76,15 @@ class CircuitBreaker:
             self._state = state
             if self._on_change is not None:
                 self._on_change(state)
+
+
+def circuit_logger(metrics: Metrics) -> Callable[[State], None]:
+    """Log and count every circuit transition; ``CircuitOpen`` is 1 until it closes again."""
+
+    def on_change(state: State) -> None:
+        log.warning("circuit_state_changed", state=state)
+        metrics.count("CircuitStateChanges", dimensions={"State": state})
+        # A gauge an alarm can watch ("open for 5 minutes") without summing transitions.
+        metrics.gauge("CircuitOpen", 0 if state == "closed" else 1)
+
+    return on_change

@@ -1,44 +1,24 @@
-"""The SQS consumer: poll, lease, heartbeat, ack, back off, shut down gracefully.
+"""The SQS source: long-polled receives, visibility as the lease, batched deletes.
 
-Rules (DESIGN.md section 7):
-- long polling, batches of at most 10 and never more than free concurrency;
-- a heartbeat extends the visibility of in-flight messages;
-- a message is deleted only after its state is durable (batch deletes);
-- retry delay grows with ApproximateReceiveCount;
-- while the runtime is unavailable the circuit is open and nothing is pulled;
-- SIGTERM: stop receiving, release unstarted messages, let in-flight work finish
-  within the drain timeout, release what is left.
+The dispatcher (``worker/consumers/dispatcher.py``) decides what happens to a message;
+this adapter only speaks SQS: a receive hides messages for ``visibility_timeout_s``, a
+heartbeat pushes that out, an ack is a batch delete, and a release or a retry delay is a
+visibility change (docs/architecture.md, "Consumers").
 """
 
 from __future__ import annotations
 
-import math
-import queue
-import random
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker.consumers.circuit import CircuitBreaker, State
-from worker.health import HealthBeacon
-from worker.metrics import Metrics
-from worker.pipeline.outcome import Outcome
-from worker.settings import SQS_MAX_BATCH as _SQS_BATCH
+from worker.consumers.source import Delivery, ExtendResult, SourceError
+from worker.settings import SQS_MAX_BATCH
 
 log = structlog.get_logger("worker.consumer")
 
-# How long the acker waits to fill a delete batch; short, so visibility is not at risk.
-_ACK_LINGER_S = 0.2
-# After the drain, settled messages need one more SQS call each (a delete or a retry
-# delay); this bounds the wait for them so a hung endpoint cannot hold the exit.
-_FLUSH_TIMEOUT_S = 5.0
-# How often a poll loop that is waiting (all slots busy, a probe out) refreshes its beat.
-_IDLE_BEAT_S = 1.0
 # SQS answers these for a receipt handle that no longer leases the message: it was
 # deleted, its visibility ran out (and maybe someone else received it), or it is past
 # the 12-hour ceiling. Extending it again can only fail again.
@@ -50,530 +30,90 @@ _LEASE_LOST_CODES = frozenset(
         "InvalidParameterValue",
     }
 )
+_SYSTEM_ATTRIBUTES = ["ApproximateReceiveCount", "SentTimestamp"]
 
 
-@dataclass(eq=False)
-class _Message:
-    """One received message and where it is in its life; flags change under the lock."""
+class SqsSource:
+    """One SQS queue as a ``Source``; the receipt handle is the delivery's handle."""
 
-    message_id: str
-    receipt_handle: str
-    body: str
-    receive_count: int
-    received_at: float = field(default_factory=time.monotonic)
-    # Taken by a work thread.
-    started: bool = False
-    # The work finished and its outcome owns the message (an ack, or a retry delay).
-    settled: bool = False
-    # Settled with an ack: only the delete is left, the message will not come back.
-    acking: bool = False
-    # Given back by the shutdown (visibility 0); its outcome, if any, is ignored.
-    cancelled: bool = False
-    # SQS refused a heartbeat for this receipt handle: it no longer leases the message.
-    lease_lost: bool = False
-    # Received while the circuit was half-open: the one message that tests the runtime.
-    probe: bool = False
+    max_batch = SQS_MAX_BATCH
 
-    @property
-    def live(self) -> bool:
-        """Still leased by work in progress, so a heartbeat should keep it hidden."""
-        return not (self.settled or self.cancelled or self.lease_lost)
-
-
-@dataclass
-class ConsumerStats:
-    """What one run did; work threads update it concurrently, so under a lock."""
-
-    received: int = 0
-    acked: int = 0
-    released: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, outcome: Outcome) -> None:
-        with self._lock:
-            self.outcomes[outcome.kind] = self.outcomes.get(outcome.kind, 0) + 1
-
-
-class SqsConsumer:
-    """Consumes one queue with bounded concurrency until ``stop()`` is called.
-
-    Threads: the caller's thread polls; ``concurrency`` daemon work threads process;
-    one acker deletes in batches; one heartbeat extends visibility. Every message is in
-    ``_in_flight`` from its receive until it is deleted, given a retry delay, or
-    released, and its flags (``_Message``) say which of those owns it.
-    """
-
-    def __init__(
-        self,
-        *,
-        sqs: Any,
-        queue_url: str,
-        process: Callable[[str, str], Outcome],
-        concurrency: int = 16,
-        batch_size: int = 10,
-        wait_time_s: int = 20,
-        visibility_timeout_s: int = 120,
-        heartbeat_interval_s: float = 30.0,
-        drain_timeout_s: float = 25.0,
-        retry_base_delay_s: int = 10,
-        retry_max_delay_s: int = 600,
-        circuit: CircuitBreaker | None = None,
-        exit_when_idle_polls: int = 0,
-        metrics: Metrics | None = None,
-        health: HealthBeacon | None = None,
-        on_outcome: Callable[[Outcome], None] | None = None,
-    ) -> None:
+    def __init__(self, *, sqs: Any, queue_url: str, visibility_timeout_s: int = 120) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
-        self.process = process
-        self.concurrency = concurrency
-        self.batch_size = min(batch_size, _SQS_BATCH)
-        self.wait_time_s = wait_time_s
         self.visibility_timeout_s = visibility_timeout_s
-        self.heartbeat_interval_s = heartbeat_interval_s
-        self.drain_timeout_s = drain_timeout_s
-        self.retry_base_delay_s = retry_base_delay_s
-        self.retry_max_delay_s = retry_max_delay_s
-        self.circuit = circuit or CircuitBreaker(failure_threshold=3, open_s=30.0)
-        self.exit_when_idle_polls = exit_when_idle_polls
-        self.metrics = metrics or Metrics(enabled=False)
-        self.health = health
-        self.on_outcome = on_outcome
-        self.stats = ConsumerStats()
-
-        self._stop = threading.Event()
-        self._closed = threading.Event()
-        self._stop_requested_at: float | None = None
-        self._lock = threading.Condition()
-        self._in_flight: dict[str, _Message] = {}
-        self._acks: list[_Message] = []
-        # Set once no outcome can add an ack any more; the acker flushes and exits.
-        self._acks_closed = False
-        # Serializes visibility changes of in-flight messages, so a heartbeat that
-        # checked a message before it settled cannot land after its retry delay or
-        # its release and hide it again for a whole visibility timeout.
-        self._visibility_lock = threading.Lock()
-        self._work_queue: queue.SimpleQueue[_Message | None] = queue.SimpleQueue()
-        self._workers: list[threading.Thread] = []
-        self._busy = 0
-
-    # ---- public ---------------------------------------------------------------------
-
-    def stop(self) -> None:
-        """Ask the consumer to stop (safe from a signal handler)."""
-        if not self._stop.is_set():
-            self._stop_requested_at = time.monotonic()
-            self._stop.set()
-            with self._lock:
-                self._lock.notify_all()
 
     @property
-    def in_flight(self) -> int:
-        with self._lock:
-            return len(self._in_flight)
+    def name(self) -> str:
+        return self.queue_url
 
-    @property
-    def abandoned(self) -> int:
-        """Work threads still busy after ``run()`` returned (released at the drain deadline)."""
-        with self._lock:
-            return self._busy
-
-    def run(self) -> ConsumerStats:
-        """Consume until stopped (or idle, when configured); returns what happened."""
-        heartbeat = threading.Thread(target=self._heartbeat_loop, name="secops-heartbeat", daemon=True)
-        acker = threading.Thread(target=self._ack_loop, name="secops-acker", daemon=True)
-        # Daemon threads: a call still running at the drain deadline has had its message
-        # released, and must not hold the process past ECS's stop timeout (a
-        # ThreadPoolExecutor joins its threads at interpreter exit).
-        self._workers = [
-            threading.Thread(target=self._worker_loop, name=f"secops-work-{n}", daemon=True)
-            for n in range(self.concurrency)
-        ]
-        for thread in (heartbeat, acker, *self._workers):
-            thread.start()
-        log.info(
-            "consumer_started",
-            queue_url=self.queue_url,
-            concurrency=self.concurrency,
-            wait_time_s=self.wait_time_s,
-        )
-        try:
-            self._poll_loop()
-        finally:
-            self._shutdown(heartbeat, acker)
-        return self.stats
-
-    # ---- polling --------------------------------------------------------------------
-
-    def _poll_loop(self) -> None:
-        idle_polls = 0
-        while not self._stop.is_set():
-            self._beat()
-            free = self._wait_for_free_slot()
-            if free <= 0:
-                continue
-            # Read after the wait for a slot: the work that freed it may have opened the
-            # circuit, and a stale "closed" would pull a batch into a runtime that is down.
-            state = self.circuit.state
-            if state == "open":
-                self._stop.wait(min(_IDLE_BEAT_S, max(0.05, self.circuit.seconds_until_probe())))
-                continue
-            if state == "half_open" and self._probe_in_flight():
-                # One probe at a time: until it settles the runtime is still suspect,
-                # and more messages would only burn their receive counts.
-                self._wait_for_change(_IDLE_BEAT_S)
-                continue
-            wanted = 1 if state == "half_open" else min(self.batch_size, free)
-            busy_before = self._may_return()
-            messages = self._receive(wanted)
-            # A long poll can take wait_time_s; beat again so the health check sees it.
-            self._beat()
-            with self._lock:
-                # Checked and registered in one step: a stop from another thread lands
-                # either before (the batch goes back) or after (the drain covers it).
-                stopping = self._stop.is_set()
-                for message in [] if stopping else messages:
-                    message.probe = state == "half_open"
-                    self._in_flight[message.receipt_handle] = message
-            if stopping:
-                # Received while stopping: never started, give them straight back.
-                self._release(messages, reason="shutdown")
-                break
-            if not messages:
-                # Idle means nothing anywhere: a poll made while work was in flight does
-                # not count, since that work may hand its message back a moment later.
-                idle_polls = idle_polls + 1 if busy_before == 0 and self._may_return() == 0 else 0
-                if self.exit_when_idle_polls and idle_polls >= self.exit_when_idle_polls:
-                    log.info("queue_idle_exiting", idle_polls=idle_polls)
-                    break
-                continue
-            idle_polls = 0
-            for message in messages:
-                self._work_queue.put(message)
-
-    def _may_return(self) -> int:
-        """In-flight messages that may yet be visible again (all but those being deleted)."""
-        with self._lock:
-            return sum(not m.acking for m in self._in_flight.values())
-
-    def _probe_in_flight(self) -> bool:
-        with self._lock:
-            return any(m.probe for m in self._in_flight.values())
-
-    def _wait_for_change(self, timeout: float) -> None:
-        """Sleep until a message leaves (or the stop), at most ``timeout``."""
-        with self._lock:
-            if not self._stop.is_set():
-                self._lock.wait(timeout=timeout)
-
-    def _wait_for_free_slot(self) -> int:
-        """Free slots; waits while there are none, beating outside the lock meanwhile."""
-        while True:
-            with self._lock:
-                # A message waiting only for its batch delete is done with its slot.
-                free = self.concurrency - sum(1 for m in self._in_flight.values() if not m.acking)
-                if free > 0 or self._stop.is_set():
-                    return free
-                self._lock.wait(timeout=_IDLE_BEAT_S)
-            # The beat writes a file: never while holding the lock every work thread,
-            # the acker and the heartbeat need.
-            self._beat()
-
-    def _receive(self, count: int) -> list[_Message]:
+    def receive(self, max_messages: int, wait_s: float) -> list[Delivery]:
         try:
             response = self.sqs.receive_message(
                 QueueUrl=self.queue_url,
-                MaxNumberOfMessages=count,
-                WaitTimeSeconds=self.wait_time_s,
+                MaxNumberOfMessages=min(max_messages, self.max_batch),
+                WaitTimeSeconds=int(wait_s),
                 VisibilityTimeout=self.visibility_timeout_s,
-                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+                MessageSystemAttributeNames=_SYSTEM_ATTRIBUTES,
             )
         except (BotoCoreError, ClientError) as exc:
-            log.warning("receive_failed", error=str(exc))
-            self.metrics.count("ReceiveErrors")
-            self._stop.wait(2.0)
-            return []
-        messages = [
-            _Message(
-                message_id=raw["MessageId"],
-                receipt_handle=raw["ReceiptHandle"],
-                body=raw.get("Body", ""),
-                receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+            raise SourceError(str(exc)) from exc
+        deliveries = []
+        for raw in response.get("Messages", []):
+            attributes = dict(raw.get("Attributes", {}))
+            deliveries.append(
+                Delivery(
+                    message_id=raw["MessageId"],
+                    handle=raw["ReceiptHandle"],
+                    body=raw.get("Body", ""),
+                    receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
+                    attributes=attributes,
+                )
             )
-            for raw in response.get("Messages", [])
+        return deliveries
+
+    def extend(self, messages: Sequence[Delivery]) -> ExtendResult:
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m.handle, "VisibilityTimeout": self.visibility_timeout_s}
+            for i, m in enumerate(messages)
         ]
-        self.stats.received += len(messages)
-        return messages
+        try:
+            response = self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("heartbeat_failed", error=str(exc), count=len(messages))
+            return ExtendResult(extended=0)
+        failures = response.get("Failed", [])
+        lost = set()
+        for failure in failures:
+            message = messages[int(failure["Id"])]
+            code = str(failure.get("Code", ""))
+            if code in _LEASE_LOST_CODES:
+                lost.add(message.handle)
+                log.warning("heartbeat_lease_lost", message_id=message.message_id, code=code)
+            else:
+                log.warning("heartbeat_entry_failed", message_id=message.message_id, code=code)
+        return ExtendResult(extended=len(messages) - len(failures), lost=frozenset(lost))
 
-    # ---- work -----------------------------------------------------------------------
-
-    def _worker_loop(self) -> None:
-        while (message := self._work_queue.get()) is not None:
-            with self._lock:
-                if message.cancelled:
-                    continue
-                message.started = True
-                self._busy += 1
-            try:
-                self._work(message)
-            except Exception:
-                # A failing hook (on_outcome, metrics) must not cost the pool a thread.
-                log.exception("work_thread_error", message_id=message.message_id)
-            finally:
-                with self._lock:
-                    self._busy -= 1
-
-    def _work(self, message: _Message) -> None:
-        with structlog.contextvars.bound_contextvars(message_id=message.message_id):
-            try:
-                outcome = self.process(message.body, message.message_id)
-            except Exception:
-                # A bug or an unmapped dependency failure: retry later, never lose it.
-                log.exception("processing_crashed", receive_count=message.receive_count)
-                outcome = Outcome("retry", reason="crashed")
-            try:
-                self.stats.add(outcome)
-                self.metrics.count("Messages", dimensions={"Outcome": outcome.kind})
-            finally:
-                # Whatever the bookkeeping did, the message gets its outcome: an
-                # unsettled one would hold its slot and stay hidden until shutdown.
-                self._settle(message, outcome)
-            if self.on_outcome is not None:
-                self.on_outcome(outcome)
-
-    def _settle(self, message: _Message, outcome: Outcome) -> None:
-        """Ack, or hand the message back with the right delay."""
-        with self._lock:
-            if message.cancelled:
-                # Released at the drain deadline: it is visible again, and a redelivery
-                # resumes from the state this work made durable.
-                log.info("outcome_after_release_ignored", outcome=outcome.kind)
-                return
-            # From here on the outcome owns the message: the shutdown no longer releases
-            # it and the heartbeat no longer extends it.
-            message.settled = True
-            if outcome.ack:
-                message.acking = True
-                self._acks.append(message)
-                self._lock.notify_all()
-        if outcome.kind == "unavailable":
-            self.circuit.record_failure()
-        elif outcome.model_called or outcome.kind == "done":
-            self.circuit.record_success()
-        if outcome.ack:
-            return
-        if outcome.kind == "rejected":
-            # Bad input: make it visible again now so SQS's redrive moves it to the DLQ
-            # after maxReceiveCount receives, instead of parking it for the full timeout.
-            delay = 0
-        elif outcome.kind == "unavailable":
-            delay = int(outcome.delay_s or self.circuit.open_s)
-        elif outcome.kind == "in_progress":
-            # Another delivery holds a live lease. Look again only when it has run out:
-            # a holder that finishes releases it early (and the copy is then acked as a
-            # duplicate), while one that died leaves it until expiry, and every look
-            # before then would spend a receive count towards the DLQ.
-            delay = math.ceil(outcome.delay_s or 0) + 1
-        elif outcome.delay_s is not None:
-            delay = int(outcome.delay_s)
-        else:
-            delay = self.retry_delay(message.receive_count)
-        with self._visibility_lock:
-            self._change_visibility(message, min(delay, self.retry_max_delay_s))
-        self._forget(message)
-        self.metrics.count(
-            "Retries" if outcome.kind != "rejected" else "RejectedReleases",
-            dimensions={"Reason": outcome.reason or outcome.kind},
-        )
-
-    def retry_delay(self, receive_count: int) -> int:
-        """base * 2^(n-1), capped, with jitter so a burst of failures spreads out."""
-        exponent = min(max(receive_count - 1, 0), 16)
-        delay = min(self.retry_max_delay_s, self.retry_base_delay_s * (2**exponent))
-        return int(delay * random.uniform(0.8, 1.0))  # noqa: S311 - jitter, not crypto
-
-    # ---- acks, heartbeats, releases ---------------------------------------------------
-
-    def _ack_loop(self) -> None:
-        # Exits only once the shutdown has closed the acks: leaving on "stopped and
-        # nothing in flight" could leave before a message received in the same instant
-        # as the stop was acked, and that delete would never be sent.
-        while True:
-            with self._lock:
-                while not self._acks and not self._acks_closed:
-                    self._lock.wait(timeout=_ACK_LINGER_S)
-                if not self._acks:
-                    return
-                # Linger up to a deadline so deletes go out ten at a time; every other
-                # notify (a slot freed, a message settled) would otherwise end the wait.
-                deadline = time.monotonic() + _ACK_LINGER_S
-                while len(self._acks) < _SQS_BATCH and not self._stop.is_set() and not self._acks_closed:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._lock.wait(timeout=remaining)
-                batch, self._acks = self._acks[:_SQS_BATCH], self._acks[_SQS_BATCH:]
-            self._delete(batch)
-
-    def _close_acks(self) -> None:
-        """No outcome can add an ack any more: the acker deletes what is left and exits."""
-        with self._lock:
-            self._acks_closed = True
-            self._lock.notify_all()
-
-    def _delete(self, batch: list[_Message]) -> None:
-        entries = [{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(batch)]
+    def ack(self, messages: Sequence[Delivery]) -> int:
+        entries = [{"Id": str(i), "ReceiptHandle": m.handle} for i, m in enumerate(messages)]
         try:
             response = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
             failed = {int(f["Id"]): f.get("Code") for f in response.get("Failed", [])}
         except (BotoCoreError, ClientError) as exc:
             # The state is durable: a redelivery is acknowledged as a duplicate.
-            log.warning("delete_failed", error=str(exc), count=len(batch))
-            failed = dict.fromkeys(range(len(batch)), "request_failed")
-        for index, message in enumerate(batch):
-            if index in failed:
-                log.warning("delete_entry_failed", message_id=message.message_id, code=failed[index])
-            else:
-                self.stats.acked += 1
-            self._forget(message)
-
-    def _heartbeat_loop(self) -> None:
-        # Runs through the drain too: in-flight work must not reappear mid-shutdown.
-        while not self._closed.wait(self.heartbeat_interval_s):
-            self._extend_in_flight()
-
-    def _extend_in_flight(self) -> None:
-        """Push out the visibility of every message whose work is still running."""
-        with self._lock:
-            candidates = [m for m in self._in_flight.values() if m.live]
-        extended = 0
-        for start in range(0, len(candidates), _SQS_BATCH):
-            with self._visibility_lock:
-                # Look again under the visibility lock: a message settled or released
-                # since the snapshot already has its final visibility.
-                with self._lock:
-                    chunk = [m for m in candidates[start : start + _SQS_BATCH] if m.live]
-                if chunk:
-                    extended += self._extend(chunk)
-        if extended:
-            self.metrics.count("HeartbeatExtensions", extended)
-
-    def _extend(self, chunk: list[_Message]) -> int:
-        entries = [
-            {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": self.visibility_timeout_s}
-            for i, m in enumerate(chunk)
-        ]
-        try:
-            response = self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
-        except (BotoCoreError, ClientError) as exc:
-            log.warning("heartbeat_failed", error=str(exc), count=len(chunk))
+            log.warning("delete_failed", error=str(exc), count=len(messages))
             return 0
-        failures = response.get("Failed", [])
-        for failure in failures:
-            message = chunk[int(failure["Id"])]
-            code = str(failure.get("Code", ""))
-            if code in _LEASE_LOST_CODES:
-                # The visibility already ran out (or the message is gone): SQS may hand
-                # it to someone else, whose claim the store arbitrates. Stop extending.
-                with self._lock:
-                    message.lease_lost = True
-                self.metrics.count("LeasesLost")
-                log.warning("heartbeat_lease_lost", message_id=message.message_id, code=code)
-            else:
-                log.warning("heartbeat_entry_failed", message_id=message.message_id, code=code)
-        return len(chunk) - len(failures)
+        for index, code in failed.items():
+            log.warning("delete_entry_failed", message_id=messages[index].message_id, code=code)
+        return len(messages) - len(failed)
 
-    def _change_visibility(self, message: _Message, seconds: int) -> None:
+    def release(self, message: Delivery, delay_s: int) -> None:
         try:
             self.sqs.change_message_visibility(
                 QueueUrl=self.queue_url,
-                ReceiptHandle=message.receipt_handle,
-                VisibilityTimeout=max(0, seconds),
+                ReceiptHandle=message.handle,
+                VisibilityTimeout=max(0, delay_s),
             )
         except (BotoCoreError, ClientError) as exc:
             # Not fatal: the message reappears when its visibility timeout runs out.
             log.warning("visibility_change_failed", message_id=message.message_id, error=str(exc))
-
-    def _release(self, messages: list[_Message], *, reason: str) -> None:
-        with self._visibility_lock:
-            for message in messages:
-                self._change_visibility(message, 0)
-                self.stats.released += 1
-                log.info("message_released", message_id=message.message_id, reason=reason)
-
-    def _forget(self, message: _Message) -> None:
-        with self._lock:
-            self._in_flight.pop(message.receipt_handle, None)
-            self._lock.notify_all()
-
-    # ---- shutdown ---------------------------------------------------------------------
-
-    def _drain_deadline_passed(self) -> bool:
-        started = self._stop_requested_at or time.monotonic()
-        return time.monotonic() >= started + self.drain_timeout_s
-
-    def _take_unsettled(self, *, unstarted_only: bool) -> list[_Message]:
-        """Cancel and remove messages no outcome owns yet (atomically with ``_settle``)."""
-        with self._lock:
-            taken = [
-                m for m in self._in_flight.values() if not m.settled and not (unstarted_only and m.started)
-            ]
-            for message in taken:
-                message.cancelled = True
-                self._in_flight.pop(message.receipt_handle, None)
-            self._lock.notify_all()
-        return taken
-
-    def _shutdown(self, heartbeat: threading.Thread, acker: threading.Thread) -> None:
-        # 1. Stop receiving: the poll loop has returned.
-        self.stop()
-        # 2. Release what was received but not started.
-        self._release(self._take_unsettled(unstarted_only=True), reason="shutdown_unstarted")
-        for _ in self._workers:
-            self._work_queue.put(None)  # idle work threads exit
-        # 3. Let in-flight work finish within the drain timeout; heartbeats keep running.
-        with self._lock:
-            while any(not m.settled for m in self._in_flight.values()) and not self._drain_deadline_passed():
-                self._lock.wait(timeout=0.1)
-        # 4. Release what is left so another replica picks it up now, not after the timeout.
-        leftover = self._take_unsettled(unstarted_only=False)
-        if leftover:
-            log.warning("drain_timeout_releasing", count=len(leftover))
-            self._release(leftover, reason="drain_timeout")
-        # 5. Every remaining message is settled: flush the deletes and retry delays.
-        self._close_acks()
-        acker.join(timeout=_FLUSH_TIMEOUT_S)
-        flush_deadline = time.monotonic() + _FLUSH_TIMEOUT_S
-        with self._lock:
-            while self._in_flight and time.monotonic() < flush_deadline:
-                self._lock.wait(timeout=0.1)
-        self._closed.set()
-        heartbeat.join(timeout=1.0)
-        log.info(
-            "consumer_stopped",
-            received=self.stats.received,
-            acked=self.stats.acked,
-            released=self.stats.released,
-            abandoned=self.abandoned,
-            outcomes=self.stats.outcomes,
-        )
-
-    def _beat(self) -> None:
-        if self.health is not None:
-            try:
-                self.health.beat(circuit=self.circuit.state, in_flight=self.in_flight)
-            except OSError as exc:
-                log.warning("health_beat_failed", error=str(exc))
-
-
-def circuit_logger(metrics: Metrics) -> Callable[[State], None]:
-    """Log and count every circuit transition; ``CircuitOpen`` is 1 until it closes again."""
-
-    def on_change(state: State) -> None:
-        log.warning("circuit_state_changed", state=state)
-        metrics.count("CircuitStateChanges", dimensions={"State": state})
-        # A gauge an alarm can watch ("open for 5 minutes") without summing transitions.
-        metrics.gauge("CircuitOpen", 0 if state == "closed" else 1)
-
-    return on_change
