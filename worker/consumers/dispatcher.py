@@ -37,8 +37,6 @@ ACK_LINGER_S = 0.2
 _FLUSH_TIMEOUT_S = 5.0
 # How often a poll loop that is waiting (all slots busy, a probe out) refreshes its beat.
 _IDLE_BEAT_S = 1.0
-# A failed receive is retried after this pause (cut short by a stop).
-_RECEIVE_ERROR_PAUSE_S = 2.0
 
 
 @dataclass(eq=False)
@@ -106,6 +104,7 @@ class Dispatcher:
         metrics: Metrics | None = None,
         health: HealthBeacon | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
+        receive_error_pause_s: float = 2.0,
     ) -> None:
         self.source = source
         self.process = process
@@ -120,6 +119,9 @@ class Dispatcher:
         self.metrics = metrics or Metrics(enabled=False)
         self.health = health
         self.on_outcome = on_outcome
+        # A failed receive is retried after this pause (cut short by a stop), so an
+        # unreachable source is not hammered.
+        self.receive_error_pause_s = receive_error_pause_s
         self.stats = ConsumerStats()
 
         self._stop = threading.Event()
@@ -271,7 +273,7 @@ class Dispatcher:
         except SourceError as exc:
             log.warning("receive_failed", error=str(exc))
             self.metrics.count("ReceiveErrors")
-            self._stop.wait(_RECEIVE_ERROR_PAUSE_S)
+            self._stop.wait(self.receive_error_pause_s)
             return []
         self.stats.received += len(deliveries)
         return deliveries
