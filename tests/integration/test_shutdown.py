@@ -25,7 +25,7 @@ from tests.fixtures.events import simplified
 from tests.fixtures.runtime_server import runtime_server
 from tests.fixtures.scripted_model import ScriptedModel
 from tests.fixtures.worker_harness import LOW_ASSESSMENT, Env, fast_settings, make_env
-from tests.fixtures.worker_process import WorkerProcess, cli_env, start_worker, wait_for
+from tests.fixtures.worker_process import WorkerProcess, cli_env, run_cli, start_worker, wait_for
 
 pytestmark = [pytest.mark.usefixtures("aws_endpoint"), pytest.mark.slow]
 
@@ -137,6 +137,8 @@ def test_sigterm_lets_in_flight_work_finish_within_the_drain_timeout(scenario_fa
     stopped = _events(scenario, "consumer_stopped")
     assert len(stopped) == 1 and stopped[0]["abandoned"] == 0
     assert _events(scenario, "shutdown_requested")[0]["signal"] == "SIGTERM"
+    # The heartbeat went with the worker: `secops health` fails at once, not 90 s later.
+    assert not Path(scenario.env.settings.health_file).exists()
     # Every line is JSON, and the processing lines carry both keys of the message.
     lines = scenario.worker.log_lines()
     assert [line for line in lines if "raw" in line] == []
@@ -168,6 +170,7 @@ def test_sigterm_releases_work_that_outlives_the_drain_timeout_and_still_exits_i
     stopped = _events(scenario, "consumer_stopped")
     assert stopped[0]["abandoned"] == released[0]["count"]
     assert _events(scenario, "abandoned_leases_released")[0]["count"] == released[0]["count"]
+    assert not Path(scenario.env.settings.health_file).exists()
     assert all(line.get("message_id") for line in _events(scenario, "message_released"))
 
 
@@ -183,3 +186,24 @@ def test_sigint_drains_like_sigterm(scenario_factory: Any) -> None:
     _assert_nothing_lost(scenario)
     assert _events(scenario, "shutdown_requested")[0]["signal"] == "SIGINT"
     assert _events(scenario, "drain_timeout_releasing") == []
+
+
+def test_a_worker_killed_without_a_chance_to_clear_its_heartbeat_reads_unhealthy_at_once(
+    scenario_factory: Any,
+) -> None:
+    # GIVEN a running worker whose heartbeat is fresh
+    scenario = scenario_factory(latency_s=0.5, drain_timeout_s=3.0, events=2)
+    health_file = Path(scenario.env.settings.health_file)
+    wait_for(health_file.exists, timeout=30, what="the first heartbeat")
+    cli = cli_env(None, health_file=str(health_file))
+    assert run_cli("health", env=cli).returncode == 0
+
+    # WHEN it is killed (OOM, SIGKILL): no exit path runs, the file stays
+    scenario.worker.process.send_signal(signal.SIGKILL)
+    scenario.worker.wait(timeout=10)
+    assert health_file.exists()
+
+    # THEN `secops health`, run where the worker ran, fails on the missing owner
+    result = run_cli("health", env=cli)
+    assert result.returncode == 1
+    assert "is gone: the worker exited without clearing it" in result.stderr
