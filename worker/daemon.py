@@ -21,7 +21,7 @@ from worker.consumers.dispatcher import Dispatcher
 from worker.consumers.sqs import SqsSource
 from worker.health import HealthBeacon
 from worker.metrics import Metrics, emf_wanted
-from worker.notifier import Notifier
+from worker.notify import Notifier
 from worker.pipeline.outcome import DelayPolicy
 from worker.pipeline.processor import EventProcessor
 from worker.resources import Resources, resolve_resources

@@ -22,7 +22,7 @@ from tests.unit.test_notifier_sanitize import (
     make_triage,
 )
 from worker.errors import ConfigurationError, RetryableError, WorkerError
-from worker.notifier import NotificationRejected, Notifier, create_topics
+from worker.notify import NotificationRejected, Notifier, create_topics
 
 PUBLISHED = {"MessageId": "11111111-2222-3333-4444-555555555555"}
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from secops_core.contract import Analysis, Header, Pattern, SeverityFloorInfo, TriageDecision, WafEvent
 from secops_core.triage import triage
 from tests.fuzz import strategies as s
-from worker.notifier import (
+from worker.notify import (
     JSON_SEPARATOR,
     MAX_BODY_BYTES,
     SUBJECT_MAX_CHARS,

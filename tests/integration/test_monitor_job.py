@@ -18,7 +18,7 @@ from secops_core.contract import TriageDecision
 from secops_core.ingest.normalize import normalize_event
 from tests.fixtures.events import simplified
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
-from worker.notifier import Notifier
+from worker.notify import Notifier
 from worker.pipeline.monitor_job import MonitorJob, chunk_by_group, lock_name, slot_start
 from worker.scheduler import build_scheduler
 from worker.store import EventStore

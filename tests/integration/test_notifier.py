@@ -21,7 +21,7 @@ from tests.unit.test_notifier_sanitize import (
 )
 from worker.aws import client as aws_client
 from worker.errors import RetryableError
-from worker.notifier import (
+from worker.notify import (
     JSON_SEPARATOR,
     Notification,
     NotificationRejected,

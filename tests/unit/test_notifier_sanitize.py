@@ -19,7 +19,7 @@ from secops_core.contract import (
     TriageDecision,
     WafEvent,
 )
-from worker.notifier import (
+from worker.notify import (
     JSON_SEPARATOR,
     MAX_BODY_BYTES,
     SUBJECT_FALLBACK,

@@ -1,0 +1,388 @@
+"""Notifications rendered from the pipeline's facts: a readable summary and a JSON document.
+
+The body is the summary (single-line fields, multi-line text indented so it can never
+forge a field), a ``--- JSON ---`` line and a JSON document with the same facts that
+always parses, whatever was cut to stay under SNS's size limit: rendering starts at
+full size and shrinks every field until the body fits.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
+from secops_core.text import TRUNCATION_SUFFIX
+from worker.notify.sanitize import (
+    SUBJECT_MAX_CHARS,
+    clean,
+    dedup_id,
+    group_id,
+    is_fifo,
+    sanitize_attributes,
+    sanitize_subject,
+    subject_part,
+)
+
+# SNS caps a whole publish (message, subject and attributes) at 256 KiB. The body stays
+# at a quarter of that: an SQS subscriber without raw delivery receives it JSON-escaped
+# inside the SNS envelope, where one non-ASCII character can take up to three times its
+# UTF-8 size, and a human reading a notification needs far less anyway.
+MAX_BODY_BYTES = 64 * 1024
+# The line between the readable summary and the machine-readable document.
+JSON_SEPARATOR = "--- JSON ---"
+
+# Field limits of the body at full size, in characters; each is divided by the scale of
+# a rendering attempt (see ``_render``) when the first attempt does not fit.
+_SHORT = 64  # method, action, country, IP, severity labels
+_ID = 512  # event ids, rule ids, labels, ARNs: short in every AWS schema
+_HOST = 256
+_URI_SUMMARY = 512  # enough for an operator to recognize the request in the summary
+_URI_JSON = 4096
+_ARGS_JSON = 2048
+_USER_AGENT = 1024
+_ANALYSIS = 8000
+_FOLLOW_UP = 4000
+_REASON = 2000
+_NARRATIVE = 8000
+# List lengths at full size: enough to show what fired without flooding a mailbox.
+_MAX_MATCHES = 20
+_MAX_LABELS = 20
+_MAX_HEADER_NAMES = 20
+_MAX_RULES = 20
+_MAX_EVENT_KEYS = 50
+# Successive scales tried until the body fits. At the last one every field is a few
+# dozen characters and every list has one item, so it fits by construction.
+_SCALES = (1, 2, 4, 8, 32)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One message to publish, already rendered and sanitized."""
+
+    topic_arn: str
+    subject: str
+    message: str
+    attributes: dict[str, str]
+    # Both set for FIFO topics only; SNS rejects them on standard topics.
+    dedup_id: str | None
+    group_id: str | None
+
+
+@dataclass
+class _Cutter:
+    """Applies one rendering attempt's scaled limits and remembers whether it cut anything."""
+
+    scale: int
+    cut: bool = field(default=False)
+
+    def limit(self, base: int) -> int:
+        return max(base // self.scale, 16)
+
+    def line(self, value: object, base: int) -> str:
+        """A single-line, cleaned value for the summary; ``-`` when empty."""
+        if value is None:
+            return "-"
+        text = str(value)
+        cleaned = clean(text, self.limit(base))
+        if cleaned.endswith(TRUNCATION_SUFFIX) and not text.endswith(TRUNCATION_SUFFIX):
+            self.cut = True
+        return cleaned or "-"
+
+    def block(self, value: str, base: int) -> str:
+        """Multi-line text for the summary, indented so none of it starts a line.
+
+        Each line is cleaned on its own; the indent means untrusted text can never forge
+        a summary field or the ``--- JSON ---`` separator.
+        """
+        limit = self.limit(base)
+        # Text far past the limit would be cut anyway; it is not worth scanning.
+        window = value[: limit * 4]
+        lines = [line for line in (clean(raw, limit) for raw in window.splitlines()) if line]
+        joined = "\n".join(lines)
+        if len(joined) > limit or len(window) < len(value):
+            self.cut = True
+            joined = joined[: max(limit - len(TRUNCATION_SUFFIX), 0)].rstrip() + TRUNCATION_SUFFIX
+        return textwrap.indent(joined or "-", "  ")
+
+    def raw(self, value: str | None, base: int) -> str | None:
+        """A value for the JSON document: verbatim (JSON escapes it), only shortened."""
+        if value is None:
+            return None
+        limit = self.limit(base)
+        if len(value) <= limit:
+            return value
+        self.cut = True
+        return value[: limit - len(TRUNCATION_SUFFIX)] + TRUNCATION_SUFFIX
+
+    def items(self, values: Sequence[Any], base: int) -> list[Any]:
+        count = max(base // self.scale, 1)
+        if len(values) > count:
+            self.cut = True
+        return list(values[:count])
+
+
+def _render(build: Callable[[_Cutter], tuple[str, dict[str, Any]]]) -> str:
+    """The first rendering, from full size down, whose UTF-8 body fits ``MAX_BODY_BYTES``."""
+    body = ""
+    for scale in _SCALES:
+        cutter = _Cutter(scale)
+        summary, document = build(cutter)
+        document["truncated"] = cutter.cut
+        # ASCII-only JSON cannot be mangled by any transport's character handling, and
+        # escaping keeps lone surrogates in hostile input from failing the UTF-8 encoding.
+        body = f"{summary}\n\n{JSON_SEPARATOR}\n{json.dumps(document, ensure_ascii=True, indent=2)}\n"
+        if len(body.encode("utf-8")) <= MAX_BODY_BYTES:
+            return body
+    return body
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _event_document(event: WafEvent, cut: _Cutter) -> dict[str, Any]:
+    """The event's facts for the JSON part. Header values are never included."""
+    return {
+        "event_key": cut.raw(event.event_key, _ID),
+        "event_id": cut.raw(event.event_id, _ID),
+        "source_format": event.source_format,
+        "timestamp": event.timestamp.isoformat(),
+        "action": cut.raw(event.action, _SHORT),
+        "source_ip": cut.raw(event.source_ip, _SHORT),
+        "country": cut.raw(event.country, _SHORT),
+        "http_method": cut.raw(event.http_method, _SHORT),
+        "host": cut.raw(event.host, _HOST),
+        "uri": cut.raw(event.uri, _URI_JSON),
+        "args": cut.raw(event.args, _ARGS_JSON),
+        "user_agent": cut.raw(event.user_agent, _USER_AGENT),
+        # Names only: values may hold what redaction did not recognize as a secret.
+        "header_names": [
+            cut.raw(header.name, _SHORT) for header in cut.items(event.headers, _MAX_HEADER_NAMES)
+        ],
+        "rule_name": cut.raw(event.rule_name, _ID),
+        "rule_group": cut.raw(event.rule_group, _ID),
+        "terminating_rule_type": cut.raw(event.terminating_rule_type, _SHORT),
+        "matches": [
+            {
+                "rule_id": cut.raw(match.rule_id, _ID),
+                "rule_group": cut.raw(match.rule_group, _ID),
+                "action": cut.raw(match.action, _SHORT),
+                "terminating": match.terminating,
+                "condition_types": [
+                    cut.raw(condition, _SHORT) for condition in cut.items(match.condition_types, _MAX_MATCHES)
+                ],
+            }
+            for match in cut.items(event.matches, _MAX_MATCHES)
+        ],
+        "labels": [cut.raw(label, _ID) for label in cut.items(event.labels, _MAX_LABELS)],
+        "request_id": cut.raw(event.request_id, _ID),
+        "web_acl": cut.raw(event.web_acl, _ID),
+        "truncated_by_normalization": event.truncated,
+    }
+
+
+def _request_line(event: WafEvent, cut: _Cutter) -> str:
+    method = cut.line(event.http_method, _SHORT) if event.http_method else ""
+    host = cut.line(event.host, _HOST) if event.host else ""
+    return " ".join(part for part in (method, host + cut.line(event.uri, _URI_SUMMARY)) if part)
+
+
+def escalation_notification(
+    topic_arn: str,
+    *,
+    event: WafEvent,
+    analysis: Analysis,
+    triage: TriageDecision,
+    event_key: str,
+) -> Notification:
+    """Render the critical notification for one escalated event.
+
+    The subject reads ``[SecOps] ESCALATE sev 5 SQLi_BODY from 198.51.100.23 POST
+    /login.php``; the body is a readable summary, a ``--- JSON ---`` line and a JSON
+    document with the same facts (the already redacted event without header values).
+    On a FIFO topic the deduplication id is derived from the event key, so a retried
+    publish of the same escalation is dropped by SNS within its five-minute window.
+    """
+    severity = triage.severity_rating
+    subject = sanitize_subject(
+        f"[SecOps] ESCALATE sev {severity} {subject_part(event.rule_name, 40)} "
+        f"from {subject_part(event.source_ip, 45)} {subject_part(event.http_method, 10)} "
+        f"{subject_part(event.uri, SUBJECT_MAX_CHARS)}"
+    )
+
+    def build(cut: _Cutter) -> tuple[str, dict[str, Any]]:
+        country = f" ({cut.line(event.country, _SHORT)})" if event.country else ""
+        group = f" (group {cut.line(event.rule_group, _ID)})" if event.rule_group else ""
+        model = "-" if analysis.model_severity is None else str(analysis.model_severity)
+        summary = "\n".join(
+            [
+                f"SecOps escalation: severity {severity}, {cut.line(analysis.attack_type, _ID)}",
+                "",
+                f"Event key:    {cut.line(event_key, _ID)}",
+                f"Time:         {event.timestamp.isoformat()}",
+                f"Source IP:    {cut.line(event.source_ip, _SHORT)}{country}",
+                f"Request:      {_request_line(event, cut)}",
+                f"Rule:         {cut.line(event.rule_name, _ID)}{group}",
+                f"WAF action:   {cut.line(event.action, _SHORT)}",
+                f"Severity:     final {analysis.severity_rating}, "
+                f"floor {analysis.severity_floor}, model {model}",
+                f"Analyzed by:  {cut.line(analysis.analyzed_by, _ID)}",
+                f"Degraded:     {_yes_no(analysis.degraded)}",
+                f"Triage:       {triage.action} -> {triage.status}: {cut.line(triage.reason, _REASON)}",
+                "",
+                "Analysis:",
+                cut.block(analysis.security_analysis, _ANALYSIS),
+                "",
+                "Follow-up:",
+                cut.block(analysis.follow_up_suggestion, _FOLLOW_UP),
+            ]
+        )
+        floor = analysis.floor
+        document: dict[str, Any] = {
+            "kind": "escalation",
+            "version": 1,
+            "event_key": cut.raw(event_key, _ID),
+            "severity": severity,
+            "event": _event_document(event, cut),
+            "analysis": {
+                "severity_rating": analysis.severity_rating,
+                "severity_floor": analysis.severity_floor,
+                "model_severity": analysis.model_severity,
+                "attack_type": cut.raw(analysis.attack_type, _ID),
+                "analyzed_by": cut.raw(analysis.analyzed_by, _ID),
+                "degraded": analysis.degraded,
+                "security_analysis": cut.raw(analysis.security_analysis, _ANALYSIS),
+                "follow_up_suggestion": cut.raw(analysis.follow_up_suggestion, _FOLLOW_UP),
+                "floor": None
+                if floor is None
+                else {
+                    "severity": floor.severity,
+                    "attack_class": cut.raw(floor.attack_class, _ID),
+                    "reason": cut.raw(floor.reason, _REASON),
+                    "rule": cut.raw(floor.rule, _ID),
+                },
+            },
+            "triage": {
+                "action": triage.action,
+                "status": triage.status,
+                "severity_rating": triage.severity_rating,
+                "reason": cut.raw(triage.reason, _REASON),
+            },
+        }
+        return summary, document
+
+    fifo = is_fifo(topic_arn)
+    return Notification(
+        topic_arn=topic_arn,
+        subject=subject,
+        message=_render(build),
+        attributes=sanitize_attributes(
+            {
+                "event_key": event_key,
+                "severity": str(severity),
+                "workflow": "analyze",
+                "action": "escalate",
+                "source_ip": event.source_ip,
+            }
+        ),
+        dedup_id=dedup_id("escalation", event_key) if fifo else None,
+        group_id=group_id(event.source_ip, event_key) if fifo else None,
+    )
+
+
+def pattern_notification(
+    topic_arn: str,
+    *,
+    pattern: Pattern,
+    escalated_keys: Sequence[str],
+    grown_from: int | None,
+) -> Notification:
+    """Render the monitoring notification for a new pattern, or one that grew.
+
+    ``escalated_keys`` are the member events escalated because the pattern met its
+    threshold; ``grown_from`` is the count last notified, when this is a re-notification.
+    The FIFO deduplication id covers the pattern key and its count, so a retry is
+    dropped while a later, larger pattern is still delivered.
+    """
+    growth = f"grew {grown_from}->{pattern.count}" if grown_from is not None else ""
+    subject = sanitize_subject(
+        f"[SecOps] PATTERN {growth or pattern.count} events sev {pattern.max_severity} "
+        f"from {subject_part(pattern.source_ip, 45)} "
+        f"{subject_part(pattern.normalized_uri, SUBJECT_MAX_CHARS)}"
+    )
+
+    def build(cut: _Cutter) -> tuple[str, dict[str, Any]]:
+        rules = ", ".join(cut.line(rule, _ID) for rule in cut.items(pattern.rules, _MAX_RULES))
+        listed = cut.items(escalated_keys, _MAX_EVENT_KEYS)
+        more = len(escalated_keys) - len(listed)
+        escalated_lines = [f"  {cut.line(key, _ID)}" for key in listed]
+        if more:
+            escalated_lines.append(f"  ... and {more} more")
+        summary = "\n".join(
+            [
+                f"SecOps monitoring pattern: {pattern.count} events from "
+                f"{cut.line(pattern.source_ip, _SHORT)}",
+                "",
+                f"Pattern key:  {cut.line(pattern.pattern_key, _ID)}",
+                f"Source IP:    {cut.line(pattern.source_ip, _SHORT)}",
+                f"URI:          {cut.line(pattern.normalized_uri, _URI_SUMMARY)}",
+                f"Events:       {pattern.count}"
+                + (f" (grew from {grown_from})" if grown_from is not None else ""),
+                f"Threshold:    {pattern.threshold} (met: {_yes_no(pattern.threshold_met)})",
+                f"Max severity: {pattern.max_severity}",
+                f"First seen:   {pattern.first_seen.isoformat()}",
+                f"Last seen:    {pattern.last_seen.isoformat()}",
+                f"Rules:        {rules or '-'}",
+                f"Escalated:    {len(escalated_keys)} events",
+                *escalated_lines,
+                "",
+                "Narrative:",
+                cut.block(pattern.narrative, _NARRATIVE),
+            ]
+        )
+        document: dict[str, Any] = {
+            "kind": "pattern",
+            "version": 1,
+            "pattern_key": cut.raw(pattern.pattern_key, _ID),
+            "severity": pattern.max_severity,
+            "grown_from": grown_from,
+            "pattern": {
+                "source_ip": cut.raw(pattern.source_ip, _SHORT),
+                "normalized_uri": cut.raw(pattern.normalized_uri, _URI_JSON),
+                "count": pattern.count,
+                "first_seen": pattern.first_seen.isoformat(),
+                "last_seen": pattern.last_seen.isoformat(),
+                "rules": [cut.raw(rule, _ID) for rule in cut.items(pattern.rules, _MAX_RULES)],
+                "event_keys": [cut.raw(key, _ID) for key in cut.items(pattern.event_keys, _MAX_EVENT_KEYS)],
+                "event_keys_total": len(pattern.event_keys),
+                "max_severity": pattern.max_severity,
+                "threshold": pattern.threshold,
+                "threshold_met": pattern.threshold_met,
+                "narrative": cut.raw(pattern.narrative, _NARRATIVE),
+            },
+            "escalated_keys": [cut.raw(key, _ID) for key in listed],
+            "escalated_total": len(escalated_keys),
+        }
+        return summary, document
+
+    fifo = is_fifo(topic_arn)
+    return Notification(
+        topic_arn=topic_arn,
+        subject=subject,
+        message=_render(build),
+        attributes=sanitize_attributes(
+            {
+                "event_key": pattern.pattern_key,
+                "severity": str(pattern.max_severity),
+                "workflow": "monitor",
+                "action": "pattern",
+                "source_ip": pattern.source_ip,
+            }
+        ),
+        dedup_id=dedup_id("pattern", pattern.pattern_key, pattern.count) if fifo else None,
+        group_id=group_id(pattern.source_ip, pattern.pattern_key) if fifo else None,
+    )

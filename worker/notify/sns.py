@@ -1,0 +1,271 @@
+"""The SNS notifier: escalations to the critical topic, patterns to the monitoring topic.
+
+Publishing retries transient failures (throttling, 5xx, connection errors) with
+exponential jitter; a permanent failure raises :class:`NotificationRejected` at once,
+and exhausted retries raise :class:`~worker.errors.RetryableError` so the consumer
+redelivers the message later. Marking a notification as sent is the caller's job.
+It implements the ``Notifier`` port (docs/architecture.md, "Ports").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    ParamValidationError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_base, wait_exponential_jitter
+
+from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
+from worker.aws import client as aws_client
+from worker.errors import ConfigurationError, RetryableError
+from worker.notify.render import Notification, escalation_notification, pattern_notification
+from worker.notify.sanitize import sanitize_attributes, sanitize_subject
+
+log = structlog.get_logger("worker.notifier")
+
+# ---- error classification ----------------------------------------------------------------
+
+# Codes worth retrying: throttling (including SNS's KMS throttling on encrypted topics)
+# and the service's own internal errors. Any 5xx answer is retried too, whatever its code.
+_TRANSIENT_CODES = frozenset(
+    {
+        "Throttled",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "KMSThrottling",
+        "KMSThrottlingException",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+# Permanent codes and the reason and hint reported for them; others get a generic one.
+_PERMANENT: dict[str, tuple[str, str]] = {
+    "NotFound": ("notify_topic_not_found", "the topic does not exist; run `secops setup`"),
+    "NotFoundException": ("notify_topic_not_found", "the topic does not exist; run `secops setup`"),
+    "AuthorizationError": (
+        "notify_not_authorized",
+        "the worker's role lacks sns:Publish on the topic",
+    ),
+    "AccessDenied": ("notify_not_authorized", "the worker's role lacks sns:Publish on the topic"),
+    "AccessDeniedException": (
+        "notify_not_authorized",
+        "the worker's role lacks sns:Publish on the topic",
+    ),
+    "InvalidClientTokenId": ("notify_not_authorized", "the worker's credentials are not valid"),
+    "KMSAccessDenied": (
+        "notify_not_authorized",
+        "the worker's role cannot use the topic's KMS key",
+    ),
+    "InvalidParameter": ("notify_invalid_parameter", "SNS refused the request's parameters"),
+    "InvalidParameterValue": ("notify_invalid_parameter", "SNS refused a parameter value"),
+    "ParameterValueInvalid": ("notify_invalid_parameter", "SNS refused a parameter value"),
+    "ValidationError": ("notify_invalid_parameter", "SNS refused the request's parameters"),
+    # A FIFO topic published to without a group id (a Notification built by hand).
+    "MissingParameter": ("notify_invalid_parameter", "SNS needs a parameter the request lacks"),
+}
+_DEFAULT_PERMANENT = ("notify_rejected", "SNS refused the notification")
+
+
+class NotificationRejected(ConfigurationError):
+    """SNS refused a publish for a reason that retrying cannot fix (topic, IAM, input).
+
+    A configuration error, not bad input: the event's state is saved and the message
+    comes back once the deployment is fixed, instead of landing in the DLQ.
+
+    ``reason`` is ``notify_topic_not_found``, ``notify_not_authorized``,
+    ``notify_invalid_parameter`` or ``notify_rejected``; ``code`` is SNS's error code.
+    """
+
+    def __init__(self, message: str, *, reason: str, code: str) -> None:
+        super().__init__(message, reason=reason)
+        self.code = code
+
+
+# ---- publishing ----------------------------------------------------------------------------
+
+
+def _error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or "Unknown")
+    return type(exc).__name__
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Whether a failed publish is worth retrying in this process."""
+    if isinstance(exc, BotoConnectionError | HTTPClientError):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return _error_code(exc) in _TRANSIENT_CODES or int(status) >= 500
+    return False
+
+
+class Notifier:
+    """Publishes escalations and patterns to their SNS topics, with bounded retries."""
+
+    def __init__(
+        self,
+        *,
+        critical_topic_arn: str,
+        monitoring_topic_arn: str,
+        client: Any = None,
+        max_attempts: int = 5,
+        wait: wait_base | None = None,
+    ) -> None:
+        """``client`` is a boto3 SNS client; ``wait`` a tenacity wait (tests pass tiny ones).
+
+        The default client makes a single attempt per call with a short read timeout:
+        retries happen here only, so each one is logged and counted against
+        ``max_attempts`` instead of multiplying with botocore's own. With the default
+        wait (0.5 s doubling to 8 s) five attempts take seconds, well inside a lease.
+        """
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.critical_topic_arn = critical_topic_arn
+        self.monitoring_topic_arn = monitoring_topic_arn
+        self._client = client or aws_client("sns", max_attempts=1, read_timeout=10.0)
+        self._max_attempts = max_attempts
+        self._wait = wait or wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5)
+
+    def notify_escalation(self, event: WafEvent, analysis: Analysis, triage: TriageDecision) -> str:
+        """Publish the critical notification for ``event``; return SNS's MessageId."""
+        return self.publish(
+            escalation_notification(
+                self.critical_topic_arn,
+                event=event,
+                analysis=analysis,
+                triage=triage,
+                event_key=event.event_key,
+            )
+        )
+
+    def notify_pattern(
+        self,
+        pattern: Pattern,
+        *,
+        escalated_keys: Sequence[str],
+        grown_from: int | None = None,
+    ) -> str:
+        """Publish the monitoring notification for ``pattern``; return SNS's MessageId."""
+        return self.publish(
+            pattern_notification(
+                self.monitoring_topic_arn,
+                pattern=pattern,
+                escalated_keys=escalated_keys,
+                grown_from=grown_from,
+            )
+        )
+
+    def publish(self, notification: Notification) -> str:
+        """Publish one notification, retrying transient failures; return the MessageId.
+
+        Raises :class:`NotificationRejected` at once when SNS refuses it for good (no
+        such topic, not authorized, invalid parameter), and
+        :class:`~worker.errors.RetryableError` with reason ``notify_failed`` when retries
+        are exhausted or the call could not be made, so the message is redelivered later.
+        """
+        attributes = sanitize_attributes(notification.attributes)
+        logger = log.bind(
+            event_key=attributes.get("event_key"),
+            action=attributes.get("action"),
+            topic_arn=notification.topic_arn,
+        )
+        request: dict[str, Any] = {
+            "TopicArn": notification.topic_arn,
+            # Sanitizing again costs nothing and covers a Notification built by hand.
+            "Subject": sanitize_subject(notification.subject),
+            "Message": notification.message,
+            "MessageAttributes": {
+                name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
+            },
+        }
+        if notification.dedup_id is not None:
+            request["MessageDeduplicationId"] = notification.dedup_id
+        if notification.group_id is not None:
+            request["MessageGroupId"] = notification.group_id
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self._max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(_is_transient),
+            before_sleep=_log_retry(logger),
+            reraise=True,
+        )
+        try:
+            response = retrying(self._client.publish, **request)
+        except ParamValidationError as exc:
+            logger.error("sns.publish_rejected", error_code="ParamValidationError")
+            raise NotificationRejected(
+                f"SNS publish to {notification.topic_arn} was not sent: invalid request: {exc}",
+                reason="notify_invalid_parameter",
+                code="ParamValidationError",
+            ) from exc
+        except (ClientError, BotoCoreError) as exc:
+            attempts = retrying.statistics.get("attempt_number", 1)
+            code = _error_code(exc)
+            if isinstance(exc, ClientError) and not _is_transient(exc):
+                reason, hint = _PERMANENT.get(code, _DEFAULT_PERMANENT)
+                logger.error("sns.publish_rejected", error_code=code, reason=reason)
+                raise NotificationRejected(
+                    f"SNS refused to publish to {notification.topic_arn} "
+                    f"({code}: {exc.response.get('Error', {}).get('Message', '')}): {hint}",
+                    reason=reason,
+                    code=code,
+                ) from exc
+            # Transient failures past the budget, and client-side failures such as
+            # missing credentials, are worth another try once the message comes back.
+            logger.error("sns.publish_failed", error_code=code, attempts=attempts)
+            raise RetryableError(
+                f"SNS publish to {notification.topic_arn} failed after {attempts} attempt(s): {code}",
+                reason="notify_failed",
+            ) from exc
+        message_id = str(response["MessageId"])
+        logger.info(
+            "sns.published",
+            message_id=message_id,
+            attempts=retrying.statistics.get("attempt_number", 1),
+            fifo=notification.group_id is not None,
+        )
+        return message_id
+
+
+def _log_retry(logger: Any) -> Callable[[RetryCallState], None]:
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        logger.warning(
+            "sns.publish_retry",
+            attempt=state.attempt_number,
+            error_code=_error_code(exc) if exc else None,
+            sleep_s=round(state.next_action.sleep, 3) if state.next_action else None,
+        )
+
+    return before_sleep
+
+
+def create_topics(sns_client: Any, names: Sequence[str]) -> dict[str, str]:
+    """Create the topics ``names`` (idempotent) and return ``{name: TopicArn}``.
+
+    CreateTopic returns the existing ARN for a topic that already exists with the same
+    attributes. A name ending in ``.fifo`` is created as a FIFO topic; notifications
+    carry explicit deduplication ids, so content-based deduplication stays off.
+    """
+    arns: dict[str, str] = {}
+    for name in names:
+        attributes = {"FifoTopic": "true"} if name.endswith(".fifo") else {}
+        response = sns_client.create_topic(Name=name, Attributes=attributes)
+        arns[name] = str(response["TopicArn"])
+    return arns
