@@ -1,0 +1,389 @@
+"""``secops incidents list|show|ack|resolve``: the operator's view of incidents.
+
+An incident is many escalated events of one attack (``worker.incidents``). ``list`` and
+``show`` read the store's table; ``ack`` and ``resolve`` are conditional on the status
+they read, so two operators acting at once cannot both win. Every command takes
+``--json``, which makes the result the only thing on stdout. Untrusted text (URIs,
+rules, a model's analysis) is cleaned and shown as plain text, never as console markup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from secops_core.text import sanitize_text
+from worker.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Parser,
+    Subparsers,
+    configure_logs,
+    duration,
+    one_shot_settings,
+    out,
+    positive_int,
+)
+from worker.incidents import (
+    INCIDENT_STATUSES,
+    RESOLVED,
+    DynamoIncidentRepo,
+    IncidentNotFound,
+    IncidentRecord,
+    IncidentStatus,
+    StatusConflict,
+)
+from worker.settings import Settings
+from worker.store import EventRecord
+
+# Untrusted text in a table cell or a paragraph: long enough to recognize, short enough to scan.
+_CELL_CHARS = 60
+_PARAGRAPH_CHARS = 2000
+# How many entries of each count map `show` prints (the record keeps the top 20).
+_TOP_SHOWN = 10
+_TIME = "%Y-%m-%d %H:%M:%S"
+
+
+def register(sub: Subparsers) -> None:
+    incidents = sub.add_parser("incidents", help="list, show, acknowledge or resolve incidents")
+    actions = incidents.add_subparsers(dest="incidents_command", metavar="ACTION", parser_class=Parser)
+    actions.required = True
+
+    listing = actions.add_parser("list", help="open and recent incidents, most recent first")
+    listing.add_argument("--status", choices=INCIDENT_STATUSES, help="only incidents in this status")
+    listing.add_argument(
+        "--since", type=duration, default=duration("7d"), help="last event within this long (default 7d)"
+    )
+    listing.add_argument("--limit", type=positive_int, default=50, help="at most this many (default 50)")
+    listing.add_argument("--json", action="store_true", help="print JSON only")
+    listing.set_defaults(handler=cmd_list)
+
+    show = actions.add_parser("show", help="one incident: timeline, targets, rules, samples, analysis")
+    show.add_argument("incident", help="the incident id (inc#<hash>#<n>)")
+    show.add_argument("--json", action="store_true", help="print JSON only")
+    show.set_defaults(handler=cmd_show)
+
+    for name, verb in (("ack", "acknowledge"), ("resolve", "resolve")):
+        action = actions.add_parser(name, help=f"{verb} an incident (conditional on its current status)")
+        action.add_argument("incident", help="the incident id (inc#<hash>#<n>)")
+        action.add_argument("--note", default="", help="why, for the status history")
+        action.add_argument("--by", default=None, help="who (default: the login name)")
+        action.add_argument("--json", action="store_true", help="print JSON only")
+        action.set_defaults(handler=cmd_ack if name == "ack" else cmd_resolve)
+
+
+# ---- the commands ----------------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from worker import clock
+
+    settings = _settings()
+    since = clock.now() - timedelta(seconds=args.since)
+    records = _repo(settings, _dynamodb(settings)).list(status=args.status, since=since, limit=args.limit)
+    if args.json:
+        out(json.dumps({"incidents": [listed(r) for r in records]}, indent=2))
+    else:
+        console = _console()
+        if records:
+            console.print(incidents_table(records, title=f"Incidents with events since {since:{_TIME}}"))
+        else:
+            console.print(f"No incidents with events since {since:{_TIME}} UTC.")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from worker.store import EventStore
+
+    settings = _settings()
+    client = _dynamodb(settings)
+    record = _repo(settings, client).get(_incident_id(args.incident))
+    if record is None:
+        raise CliError(f"no incident {args.incident}", EXIT_FAILED)
+    keys = list(dict.fromkeys((*record.first_events, *record.latest_events)))
+    store = EventStore(settings.table_name, client=client, ttl_days=settings.event_ttl_days)
+    samples = store.get_many(keys) if keys else {}
+    view = incident_view(record, [samples[k] for k in keys if k in samples])
+    if args.json:
+        out(json.dumps(view, indent=2, default=str))
+    else:
+        render_incident(_console(), record, view)
+    return EXIT_OK
+
+
+def cmd_ack(args: argparse.Namespace) -> int:
+    return _set_status(args, "acknowledged")
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    return _set_status(args, "resolved")
+
+
+def _set_status(args: argparse.Namespace, status: IncidentStatus) -> int:
+    settings = _settings()
+    incident = _incident_id(args.incident)
+    repo = _repo(settings, _dynamodb(settings))
+    by = args.by or _login()
+    try:
+        record = repo.set_status(incident, status, note=args.note, by=by)
+    except IncidentNotFound:
+        raise CliError(f"no incident {incident}", EXIT_FAILED) from None
+    except StatusConflict as conflict:
+        raise CliError(
+            f"incident {incident} is {conflict.current.status}: it cannot be made {status}", EXIT_USAGE
+        ) from None
+    notification: dict[str, Any] | None = None
+    if status == "resolved":
+        # The resolution is a milestone like any other: claimed once, so a retried or
+        # concurrent `resolve` never announces it twice.
+        claimed = repo.claim_milestone(incident, RESOLVED.id)
+        notification = {"milestone": RESOLVED.id, "claimed": claimed, "sent": False}
+    result = {"incident": listed(record), "notification": notification}
+    if args.json:
+        out(json.dumps(result, indent=2))
+    else:
+        verb = "acknowledged" if status == "acknowledged" else "resolved"
+        _console().print(Text(f"{incident} {verb} by {by}" + (f": {args.note}" if args.note else "")))
+    return EXIT_OK
+
+
+# ---- wiring ----------------------------------------------------------------------------------
+
+
+def _settings() -> Settings:
+    settings = one_shot_settings()
+    configure_logs(settings, one_shot_level="WARNING")
+    return settings
+
+
+def _dynamodb(settings: Settings) -> Any:
+    from worker import aws
+
+    return aws.client(
+        "dynamodb", session=aws.aws_session(settings.aws_region), localstack=settings.localstack
+    )
+
+
+def _repo(settings: Settings, client: Any) -> DynamoIncidentRepo:
+    """The incident repository over the store's table."""
+    return DynamoIncidentRepo(
+        settings.table_name,
+        client=client,
+        ttl_days=settings.event_ttl_days,
+        quiet_s=settings.incident_quiet_s,
+        growth_factor=settings.incident_growth_factor,
+    )
+
+
+def _incident_id(text: str) -> str:
+    """The id as typed; a malformed one is a usage error before any request is made."""
+    from worker.incidents.keys import parse_incident_id
+
+    try:
+        parse_incident_id(text)
+    except ValueError:
+        raise CliError(
+            f"{text!r} is not an incident id (inc#<hash>#<n>, as `incidents list` shows)"
+        ) from None
+    return text
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container with an unnamed uid)
+        return "secops-cli"
+
+
+def _console() -> Console:
+    # Off a terminal (a pipe, a CI log) rich assumes 80 columns; the tables need more.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+# ---- views (JSON-able) ---------------------------------------------------------------------
+
+
+def listed(record: IncidentRecord) -> dict[str, Any]:
+    """The columns of ``list`` as JSON: what an operator scans, without the samples."""
+    return {
+        "id": record.id,
+        "source": record.source,
+        "attack_class": record.attack_class,
+        "target": record.target,
+        "group_by": record.group_by,
+        "severity": record.max_severity,
+        "count": record.count,
+        "reached_app": record.reached_app,
+        "first_seen": record.first_seen.isoformat(),
+        "last_seen": record.last_seen.isoformat(),
+        "open_until": record.open_until.isoformat(),
+        "status": record.status,
+        "notices": len(record.notices),
+    }
+
+
+def timeline(record: IncidentRecord) -> list[dict[str, Any]]:
+    """What happened, in time order: first event, notifications, status changes, last event."""
+    entries: list[dict[str, Any]] = [
+        {"at": record.first_seen.isoformat(), "what": "first event", "detail": ""},
+    ]
+    entries += [
+        {"at": n.at, "what": f"notified: {n.milestone}", "detail": n.message_id or ""} for n in record.notices
+    ]
+    entries += [
+        {"at": s.at, "what": s.status, "detail": f"by {s.by}" + (f": {s.note}" if s.note else "")}
+        for s in record.status_history
+    ]
+    if record.count > 1:
+        entries.append({"at": record.last_seen.isoformat(), "what": "last event", "detail": ""})
+    return sorted(entries, key=lambda e: _instant(e["at"]))
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def sample_view(record: EventRecord) -> dict[str, Any]:
+    event, analysis, triage = record.event, record.analysis, record.triage
+    return {
+        "event_key": record.key,
+        "status": record.status,
+        "at": event.timestamp.isoformat() if event else None,
+        "source_ip": event.source_ip if event else None,
+        "method": event.http_method if event else None,
+        "uri": event.uri if event else None,
+        "action": event.action if event else None,
+        "rule": event.rule_name if event else None,
+        "severity": triage.severity_rating if triage else (analysis.severity_rating if analysis else None),
+        "triage": triage.action if triage else None,
+    }
+
+
+def analysis_view(record: EventRecord) -> dict[str, Any] | None:
+    if record.analysis is None:
+        return None
+    return {"event_key": record.key, **record.analysis.model_dump(mode="json")}
+
+
+def incident_view(record: IncidentRecord, samples: Sequence[EventRecord]) -> dict[str, Any]:
+    """Everything ``show`` prints, as JSON."""
+    analysed = next((s for s in samples if s.analysis is not None), None)
+    return {
+        **record.to_dict(),
+        "timeline": timeline(record),
+        "samples": [sample_view(s) for s in samples],
+        "analysis": analysis_view(analysed) if analysed else None,
+    }
+
+
+# ---- rendering -----------------------------------------------------------------------------
+
+
+def _cell(value: object, limit: int = _CELL_CHARS) -> Text:
+    """Untrusted text as a plain cell: cleaned, bounded, never read as markup."""
+    return Text(sanitize_text("" if value is None else str(value), limit))
+
+
+def _when(text: str) -> str:
+    return _instant(text).strftime(_TIME)
+
+
+def incidents_table(records: Sequence[IncidentRecord], *, title: str) -> Table:
+    """The incident table ``list`` and the demo print."""
+    table = Table(title=title, title_justify="left")
+    for column in ("id", "source", "class", "sev.", "count", "first seen", "last seen", "status"):
+        table.add_column(column, justify="right" if column in {"sev.", "count"} else "left")
+    for record in records:
+        table.add_row(
+            Text(record.id, no_wrap=True),
+            _cell(record.source, 43),
+            _cell(record.attack_class + (f" → {record.target}" if record.target else ""), 40),
+            str(record.max_severity),
+            str(record.count),
+            record.first_seen.strftime(_TIME),
+            record.last_seen.strftime(_TIME),
+            record.status,
+        )
+    return table
+
+
+def _counts_table(title: str, counts: Mapping[str, int]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("value")
+    table.add_column("events", justify="right")
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    for name, count in ranked[:_TOP_SHOWN]:
+        table.add_row(_cell(name), str(count))
+    if len(ranked) > _TOP_SHOWN:
+        table.add_row(f"… {len(ranked) - _TOP_SHOWN} more", str(sum(c for _, c in ranked[_TOP_SHOWN:])))
+    return table
+
+
+def render_incident(console: Console, record: IncidentRecord, view: Mapping[str, Any]) -> None:
+    head = Text()
+    head.append(record.id, style="bold")
+    head.append(
+        f"  {record.status}, severity {record.max_severity}, {record.count} events "
+        f"({record.reached_app} reached the application), grouped by {record.group_by}: "
+    )
+    head.append(sanitize_text(record.group.text, 200))
+    console.print(head)
+    console.print(
+        f"first {record.first_seen:{_TIME}}, last {record.last_seen:{_TIME}}, "
+        f"open until {record.open_until:{_TIME}} UTC"
+    )
+    events = Table(title="Timeline", title_justify="left")
+    for column in ("at", "what", "detail"):
+        events.add_column(column)
+    for entry in view["timeline"]:
+        events.add_row(_when(entry["at"]), entry["what"], _cell(entry["detail"], 80))
+    console.print(events)
+    for title, counts in (
+        ("URI templates", record.uri_templates),
+        ("Rules", record.rules),
+        ("Attack classes", record.classes),
+        ("Countries", record.countries),
+        ("Sources", record.source_ips),
+    ):
+        if counts:
+            console.print(_counts_table(title, counts))
+    if view["samples"]:
+        samples = Table(title="Sample events (the first and the latest)", title_justify="left")
+        # Whole keys, folded if need be: they are what an operator looks up next.
+        samples.add_column("event", overflow="fold")
+        for column in ("at", "source", "request", "rule", "sev.", "triage"):
+            samples.add_column(column, justify="right" if column == "sev." else "left")
+        for s in view["samples"]:
+            samples.add_row(
+                Text(s["event_key"]),
+                _when(s["at"]) if s["at"] else "",
+                _cell(s["source_ip"], 43),
+                _cell(f"{s['method'] or ''} {s['uri'] or ''}", 48),
+                _cell(s["rule"], 40),
+                "" if s["severity"] is None else str(s["severity"]),
+                s["triage"] or "",
+            )
+        console.print(samples)
+    analysis = view["analysis"]
+    if analysis:
+        text = Text()
+        text.append(f"Analysis of {analysis['event_key']}", style="bold")
+        text.append(
+            f" (severity {analysis['severity_rating']}, floor {analysis['severity_floor']}, "
+            f"by {analysis['analyzed_by']}{', degraded' if analysis.get('degraded') else ''}): "
+        )
+        text.append(sanitize_text(analysis["security_analysis"], _PARAGRAPH_CHARS))
+        text.append("\nFollow-up: ", style="bold")
+        text.append(sanitize_text(analysis["follow_up_suggestion"], _PARAGRAPH_CHARS))
+        console.print(text)
