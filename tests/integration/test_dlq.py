@@ -17,14 +17,15 @@ import pytest
 from tests.fixtures.events import simplified
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from worker.cli import main
-from worker.dlq import (
+from worker.message_keys import event_key_of_body
+from worker.ops.dlq import (
     NOT_RECORDED,
     DlqInspector,
     DlqReplayer,
     NativeMoveUnsupported,
     ReplayFilter,
+    native_move,
 )
-from worker.message_keys import event_key_of_body
 from worker.store import rejection_key
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")
@@ -333,7 +334,7 @@ def test_native_move_on_moto_reports_the_endpoint_lacks_it(env: Env) -> None:
 
     # moto 5 does not implement StartMessageMoveTask: its server answers an HTML 500 page.
     with pytest.raises(NativeMoveUnsupported, match="HTTP 500"):
-        _replayer(env).native_move(rate=10)
+        native_move(_replayer(env), rate=10)
 
     assert env.queue_counts(_dlq(env)) == (1, 0)
 

@@ -11,15 +11,15 @@ from hypothesis import strategies as st
 
 from tests.fixtures.events import simplified, waf_record
 from worker.cli.dlq import human_age
-from worker.dlq import (
+from worker.message_keys import event_key_of_body
+from worker.ops.dlq import (
     NOT_RECORDED,
     DlqEntry,
     DlqMessage,
     ReplayFilter,
     TokenBucket,
-    _unsupported,
 )
-from worker.message_keys import event_key_of_body
+from worker.ops.dlq.native import _unsupported
 from worker.pipeline import processor
 from worker.store import rejection_key
 

@@ -1,4 +1,4 @@
-"""``secops dlq inspect|replay``: wiring and rendering around :mod:`worker.dlq`.
+"""``secops dlq inspect|replay``: wiring and rendering around :mod:`worker.ops.dlq`.
 
 Tables go to stdout, the progress bar to stderr (so ``--json`` output stays clean), and
 every failure an operator can fix is a :class:`~worker.cli.common.CliError`: one line,
@@ -38,7 +38,7 @@ from worker.cli.common import (
     positive_float,
     positive_int,
 )
-from worker.dlq import (
+from worker.ops.dlq import (
     NOT_RECORDED,
     DlqInspector,
     DlqReplayer,
@@ -47,6 +47,7 @@ from worker.dlq import (
     ProgressCallback,
     ReplayFilter,
     ReplaySummary,
+    native_move,
 )
 
 EMPTY = "DLQ is empty"
@@ -128,7 +129,7 @@ def _replay(out: Console, replayer: DlqReplayer, args: argparse.Namespace) -> in
     with _progress("moving" if not args.dry_run else "scanning", total or None) as on_progress:
         if args.native:
             try:
-                summary = replayer.native_move(rate=args.rate, dry_run=args.dry_run, on_progress=on_progress)
+                summary = native_move(replayer, rate=args.rate, dry_run=args.dry_run, on_progress=on_progress)
             except NativeMoveUnsupported as exc:
                 raise CliError(
                     f"this SQS endpoint does not support StartMessageMoveTask ({exc}); "

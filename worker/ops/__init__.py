@@ -1,0 +1,1 @@
+"""Operator tools: what an operator runs by hand against a deployment (the DLQ today)."""
