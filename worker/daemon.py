@@ -128,10 +128,11 @@ def build_worker(
         wait_time_s=settings.wait_time_s,
         heartbeat_interval_s=settings.heartbeat_interval_s,
         drain_timeout_s=settings.drain_timeout_s,
-        delays=DelayPolicy(
+        delays=DelayPolicy.for_queue(
             base_s=settings.retry_base_delay_s,
             max_s=settings.retry_max_delay_s,
             unavailable_s=settings.circuit_open_s,
+            max_receive_count=settings.max_receive_count,
         ),
         circuit=circuit,
         exit_when_idle_polls=settings.exit_when_idle_polls,

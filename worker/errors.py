@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 
 class WorkerError(Exception):
     """Base class; ``reason`` is a short machine-friendly code, ``message`` a sentence."""
@@ -35,9 +37,18 @@ class PermanentError(WorkerError):
 
 
 class AlreadyInProgress(WorkerError):
-    def __init__(self, message: str, *, lease_expires_in_s: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        lease_expires_in_s: float | None = None,
+        message_ids: Collection[str] = (),
+    ) -> None:
         super().__init__(message, reason="in_progress")
         self.lease_expires_in_s = lease_expires_in_s
+        # The message ids that have claimed the event: the holder's own message is among
+        # them, a duplicate copy that never claimed is not.
+        self.message_ids = frozenset(message_ids)
 
 
 class ConfigurationError(WorkerError):

@@ -232,6 +232,46 @@ def test_a_live_lease_elsewhere_backs_off_for_its_remainder(
     assert not outcome.ack
 
 
+def test_a_duplicate_copy_learns_the_lease_is_another_deliverys(
+    processor: EventProcessor, store: FlakyStore
+) -> None:
+    # GIVEN another delivery (message m1) holds a live lease on the event
+    store.claim(_parsed_event(body()), owner="w2#x", lease_s=LEASE_S, message_id="m1")
+    # WHEN a copy of the event sent as another message (m2) arrives
+    outcome = processor.process(body(), "m2")
+    # THEN the outcome says the holder is another delivery, so the copy may look again soon
+    assert (outcome.kind, outcome.lease_held_by_other) == ("in_progress", True)
+
+
+def test_a_redelivery_of_the_holders_own_message_is_not_a_duplicate_copy(
+    processor: EventProcessor, store: FlakyStore
+) -> None:
+    # GIVEN message m1 claimed the event and its work is still running
+    store.claim(_parsed_event(body()), owner="w2#x", lease_s=LEASE_S, message_id="m1")
+    # WHEN m1 itself is delivered again (its visibility ran out)
+    outcome = processor.process(body(), "m1")
+    # THEN it waits for the lease like before: its holder is at work on it
+    assert (outcome.kind, outcome.lease_held_by_other) == ("in_progress", False)
+
+
+def test_a_retry_carries_the_events_own_attempts(processor: EventProcessor, store: FlakyStore) -> None:
+    # GIVEN the analysis write fails on the first two deliveries
+    store.fail("save_analysis", *[RetryableError("throttled", reason="store_unavailable")] * 2)
+    # WHEN the event is delivered twice
+    first = processor.process(body(), "m1")
+    second = processor.process(body(), "m1")
+    # THEN each retry counts the claims the store recorded, 1 then 2
+    assert [(o.kind, o.attempts) for o in (first, second)] == [("retry", 1), ("retry", 2)]
+
+
+def test_a_failed_claim_knows_no_attempts(processor: EventProcessor, store: FlakyStore) -> None:
+    # GIVEN the store refuses the claim
+    store.fail("claim", RetryableError("throttled", reason="store_unavailable"))
+    # WHEN a message arrives THEN its retry names no attempts (the source's count decides)
+    outcome = processor.process(body(), "m1")
+    assert (outcome.kind, outcome.attempts) == ("retry", None)
+
+
 # ---- rejections ----------------------------------------------------------------------------
 
 

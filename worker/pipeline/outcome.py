@@ -29,6 +29,13 @@ class Outcome:
     degraded: bool = False
     # The final write already gave the event's lease back (no separate release needed).
     lease_released: bool = False
+    # How many times the event has been claimed, as its store record counts them; None
+    # when the claim itself did not happen. Retries back off by this, not by the source's
+    # receive count, which a DLQ replay carries over (docs/architecture.md, "Consumers").
+    attempts: int | None = None
+    # in_progress only: the live lease belongs to another delivery (a duplicate copy),
+    # not to an earlier delivery of this very message.
+    lease_held_by_other: bool = False
 
     @property
     def ack(self) -> bool:
@@ -45,10 +52,41 @@ class DelayPolicy:
     # message comes back about when the runtime is probed again.
     unavailable_s: float = 30.0
 
-    def backoff_s(self, receive_count: int, jitter: float = 1.0) -> int:
+    # A duplicate copy that meets another delivery's lease looks again after 1, 2, 4 ...
+    # seconds (capped here) for its first ``recheck_receives`` receives, so it is
+    # acknowledged within seconds of the first copy finishing. Later receives wait for
+    # the lease to run out: every look spends a receive towards the DLQ, so the default
+    # leaves most of the queue's five for a holder that died and for real retries.
+    recheck_receives: int = 2
+    recheck_max_s: int = 8
+
+    @classmethod
+    def for_queue(
+        cls, *, base_s: int, max_s: int, unavailable_s: float, max_receive_count: int
+    ) -> DelayPolicy:
+        """The policy for a queue that dead-letters after ``max_receive_count`` receives.
+
+        Quick re-checks take at most half of the receives beyond the first, so a duplicate
+        whose holder died still has receives left to wait out the lease and retry.
+        """
+        return cls(
+            base_s=base_s,
+            max_s=max_s,
+            unavailable_s=unavailable_s,
+            recheck_receives=max(0, (max_receive_count - 1) // 2),
+        )
+
+    def backoff_s(self, attempt: int, jitter: float = 1.0) -> int:
         """base * 2^(n-1), capped; ``jitter`` (0.8-1.0) spreads a burst of failures out."""
-        exponent = min(max(receive_count - 1, 0), 16)
+        exponent = min(max(attempt - 1, 0), 16)
         return int(min(self.max_s, self.base_s * (2**exponent)) * jitter)
+
+    def recheck_s(self, receive_count: int) -> int | None:
+        """The short look-again delay of a duplicate copy, or None once its budget is spent."""
+        if receive_count > self.recheck_receives:
+            return None
+        exponent = min(max(receive_count - 1, 0), 16)
+        return max(1, min(self.recheck_max_s, int(2**exponent)))
 
 
 def redelivery_delay(
@@ -57,7 +95,9 @@ def redelivery_delay(
     """Seconds until the message should be seen again, or None when it is to be acknowledged.
 
     A pure function of the outcome and the message's delivery count, so every branch is a
-    table test and the dispatcher only draws the jitter.
+    table test and the dispatcher only draws the jitter. Retries count the event's own
+    attempts when the outcome carries them; the receive count bounds how many quick looks
+    a duplicate copy takes.
     """
     if outcome.ack:
         return None
@@ -68,13 +108,21 @@ def redelivery_delay(
     elif outcome.kind == "unavailable":
         delay = int(outcome.delay_s or policy.unavailable_s)
     elif outcome.kind == "in_progress":
-        # Another delivery holds a live lease. Look again only when it has run out: a
-        # holder that finishes releases it early (and the copy is then acknowledged as a
-        # duplicate), while one that died leaves it until expiry, and every look before
-        # then would spend a receive towards the DLQ.
-        delay = math.ceil(outcome.delay_s or 0) + 1
+        # Another delivery holds a live lease until ``delay_s`` from now. A holder that
+        # finishes releases it early (and this copy is then acknowledged as a duplicate),
+        # while one that died leaves it until expiry, and every look spends a receive
+        # towards the DLQ. So a duplicate copy looks again soon, a few times, and then
+        # waits for the expiry; a redelivery of the holder's own message waits at once,
+        # since its holder is usually still at work on it.
+        until_expiry = math.ceil(outcome.delay_s or 0) + 1
+        recheck = policy.recheck_s(receive_count) if outcome.lease_held_by_other else None
+        delay = until_expiry if recheck is None else min(recheck, until_expiry)
     elif outcome.delay_s is not None:
         delay = int(outcome.delay_s)
     else:
-        delay = policy.backoff_s(receive_count, jitter)
+        # The event's own attempts, so a replayed message starts from the base delay.
+        # Without them (the claim itself failed, or processing crashed) the receive count
+        # is all there is: a store outage still backs off instead of dead-lettering
+        # valid events within a minute.
+        delay = policy.backoff_s(outcome.attempts or receive_count, jitter)
     return max(0, min(delay, policy.max_s))

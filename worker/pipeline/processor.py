@@ -109,12 +109,21 @@ class EventProcessor:
             try:
                 record = self.store.claim(event, owner=owner, lease_s=self.lease_s, message_id=message_id)
             except AlreadyInProgress as exc:
-                log.info("event_in_progress_elsewhere", lease_expires_in_s=exc.lease_expires_in_s)
+                # A message that claimed the event before is the holder's own (redelivered
+                # while its work runs on); any other is a duplicate copy that can look again
+                # soon, since the holder may be about to finish.
+                other = message_id not in exc.message_ids
+                log.info(
+                    "event_in_progress_elsewhere",
+                    lease_expires_in_s=exc.lease_expires_in_s,
+                    lease_held_by_other=other,
+                )
                 return Outcome(
                     "in_progress",
                     event.event_key,
                     reason="in_progress",
                     delay_s=max(1.0, exc.lease_expires_in_s or self.lease_s),
+                    lease_held_by_other=other,
                 )
             except RetryableError as exc:
                 return Outcome("retry", event.event_key, reason=exc.reason)
@@ -247,7 +256,14 @@ class EventProcessor:
             return Outcome("unavailable", key, reason=exc.reason, model_called=model_called)
         except RetryableError as exc:
             log.warning("step_failed_retryable", reason=exc.reason, error=exc.message)
-            return Outcome("retry", key, reason=exc.reason, delay_s=exc.delay_s, model_called=model_called)
+            return Outcome(
+                "retry",
+                key,
+                reason=exc.reason,
+                delay_s=exc.delay_s,
+                model_called=model_called,
+                attempts=record.attempts,
+            )
         severity = _severity(record)
         log.info(
             "event_processed",

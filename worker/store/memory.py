@@ -104,6 +104,7 @@ class MemoryStore:
                     f"event {event.event_key} is leased by {holder.lease_owner} "
                     f"for another {remaining:.0f} s",
                     lease_expires_in_s=remaining,
+                    message_ids=holder.message_ids,
                 )
             item = self._items.setdefault(event.event_key, {"pk": event.event_key})
             item["lease_owner"] = owner

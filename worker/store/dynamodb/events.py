@@ -83,6 +83,7 @@ class EventOps(DynamoTable):
                 f"event {event.event_key} is leased by {holder.lease_owner if holder else '?'} "
                 f"for another {remaining or 0:.0f} s",
                 lease_expires_in_s=remaining,
+                message_ids=holder.message_ids if holder else (),
             ) from None
 
     @staticmethod
