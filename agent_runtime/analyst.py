@@ -3,42 +3,58 @@
 The model only ever adds to the deterministic floor: the final severity is
 ``max(floor, model)``, so nothing an attacker writes into a request can lower it. The
 agent has no tools and is built fresh for every event, so the runtime keeps no
-conversation state between events. A model failure is a typed ``ModelError``, never a
-silent default; ``rules_analysis`` is the fallback the worker chooses explicitly.
+conversation state between events.
+
+The model path fails safe (docs/architecture.md, "Model fail-safe"): for a valid event
+``analyze`` always returns an ``Analysis``. Whatever the model does (unusable answer,
+timeout, throttling, 5xx), the result is at least the floor with the rules analysis,
+marked ``degraded`` with a ``degraded_reason``; a model that rates below the floor is
+overruled and its words are kept apart in ``model_opinion``. Every model request is
+counted and bounded by a per-request budget: this module is the one retry policy (the
+SDK clients make exactly one attempt per request, see ``providers.py``).
 """
 
 from __future__ import annotations
 
+import random
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from agent_runtime.prompt_safety import SYSTEM_PROMPT, build_analysis_prompt
-from agent_runtime.providers import ProviderConfig, build_model, model_id_of
-from secops_core.contract import Analysis, SeverityFloorInfo, WafEvent
-from secops_core.errors import ErrorCode, ModelError
+from agent_runtime.providers import DEFAULT_CALL_BUDGET, ProviderConfig, build_model, model_id_of
+from secops_core.contract import Analysis, DegradedReason, ModelOpinion, SeverityFloorInfo, WafEvent
 from secops_core.rules_analysis import ANALYSIS_TEXT_CHARS, ATTACK_TYPE_CHARS, RULES_PROVIDER, rules_analysis
 from secops_core.text import sanitize_text
 
 if TYPE_CHECKING:
     from strands.models import Model
 
-# One answer, one retry when the model's tool input fails validation, one forced
-# structured-output turn: more only spends tokens on a model that cannot comply.
-DEFAULT_MAX_TURNS = 3
+log = structlog.get_logger("agent_runtime.analyst")
+
 _ERROR_MESSAGE_CHARS = 300
+# Backoff between attempts after an outage, full jitter: a short pause spreads retries
+# of concurrent events; a long one would only hold the worker's request open.
+RETRY_BASE_S = 0.5
+RETRY_CAP_S = 4.0
+SEVERITY_MIN, SEVERITY_MAX = 0, 5
 
 
 class SecurityAssessment(BaseModel):
     """The security analyst's assessment of one AWS WAF event."""
 
+    # The schema tells the model 0-5, but an out-of-range integer is accepted and clamped
+    # by the analyst (recorded as clamped): a model saying 9 tries to *raise* the
+    # severity, and rejecting that would cost a turn or drop the answer.
     severity_rating: int = Field(
-        ge=0,
-        le=5,
         description=(
             "Severity from 0 (benign) to 5 (remote code execution reached the application), "
             "never below the deterministic floor given in the prompt."
         ),
+        json_schema_extra={"minimum": SEVERITY_MIN, "maximum": SEVERITY_MAX},
     )
     security_analysis: str = Field(
         min_length=1,
@@ -73,7 +89,7 @@ class SecurityAssessment(BaseModel):
         return sanitize_text(value, ATTACK_TYPE_CHARS) if isinstance(value, str) else value
 
 
-# ---- model errors -----------------------------------------------------------------------
+# ---- failures -------------------------------------------------------------------------
 
 _THROTTLING_CODES = frozenset(
     {
@@ -84,6 +100,18 @@ _THROTTLING_CODES = frozenset(
         "ServiceQuotaExceededException",
     }
 )
+_TIMEOUT_CODES = frozenset({"ModelTimeoutException", "RequestTimeout", "RequestTimeoutException"})
+
+
+@dataclass(frozen=True)
+class ModelFailure:
+    """Why one attempt at the model gave no usable assessment."""
+
+    reason: DegradedReason
+    # Worth another attempt within the budget: an outage that may pass (throttling,
+    # timeout, 5xx, connection). A 4xx or an unusable answer would fail the same way.
+    transient: bool
+    message: str
 
 
 def _exception_chain(exc: BaseException) -> list[BaseException]:
@@ -108,16 +136,23 @@ def _exception_chain(exc: BaseException) -> list[BaseException]:
     return chain
 
 
+def _client_error(exc: BaseException) -> tuple[str | None, int | None] | None:
+    """(error code, HTTP status) of a botocore ClientError, else None."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return response.get("Error", {}).get("Code"), status if isinstance(status, int) else None
+
+
 def _is_throttling(exc: BaseException) -> bool:
     from strands.types.exceptions import ModelThrottledException
 
     if isinstance(exc, ModelThrottledException):
         return True
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        # botocore ClientError
-        code = response.get("Error", {}).get("Code")
-        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    client = _client_error(exc)
+    if client is not None:
+        code, status = client
         return code in _THROTTLING_CODES or status == 429
     try:
         import openai
@@ -126,37 +161,95 @@ def _is_throttling(exc: BaseException) -> bool:
     return isinstance(exc, openai.RateLimitError)
 
 
+def _is_timeout(exc: BaseException) -> bool:
+    from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+    if isinstance(exc, TimeoutError | ReadTimeoutError | ConnectTimeoutError):
+        return True
+    client = _client_error(exc)
+    if client is not None:
+        return client[0] in _TIMEOUT_CODES or client[1] in (408, 504)
+    try:
+        import httpx
+        import openai
+    except ImportError:
+        return False
+    return isinstance(exc, openai.APITimeoutError | httpx.TimeoutException)
+
+
 def _is_invalid_output(exc: BaseException) -> bool:
     from strands.types.exceptions import MaxTokensReachedException, StructuredOutputException
 
     # A truncated answer is unusable output; the same input would be cut the same way.
-    return isinstance(exc, StructuredOutputException | ValidationError | MaxTokensReachedException)
+    return isinstance(
+        exc, StructuredOutputException | ValidationError | MaxTokensReachedException | _NoAssessmentError
+    )
 
 
-def to_model_error(exc: BaseException) -> ModelError:
-    """Map any exception from a model call to a ``ModelError`` with a stable code.
+def _provider_error(exc: BaseException) -> bool | None:
+    """For an error of the provider's API or connection: is it transient? None: not one."""
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, HTTPClientError
 
-    MODEL_THROTTLED for throttling anywhere in the chain (Strands, botocore, OpenAI),
-    MODEL_OUTPUT_INVALID when the model answered but not with a valid assessment, and
-    MODEL_ERROR for everything else (connection errors, timeouts, access denied, ...).
+    client = _client_error(exc)
+    if client is not None:
+        return client[1] is None or client[1] >= 500
+    if isinstance(exc, HTTPClientError | EndpointConnectionError | ConnectionClosedError | ConnectionError):
+        return True
+    try:
+        import openai
+    except ImportError:
+        return None
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code >= 500
+    if isinstance(exc, openai.APIConnectionError):
+        return True
+    return None
+
+
+def classify_failure(exc: BaseException) -> ModelFailure:
+    """Why a model call failed, looking through every wrapper in the chain.
+
+    Throttling, then timeouts, then unusable output, then provider errors. Anything
+    else arose while reading an answer that did arrive (an HTTP 200 that is HTML or not
+    JSON fails inside the SDK's parser with an arbitrary exception): unusable output.
     """
-    if isinstance(exc, ModelError):
-        return exc
+    from agent_runtime.model_budget import ModelBudgetSpentError
+
     chain = _exception_chain(exc)
-    code = ErrorCode.MODEL_ERROR
-    # The innermost error names the real cause; the wrappers mostly repeat it.
-    cause = chain[-1]
-    for test, matched_code in (
-        (_is_throttling, ErrorCode.MODEL_THROTTLED),
-        (_is_invalid_output, ErrorCode.MODEL_OUTPUT_INVALID),
-    ):
+    spent = next((item for item in chain if isinstance(item, ModelBudgetSpentError)), None)
+    if spent is not None:
+        # An attempt starts only with budget left, so the budget ran out mid-conversation:
+        # the model kept answering unusably (prose, invalid tool input) until it was spent.
+        return ModelFailure("model_output_invalid", False, f"no usable answer: {spent}")
+    tests: tuple[tuple[Any, DegradedReason, bool], ...] = (
+        (_is_throttling, "model_throttled", True),
+        (_is_timeout, "model_timeout", True),
+        (_is_invalid_output, "model_output_invalid", False),
+    )
+    for test, reason, transient in tests:
         matched = next((item for item in chain if test(item)), None)
         if matched is not None:
-            code, cause = matched_code, matched
-            break
-    detail = sanitize_text(str(cause), _ERROR_MESSAGE_CHARS)
-    message = f"{type(cause).__name__}: {detail}" if detail else type(cause).__name__
-    return ModelError(code, message)
+            return ModelFailure(reason, transient, _describe(matched))
+    for item in chain:
+        provider_transient = _provider_error(item)
+        if provider_transient is not None:
+            return ModelFailure("model_error", provider_transient, _describe(item))
+    # The innermost error names the real cause; the wrappers mostly repeat it.
+    return ModelFailure("model_output_invalid", False, _describe(chain[-1]))
+
+
+def _describe(exc: BaseException) -> str:
+    detail = sanitize_text(str(exc), _ERROR_MESSAGE_CHARS)
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+class _NoAssessmentError(Exception):
+    """The agent finished without a SecurityAssessment."""
+
+
+def backoff_s(attempt: int, *, base_s: float = RETRY_BASE_S, cap_s: float = RETRY_CAP_S) -> float:
+    """Full-jitter exponential backoff before retry number ``attempt`` (1-based)."""
+    return random.uniform(0, min(cap_s, base_s * 2 ** (attempt - 1)))  # noqa: S311 - jitter, not crypto
 
 
 # ---- the analyst ------------------------------------------------------------------------
@@ -170,84 +263,147 @@ class SecurityAnalyst:
         model: Model | None = None,
         *,
         model_id: str | None = None,
-        max_turns: int = DEFAULT_MAX_TURNS,
+        call_budget: int = DEFAULT_CALL_BUDGET,
+        retry_base_s: float = RETRY_BASE_S,
     ) -> None:
         """Use ``model`` (any Strands model, including a test double), or rules if None.
 
         ``model_id`` overrides the id recorded in ``analyzed_by``; by default it is the
-        id the model reports in ``get_config()``.
+        id the model reports in ``get_config()``. ``call_budget``: model requests per
+        event when the request names none.
         """
         self._model = model
         self._model_id = model_id
-        self._max_turns = max_turns
+        self._call_budget = call_budget
+        self._retry_base_s = retry_base_s
 
     @classmethod
     def from_config(cls, config: ProviderConfig, *, model: Model | None = None) -> SecurityAnalyst:
         """Build the analyst for ``config``; a given ``model`` replaces the configured one."""
         if model is not None:
-            return cls(model)
+            return cls(model, call_budget=config.call_budget)
         built = build_model(config)
-        return cls(built, model_id=config.model_id if built is not None else None)
+        return cls(
+            built,
+            model_id=config.model_id if built is not None else None,
+            call_budget=config.call_budget,
+        )
+
+    @property
+    def model_id(self) -> str | None:
+        """The configured model's id; None for the rules provider."""
+        if self._model is None:
+            return None
+        return self._model_id or model_id_of(self._model)
 
     @property
     def analyzed_by(self) -> str:
-        """What ``Analysis.analyzed_by`` records: the model id, or ``rules``."""
-        if self._model is None:
-            return RULES_PROVIDER
-        return self._model_id or model_id_of(self._model)
+        """What ``Analysis.analyzed_by`` records when the model writes: its id, or ``rules``."""
+        return self.model_id or RULES_PROVIDER
 
     @property
     def uses_model(self) -> bool:
         """False for the rules provider."""
         return self._model is not None
 
-    def analyze(self, event: WafEvent, floor: SeverityFloorInfo) -> Analysis:
-        """Assess one event. Raises ``ModelError`` when the model fails.
+    def analyze(self, event: WafEvent, floor: SeverityFloorInfo, *, budget: int | None = None) -> Analysis:
+        """Assess one event with at most ``budget`` model requests; never raises for the model.
 
         The final severity is the higher of the floor and the model's rating.
         """
         if self._model is None:
             return rules_analysis(event, floor)
-        assessment = self._assess(event, floor)
+        from agent_runtime.model_budget import BudgetedModel
+
+        model = BudgetedModel(self._model, self._call_budget if budget is None else budget)
+        # Only when the budget is 0: no attempt is made at all.
+        failure = ModelFailure("model_budget_spent", False, "no model request allowed")
+        attempt = 0
+        while model.remaining > 0:
+            attempt += 1
+            try:
+                assessment = self._assess(model, event, floor)
+            except Exception as exc:
+                failure = classify_failure(exc)
+                log.warning(
+                    "model_attempt_failed",
+                    attempt=attempt,
+                    reason=failure.reason,
+                    transient=failure.transient,
+                    error=failure.message,
+                    model_calls=model.calls,
+                )
+                if not failure.transient or model.remaining <= 0:
+                    break
+                time.sleep(backoff_s(attempt, base_s=self._retry_base_s))
+                continue
+            return self._decide(event, floor, assessment, model.calls)
+        log.warning("model_fallback_rules", reason=failure.reason, model_calls=model.calls)
+        return rules_analysis(event, floor, degraded=True).model_copy(
+            update={"degraded_reason": failure.reason, "model_calls": model.calls}
+        )
+
+    def _decide(
+        self, event: WafEvent, floor: SeverityFloorInfo, assessment: SecurityAssessment, calls: int
+    ) -> Analysis:
+        raw = assessment.severity_rating
+        severity = min(SEVERITY_MAX, max(SEVERITY_MIN, raw))
+        model_id = self.analyzed_by
+        if severity < floor.severity:
+            # Overruled: a rating below the floor is most likely the request's text talking
+            # (docs/architecture.md, "Model fail-safe"). The rules text is the analysis;
+            # the model's words are kept apart, for forensics.
+            log.warning("model_overruled", model_severity=severity, severity_floor=floor.severity)
+            return rules_analysis(event, floor).model_copy(
+                update={
+                    "model_severity": severity,
+                    "model_severity_clamped": severity != raw,
+                    "model_overruled": True,
+                    "model_opinion": ModelOpinion(
+                        model_id=model_id,
+                        severity=severity,
+                        attack_type=assessment.attack_type,
+                        security_analysis=assessment.security_analysis,
+                        follow_up_suggestion=assessment.follow_up_suggestion,
+                    ),
+                    "model_calls": calls,
+                }
+            )
         return Analysis(
-            severity_rating=max(floor.severity, assessment.severity_rating),
+            severity_rating=severity,
             severity_floor=floor.severity,
-            model_severity=assessment.severity_rating,
+            model_severity=severity,
             security_analysis=assessment.security_analysis,
             follow_up_suggestion=assessment.follow_up_suggestion,
             attack_type=assessment.attack_type,
-            analyzed_by=self.analyzed_by,
+            analyzed_by=model_id,
             floor=floor,
+            model_written=True,
+            model_severity_clamped=severity != raw,
+            model_calls=calls,
         )
 
-    def _assess(self, event: WafEvent, floor: SeverityFloorInfo) -> SecurityAssessment:
+    @staticmethod
+    def _assess(model: Model, event: WafEvent, floor: SeverityFloorInfo) -> SecurityAssessment:
         from strands import Agent
 
         prompt = build_analysis_prompt(event, floor)
-        # A fresh agent per event: an agent accumulates conversation history, and the
+        # A fresh agent per attempt: an agent accumulates conversation history, and the
         # runtime must not carry one event's text into the next. No tools, so nothing the
-        # model says can act on anything. Retries belong to the SDK client (botocore or
-        # OpenAI) and, beyond it, to the worker, never to the agent's minute-long backoff.
+        # model says can act on anything. Retries belong to ``analyze`` alone, never to
+        # the agent's minute-long backoff.
         agent = Agent(
-            model=self._model,
+            model=model,
             system_prompt=SYSTEM_PROMPT,
             tools=[],
             callback_handler=None,
             retry_strategy=None,
             name="security_analyst",
         )
-        try:
-            result: Any = agent(
-                prompt,
-                structured_output_model=SecurityAssessment,
-                limits={"turns": self._max_turns},
-            )
-        except Exception as exc:
-            raise to_model_error(exc) from exc
+        result: Any = agent(prompt, structured_output_model=SecurityAssessment)
         assessment = result.structured_output
         if not isinstance(assessment, SecurityAssessment):
-            raise ModelError(
-                ErrorCode.MODEL_OUTPUT_INVALID,
-                f"the model gave no SecurityAssessment (stop reason {result.stop_reason})",
+            raise _NoAssessmentError(
+                f"the model gave no SecurityAssessment (stop reason {result.stop_reason})"
             )
         return assessment

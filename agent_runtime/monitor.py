@@ -1,20 +1,35 @@
 """security_monitor: deterministic grouping of monitored events into patterns.
 
 Grouping is code, never a model: the same events always give the same patterns, so
-the worker can upsert them idempotently. A model may only add a narrative.
+the worker can upsert them idempotently. A model may only add a narrative, and only to
+the patterns the request names in ``narrate`` (the ones the worker will notify); every
+other pattern gets the template at no model cost.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from secops_core.contract import MonitorRequest, MonitorResponse, Pattern, WafEvent
 from secops_core.errors import ContractError, ErrorCode
 from secops_core.patterns import normalize_uri, pattern_key
 
-Narrator = Callable[[Pattern], str]
+
+@dataclass(frozen=True)
+class Narration:
+    """A narrative (empty when the model gave none), who wrote it, and what it cost."""
+
+    text: str
+    written_by: str
+    model_calls: int
+
+
+class Narrator(Protocol):
+    def narrate(self, pattern: Pattern) -> Narration: ...
 
 
 def template_narrative(pattern: Pattern) -> str:
@@ -54,6 +69,8 @@ def detect_patterns(
     groups: dict[tuple[str, str], list[WafEvent]] = defaultdict(list)
     for event in in_window:
         groups[(event.source_ip, normalize_uri(event.uri))].append(event)
+    narrate = frozenset(request.narrate)
+    model_calls = 0
     patterns = []
     for (source_ip, uri), members in sorted(groups.items()):
         members.sort(key=lambda e: (e.timestamp, e.event_key))
@@ -71,10 +88,17 @@ def detect_patterns(
             threshold_met=len(members) >= threshold,
             narrative="",
         )
-        narrative = template_narrative(pattern)
-        if narrator is not None and pattern.threshold_met:
-            narrative = narrator(pattern) or narrative
-        patterns.append(pattern.model_copy(update={"narrative": narrative}))
+        update: dict[str, object] = {"narrative": template_narrative(pattern)}
+        if narrator is not None and pattern.pattern_key in narrate:
+            narration = narrator.narrate(pattern)
+            model_calls += narration.model_calls
+            if narration.text:
+                update = {
+                    "narrative": narration.text,
+                    "narrative_by": narration.written_by,
+                    "narrative_model_written": True,
+                }
+        patterns.append(pattern.model_copy(update=update))
     patterns.sort(key=lambda p: (-p.count, p.pattern_key))
     return MonitorResponse(
         hours=request.hours,
@@ -82,6 +106,7 @@ def detect_patterns(
         events_in_window=len(in_window),
         threshold=threshold,
         patterns=tuple(patterns),
+        model_calls=model_calls,
     )
 
 

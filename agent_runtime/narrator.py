@@ -1,8 +1,9 @@
 """A model-written narrative for a monitor pattern (the rules provider writes a template).
 
 The grouping, counts and threshold are code; a model only adds prose for the
-notification. A narrative is not a decision, so when the model fails the template
-stands in and the failure is logged, never raised.
+notification, and only for the patterns the worker names in ``narrate``. A narrative is
+not a decision, so when the model fails the template stands in and the failure is
+logged, never raised; the pattern records who wrote its narrative.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, Field, field_validator
 
+from agent_runtime.monitor import Narration
 from agent_runtime.prompt_safety import PATTERN_SYSTEM_PROMPT, build_pattern_prompt
 from secops_core.contract import Pattern
 from secops_core.text import sanitize_text
@@ -19,6 +21,8 @@ from secops_core.text import sanitize_text
 log = structlog.get_logger("agent_runtime.narrator")
 
 NARRATIVE_CHARS = 1200
+# One answer and one forced structured-output turn, no retry: prose is not worth more.
+NARRATIVE_CALL_BUDGET = 2
 
 
 class PatternNarrative(BaseModel):
@@ -36,18 +40,26 @@ class PatternNarrative(BaseModel):
 
 
 class PatternNarrator:
-    """Callable ``(Pattern) -> str`` for :func:`agent_runtime.monitor.detect_patterns`."""
+    """Writes a pattern's narrative with ``model``, at most ``NARRATIVE_CALL_BUDGET`` requests."""
 
-    def __init__(self, model: Any, *, max_turns: int = 2) -> None:
+    def __init__(self, model: Any, *, model_id: str | None = None) -> None:
         self._model = model
-        self._max_turns = max_turns
+        self._model_id = model_id
 
     def __call__(self, pattern: Pattern) -> str:
+        return self.narrate(pattern).text
+
+    def narrate(self, pattern: Pattern) -> Narration:
         from strands import Agent
 
+        from agent_runtime.model_budget import BudgetedModel
+        from agent_runtime.providers import model_id_of
+
+        written_by = self._model_id or model_id_of(self._model)
+        model = BudgetedModel(self._model, NARRATIVE_CALL_BUDGET)
         # A fresh, tool-less agent per pattern: no memory between patterns, no actions.
         agent = Agent(
-            model=self._model,
+            model=model,
             system_prompt=PATTERN_SYSTEM_PROMPT,
             tools=[],
             callback_handler=None,
@@ -55,13 +67,10 @@ class PatternNarrator:
             name="security_monitor",
         )
         try:
-            result: Any = agent(
-                build_pattern_prompt(pattern),
-                structured_output_model=PatternNarrative,
-                limits={"turns": self._max_turns},
-            )
+            result: Any = agent(build_pattern_prompt(pattern), structured_output_model=PatternNarrative)
         except Exception as exc:
             log.warning("narrative_failed", pattern_key=pattern.pattern_key, error=str(exc)[:200])
-            return ""
+            return Narration("", written_by, model.calls)
         output = result.structured_output
-        return output.narrative if isinstance(output, PatternNarrative) else ""
+        text = output.narrative if isinstance(output, PatternNarrative) else ""
+        return Narration(text, written_by, model.calls)

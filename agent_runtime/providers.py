@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from secops_core.contract import MAX_MODEL_BUDGET
 from secops_core.settings import CommonSettings, ProviderName
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 
 DEFAULT_BEDROCK_MODEL_ID = "amazon.nova-lite-v1:0"
+DEFAULT_CALL_BUDGET = 3
 DEFAULT_REGION = "us-east-1"
 DEFAULT_OLLAMA_BASE_URL = "http://localhost:11434/v1"
 # Local OpenAI-compatible servers ignore the key, but the OpenAI client refuses to start
@@ -51,11 +53,12 @@ class ProviderConfig(BaseModel):
     connect_timeout: float = Field(default=5.0, gt=0)
     # Nova Lite answers in a few seconds; a minute covers a slow local model on CPU.
     read_timeout: float = Field(default=60.0, gt=0)
-    # Attempts per model call by the SDK client (botocore adaptive mode, or the OpenAI
-    # client's retries). Beyond these the worker retries the message later.
-    max_attempts: int = Field(default=3, ge=1, le=10)
-    # Only the final structured answer is used, so streaming buys nothing here; a single
-    # response also makes the read timeout cover the whole answer.
+    # Model requests per event (retries and structured-output turns included). The SDK
+    # clients make one attempt per request: the analyst's loop is the one retry policy.
+    call_budget: int = Field(default=DEFAULT_CALL_BUDGET, ge=1, le=MAX_MODEL_BUDGET)
+    # Off, and not a setting: only the complete tool input is usable, so streaming cannot
+    # bring the answer sooner, and a trickling stream would escape the read timeout
+    # (README, "Providers"). Kept for the wire tests of both protocols.
     streaming: bool = False
 
     @model_validator(mode="after")
@@ -82,7 +85,7 @@ class ProviderConfig(BaseModel):
             max_tokens=settings.model_max_tokens,
             connect_timeout=settings.model_connect_timeout_s,
             read_timeout=settings.model_read_timeout_s,
-            max_attempts=settings.model_max_attempts,
+            call_budget=settings.model_call_budget,
         )
 
     def resolved_region(self) -> str:
@@ -115,10 +118,10 @@ def _bedrock_model(config: ProviderConfig) -> Model:
     client_config = BotocoreConfig(
         connect_timeout=config.connect_timeout,
         read_timeout=config.read_timeout,
-        # Adaptive mode also slows the client down client-side when Bedrock throttles.
-        # ``total_max_attempts`` counts the first call; botocore's ``max_attempts`` would
-        # count retries only, one more call than configured.
-        retries={"total_max_attempts": config.max_attempts, "mode": "adaptive"},
+        # One attempt per request: the analyst retries within the event's budget and
+        # counts every request. ``total_max_attempts`` counts the first call; botocore's
+        # ``max_attempts`` would count retries only, one more call than configured.
+        retries={"total_max_attempts": 1, "mode": "standard"},
     )
     return BedrockModel(
         model_id=config.model_id,
@@ -156,7 +159,8 @@ def _openai_compatible_model(config: ProviderConfig) -> Model:
         "base_url": base_url,
         "api_key": api_key,
         "timeout": httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
-        "max_retries": config.max_attempts - 1,
+        # One attempt per request: the analyst retries within the event's budget.
+        "max_retries": 0,
     }
     return OpenAIModel(
         client_args=client_args,

@@ -81,7 +81,8 @@ class AgentService:
         event = request.event
         with structlog.contextvars.bound_contextvars(event_key=event.event_key):
             floor = severity_floor(event)
-            analysis = self.analyst.analyze(event, floor)
+            # Never raises for the model: a failure is a degraded analysis at the floor.
+            analysis = self.analyst.analyze(event, floor, budget=request.model_budget)
             decision = triage(analysis.severity_rating)
             log.info(
                 "event_analyzed",
@@ -90,6 +91,9 @@ class AgentService:
                 severity=analysis.severity_rating,
                 triage=decision.action,
                 analyzed_by=analysis.analyzed_by,
+                model_calls=analysis.model_calls,
+                degraded_reason=analysis.degraded_reason,
+                model_overruled=analysis.model_overruled,
             )
             return AnalyzeResponse(event_key=event.event_key, event=event, analysis=analysis, triage=decision)
 
@@ -141,9 +145,11 @@ def build_service(settings: CommonSettings, model: Model | None = None) -> Agent
     config = ProviderConfig.from_settings(settings)
     if model is not None:
         # An injected model (tests, benchmarks) names itself.
-        analyst = SecurityAnalyst(model)
+        analyst = SecurityAnalyst(model, call_budget=config.call_budget)
     else:
         model = build_model(config)
-        analyst = SecurityAnalyst(model, model_id=config.model_id if model is not None else None)
-    narrator = PatternNarrator(model) if model is not None else None
+        analyst = SecurityAnalyst(
+            model, model_id=config.model_id if model is not None else None, call_budget=config.call_budget
+        )
+    narrator = PatternNarrator(model, model_id=analyst.model_id) if model is not None else None
     return AgentService(analyst, monitor_threshold=settings.monitor_threshold, narrator=narrator)

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from secops_core.errors import RETRYABLE_CODES, ErrorCode
-from secops_core.limits import MAX_MONITOR_HOURS
+from secops_core.limits import MAX_MONITOR_EVENTS, MAX_MONITOR_HOURS
 
 Severity = Annotated[int, Field(ge=0, le=5)]
 TriageAction = Literal["auto_close", "monitor", "escalate"]
@@ -116,19 +116,85 @@ class SeverityFloorInfo(_Frozen):
     floor_reason: FloorReason | None = None
 
 
+# Why the configured model did not decide an analysis (``Analysis.degraded_reason``).
+#
+# - ``model_output_invalid``: an answer arrived and is unusable (free text after the forced
+#   structured-output turn, tool input that is not JSON or not a valid assessment until
+#   the budget ran out, an HTTP 200 that is HTML or not JSON, an answer cut by max
+#   tokens). Retrying the same input gives the same answer: final, never worth waiting for.
+# - ``model_timeout`` / ``model_throttled`` / ``model_error``: an *outage* (read or connect
+#   timeout; 429 or a throttling error; 5xx, connection refused, access denied, any other
+#   provider error) that lasted through the whole per-request budget.
+# - ``model_budget_spent``: the request's ``model_budget`` was 0 (the worker spent the
+#   event's budget on earlier deliveries); no model request was made.
+DegradedReason = Literal[
+    "model_output_invalid",
+    "model_timeout",
+    "model_throttled",
+    "model_error",
+    "model_budget_spent",
+]
+# The degraded reasons that are outages: the worker may wait (circuit open) and ask again
+# while the per-event budget lasts, or accept the degraded analysis (``rules`` policy).
+OUTAGE_REASONS: frozenset[str] = frozenset({"model_timeout", "model_throttled", "model_error"})
+
+
+class ModelOpinion(_Frozen):
+    """What an overruled model wrote: MODEL-WRITTEN, UNTRUSTED, kept for forensics only.
+
+    A model that rates an event below the deterministic floor was most likely steered by
+    text in the request (docs/architecture.md, "Model fail-safe"). Its words are never
+    the analysis; show them, if at all, quoted and labelled as the overruled model's.
+    """
+
+    model_id: str
+    severity: Severity
+    attack_type: str
+    security_analysis: str
+    follow_up_suggestion: str
+
+
 class Analysis(_Frozen):
-    """The security analyst's result, with the floor and the model's own rating."""
+    """The security analyst's result, with the floor and the model's own rating.
+
+    Guarantees of the ``analyze`` workflow for a valid event (the runtime never answers
+    an error because of the model; docs/architecture.md, "Model fail-safe"):
+
+    - ``severity_rating >= severity_floor`` always.
+    - ``model_written`` is True only when ``security_analysis``, ``follow_up_suggestion``
+      and ``attack_type`` were written by the model named in ``analyzed_by``; otherwise
+      they are the rules analysis (``analyzed_by == "rules"``).
+    - The model answered usably and rated at or above the floor: its text, ``model_written``.
+    - The model rated below the floor: ``model_overruled``, the rules text is the analysis
+      (``floor.reason`` says why), the model's words are in ``model_opinion`` only.
+    - No usable answer within the budget: the rules analysis, ``degraded`` with
+      ``degraded_reason``; ``OUTAGE_REASONS`` tell an outage from an unusable answer.
+    - ``model_calls`` counts every model request made for this analysis (each HTTP
+      request: retries after errors and structured-output turns included), never more
+      than the request's ``model_budget``.
+    """
 
     severity_rating: Severity
     severity_floor: Severity
+    # The model's rating after clamping to 0-5; None when no model rated the event.
     model_severity: Severity | None = None
     security_analysis: str
     follow_up_suggestion: str
     attack_type: str
+    # Who wrote the text above: a model id, ``rules``, or ``caller`` (triage_only).
     analyzed_by: str
     floor: SeverityFloorInfo | None = None
     # True when the configured model was not used (it failed and the rules answered).
     degraded: bool = False
+    degraded_reason: DegradedReason | None = None
+    # Marker for readers: the text fields were written by a model (untrusted prose).
+    model_written: bool = False
+    # The model rated an integer outside 0-5; ``model_severity`` holds the clamped value.
+    model_severity_clamped: bool = False
+    # The model rated below the floor: its text was replaced by the rules analysis.
+    model_overruled: bool = False
+    model_opinion: ModelOpinion | None = None
+    model_calls: Annotated[int, Field(ge=0)] = 0
 
 
 class AnalysisInput(BaseModel):
@@ -165,14 +231,26 @@ class Pattern(_Frozen):
     threshold: int
     threshold_met: bool
     narrative: str
+    # Who wrote ``narrative``: ``template`` (code) or the model id. A model-written
+    # narrative is untrusted prose about attacker-controlled traffic: label it as such.
+    narrative_by: str = "template"
+    narrative_model_written: bool = False
 
 
 # ---- requests ------------------------------------------------------------------------
 
 
+# At most this many model requests for one analyze request, whatever the worker asks.
+MAX_MODEL_BUDGET = 20
+
+
 class AnalyzeRequest(_Frozen):
     action: Literal["analyze"] = "analyze"
     event: WafEvent
+    # Model requests this analysis may make (the worker passes what is left of the
+    # event's budget across deliveries); None: the runtime's ``model_call_budget``.
+    # 0: no model call, the rules analysis marked ``model_budget_spent``.
+    model_budget: Annotated[int, Field(ge=0, le=MAX_MODEL_BUDGET)] | None = None
 
 
 class TriageOnlyRequest(_Frozen):
@@ -190,6 +268,9 @@ class MonitorRequest(_Frozen):
     # When the window ends (defaults to the runtime's clock): events older than
     # ``hours`` before it are ignored, so a stale list cannot escalate.
     now: datetime | None = None
+    # Pattern keys that get a model-written narrative (the ones the worker will notify);
+    # every other pattern gets the template and costs no model call.
+    narrate: Annotated[tuple[str, ...], Field(max_length=MAX_MONITOR_EVENTS)] = ()
 
 
 Request = AnalyzeRequest | TriageOnlyRequest | MonitorRequest
@@ -223,6 +304,8 @@ class MonitorResponse(_Frozen):
     events_in_window: int
     threshold: int
     patterns: tuple[Pattern, ...]
+    # Model requests made for narratives (0 unless ``narrate`` named a pattern).
+    model_calls: int = 0
 
 
 class ErrorBody(_Frozen):

@@ -49,7 +49,14 @@ class CommonSettings(BaseSettings):
     model_max_tokens: int = Field(default=1024, ge=64, le=8192)
     model_connect_timeout_s: float = Field(default=5.0, gt=0)
     model_read_timeout_s: float = Field(default=60.0, gt=0)
-    model_max_attempts: int = Field(default=3, ge=1, le=10)
+    # Model requests per event, all retries and structured-output turns included; the
+    # runtime's default per analyze request and the worker's budget across deliveries.
+    model_call_budget: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        validation_alias=AliasChoices("SECOPS_MODEL_CALL_BUDGET", "SECOPS_MODEL_MAX_ATTEMPTS"),
+    )
 
     # Events per pattern that make the monitor escalate (the seed used 5).
     monitor_threshold: int = Field(default=5, ge=1)

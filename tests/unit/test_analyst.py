@@ -23,7 +23,7 @@ from agent_runtime.analyst import (
     SecurityAnalyst,
     SecurityAssessment,
     rules_analysis,
-    to_model_error,
+    classify_failure,
 )
 from agent_runtime.prompt_safety import FENCE_CLOSE, FENCE_OPEN, SYSTEM_PROMPT
 from agent_runtime.providers import ProviderConfig, build_model
