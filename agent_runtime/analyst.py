@@ -278,15 +278,18 @@ class SecurityAnalyst:
         self._retry_base_s = retry_base_s
 
     @classmethod
-    def from_config(cls, config: ProviderConfig, *, model: Model | None = None) -> SecurityAnalyst:
+    def from_config(
+        cls, config: ProviderConfig, *, model: Model | None = None, retry_base_s: float = RETRY_BASE_S
+    ) -> SecurityAnalyst:
         """Build the analyst for ``config``; a given ``model`` replaces the configured one."""
         if model is not None:
-            return cls(model, call_budget=config.call_budget)
+            return cls(model, call_budget=config.call_budget, retry_base_s=retry_base_s)
         built = build_model(config)
         return cls(
             built,
             model_id=config.model_id if built is not None else None,
             call_budget=config.call_budget,
+            retry_base_s=retry_base_s,
         )
 
     @property

@@ -115,7 +115,10 @@ def parse_request(
         raise fail(ErrorCode.MISSING_EVENT, f"action '{action}' needs an 'event' object")
     event = normalize_event(payload["event"], allow_normalized=allow_normalized)
     if action == "analyze":
-        return AnalyzeRequest(event=event)
+        try:
+            return AnalyzeRequest(event=event, model_budget=payload.get("model_budget"))
+        except ValidationError as exc:
+            raise fail(ErrorCode.INVALID_PAYLOAD, first_error("analyze", exc)) from None
     analysis = payload.get("analysis")
     if not isinstance(analysis, Mapping):
         raise fail(
@@ -156,7 +159,7 @@ def _parse_monitor(payload: Mapping[str, Any]) -> MonitorRequest:
         except ContractError as exc:
             raise fail(exc.code, f"events[{index}]: {exc.message}") from None
     extra: dict[str, Any] = {}
-    for name in ("threshold", "now"):
+    for name in ("threshold", "now", "narrate"):
         if payload.get(name) is not None:
             extra[name] = payload[name]
     try:

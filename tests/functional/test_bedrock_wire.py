@@ -25,7 +25,6 @@ from agent_runtime.analyst import SecurityAnalyst
 from agent_runtime.prompt_safety import FENCE_CLOSE, FENCE_OPEN, SYSTEM_PROMPT
 from agent_runtime.providers import ProviderConfig, build_model
 from secops_core.contract import Header, RuleMatch, SeverityFloorInfo, WafEvent
-from secops_core.errors import ErrorCode, ModelError
 from tests.fixtures.scripted_http import Reply, ScriptedHTTPServer
 
 MODEL_ID = "amazon.nova-lite-v1:0"
@@ -74,8 +73,8 @@ def dummy_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def bedrock_config(**overrides: Any) -> ProviderConfig:
-    # One attempt: a test asserts on exactly the calls it scripted.
-    fields: dict[str, Any] = {"provider": "bedrock", "region": "us-east-1", "max_attempts": 1}
+    # One call: a test asserts on exactly the calls it scripted.
+    fields: dict[str, Any] = {"provider": "bedrock", "region": "us-east-1", "call_budget": 1}
     fields.update(overrides)
     return ProviderConfig(**fields)
 
@@ -147,7 +146,7 @@ def stubbed() -> Iterator[tuple[SecurityAnalyst, Stubber, list[dict[str, Any]]]]
 
 
 def test_build_model_configures_the_bedrock_client() -> None:
-    config = bedrock_config(region="eu-west-1", connect_timeout=2.5, read_timeout=30, max_attempts=4)
+    config = bedrock_config(region="eu-west-1", connect_timeout=2.5, read_timeout=30, call_budget=4)
 
     model = build_model(config)
 
@@ -155,7 +154,8 @@ def test_build_model_configures_the_bedrock_client() -> None:
     assert client.meta.region_name == "eu-west-1"
     assert client.meta.config.connect_timeout == 2.5
     assert client.meta.config.read_timeout == 30
-    assert client.meta.config.retries == {"total_max_attempts": 4, "mode": "adaptive"}
+    # One attempt per request: the analyst retries within the call budget.
+    assert client.meta.config.retries == {"total_max_attempts": 1, "mode": "standard"}
     assert model.get_config()["model_id"] == MODEL_ID  # type: ignore[union-attr]
     assert model.get_config()["streaming"] is False  # type: ignore[union-attr]
 
@@ -198,23 +198,27 @@ def test_a_model_rating_below_the_floor_is_raised_to_it(
     analysis = analyst.analyze(EVENT, FLOOR)
 
     assert (analysis.severity_rating, analysis.model_severity) == (4, 1)
+    assert analysis.model_overruled is True
+    assert analysis.model_opinion is not None
+    assert analysis.model_opinion.security_analysis == ANSWER["security_analysis"]
+    assert analysis.security_analysis != ANSWER["security_analysis"]
 
 
 @pytest.mark.parametrize(
     ("error_code", "status", "expected"),
     [
-        ("ThrottlingException", 429, ErrorCode.MODEL_THROTTLED),
-        ("ServiceUnavailableException", 503, ErrorCode.MODEL_ERROR),
-        ("AccessDeniedException", 403, ErrorCode.MODEL_ERROR),
-        ("ValidationException", 400, ErrorCode.MODEL_ERROR),
-        ("ModelTimeoutException", 408, ErrorCode.MODEL_ERROR),
+        ("ThrottlingException", 429, "model_throttled"),
+        ("ServiceUnavailableException", 503, "model_error"),
+        ("AccessDeniedException", 403, "model_error"),
+        ("ValidationException", 400, "model_error"),
+        ("ModelTimeoutException", 408, "model_timeout"),
     ],
 )
-def test_service_errors_map_to_model_errors(
+def test_service_errors_become_degraded_analyses(
     stubbed: tuple[SecurityAnalyst, Stubber, list[dict[str, Any]]],
     error_code: str,
     status: int,
-    expected: ErrorCode,
+    expected: str,
 ) -> None:
     analyst, stubber, _ = stubbed
     stubber.add_client_error(
@@ -224,11 +228,11 @@ def test_service_errors_map_to_model_errors(
         http_status_code=status,
     )
 
-    with pytest.raises(ModelError) as caught:
-        analyst.analyze(EVENT, FLOOR)
+    analysis = analyst.analyze(EVENT, FLOOR, budget=1)
 
-    assert caught.value.code == expected
-    assert error_code in caught.value.message
+    assert analysis.degraded_reason == expected
+    assert analysis.severity_rating == FLOOR.severity
+    assert analysis.model_calls == 1
 
 
 def test_a_prose_answer_gets_one_forced_retry(
@@ -245,7 +249,7 @@ def test_a_prose_answer_gets_one_forced_retry(
     stubber.add_response("converse", prose)
     stubber.add_response("converse", converse_response(ANSWER))
 
-    analysis = analyst.analyze(EVENT, FLOOR)
+    analysis = analyst.analyze(EVENT, FLOOR, budget=2)
 
     assert analysis.model_severity == 5
     assert sent[1]["toolConfig"]["toolChoice"] == {"tool": {"name": "SecurityAssessment"}}
@@ -383,12 +387,11 @@ def test_throttling_on_the_wire_is_model_throttled(converse_server: ConverseServ
     )
     analyst = SecurityAnalyst.from_config(bedrock_config(base_url=converse_server.url))
 
-    with pytest.raises(ModelError) as caught:
-        analyst.analyze(EVENT, FLOOR)
+    analysis = analyst.analyze(EVENT, FLOOR)
 
-    assert caught.value.code == ErrorCode.MODEL_THROTTLED
-    assert caught.value.retryable is True
-    assert len(converse_server.received) == 1
+    assert analysis.degraded_reason == "model_throttled"
+    # One request: botocore's own retries are off, the budget was 1.
+    assert len(converse_server.received) == analysis.model_calls == 1
 
 
 def test_an_unreachable_endpoint_is_model_error() -> None:
@@ -397,7 +400,7 @@ def test_an_unreachable_endpoint_is_model_error() -> None:
         url = server.url
     analyst = SecurityAnalyst.from_config(bedrock_config(base_url=url, connect_timeout=1))
 
-    with pytest.raises(ModelError) as caught:
-        analyst.analyze(EVENT, FLOOR)
+    analysis = analyst.analyze(EVENT, FLOOR)
 
-    assert caught.value.code == ErrorCode.MODEL_ERROR
+    assert analysis.degraded_reason == "model_error"
+    assert analysis.severity_rating == FLOOR.severity

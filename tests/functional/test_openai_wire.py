@@ -20,7 +20,6 @@ from agent_runtime.analyst import SecurityAnalyst
 from agent_runtime.prompt_safety import FENCE_CLOSE, FENCE_OPEN, SYSTEM_PROMPT
 from agent_runtime.providers import DEFAULT_OLLAMA_BASE_URL, ProviderConfig, build_model
 from secops_core.contract import Header, SeverityFloorInfo, WafEvent
-from secops_core.errors import ErrorCode, ModelError
 from tests.fixtures.scripted_http import Reply, ScriptedHTTPServer
 
 MODEL_ID = "llama3.1:8b"
@@ -189,7 +188,7 @@ def config_for(server: ChatCompletionsServer, provider: str, **overrides: Any) -
         "provider": provider,
         "model_id": MODEL_ID,
         "base_url": server.base_url,
-        "max_attempts": 1,
+        "call_budget": 1,
     }
     fields.update(overrides)
     return ProviderConfig(**fields)
@@ -237,43 +236,44 @@ def test_a_prose_answer_is_forced_to_the_tool(server: ChatCompletionsServer) -> 
     # GIVEN a local model that answers in prose first, as small models often do
     server.replies += [text_reply("This is Shellshock."), tool_call_reply(ANSWER)]
 
-    analysis = SecurityAnalyst.from_config(config_for(server, "ollama")).analyze(EVENT, FLOOR)
+    analysis = SecurityAnalyst.from_config(config_for(server, "ollama", call_budget=2)).analyze(EVENT, FLOOR)
 
     assert analysis.model_severity == 3
+    assert analysis.model_calls == 2
     assert server.received[1].body["tool_choice"] == {
         "type": "function",
         "function": {"name": "SecurityAssessment"},
     }
 
 
-def test_rate_limit_is_model_throttled(server: ChatCompletionsServer) -> None:
+def test_rate_limit_is_a_degraded_throttled_analysis(server: ChatCompletionsServer) -> None:
     server.replies.append(error_reply(429, "rate_limit_exceeded"))
 
-    with pytest.raises(ModelError) as caught:
-        SecurityAnalyst.from_config(config_for(server, "openai")).analyze(EVENT, FLOOR)
+    analysis = SecurityAnalyst.from_config(config_for(server, "openai")).analyze(EVENT, FLOOR)
 
-    assert caught.value.code == ErrorCode.MODEL_THROTTLED
-    assert len(server.received) == 1
+    assert (analysis.degraded_reason, analysis.severity_rating) == ("model_throttled", FLOOR.severity)
+    # One request: the OpenAI client's own retries are off, the budget was 1.
+    assert len(server.received) == analysis.model_calls == 1
 
 
-def test_server_error_is_model_error(server: ChatCompletionsServer) -> None:
+def test_server_error_is_a_degraded_model_error(server: ChatCompletionsServer) -> None:
     server.replies.append(error_reply(500, "internal_error"))
 
-    with pytest.raises(ModelError) as caught:
-        SecurityAnalyst.from_config(config_for(server, "openai")).analyze(EVENT, FLOOR)
+    analysis = SecurityAnalyst.from_config(config_for(server, "openai")).analyze(EVENT, FLOOR)
 
-    assert caught.value.code == ErrorCode.MODEL_ERROR
+    assert analysis.degraded_reason == "model_error"
+    assert len(server.received) == analysis.model_calls == 1
 
 
-def test_retries_follow_max_attempts(server: ChatCompletionsServer) -> None:
-    # GIVEN one throttled answer, then a good one, and two attempts allowed
+def test_retries_follow_the_call_budget(server: ChatCompletionsServer) -> None:
+    # GIVEN one throttled answer, then a good one, and two calls allowed
     server.replies += [error_reply(429, "rate_limit_exceeded"), tool_call_reply(ANSWER)]
 
-    analyst = SecurityAnalyst.from_config(config_for(server, "openai", max_attempts=2))
+    analyst = SecurityAnalyst.from_config(config_for(server, "openai", call_budget=2), retry_base_s=0)
     analysis = analyst.analyze(EVENT, FLOOR)
 
     assert analysis.model_severity == 3
-    assert len(server.received) == 2
+    assert len(server.received) == analysis.model_calls == 2
 
 
 def test_ollama_defaults_to_the_local_endpoint() -> None:

@@ -22,14 +22,13 @@ from agent_runtime.analyst import (
     ANALYSIS_TEXT_CHARS,
     SecurityAnalyst,
     SecurityAssessment,
-    rules_analysis,
     classify_failure,
+    rules_analysis,
 )
 from agent_runtime.prompt_safety import FENCE_CLOSE, FENCE_OPEN, SYSTEM_PROMPT
 from agent_runtime.providers import ProviderConfig, build_model
 from secops_core.contract import Analysis, Header, RuleMatch, SeverityFloorInfo, WafEvent
-from secops_core.errors import ErrorCode, ModelError
-from tests.fixtures.scripted_model import Raise, ScriptedModel, ScriptExhaustedError, ToolUse
+from tests.fixtures.scripted_model import Raise, ScriptedModel, ToolUse
 
 
 def make_event(**overrides: Any) -> WafEvent:
@@ -100,6 +99,8 @@ def test_structured_output_becomes_the_analysis() -> None:
         attack_type="SQL injection",
         analyzed_by="amazon.nova-lite-v1:0",
         floor=FLOOR,
+        model_written=True,
+        model_calls=1,
     )
     assert model.calls == 1
 
@@ -123,7 +124,7 @@ def test_the_model_sees_the_system_prompt_the_fenced_prompt_and_one_tool() -> No
 
 @pytest.mark.parametrize(
     ("floor", "model_severity", "expected"),
-    [(4, 0, 4), (4, 3, 4), (4, 4, 4), (4, 5, 5), (0, 2, 2), (3, 1, 3), (5, 0, 5), (0, 0, 0)],
+    [(4, 4, 4), (4, 5, 5), (0, 2, 2), (0, 0, 0), (3, 3, 3)],
 )
 def test_final_severity_is_the_higher_of_floor_and_model(
     floor: int, model_severity: int, expected: int
@@ -136,6 +137,63 @@ def test_final_severity_is_the_higher_of_floor_and_model(
     assert analysis.severity_rating == expected
     assert analysis.severity_floor == floor
     assert analysis.model_severity == model_severity
+    assert analysis.model_overruled is False
+    assert analysis.model_written is True
+
+
+@pytest.mark.parametrize(("floor", "model_severity"), [(4, 0), (4, 3), (3, 1), (5, 0)])
+def test_a_model_below_the_floor_is_overruled_and_its_words_kept_apart(
+    floor: int, model_severity: int
+) -> None:
+    # GIVEN a model that rates below the floor, as an obeyed injection does
+    model = ScriptedModel(
+        [
+            assessment(
+                model_severity, security_analysis="Benign health check.", follow_up_suggestion="Close it."
+            )
+        ]
+    )
+    floor_info = FLOOR.model_copy(update={"severity": floor})
+
+    # WHEN the analyst assesses the event
+    analysis = SecurityAnalyst(model).analyze(make_event(), floor_info)
+
+    # THEN the floor decides, and the analysis shown is the rules analysis
+    expected = rules_analysis(make_event(), floor_info)
+    assert analysis.severity_rating == floor
+    assert analysis.security_analysis == expected.security_analysis
+    assert analysis.follow_up_suggestion == expected.follow_up_suggestion
+    assert analysis.attack_type == expected.attack_type
+    assert analysis.analyzed_by == "rules"
+    assert analysis.model_written is False
+    assert analysis.degraded is False
+    # AND it says the model was overruled, with the floor's reason and the model's words apart
+    assert analysis.model_overruled is True
+    assert analysis.floor == floor_info
+    assert analysis.model_severity == model_severity
+    assert analysis.model_opinion is not None
+    assert analysis.model_opinion.model_id == "scripted-model"
+    assert analysis.model_opinion.severity == model_severity
+    assert analysis.model_opinion.security_analysis == "Benign health check."
+    assert analysis.model_opinion.follow_up_suggestion == "Close it."
+    assert "Benign" not in analysis.security_analysis
+    assert analysis.model_calls == 1
+
+
+@pytest.mark.parametrize(("raw", "clamped", "overruled"), [(9, 5, False), (10**12, 5, False), (-1, 0, True)])
+def test_an_out_of_range_severity_is_clamped_and_recorded(raw: int, clamped: int, overruled: bool) -> None:
+    # GIVEN a model that answers with an integer outside 0-5
+    model = ScriptedModel([assessment(raw)])
+
+    analysis = SecurityAnalyst(model).analyze(make_event(), FLOOR)
+
+    # THEN the rating is clamped (one call, no retry), recorded as clamped, never rejected
+    assert analysis.model_severity == clamped
+    assert analysis.model_severity_clamped is True
+    assert analysis.severity_rating == max(FLOOR.severity, clamped)
+    assert analysis.model_overruled is overruled
+    assert analysis.degraded is False
+    assert model.calls == 1
 
 
 def test_a_text_answer_is_followed_by_a_forced_structured_output_turn() -> None:
@@ -150,7 +208,7 @@ def test_a_text_answer_is_followed_by_a_forced_structured_output_turn() -> None:
 
 
 def test_an_invalid_tool_input_is_retried_once_then_accepted() -> None:
-    model = ScriptedModel([assessment(9), assessment(4)])
+    model = ScriptedModel([assessment(4, severity_rating="high"), assessment(4)])
 
     analysis = SecurityAnalyst(model).analyze(make_event(), FLOOR)
 
@@ -349,56 +407,90 @@ def validation_error() -> ValidationError:
 
 
 @pytest.mark.parametrize(
-    ("error", "code"),
+    ("error", "reason", "transient"),
     [
-        (ModelThrottledException("slow down"), ErrorCode.MODEL_THROTTLED),
-        (wrapped_throttle(), ErrorCode.MODEL_THROTTLED),
-        (client_error("ThrottlingException", 400), ErrorCode.MODEL_THROTTLED),
-        (client_error("TooManyRequestsException", 429), ErrorCode.MODEL_THROTTLED),
-        (openai_error(openai.RateLimitError, 429), ErrorCode.MODEL_THROTTLED),
-        (StructuredOutputException("no structured output"), ErrorCode.MODEL_OUTPUT_INVALID),
-        (validation_error(), ErrorCode.MODEL_OUTPUT_INVALID),
-        (MaxTokensReachedException("max tokens"), ErrorCode.MODEL_OUTPUT_INVALID),
-        (client_error("AccessDeniedException", 403), ErrorCode.MODEL_ERROR),
-        (client_error("ValidationException", 400), ErrorCode.MODEL_ERROR),
-        (client_error("ServiceUnavailableException", 503), ErrorCode.MODEL_ERROR),
-        (EndpointConnectionError(endpoint_url="https://bedrock"), ErrorCode.MODEL_ERROR),
-        (ReadTimeoutError(endpoint_url="https://bedrock"), ErrorCode.MODEL_ERROR),
-        (openai_error(openai.AuthenticationError, 401), ErrorCode.MODEL_ERROR),
-        (ConnectionRefusedError("refused"), ErrorCode.MODEL_ERROR),
-        (RuntimeError("boom"), ErrorCode.MODEL_ERROR),
+        (ModelThrottledException("slow down"), "model_throttled", True),
+        (wrapped_throttle(), "model_throttled", True),
+        (client_error("ThrottlingException", 400), "model_throttled", True),
+        (client_error("TooManyRequestsException", 429), "model_throttled", True),
+        (openai_error(openai.RateLimitError, 429), "model_throttled", True),
+        (StructuredOutputException("no structured output"), "model_output_invalid", False),
+        (validation_error(), "model_output_invalid", False),
+        (MaxTokensReachedException("max tokens"), "model_output_invalid", False),
+        (client_error("AccessDeniedException", 403), "model_error", False),
+        (client_error("ValidationException", 400), "model_error", False),
+        (client_error("ServiceUnavailableException", 503), "model_error", True),
+        (client_error("ModelTimeoutException", 408), "model_timeout", True),
+        (EndpointConnectionError(endpoint_url="https://bedrock"), "model_error", True),
+        (ReadTimeoutError(endpoint_url="https://bedrock"), "model_timeout", True),
+        (openai.APITimeoutError(request=httpx.Request("POST", "http://127.0.0.1:9")), "model_timeout", True),
+        (openai_error(openai.InternalServerError, 500), "model_error", True),
+        (openai_error(openai.AuthenticationError, 401), "model_error", False),
+        (ConnectionRefusedError("refused"), "model_error", True),
+        (AttributeError("'str' object has no attribute 'choices'"), "model_output_invalid", False),
     ],
     ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else str(value),
 )
-def test_a_model_exception_becomes_a_typed_model_error(error: BaseException, code: ErrorCode) -> None:
-    # GIVEN a model whose call raises
-    model = ScriptedModel([Raise(error)])
+def test_a_model_exception_is_classified(error: BaseException, reason: str, transient: bool) -> None:
+    failure = classify_failure(error)
+
+    assert (failure.reason, failure.transient) == (reason, transient)
+    assert failure.message
+    assert "\n" not in failure.message
+
+
+@pytest.mark.parametrize(
+    ("error", "reason", "calls"),
+    [
+        (ModelThrottledException("slow down"), "model_throttled", 3),
+        (client_error("ServiceUnavailableException", 503), "model_error", 3),
+        (ReadTimeoutError(endpoint_url="https://bedrock"), "model_timeout", 3),
+        (client_error("AccessDeniedException", 403), "model_error", 1),
+        (RuntimeError("boom"), "model_output_invalid", 1),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else str(value),
+)
+def test_a_failing_model_gives_the_degraded_rules_analysis(
+    error: BaseException, reason: str, calls: int
+) -> None:
+    # GIVEN a model whose every call raises
+    model = ScriptedModel([Raise(error)], cycle=True)
 
     # WHEN the analyst assesses an event
-    with pytest.raises(ModelError) as caught:
-        SecurityAnalyst(model).analyze(make_event(), FLOOR)
+    analysis = SecurityAnalyst(model, retry_base_s=0).analyze(make_event(), FLOOR)
 
-    # THEN the error carries the stable code and says what failed, on one line
-    assert caught.value.code == code
-    assert caught.value.retryable is (code != ErrorCode.MODEL_OUTPUT_INVALID)
-    assert caught.value.message
-    assert "\n" not in caught.value.message
-    assert model.calls == 1  # no agent-level retry: the SDK client and the worker retry
+    # THEN the answer is the rules analysis at the floor, degraded with the reason
+    assert analysis == rules_analysis(make_event(), FLOOR, degraded=True).model_copy(
+        update={"degraded_reason": reason, "model_calls": calls}
+    )
+    # AND transient failures were retried within the budget of 3, others not at all
+    assert model.calls == calls
 
 
 def test_the_mapping_looks_through_strands_wrappers() -> None:
     wrapped = EventLoopException(client_error("ThrottlingException", 400))
 
-    error = to_model_error(wrapped)
+    failure = classify_failure(wrapped)
 
-    assert error.code == ErrorCode.MODEL_THROTTLED
-    assert error.message.startswith("ClientError:")
+    assert failure.reason == "model_throttled"
+    assert failure.message.startswith("ClientError:")
 
 
-def test_a_model_error_passes_through_unchanged() -> None:
-    original = ModelError(ErrorCode.MODEL_ERROR, "already typed")
+def test_an_outage_then_an_answer_uses_the_answer() -> None:
+    # GIVEN a 503, a throttle, then a good answer
+    model = ScriptedModel(
+        [
+            Raise(client_error("ServiceUnavailableException", 503)),
+            Raise(ModelThrottledException("slow down")),
+            assessment(5),
+        ]
+    )
 
-    assert to_model_error(original) is original
+    analysis = SecurityAnalyst(model, retry_base_s=0).analyze(make_event(), FLOOR)
+
+    assert analysis.model_severity == 5
+    assert analysis.degraded is False
+    assert analysis.model_calls == 3
 
 
 # ---- unusable output -------------------------------------------------------------------
@@ -410,37 +502,57 @@ def test_a_model_error_passes_through_unchanged() -> None:
         pytest.param(["I cannot help with that.", "Still prose, no JSON."], id="prose-twice"),
         pytest.param(["Here you go", '{"severity_rating": 7}'], id="invalid-json-text"),
         pytest.param([ToolUse("{not json")] * 3, id="tool-input-not-json"),
-        pytest.param([assessment(9)] * 3, id="severity-out-of-range"),
         pytest.param([assessment(4, security_analysis="")] * 3, id="empty-analysis"),
         pytest.param([{"severity_rating": "high"}] * 3, id="wrong-types"),
+        pytest.param([assessment(4, severity_rating=4.5)] * 3, id="fractional-severity"),
     ],
 )
-def test_unusable_output_is_model_output_invalid(script: list[Any]) -> None:
+def test_unusable_output_is_a_degraded_rules_analysis(script: list[Any]) -> None:
     model = ScriptedModel(script)
 
-    with pytest.raises(ModelError) as caught:
-        SecurityAnalyst(model).analyze(make_event(), FLOOR)
+    analysis = SecurityAnalyst(model).analyze(make_event(), FLOOR)
 
-    assert caught.value.code == ErrorCode.MODEL_OUTPUT_INVALID
-    assert caught.value.retryable is False
-    assert model.calls <= 3
+    assert analysis.degraded is True
+    assert analysis.degraded_reason == "model_output_invalid"
+    assert analysis.severity_rating == FLOOR.severity
+    assert analysis.analyzed_by == "rules"
+    assert analysis.model_written is False
+    assert analysis.model_calls == model.calls <= 3
 
 
-def test_the_turn_budget_bounds_model_calls() -> None:
+@pytest.mark.parametrize("budget", [1, 2, 5])
+def test_the_request_budget_bounds_model_calls(budget: int) -> None:
     # GIVEN a model that never produces valid output
-    model = ScriptedModel([assessment(9)], cycle=True)
+    model = ScriptedModel([assessment(4, severity_rating="high")], cycle=True)
 
-    with pytest.raises(ModelError):
-        SecurityAnalyst(model, max_turns=2).analyze(make_event(), FLOOR)
+    analysis = SecurityAnalyst(model).analyze(make_event(), FLOOR, budget=budget)
 
-    assert model.calls == 2
+    assert model.calls == analysis.model_calls == budget
+    assert analysis.degraded_reason == "model_output_invalid"
 
 
-def test_a_script_runs_out_loudly() -> None:
+def test_a_spent_budget_makes_no_call() -> None:
+    model = ScriptedModel([assessment(5)])
+
+    analysis = SecurityAnalyst(model).analyze(make_event(), FLOOR, budget=0)
+
+    assert model.calls == analysis.model_calls == 0
+    assert analysis.degraded_reason == "model_budget_spent"
+    assert analysis.severity_rating == FLOOR.severity
+
+
+def test_the_default_budget_comes_from_the_analyst() -> None:
+    model = ScriptedModel([Raise(ModelThrottledException("slow down"))], cycle=True)
+
+    analysis = SecurityAnalyst(model, call_budget=2, retry_base_s=0).analyze(make_event(), FLOOR)
+
+    assert model.calls == analysis.model_calls == 2
+
+
+def test_a_script_runs_out_loudly_but_safely() -> None:
     model = ScriptedModel([])
 
-    with pytest.raises(ModelError) as caught:
-        SecurityAnalyst(model).analyze(make_event(), FLOOR)
+    analysis = SecurityAnalyst(model).analyze(make_event(), FLOOR)
 
-    assert caught.value.code == ErrorCode.MODEL_ERROR
-    assert ScriptExhaustedError.__name__ in caught.value.message
+    assert analysis.degraded_reason == "model_output_invalid"
+    assert analysis.severity_rating == FLOOR.severity

@@ -90,7 +90,7 @@ def test_model_errors_are_retried_then_surface_as_retryable() -> None:
     from secops_core.errors import ErrorCode, ModelError
 
     class BrokenAnalyst:
-        def analyze(self, event: WafEvent, floor: object) -> None:
+        def analyze(self, event: WafEvent, floor: object, *, budget: int | None = None) -> None:
             raise ModelError(ErrorCode.MODEL_ERROR, "model endpoint returned 500")
 
     agents = Agents.over(
