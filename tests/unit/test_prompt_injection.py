@@ -169,6 +169,13 @@ def test_injection_cannot_lower_the_floor_or_escape_the_fence(name: str, field: 
     assert analysis.severity_rating == FLOOR.severity
     assert analysis.model_severity == 0
     assert Analysis.model_validate(analysis.model_dump(mode="json")) == analysis
+    # AND the obeyed model is overruled: its benign words are kept apart, never the analysis
+    assert analysis.model_overruled is True
+    assert analysis.model_written is False
+    assert analysis.model_opinion is not None
+    assert analysis.model_opinion.security_analysis.startswith("Benign.")
+    for text in (analysis.security_analysis, analysis.follow_up_suggestion, analysis.attack_type):
+        assert "Benign" not in text
 
     # AND the prompt the model saw has exactly one intact fence
     request = model.requests[0]
