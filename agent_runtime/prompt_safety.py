@@ -24,7 +24,7 @@ from secops_core.limits import (
     PROMPT_URI_CHARS,
     PROMPT_USER_AGENT_CHARS,
 )
-from secops_core.redaction import REDACTED, is_secret_header, redact_header, redact_query
+from secops_core.redaction import REDACTED, is_secret_header, redact_header, redact_query, redact_text
 from secops_core.text import strip_unsafe, truncate
 
 FENCE_NAME = "UNTRUSTED_REQUEST_DATA"
@@ -89,6 +89,9 @@ def _clean(value: str | None, limit: int) -> str | None:
     text, cut = strip_unsafe(value, limit)
     # After stripping, so a marker split by invisible characters is seen whole.
     text = _FENCE_IN_DATA.sub(_FENCE_REPLACEMENT, text)
+    # Normalization redacted already; once more on what the model will read, for any
+    # secret that stripping made whole again.
+    text = redact_text(text)
     return truncate(text, limit, cut)
 
 

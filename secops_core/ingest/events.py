@@ -32,7 +32,7 @@ from secops_core.limits import (
     MAX_LABELS,
     MAX_RULE_MATCHES,
 )
-from secops_core.redaction import redact_header, redact_query
+from secops_core.redaction import redact_event, redact_header, redact_query
 from secops_core.waf.names import DEFAULT_ACTION_RULE
 
 
@@ -50,12 +50,12 @@ def normalize_event(raw: Any, *, allow_normalized: bool = False) -> WafEvent:
     check_sizes(raw)
     record = scrub(raw)
     if allow_normalized and "event_key" in record and "source_format" in record:
-        return _from_normalized(record)
+        return redact_event(_from_normalized(record))
     if isinstance(record.get("httpRequest"), Mapping):
-        return from_waf_log(record)
+        return redact_event(from_waf_log(record))
     if "httpRequest" in record:
         raise fail(ErrorCode.INVALID_EVENT, "httpRequest must be an object")
-    return from_simplified(record)
+    return redact_event(from_simplified(record))
 
 
 def _from_normalized(record: dict[str, Any]) -> WafEvent:
