@@ -115,8 +115,9 @@ _VALUE_SHAPES = re.compile(
             r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA)[A-Z0-9]{16}\b",
             # An AWS secret access key: exactly 40 base64 characters with upper case, lower
             # case and digits (a hex digest such as a git sha has no upper case).
-            r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]*[A-Z])(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*[0-9])"
-            r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
+            # A "/" may also delimit it, as a URI path segment.
+            r"(?<![A-Za-z0-9+])(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[a-z])"
+            r"(?=[A-Za-z0-9/+]{0,39}[0-9])[A-Za-z0-9/+]{40}(?![A-Za-z0-9+])",
             # Well-known API key formats: OpenAI/Anthropic-style, GitHub, Slack, Google.
             r"\bsk-[A-Za-z0-9_-]{16,}",
             r"\bgh[pousr]_[A-Za-z0-9]{20,}",
