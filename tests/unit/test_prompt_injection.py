@@ -24,6 +24,7 @@ from agent_runtime.prompt_safety import (
     build_analysis_prompt,
 )
 from secops_core.contract import Analysis, Header, RuleMatch, SeverityFloorInfo, WafEvent
+from secops_core.ingest.normalize import normalize_event
 from secops_core.limits import (
     PROMPT_ARGS_CHARS,
     PROMPT_HEADER_VALUE_CHARS,
@@ -349,3 +350,66 @@ def test_sanitize_marks_truncation_within_the_limit() -> None:
 
 def test_sanitize_collapses_line_breaks_and_whitespace() -> None:
     assert sanitize_text("a\r\n\r\n\tb\u2028c   d\n", 100) == "a b c d"
+
+
+# ---- redaction by name and by value (issue 10) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "X-Forwarded-Cookie",
+        "Cookie2",
+        "X-Functions-Key",
+        "X-Amz-Security-Token",
+        "X-Session-Id",
+        "X-Signature",
+    ],
+)
+def test_a_header_named_like_a_credential_is_redacted(name: str) -> None:
+    event = normalize_event(
+        {
+            "timestamp": "2025-03-01T12:00:00Z",
+            "action": "BLOCK",
+            "source_ip": "192.0.2.1",
+            "uri": "/x",
+            "rule_name": "SQLi_BODY",
+            "headers": [{"name": name, "value": "HIDDEN-HEADER-VALUE"}],
+        }
+    )
+
+    assert "HIDDEN-HEADER-VALUE" not in event.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("args", "key=HIDDEN1&q=shoes"),
+        ("args", "sid=HIDDEN1&q=shoes"),
+        ("args", "code=HIDDEN1&state=HIDDEN2&q=shoes"),
+        ("args", "id_token=HIDDEN1&refresh_token=HIDDEN2&q=shoes"),
+        ("args", '{"password": "HIDDEN1", "q": "shoes"}'),
+        ("args", "%7B%22access_token%22%3A%22HIDDEN1%22%7D&q=shoes"),
+        ("uri", "/app;jsessionid=HIDDEN1/shoes"),
+        ("uri", "/auth/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJISURERU4xIn0.HIDDEN1sig/shoes"),
+        ("uri", "/s3/AKIAHIDDEN1HIDDEN2AB/shoes"),
+        ("user_agent", "shoes Bearer HIDDEN1-token"),
+    ],
+)
+def test_a_secret_by_name_or_shape_is_redacted_anywhere(field: str, value: str) -> None:
+    raw: dict[str, Any] = {
+        "timestamp": "2025-03-01T12:00:00Z",
+        "action": "BLOCK",
+        "source_ip": "192.0.2.1",
+        "uri": "/x",
+        "rule_name": "SQLi_BODY",
+        field: value,
+    }
+
+    event = normalize_event(raw)
+    prompt = build_analysis_prompt(event, FLOOR)
+
+    for text in (event.model_dump_json(), prompt):
+        assert "HIDDEN1" not in text
+        assert "HIDDEN2" not in text
+        assert "shoes" in text
