@@ -250,7 +250,7 @@ class AnalyzeRequest(_Frozen):
     # Model requests this analysis may make (the worker passes what is left of the
     # event's budget across deliveries); None: the runtime's ``model_call_budget``.
     # 0: no model call, the rules analysis marked ``model_budget_spent``.
-    model_budget: Annotated[int, Field(ge=0, le=MAX_MODEL_BUDGET)] | None = None
+    model_budget: Annotated[int, Field(ge=0, le=MAX_MODEL_BUDGET, strict=True)] | None = None
 
 
 class TriageOnlyRequest(_Frozen):
