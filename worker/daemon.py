@@ -18,6 +18,8 @@ from worker import aws, ports
 from worker.agents import Agents
 from worker.consumers.circuit import CircuitBreaker, circuit_logger
 from worker.consumers.dispatcher import Dispatcher
+from worker.consumers.router import MessageRouter
+from worker.consumers.s3_objects import LogObjectHandler
 from worker.consumers.sqs import SqsSource
 from worker.health import HealthBeacon
 from worker.metrics import Metrics, emf_wanted
@@ -36,6 +38,8 @@ class Clients:
     sqs: Any
     sns: Any
     dynamodb: Any
+    # Reads WAF log files named by S3 notifications on the events queue.
+    s3: Any = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Clients:
@@ -54,6 +58,7 @@ class Clients:
             ),
             sns=aws.client("sns", session=session, max_pool_connections=pool, localstack=local),
             dynamodb=aws.client("dynamodb", session=session, max_pool_connections=pool, localstack=local),
+            s3=aws.client("s3", session=session, max_pool_connections=pool, localstack=local),
         )
 
 
@@ -116,13 +121,28 @@ def build_worker(
         open_s=settings.circuit_open_s,
         on_change=circuit_logger(metrics),
     )
+    log_objects = LogObjectHandler(
+        s3=clients.s3 or aws.client("s3", localstack=settings.localstack),
+        sqs=clients.sqs,
+        queue_url=resources.queue_url,
+        checkpoints=store,
+        events=store,
+        owner=owner,
+        lease_s=settings.lease_s,
+        keep=settings.log_filter,
+        checkpoint_every_s=settings.log_checkpoint_s,
+        # Late-bound: the dispatcher is built next, and a stop ends a read at a checkpoint.
+        stopping=lambda: consumer.stopping,
+        metrics=metrics,
+    )
+    router = MessageRouter(events=processor.process, log_objects=log_objects)
     consumer = Dispatcher(
         source=SqsSource(
             sqs=clients.sqs,
             queue_url=resources.queue_url,
             visibility_timeout_s=settings.visibility_timeout_s,
         ),
-        process=processor.process,
+        process=router.process,
         concurrency=settings.concurrency,
         batch_size=settings.batch_size,
         wait_time_s=settings.wait_time_s,

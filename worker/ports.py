@@ -25,6 +25,7 @@ from secops_core.contract import (
     TriageOnlyResponse,
     WafEvent,
 )
+from worker.store.checkpoints import ObjectCheckpoint
 from worker.store.records import EventRecord, PatternRecord
 
 Dimensions = Mapping[str, str]
@@ -125,6 +126,34 @@ class SlotLock(Protocol):
 
 class MonitorStore(EventRepo, PatternRepo, SlotLock, Protocol):
     """What the monitor job reads and writes: monitored events, patterns, its slot lock."""
+
+
+class CheckpointRepo(Protocol):
+    """Per-object checkpoints of S3 log files, leased like events (docs/architecture.md, "Consumers").
+
+    ``claim_object`` takes the lease (raising :class:`~worker.errors.AlreadyInProgress`
+    while another reader's is live) and returns where the last read stopped; a complete
+    checkpoint comes back as it is, with no lease. ``save_object`` writes progress only
+    while the lease is ours, else raises :class:`~worker.errors.RetryableError` (``lease_lost``).
+    """
+
+    def claim_object(
+        self, bucket: str, key: str, version: str, *, owner: str, lease_s: int
+    ) -> ObjectCheckpoint: ...
+
+    def save_object(
+        self,
+        checkpoint: ObjectCheckpoint,
+        *,
+        owner: str,
+        lease_s: int,
+        complete: bool = False,
+        release: bool = False,
+    ) -> ObjectCheckpoint:
+        """Store progress and extend the lease; ``complete`` finishes it, ``release`` gives it up."""
+        ...
+
+    def get_object(self, bucket: str, key: str, version: str) -> ObjectCheckpoint | None: ...
 
 
 class Notifier(Protocol):

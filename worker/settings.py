@@ -17,6 +17,7 @@ from secops_core.settings import CommonSettings
 TransportName = Literal["inprocess", "http", "agentcore"]
 UnavailablePolicy = Literal["wait", "rules"]
 IncidentGroupBy = Literal["source", "source_net", "signature"]
+LogFilter = Literal["matched", "blocked", "all"]
 
 # AWS limits the settings are checked against at start-up.
 SQS_MAX_WAIT_S = 20
@@ -80,6 +81,14 @@ class Settings(CommonSettings):
     retry_max_delay_s: int = Field(default=600, ge=0)
     # Exit after the queue has been empty this many polls in a row (0 = never; demo/bench).
     exit_when_idle_polls: int = Field(default=0, ge=0)
+
+    # --- WAF log files from S3 (S3 notifications on the events queue) ---
+    # Which log records become events: `matched` (a rule matched or acted), `blocked`
+    # (BLOCK, CAPTCHA, CHALLENGE) or `all`. Default-action ALLOW noise is skipped unread.
+    log_filter: LogFilter = "matched"
+    # How often a log file's checkpoint is saved while it is read (also how soon a stop
+    # is honoured mid-file): far below the drain timeout.
+    log_checkpoint_s: float = Field(default=5.0, gt=0, le=20)
 
     # --- store ---
     # A claim on an event is a lease; a consumer that died frees the event after it.

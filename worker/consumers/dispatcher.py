@@ -151,6 +151,11 @@ class Dispatcher:
                 self._lock.notify_all()
 
     @property
+    def stopping(self) -> bool:
+        """A stop was asked for: long work (a log file) ends at its next checkpoint."""
+        return self._stop.is_set()
+
+    @property
     def in_flight(self) -> int:
         with self._lock:
             return len(self._in_flight)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ import structlog
 import worker.clock
 from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
 from worker.errors import AlreadyInProgress, PermanentError, RetryableError, WorkerError
+from worker.store.checkpoints import ObjectCheckpoint, checkpoint_key
 from worker.store.keys import (
     LOCK_RETENTION_S,
     MAX_EVENT_JSON_BYTES,
@@ -369,3 +371,74 @@ if TYPE_CHECKING:
     from worker.ports import MonitorStore
 
     _PORTS: MonitorStore = MemoryStore()
+
+
+class MemoryCheckpoints:
+    """The CheckpointRepo port in a dict, with the DynamoDB backend's conditions."""
+
+    def __init__(self, *, clock: Callable[[], float] = worker.clock.epoch) -> None:
+        self._clock = clock
+        self._items: dict[str, ObjectCheckpoint] = {}
+        self._lock = threading.Lock()
+
+    def claim_object(
+        self, bucket: str, key: str, version: str, *, owner: str, lease_s: int
+    ) -> ObjectCheckpoint:
+        now = self._clock()
+        pk = checkpoint_key(bucket, key, version)
+        with self._lock:
+            old = self._items.get(pk) or ObjectCheckpoint(
+                bucket, key, version, started_at=iso_from_epoch(now)
+            )
+            if old.complete:
+                return old
+            if old.lease_owner not in (None, owner) and old.lease_expires_at >= now:
+                raise AlreadyInProgress(
+                    f"{bucket}/{key} is being read by another consumer",
+                    lease_expires_in_s=max(0.0, old.lease_expires_at - now),
+                )
+            claimed = replace(
+                old, lease_owner=owner, lease_expires_at=now + lease_s, attempts=old.attempts + 1
+            )
+            self._items[pk] = claimed
+            return claimed
+
+    def save_object(
+        self,
+        checkpoint: ObjectCheckpoint,
+        *,
+        owner: str,
+        lease_s: int,
+        complete: bool = False,
+        release: bool = False,
+    ) -> ObjectCheckpoint:
+        now = self._clock()
+        with self._lock:
+            old = self._items.get(checkpoint.pk)
+            if old is None or old.lease_owner != owner:
+                raise RetryableError(
+                    f"lease on {checkpoint.bucket}/{checkpoint.key} lost to another reader",
+                    reason="lease_lost",
+                )
+            saved = replace(
+                checkpoint,
+                status=old.status,
+                attempts=old.attempts,
+                started_at=old.started_at,
+                lease_owner=owner,
+                lease_expires_at=0.0 if release else now + lease_s,
+            )
+            if complete:
+                saved = replace(
+                    saved,
+                    status="complete",
+                    completed_at=iso_from_epoch(now),
+                    lease_owner=None,
+                    lease_expires_at=0.0,
+                )
+            self._items[checkpoint.pk] = saved
+            return saved
+
+    def get_object(self, bucket: str, key: str, version: str) -> ObjectCheckpoint | None:
+        with self._lock:
+            return self._items.get(checkpoint_key(bucket, key, version))

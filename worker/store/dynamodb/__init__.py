@@ -8,13 +8,15 @@ handing back the record that won; the rules themselves are in :mod:`worker.store
 
 from __future__ import annotations
 
+from worker.store.dynamodb.checkpoints import CheckpointOps
 from worker.store.dynamodb.events import EventOps
 from worker.store.dynamodb.locks import LockOps
 from worker.store.dynamodb.patterns import PatternOps
 
 
-class EventStore(EventOps, PatternOps, LockOps):
-    """Everything the worker keeps in DynamoDB: the EventRepo, PatternRepo and SlotLock ports.
+class EventStore(EventOps, PatternOps, LockOps, CheckpointOps):
+    """Everything the worker keeps in DynamoDB: the EventRepo, PatternRepo, SlotLock and
+    CheckpointRepo ports.
 
     ``EventStore(table_name, client=None, ttl_days=30, clock=worker.clock.epoch)``:
     ``client`` is a low-level boto3 DynamoDB client (default: one from

@@ -1,0 +1,305 @@
+"""WAF log objects in S3: stream one, keep what matters, fan the records out, checkpoint.
+
+Why fan out through the events queue (docs/architecture.md, "Consumers"): each kept
+record becomes an ordinary message, so it meets the same per-event state machine, the
+same concurrency limit, retries, circuit breaker and DLQ as every other event, on any
+replica; its key is the hash of the record, so re-reading a file is harmless. The read
+itself stays cheap (a decompress and a byte filter) and never waits on a model.
+
+A per-object checkpoint (:mod:`worker.store.checkpoints`) records how far the read got,
+saved only after the records before that point are on the queue: a crash or a stop
+resumes there, re-sending at most the batch that was in flight (absorbed by the keys).
+The notification's lease is kept by the dispatcher's heartbeat while a long file is
+read, and a stop ends the read at the next checkpoint and gives the message back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+
+from secops_core.ingest.s3_logs import KeepMode, Loads, LogObjectReader, open_log_stream
+from secops_core.ingest.s3_notifications import S3Notification, S3ObjectRef
+from worker.errors import AlreadyInProgress, RetryableError
+from worker.metrics import Metrics as EmfMetrics
+from worker.pipeline.outcome import Outcome
+from worker.ports import CheckpointRepo, EventRepo, Metrics
+from worker.settings import SQS_MAX_BATCH
+from worker.store.checkpoints import ObjectCheckpoint
+from worker.store.keys import MAX_EXCERPT_BYTES, rejection_key
+
+log = structlog.get_logger("worker.s3")
+
+# One SendMessageBatch carries at most this many bytes of bodies: the SQS limit of queues
+# created before the 1 MiB raise (and moto's), which every queue accepts.
+FANOUT_BATCH_BYTES = 256 * 1024
+# A failed batch entry (throttling, a hiccup) is sent again this many times before the
+# read stops at its checkpoint and the notification comes back later.
+_SEND_ATTEMPTS = 3
+# S3 answers for an object that is gone or was never readable by us.
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchBucket", "NoSuchVersion"})
+_DENIED = frozenset({"AccessDenied", "403", "Forbidden", "AllAccessDisabled", "InvalidObjectState"})
+_REPLACED = frozenset({"PreconditionFailed", "412"})
+
+
+class ObjectUnreadable(Exception):
+    """The object cannot be read at all; ``code`` is the rejection's reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ObjectResult:
+    checkpoint: ObjectCheckpoint
+    # Already complete before this read: nothing was read or sent.
+    skipped: bool = False
+    # The read stopped at a checkpoint for a shutdown; the rest comes on redelivery.
+    stopped: bool = False
+    # The object changed since the notification (another version has its own).
+    replaced: bool = False
+    sent: int = 0
+
+
+class LogObjectHandler:
+    """Reads the objects an S3 notification names and fans their kept records out."""
+
+    def __init__(
+        self,
+        *,
+        s3: Any,
+        sqs: Any,
+        queue_url: str,
+        checkpoints: CheckpointRepo,
+        events: EventRepo,
+        owner: str,
+        lease_s: int,
+        keep: KeepMode = "matched",
+        checkpoint_every_s: float = 5.0,
+        stopping: Callable[[], bool] = lambda: False,
+        metrics: Metrics | None = None,
+        loads: Loads = json.loads,
+    ) -> None:
+        self.s3 = s3
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.checkpoints = checkpoints
+        self.events = events
+        self.owner = owner
+        self.lease_s = lease_s
+        self.keep = keep
+        self.checkpoint_every_s = checkpoint_every_s
+        self.stopping = stopping
+        self.metrics: Metrics = metrics or EmfMetrics(enabled=False)
+        self.loads = loads
+
+    # ---- a notification -----------------------------------------------------------------
+
+    def handle(self, notification: S3Notification, body: str, message_id: str) -> Outcome:
+        """Every object of the notification; the outcome of the message that carried it."""
+        if notification.test_event or not notification.objects:
+            log.info("s3_notification_ignored", via=notification.via, test_event=notification.test_event)
+            return Outcome("done", reason="s3_test_event" if notification.test_event else "s3_other_event")
+        unreadable: list[tuple[S3ObjectRef, ObjectUnreadable]] = []
+        for ref in notification.objects:
+            with structlog.contextvars.bound_contextvars(s3_uri=ref.uri):
+                try:
+                    result = self.read_object(ref)
+                except ObjectUnreadable as exc:
+                    log.warning("s3_object_unreadable", reason=exc.code, error=exc.message)
+                    unreadable.append((ref, exc))
+                    continue
+                except AlreadyInProgress as exc:
+                    return Outcome("in_progress", reason="object_in_progress", delay_s=exc.lease_expires_in_s)
+                except RetryableError as exc:
+                    return Outcome("retry", reason=exc.reason, delay_s=exc.delay_s)
+                if result.stopped:
+                    # Seen again at once by whoever runs next; it resumes at the checkpoint.
+                    return Outcome("retry", reason="shutdown", delay_s=0)
+        if unreadable:
+            return self._reject(body, message_id, unreadable)
+        return Outcome("done", reason="s3_objects")
+
+    def _reject(
+        self, body: str, message_id: str, unreadable: Sequence[tuple[S3ObjectRef, ObjectUnreadable]]
+    ) -> Outcome:
+        """Record why, under the body's rejection key, and let the redrive take it to the DLQ."""
+        key = rejection_key(body)
+        code = unreadable[0][1].code
+        reason = "; ".join(f"{ref.uri}: {exc.message}" for ref, exc in unreadable)
+        excerpt = body.encode("utf-8", "replace")[:MAX_EXCERPT_BYTES].decode("utf-8", "replace")
+        try:
+            self.events.reject(key, code=code, reason=reason, message_id=message_id, excerpt=excerpt)
+        except RetryableError as exc:
+            return Outcome("retry", key, reason=exc.reason)
+        self.metrics.count("Rejections", dimensions={"Reason": code})
+        return Outcome("rejected", key, status="rejected", reason=code)
+
+    # ---- one object -----------------------------------------------------------------------
+
+    def read_object(self, ref: S3ObjectRef) -> ObjectResult:
+        """Read one object from its checkpoint to the end (or to a stop).
+
+        Raises :class:`ObjectUnreadable`, :class:`AlreadyInProgress` or
+        :class:`RetryableError` (progress is saved first, when there is any).
+        """
+        checkpoint = self.checkpoints.claim_object(
+            ref.bucket, ref.key, ref.version, owner=self.owner, lease_s=self.lease_s
+        )
+        if checkpoint.complete:
+            log.info("s3_object_already_complete", kept=checkpoint.kept)
+            return ObjectResult(checkpoint, skipped=True)
+        try:
+            body = self._open(ref)
+        except ObjectUnreadable as exc:
+            if exc.code == "s3_object_replaced":
+                done = self._save(checkpoint, complete=True)
+                log.warning("s3_object_replaced", error=exc.message)
+                return ObjectResult(done, replaced=True)
+            self._save(checkpoint, release=True)
+            raise
+        except RetryableError:
+            self._save(checkpoint, release=True)
+            raise
+        try:
+            return self._read(ref, checkpoint, body)
+        finally:
+            body.close()
+
+    def _read(self, ref: S3ObjectRef, checkpoint: ObjectCheckpoint, body: Any) -> ObjectResult:
+        reader = LogObjectReader(
+            open_log_stream(body), keep=self.keep, start_after=checkpoint.position, loads=self.loads
+        )
+        reader.counts = checkpoint.counts()
+        sender = _Sender(self.sqs, self.queue_url)
+        resumed_at, read_before = checkpoint.position, checkpoint.read
+        next_save = time.monotonic() + self.checkpoint_every_s
+        try:
+            for kept in reader:
+                for record in kept:
+                    sender.add(record.body)
+                if time.monotonic() < next_save and not self.stopping():
+                    continue
+                sender.flush()
+                stop = self.stopping()
+                checkpoint = self._save(checkpoint.advanced(reader.done, reader.counts), release=stop)
+                next_save = time.monotonic() + self.checkpoint_every_s
+                if stop:
+                    log.info("s3_object_read_stopped", position=checkpoint.position, sent=sender.sent)
+                    return ObjectResult(checkpoint, stopped=True, sent=sender.sent)
+            sender.flush()
+        except (BotoCoreError, OSError, RetryableError) as exc:
+            # The stream broke or the queue refused: keep what is durable, come back later.
+            self._save_what_is_sent(checkpoint, release=True)
+            raise RetryableError(f"reading {ref.uri} stopped: {exc}", reason="s3_read_interrupted") from exc
+        done = self._save(checkpoint.advanced(reader.done, reader.counts), complete=True)
+        counts = reader.counts
+        self.metrics.count("LogRecordsRead", counts.read - read_before)
+        self.metrics.count("LogRecordsKept", sender.sent)
+        log.info(
+            "s3_object_read",
+            read=counts.read,
+            kept=counts.kept,
+            skipped=counts.skipped,
+            bad=counts.bad,
+            sent=sender.sent,
+            resumed_at=resumed_at,
+            attempts=done.attempts,
+        )
+        return ObjectResult(done, sent=sender.sent)
+
+    def _save_what_is_sent(self, checkpoint: ObjectCheckpoint, *, release: bool) -> None:
+        """After a failure: the last checkpoint stands (what came after it may be unsent)."""
+        try:
+            self._save(checkpoint, release=release)
+        except RetryableError as exc:
+            log.warning("checkpoint_save_failed", error=exc.message)
+
+    def _save(
+        self, checkpoint: ObjectCheckpoint, *, complete: bool = False, release: bool = False
+    ) -> ObjectCheckpoint:
+        return self.checkpoints.save_object(
+            checkpoint, owner=self.owner, lease_s=self.lease_s, complete=complete, release=release
+        )
+
+    def _open(self, ref: S3ObjectRef) -> Any:
+        """The object's streaming body, pinned to the version or ETag the notification named."""
+        params: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
+        if ref.version_id:
+            params["VersionId"] = ref.version_id
+        elif ref.etag:
+            params["IfMatch"] = f'"{ref.etag}"'
+        try:
+            return self.s3.get_object(**params)["Body"]
+        except ClientError as exc:
+            raise _unreadable_or_retry(exc) from exc
+        except BotoCoreError as exc:
+            raise RetryableError(f"S3 GetObject {ref.uri} failed: {exc}", reason="s3_unavailable") from exc
+
+
+def _unreadable_or_retry(exc: ClientError) -> Exception:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    message = str(error.get("Message", "")) or code
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code.startswith("KMS") or "kms" in message.lower():
+        return ObjectUnreadable("s3_kms_denied", f"the object's KMS key cannot be used: {code}: {message}")
+    if code in _MISSING:
+        return ObjectUnreadable("s3_object_missing", f"the object is gone: {code}")
+    if code in _DENIED:
+        return ObjectUnreadable("s3_access_denied", f"access denied: {code}: {message}")
+    if code in _REPLACED:
+        return ObjectUnreadable("s3_object_replaced", "the object changed since the notification")
+    if status >= 500 or code in {"SlowDown", "Throttling", "RequestTimeout"}:
+        return RetryableError(f"S3 GetObject failed: {code}", reason="s3_unavailable")
+    return ObjectUnreadable("s3_object_unreadable", f"{code}: {message}")
+
+
+class _Sender:
+    """Kept records to the events queue in SendMessageBatch calls (10 entries, 256 KiB)."""
+
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.sent = 0
+        self._bodies: list[str] = []
+        self._bytes = 0
+
+    def add(self, body: str) -> None:
+        size = len(body.encode("utf-8"))
+        if self._bodies and (len(self._bodies) >= SQS_MAX_BATCH or self._bytes + size > FANOUT_BATCH_BYTES):
+            self.flush()
+        self._bodies.append(body)
+        self._bytes += size
+
+    def flush(self) -> None:
+        pending = dict(enumerate(self._bodies))
+        for _ in range(_SEND_ATTEMPTS):
+            if not pending:
+                break
+            entries = [{"Id": str(i), "MessageBody": body} for i, body in pending.items()]
+            try:
+                response = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            except ClientError as exc:
+                raise RetryableError(f"SendMessageBatch failed: {exc}", reason="fanout_failed") from exc
+            for ok in response.get("Successful", []):
+                pending.pop(int(ok["Id"]), None)
+                self.sent += 1
+            for failed in response.get("Failed", []):
+                if failed.get("SenderFault"):
+                    # A body the queue will never take (too large): resending cannot help.
+                    log.warning("fanout_entry_refused", code=failed.get("Code"))
+                    pending.pop(int(failed["Id"]), None)
+        if pending:
+            raise RetryableError(
+                f"{len(pending)} records not accepted by the events queue", reason="fanout_failed"
+            )
+        self._bodies, self._bytes = [], 0
