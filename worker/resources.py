@@ -33,11 +33,19 @@ class ResourceError(Exception):
 
 
 def setup_resources(
-    settings: Settings, *, sqs: Any, sns: Any, store: Any
+    settings: Settings,
+    *,
+    sqs: Any,
+    sns: Any,
+    store: Any,
+    s3: Any = None,
+    log_bucket: str | None = None,
 ) -> tuple[Resources, dict[str, str]]:
     """Create the queue and DLQ (with redrive), topics, table and index. Idempotent.
 
-    Returns the resources and, per resource, ``created`` or ``exists``.
+    With ``log_bucket`` (and an ``s3`` client), that bucket's new objects are notified to
+    the queue too (:func:`connect_log_bucket`). Returns the resources and, per resource,
+    ``created``, ``exists`` or what was configured.
     """
     report: dict[str, str] = {}
     dlq_url, report[settings.dlq_name] = _ensure_queue(
@@ -77,8 +85,61 @@ def setup_resources(
         monitoring_topic_arn=topics[settings.monitoring_topic_name],
         table_name=settings.table_name,
     )
+    if log_bucket:
+        report[f"s3://{log_bucket}"] = connect_log_bucket(s3, sqs, bucket=log_bucket, queue_url=queue_url)
     log.info("resources_ready", **report)
     return resources, report
+
+
+# The id of our entry in the bucket's notification configuration: replaced on a re-run,
+# every other entry left as it was.
+LOG_NOTIFICATION_ID = "secops-waf-logs"
+# WAF's S3 logging writes under AWSLogs/; Firehose prefixes are the operator's choice.
+LOG_PREFIX = "AWSLogs/"
+
+
+def connect_log_bucket(s3: Any, sqs: Any, *, bucket: str, queue_url: str, prefix: str = LOG_PREFIX) -> str:
+    """Let S3 notify the queue of new log files in ``bucket``. Idempotent.
+
+    The queue policy lets ``s3.amazonaws.com`` send only for this bucket
+    (``aws:SourceArn``) and only on behalf of the queue's own account
+    (``aws:SourceAccount``), so another account's bucket of the same name cannot. S3
+    checks the policy when the notification is saved and sends an ``s3:TestEvent``,
+    which the worker acknowledges.
+    """
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn", "Policy"])
+    attributes = queue_arn["Attributes"]
+    arn = attributes["QueueArn"]
+    account = arn.split(":")[4]
+    statement = {
+        "Sid": f"s3-notify-{bucket}"[:100],
+        "Effect": "Allow",
+        "Principal": {"Service": "s3.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": arn,
+        "Condition": {
+            "ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{bucket}"},
+            "StringEquals": {"aws:SourceAccount": account},
+        },
+    }
+    policy = json.loads(attributes.get("Policy") or '{"Version": "2012-10-17", "Statement": []}')
+    policy["Statement"] = [s for s in policy.get("Statement", []) if s.get("Sid") != statement["Sid"]]
+    policy["Statement"].append(statement)
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
+    current = s3.get_bucket_notification_configuration(Bucket=bucket)
+    current.pop("ResponseMetadata", None)
+    queues = [q for q in current.get("QueueConfigurations", []) if q.get("Id") != LOG_NOTIFICATION_ID]
+    queues.append(
+        {
+            "Id": LOG_NOTIFICATION_ID,
+            "QueueArn": arn,
+            "Events": ["s3:ObjectCreated:*"],
+            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
+        }
+    )
+    current["QueueConfigurations"] = queues
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=current)
+    return "notifies the queue"
 
 
 def resolve_resources(settings: Settings, *, sqs: Any, sns: Any, dynamodb: Any = None) -> Resources:
