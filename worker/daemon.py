@@ -115,6 +115,8 @@ def build_worker(
         lease_s=settings.lease_s,
         fallback_to_rules=settings.on_runtime_unavailable == "rules",
         metrics=metrics,
+        model_call_budget=settings.model_call_budget,
+        max_deliveries=settings.max_receive_count,
     )
     circuit = CircuitBreaker(
         failure_threshold=settings.circuit_failure_threshold,

@@ -225,7 +225,9 @@ def _summarize(  # noqa: PLR0917 - one private call site, every argument named t
         "by_status": dict(sorted(by_status.items())),
         "by_severity": dict(sorted(by_severity.items())),
         "outcomes": dict(Counter(o.kind for o in outcomes)),
-        "model_calls": sum(o.model_called for o in outcomes),
+        # Model requests the runtime reported, over every delivery (waits included).
+        "model_calls": sum(r.model_calls for r in records.values()),
+        "model_calls_max_per_event": max((r.model_calls for r in records.values()), default=0),
         "escalations": sorted(escalations, key=lambda e: (-e["severity"], e["event_key"])),
         "notifications": delivered,
         "patterns": [p.model_dump(mode="json") for p in getattr(monitor, "patterns", ())],
@@ -238,7 +240,7 @@ def _print_summary(console: Console, s: dict[str, Any]) -> None:
     console.print()
     console.print(
         f"[bold]secops demo[/]: {s['messages_sent']} messages → {s['events']} events, "
-        f"{s['model_calls']} analyses, {sum(len(v) for v in s['notifications'].values())} notifications "
+        f"{s['model_calls']} model calls, {sum(len(v) for v in s['notifications'].values())} notifications "
         f"delivered, {len(s['rejected'])} messages in the DLQ — {s['elapsed_s']} s"
     )
     table = Table(title="Events by severity and triage", title_justify="left")

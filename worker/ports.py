@@ -10,7 +10,7 @@ plugs in without touching it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
@@ -43,7 +43,18 @@ class EventRepo(Protocol):
         ...
 
     def save_analysis(self, key: str, *, owner: str, analysis: Analysis) -> EventRecord:
-        """processing → analyzed."""
+        """processing → analyzed; adds ``analysis.model_calls`` to the event's ``model_calls``."""
+        ...
+
+    def add_model_calls(self, key: str, *, owner: str, calls: int) -> EventRecord:
+        """Add ``calls`` to the event's ``model_calls`` for an answer that is not saved.
+
+        Raises RetryableError (``lease_lost``) when the lease is no longer ``owner``'s.
+        """
+        ...
+
+    def extend_lease(self, key: str, *, owner: str, lease_s: int) -> bool:
+        """Push the lease to ``lease_s`` from now while ``owner`` holds it; False if it does not."""
         ...
 
     def apply_triage(
@@ -175,7 +186,13 @@ class Notifier(Protocol):
 
 
 class Analyst(Protocol):
-    def analyze(self, event: WafEvent) -> AnalyzeResponse: ...
+    def analyze(
+        self,
+        event: WafEvent,
+        *,
+        model_budget: int | None = None,
+        on_lost_calls: Callable[[int], None] | None = None,
+    ) -> AnalyzeResponse: ...
 
 
 class Triager(Protocol):

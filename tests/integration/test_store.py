@@ -277,6 +277,36 @@ def test_save_analysis_twice_is_idempotent(store: Store, clock: FakeClock) -> No
     assert second.analysis == ANALYSIS
 
 
+def test_model_calls_add_up_over_unsaved_and_saved_answers(store: Store, clock: FakeClock) -> None:
+    # GIVEN an event whose first delivery waited out an outage after 2 model calls
+    store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")
+    waited = store.add_model_calls("evt#1", owner="w1", calls=2)
+    # WHEN the next delivery saves an analysis that made 1 more
+    clock.advance(LEASE_S + 1)
+    store.claim(make_event(), owner="w2", lease_s=LEASE_S, message_id="m1")
+    saved = store.save_analysis("evt#1", owner="w2", analysis=ANALYSIS.model_copy(update={"model_calls": 1}))
+    # THEN the record counts every call of every delivery, and a repeated save adds nothing
+    assert (waited.model_calls, saved.model_calls) == (2, 3)
+    again = store.save_analysis("evt#1", owner="w2", analysis=ANALYSIS.model_copy(update={"model_calls": 1}))
+    assert again.model_calls == 3
+
+
+def test_the_lease_holder_extends_its_lease_and_no_one_else_can(store: Store, clock: FakeClock) -> None:
+    # GIVEN a claimed event, half way through its lease
+    store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")
+    clock.advance(LEASE_S / 2)
+    # WHEN its holder extends it, and another owner tries to
+    extended = store.extend_lease("evt#1", owner="w1", lease_s=LEASE_S)
+    stolen = store.extend_lease("evt#1", owner="w2", lease_s=LEASE_S)
+    # THEN the holder's lease runs a whole lease from now; the other changed nothing
+    assert extended and not stolen
+    record = store.get("evt#1")
+    assert record is not None and record.lease_expires_at == clock() + LEASE_S
+    # AND an expired lease cannot be extended (a redelivery may have taken the event)
+    clock.advance(LEASE_S + 1)
+    assert not store.extend_lease("evt#1", owner="w1", lease_s=LEASE_S)
+
+
 def test_a_step_after_losing_the_lease_is_retryable(store: Store, clock: FakeClock) -> None:
     # GIVEN w1's lease expired and w2 took the event over
     store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,6 +32,7 @@ from worker.agents.transport import (
     TransportConfigError,
     classify_error_body,
     is_error_body,
+    may_have_spent_model_calls,
     session_id_for,
 )
 
@@ -57,13 +58,21 @@ class _Agent:
         *,
         session_key: str,
         event_key: str | None = None,
+        before_attempt: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
     ) -> R:
         # One session id for every attempt: AgentCore routes the retries of one event to
         # the same session, and a redelivery of the event derives the same id again.
         session_id = session_id_for(session_key)
 
         def attempt() -> R:
-            body = self.transport.invoke(request, session_id=session_id)
+            sent = before_attempt(request) if before_attempt is not None else request
+            try:
+                body = self.transport.invoke(sent, session_id=session_id)
+            except Exception as exc:
+                if on_failure is not None:
+                    on_failure(exc)
+                raise
             parsed = _parse(body, expected)
             answered_key = getattr(parsed, "event_key", event_key)
             if answered_key != event_key:
@@ -109,10 +118,45 @@ def _first_error(exc: ValidationError) -> str:
 class SecurityAnalystAgent(_Agent):
     """``security_analyst``: severity, analysis and triage of one event."""
 
-    def analyze(self, event: WafEvent) -> AnalyzeResponse:
-        """Analyze one normalized event; raises worker errors as classified."""
-        request = {"action": "analyze", "event": event.model_dump(mode="json")}
-        return self._call(request, AnalyzeResponse, session_key=event.event_key, event_key=event.event_key)
+    def analyze(
+        self,
+        event: WafEvent,
+        *,
+        model_budget: int | None = None,
+        on_lost_calls: Callable[[int], None] | None = None,
+    ) -> AnalyzeResponse:
+        """Analyze one normalized event; raises worker errors as classified.
+
+        ``model_budget``: model requests the runtime may make for this event, across the
+        retries of this call too (docs/architecture.md, "Model fail-safe"). A retry after
+        an attempt that reached the runtime but brought no answer (a read timeout, a 5xx)
+        counts that attempt's whole budget as spent, since the runtime may have spent it,
+        and tells ``on_lost_calls``; so no retry can take the event past its budget.
+        """
+        request: dict[str, Any] = {"action": "analyze", "event": event.model_dump(mode="json")}
+        if model_budget is None:
+            return self._call(
+                request, AnalyzeResponse, session_key=event.event_key, event_key=event.event_key
+            )
+        left = [model_budget]
+
+        def with_budget(base: dict[str, Any]) -> dict[str, Any]:
+            return {**base, "model_budget": left[0]}
+
+        def lost(exc: BaseException) -> None:
+            if left[0] > 0 and may_have_spent_model_calls(exc):
+                if on_lost_calls is not None:
+                    on_lost_calls(left[0])
+                left[0] = 0
+
+        return self._call(
+            request,
+            AnalyzeResponse,
+            session_key=event.event_key,
+            event_key=event.event_key,
+            before_attempt=with_budget,
+            on_failure=lost,
+        )
 
 
 class IncidentTriagerAgent(_Agent):

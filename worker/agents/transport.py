@@ -283,6 +283,20 @@ def classify_error_body(body: Mapping[str, Any]) -> WorkerError:
     return PermanentError(message, reason=code)
 
 
+# Failures after which the runtime may have made model requests before the answer was
+# lost: it read the request (a read timeout, a 5xx, a broken stream). A refused or timed
+# out connection, or an answer that arrived, spent nothing unknown.
+_MAY_HAVE_SPENT = frozenset({"read_timeout", "stream_error", "unexpected", "RuntimeClientError"})
+
+
+def may_have_spent_model_calls(exc: BaseException) -> bool:
+    """True when a failed analyze attempt may have cost model requests nobody counted."""
+    reason = getattr(exc, "reason", None)
+    if not isinstance(reason, str):
+        return not isinstance(exc, WorkerError)
+    return reason in _MAY_HAVE_SPENT or (reason.startswith("runtime_http_5") and reason != "runtime_http_503")
+
+
 def is_error_body(body: Any) -> bool:
     """True for a body in the contract's error shape."""
     return (

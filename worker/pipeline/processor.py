@@ -14,13 +14,15 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
 import structlog
 from botocore.exceptions import ClientError
 
-from secops_core.contract import Analysis, AnalysisInput, WafEvent
+from secops_core.contract import OUTAGE_REASONS, Analysis, AnalysisInput, DegradedReason, WafEvent
 from secops_core.errors import ContractError
 from secops_core.ingest.normalize import decode_payload, is_request, normalize_event, parse_request
 from secops_core.triage import triage
@@ -44,6 +46,9 @@ log = structlog.get_logger("worker.processor")
 # before the message goes back to the queue: 0.1 s, 0.3 s, 0.9 s.
 _SMALL_WRITE_ATTEMPTS = 4
 _SMALL_WRITE_BACKOFF_S = 0.1
+# While a runtime call runs the claim is extended this often (in leases): three chances
+# to extend before it could expire, whatever a store hiccup costs one of them.
+_HEARTBEAT_FRACTION = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,8 @@ class EventProcessor:
         lease_s: int,
         fallback_to_rules: bool = False,
         metrics: Metrics | None = None,
+        model_call_budget: int = 3,
+        max_deliveries: int | None = None,
     ) -> None:
         self.store = store
         self.agents = agents
@@ -89,6 +96,11 @@ class EventProcessor:
         self.owner = owner
         self.lease_s = lease_s
         self.fallback_to_rules = fallback_to_rules
+        # Model requests per event across every delivery (docs/architecture.md, "Model fail-safe").
+        self.model_call_budget = model_call_budget
+        # The queue's receives before its redrive: an event still waiting for an
+        # unreachable runtime on its last delivery is decided by the floor instead.
+        self.max_deliveries = max_deliveries
         self.metrics: Metrics = metrics or EmfMetrics(enabled=False)
         # Leases held by work in progress (owner -> event key), so the ones a shutdown
         # abandons can be given back instead of blocking redeliveries for lease_s.
@@ -211,7 +223,7 @@ class EventProcessor:
         model_called = degraded = lease_released = False
         try:
             if record.status == "processing":
-                analysis, model_called = self._analyze(parsed)
+                analysis, model_called = self._analyze(parsed, record, owner)
                 degraded = analysis.degraded
                 record = self.store.save_analysis(key, owner=owner, analysis=analysis)
             if record.status == "analyzed":
@@ -284,26 +296,105 @@ class EventProcessor:
             lease_released=lease_released,
         )
 
-    def _analyze(self, parsed: ParsedMessage) -> tuple[Analysis, bool]:
-        """Ask the runtime; fall back to the rules (marked degraded) if so configured."""
+    def _analyze(self, parsed: ParsedMessage, record: EventRecord, owner: str) -> tuple[Analysis, bool]:
+        """The analysis to save, within the event's model budget (docs/architecture.md,
+        "Model fail-safe").
+
+        The runtime answers a valid event with at least its floor whatever the model does.
+        An outage (``OUTAGE_REASONS``) is waited out only under the ``wait`` policy and
+        only while budget is left: its calls are counted and the circuit opens. An
+        unusable answer, a spent budget and the ``rules`` policy save what came back.
+        A runtime that cannot be reached falls back to the rules under ``rules``, and
+        under ``wait`` once the event's budget or its last delivery is reached.
+        """
+        event = parsed.event
+        left = max(0, self.model_call_budget - record.model_calls)
+        lost = [0]
+
+        def count_lost(calls: int) -> None:
+            lost[0] += calls
+
         try:
-            with self.metrics.timer("RuntimeLatency", dimensions={"Workflow": parsed.workflow}):
+            with (
+                self._heartbeat(event.event_key, owner),
+                self.metrics.timer("RuntimeLatency", dimensions={"Workflow": parsed.workflow}),
+            ):
                 if parsed.workflow == "triage_only":
                     assert parsed.supplied_analysis is not None
-                    return (
-                        self.agents.triager.triage_only(parsed.event, parsed.supplied_analysis).analysis,
-                        False,
-                    )
-                return self.agents.analyst.analyze(parsed.event).analysis, True
-        except RuntimeUnavailable:
-            if not self.fallback_to_rules:
+                    return self.agents.triager.triage_only(event, parsed.supplied_analysis).analysis, False
+                analysis = self.agents.analyst.analyze(
+                    event, model_budget=left, on_lost_calls=count_lost
+                ).analysis
+        except RetryableError as exc:
+            # No answer from the runtime (unreachable, timed out, a 5xx).
+            spent = record.model_calls
+            if lost[0]:
+                self.metrics.count("ModelCalls", lost[0])
+                spent = self._spend(event.event_key, owner, lost[0])
+            last_delivery = self.max_deliveries is not None and record.attempts >= self.max_deliveries
+            by_policy = self.fallback_to_rules and isinstance(exc, RuntimeUnavailable)
+            if not (by_policy or spent >= self.model_call_budget or last_delivery):
                 raise
-            from secops_core.rules_analysis import rules_analysis
-            from secops_core.waf.floor import severity_floor
+            log.warning("runtime_unavailable_fallback_rules", reason=exc.reason, model_calls=spent)
+            reason: DegradedReason = (
+                "model_budget_spent" if spent >= self.model_call_budget else "model_error"
+            )
+            return self._degraded(_local_rules(event, reason)), False
+        if lost[0]:
+            analysis = analysis.model_copy(update={"model_calls": analysis.model_calls + lost[0]})
+        self.metrics.count("ModelCalls", analysis.model_calls)
+        left_after = left - analysis.model_calls
+        if analysis.degraded_reason in OUTAGE_REASONS and not self.fallback_to_rules and left_after > 0:
+            # An outage with budget left: wait for the model (circuit open) rather than
+            # decide by the floor now; the calls count against the next request.
+            self._spend(event.event_key, owner, analysis.model_calls)
+            log.warning("model_outage_wait", reason=analysis.degraded_reason, model_calls_left=left_after)
+            raise RuntimeUnavailable(
+                f"model outage ({analysis.degraded_reason}); {left_after} model call(s) left for this event",
+                reason=str(analysis.degraded_reason),
+            )
+        if analysis.model_overruled:
+            # A model rating below the floor most likely obeyed the request's text.
+            log.warning("model_overruled", model_severity=analysis.model_severity)
+            self.metrics.count("ModelOverruled")
+        return self._degraded(analysis), True
 
-            log.warning("runtime_unavailable_fallback_rules")
-            self.metrics.count("DegradedAnalyses")
-            return rules_analysis(parsed.event, severity_floor(parsed.event), degraded=True), False
+    def _degraded(self, analysis: Analysis) -> Analysis:
+        if analysis.degraded:
+            log.warning("analysis_degraded", reason=analysis.degraded_reason)
+            self.metrics.count(
+                "DegradedAnalyses",
+                dimensions={"Reason": str(analysis.degraded_reason or "runtime_unavailable")},
+            )
+        return analysis
+
+    def _spend(self, key: str, owner: str, calls: int) -> int:
+        """Count ``calls`` of an answer that is not saved; the event's total after them."""
+        return self.store.add_model_calls(key, owner=owner, calls=calls).model_calls
+
+    @contextmanager
+    def _heartbeat(self, key: str, owner: str) -> Iterator[None]:
+        """Extend the claim while a runtime call runs, so a slow model cannot outlive it and
+        let a redelivery analyze the event a second time."""
+        stop = threading.Event()
+        interval = self.lease_s * _HEARTBEAT_FRACTION
+
+        def beat() -> None:
+            while not stop.wait(interval):
+                try:
+                    if not self.store.extend_lease(key, owner=owner, lease_s=self.lease_s):
+                        log.warning("lease_extend_lost")
+                        return
+                except (WorkerError, ClientError) as exc:
+                    log.warning("lease_extend_failed", error=str(exc))
+
+        thread = threading.Thread(target=beat, name=f"lease-{owner}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     # ---- rejections ---------------------------------------------------------------------
 
@@ -340,6 +431,16 @@ class EventProcessor:
         self.metrics.count("Rejections", dimensions={"Reason": code})
         log.warning("message_rejected_again", reason=code)
         return Outcome("rejected", record.key, status="rejected", reason=code)
+
+
+def _local_rules(event: WafEvent, reason: DegradedReason) -> Analysis:
+    """The floor and the rules text, decided here because the runtime cannot be reached."""
+    from secops_core.rules_analysis import rules_analysis
+    from secops_core.waf.floor import severity_floor
+
+    return rules_analysis(event, severity_floor(event), degraded=True).model_copy(
+        update={"degraded_reason": reason}
+    )
 
 
 def _excerpt(body: str) -> str:

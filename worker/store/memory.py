@@ -148,8 +148,32 @@ class MemoryStore:
                 item = self._step(key, owner=owner, expect="processing", changes=changes, entry=entry)
             except _StepLost as lost:
                 return lost.record
+            item["model_calls"] = item.get("model_calls", 0) + analysis.model_calls
             self._touch(item, now)
             return self._record(item)
+
+    def add_model_calls(self, key: str, *, owner: str, calls: int) -> EventRecord:
+        now = self._clock()
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                raise RetryableError(f"event {key} has no record", reason="lease_lost")
+            item["model_calls"] = item.get("model_calls", 0) + calls
+            self._append(
+                item,
+                {"action": "model_calls_unsaved", "at": iso_from_epoch(now), "calls": calls, "by": owner},
+            )
+            self._touch(item, now)
+            return self._record(item)
+
+    def extend_lease(self, key: str, *, owner: str, lease_s: int) -> bool:
+        now = self._clock()
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or item.get("lease_owner") != owner or item.get("lease_expires_at", 0) <= now:
+                return False
+            item["lease_expires_at"] = now + lease_s
+            return True
 
     def apply_triage(
         self, key: str, *, owner: str, decision: TriageDecision, release: bool = False

@@ -62,6 +62,9 @@ class EventRecord:
     created_at: str
     updated_at: str
     backend_actions: tuple[dict[str, Any], ...]
+    # Model requests the runtime reported for this event over every delivery, saved
+    # answers or not: what is left of the budget is what the next request may spend.
+    model_calls: int = 0
 
     def lease_live(self, now_epoch: float) -> bool:
         """True while someone holds an unexpired lease."""
@@ -97,6 +100,7 @@ class EventRecord:
             created_at=data.get("created_at", ""),
             updated_at=data.get("updated_at", ""),
             backend_actions=tuple(data.get("backend_actions", ())),
+            model_calls=int(data.get("model_calls", 0)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,6 +123,7 @@ class EventRecord:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "backend_actions": [dict(a) for a in self.backend_actions],
+            "model_calls": self.model_calls,
         }
 
 

@@ -100,7 +100,7 @@ class EventOps(DynamoTable):
         # Top-level copies so the console and ad-hoc queries can read them.
         for name, value in analysis_attributes(analysis).items():
             update.set(name, value)
-        update.set("analyzed_at", self._now_iso(now))
+        update.set("analyzed_at", self._now_iso(now)).increment("model_calls", analysis.model_calls)
         update.append(
             "backend_actions",
             {
@@ -111,6 +111,38 @@ class EventOps(DynamoTable):
             },
         )
         return self._step(key, owner=owner, expect="processing", update=self._touch(update, now))
+
+    def add_model_calls(self, key: str, *, owner: str, calls: int) -> EventRecord:
+        """Count model requests of an answer that is not saved (the worker waits for an outage).
+
+        Counted whoever holds the lease now: the requests were made either way, and the
+        budget bounds requests, not leases.
+        """
+        now = self._clock()
+        update = Update().increment("model_calls", calls)
+        update.append(
+            "backend_actions",
+            {"action": "model_calls_unsaved", "at": self._now_iso(now), "calls": calls, "by": owner},
+        )
+        self._touch(update, now)
+        try:
+            return _record(self._update(key, update, condition="attribute_exists(pk)"))
+        except ConditionFailed:
+            raise RetryableError(f"event {key} has no record", reason="lease_lost") from None
+
+    def extend_lease(self, key: str, *, owner: str, lease_s: int) -> bool:
+        """Move the lease to ``lease_s`` from now while ``owner`` still holds a live one."""
+        now = self._clock()
+        update = Update().set("lease_expires_at", now + lease_s)
+        condition = (
+            f"{update.name('lease_owner')} = {update.value(owner, 'owner')} AND "
+            f"{update.name('lease_expires_at')} > {update.value(now, 'now')}"
+        )
+        try:
+            self._update(key, update, condition=condition, returns="NONE")
+        except ConditionFailed:
+            return False
+        return True
 
     def apply_triage(
         self, key: str, *, owner: str, decision: TriageDecision, release: bool = False
