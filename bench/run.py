@@ -816,6 +816,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if any(a == "--scenario" or a.startswith("--scenario=") for a in raw):
+        from bench import s3  # WAF log files from S3: a scenario module of its own
+
+        return s3.main(raw)
     args = parse_args(argv)
     config = BenchConfig(
         events=args.events,

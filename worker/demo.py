@@ -94,6 +94,9 @@ def run_demo(*, events_file: str | None = None, as_json: bool = False) -> int:
         sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
     else:
         _print_summary(console, summary)
+        from worker.demo_s3 import print_log_file
+
+        print_log_file(console, summary["log_file"])
     return 0
 
 
@@ -122,6 +125,11 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
         response = clients.sqs.send_message_batch(QueueUrl=resources.queue_url, Entries=entries)
         message_ids += [ok["MessageId"] for ok in response.get("Successful", [])]
 
+    from worker.demo_s3 import log_file_summary, put_demo_log_file
+
+    step("writing a gzip WAF log file to S3; its notification reaches the queue")
+    log_file = put_demo_log_file(clients, resources.queue_url)
+
     worker = build_worker(settings, clients=clients, resources=resources)
     outcomes: list[Any] = []
     worker.consumer.on_outcome = outcomes.append
@@ -135,7 +143,9 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
     records = store.get_many(keys)
     notifications = {name: _drain(clients.sqs, url) for name, url in taps.items()}
     dlq = _drain(clients.sqs, resources.dlq_url, peek=True) if resources.dlq_url else []
-    return _summarize(records, outcomes, notifications, dlq, monitor, len(message_ids))
+    summary = _summarize(records, outcomes, notifications, dlq, monitor, len(message_ids))
+    summary["log_file"] = log_file_summary(store, log_file)
+    return summary
 
 
 def _tap(clients: Any, topic_arn: str, name: str) -> str:

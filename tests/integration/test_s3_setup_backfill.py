@@ -113,3 +113,18 @@ def test_backfill_reads_only_the_range_and_a_rerun_skips_what_is_complete(
 def test_backfill_refuses_what_is_not_an_s3_address(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backfill", "/tmp/logs"]) == 2
     assert "s3://" in capsys.readouterr().err
+
+
+def test_the_demo_log_file_is_read_through_its_notification(env: Env) -> None:
+    # GIVEN the demo's log file written to S3 (the bucket notifies the queue)
+    from worker.demo_s3 import DEMO_RECORDS, log_file_summary, put_demo_log_file
+
+    log_file = put_demo_log_file(env.clients, env.resources.queue_url)
+    # WHEN the worker drains the queue
+    env.drain()
+    # THEN the summary counts the file and names what each kept record became
+    summary = log_file_summary(env.store, log_file)
+    assert summary["complete"] and summary["read"] == DEMO_RECORDS
+    assert summary["kept"] == len(log_file.kept_keys) > 0
+    assert summary["kept"] + summary["skipped"] == DEMO_RECORDS
+    assert sum(summary["outcome"].values()) == summary["kept"]
