@@ -9,7 +9,12 @@ from rich.console import Console
 from rich.table import Table
 
 from worker.cli.common import EXIT_OK, Subparsers, configure_logs, one_shot_settings, out, positive_int
+from worker.notify.render import narrative_label
+from worker.notify.sanitize import clean
 from worker.pipeline.monitor_job import MonitorJob, MonitorRun
+
+# Enough of a narrative for a terminal; the notification carries the whole of it.
+NARRATIVE_CHARS = 2000
 
 
 def register(sub: Subparsers) -> None:
@@ -76,3 +81,9 @@ def render(console: Console, run: MonitorRun) -> None:
             "now" if pattern.pattern_key in notified else "",
         )
     console.print(table)
+    for pattern in run.patterns:
+        if pattern.pattern_key in notified:
+            # A model-written narrative is untrusted prose about attacker-controlled traffic.
+            label = narrative_label(pattern) or " (template)"
+            console.print(f"\n{pattern.pattern_key} narrative{label}:", markup=False)
+            console.print(f"  {clean(pattern.narrative, NARRATIVE_CHARS)}", markup=False)

@@ -191,6 +191,43 @@ def _request_line(event: WafEvent, cut: _Cutter) -> str:
     return " ".join(part for part in (method, host + cut.line(event.uri, _URI_SUMMARY)) if part)
 
 
+def _overruled(analysis: Analysis) -> bool:
+    """The model rated below the floor: flagged by the runtime, or seen here for a record
+    written before the runtime flagged it."""
+    below = analysis.model_severity is not None and analysis.model_severity < analysis.severity_floor
+    return analysis.model_overruled or (analysis.model_written and below)
+
+
+def _opinion_author(analysis: Analysis) -> str:
+    if analysis.model_opinion is not None:
+        return analysis.model_opinion.model_id
+    return analysis.analyzed_by if analysis.model_written else "the model"
+
+
+def shown_analysis(event: WafEvent, analysis: Analysis) -> Analysis:
+    """The analysis a person is shown: never the words of a model that was overruled.
+
+    The runtime already replaces an overruled model's text with the rules analysis; a
+    record that still carries model text rated below the floor gets the rules text here
+    (docs/architecture.md, "Model fail-safe").
+    """
+    if not (_overruled(analysis) and analysis.model_written):
+        return analysis
+    from secops_core.rules_analysis import rules_analysis
+    from secops_core.waf.floor import severity_floor
+
+    rules = rules_analysis(event, analysis.floor or severity_floor(event))
+    return analysis.model_copy(
+        update={
+            "security_analysis": rules.security_analysis,
+            "follow_up_suggestion": rules.follow_up_suggestion,
+            "attack_type": rules.attack_type,
+            "analyzed_by": rules.analyzed_by,
+            "model_written": False,
+        }
+    )
+
+
 def escalation_notification(
     topic_arn: str,
     *,
@@ -214,13 +251,36 @@ def escalation_notification(
         f"{subject_part(event.uri, SUBJECT_MAX_CHARS)}"
     )
 
+    shown = shown_analysis(event, analysis)
+    overruled = _overruled(analysis)
+
     def build(cut: _Cutter) -> tuple[str, dict[str, Any]]:
         country = f" ({cut.line(event.country, _SHORT)})" if event.country else ""
         group = f" (group {cut.line(event.rule_group, _ID)})" if event.rule_group else ""
         model = "-" if analysis.model_severity is None else str(analysis.model_severity)
+        if analysis.model_severity_clamped:
+            model += " (clamped to 0-5)"
+        author = cut.line(analysis.analyzed_by, _ID)
+        # Model-written prose is about attacker-controlled text: a reader must know.
+        by_model = f" (MODEL-WRITTEN by {author}, untrusted)" if shown.model_written else ""
+        degraded = _yes_no(analysis.degraded)
+        if analysis.degraded_reason:
+            degraded += f" ({analysis.degraded_reason})"
+        model_lines = (
+            [
+                f"MODEL OVERRULED: {cut.line(_opinion_author(analysis), _ID)} rated severity {model}, "
+                f"below the floor {analysis.severity_floor}.",
+                "  Its opinion is not shown: a rating below the floor is a likely prompt",
+                "  injection. The analysis below is the rules analysis; the model's words",
+                "  are kept in the event record for forensics.",
+                "",
+            ]
+            if overruled
+            else []
+        )
         summary = "\n".join(
             [
-                f"SecOps escalation: severity {severity}, {cut.line(analysis.attack_type, _ID)}",
+                f"SecOps escalation: severity {severity}, {cut.line(shown.attack_type, _ID)}",
                 "",
                 f"Event key:    {cut.line(event_key, _ID)}",
                 f"Time:         {event.timestamp.isoformat()}",
@@ -230,15 +290,16 @@ def escalation_notification(
                 f"WAF action:   {cut.line(event.action, _SHORT)}",
                 f"Severity:     final {analysis.severity_rating}, "
                 f"floor {analysis.severity_floor}, model {model}",
-                f"Analyzed by:  {cut.line(analysis.analyzed_by, _ID)}",
-                f"Degraded:     {_yes_no(analysis.degraded)}",
+                f"Analyzed by:  {cut.line(shown.analyzed_by, _ID)}",
+                f"Degraded:     {degraded}",
                 f"Triage:       {triage.action} -> {triage.status}: {cut.line(triage.reason, _REASON)}",
                 "",
-                "Analysis:",
-                cut.block(analysis.security_analysis, _ANALYSIS),
+                *model_lines,
+                f"Analysis{by_model}:",
+                cut.block(shown.security_analysis, _ANALYSIS),
                 "",
-                "Follow-up:",
-                cut.block(analysis.follow_up_suggestion, _FOLLOW_UP),
+                f"Follow-up{by_model}:",
+                cut.block(shown.follow_up_suggestion, _FOLLOW_UP),
             ]
         )
         floor = analysis.floor
@@ -252,11 +313,19 @@ def escalation_notification(
                 "severity_rating": analysis.severity_rating,
                 "severity_floor": analysis.severity_floor,
                 "model_severity": analysis.model_severity,
-                "attack_type": cut.raw(analysis.attack_type, _ID),
-                "analyzed_by": cut.raw(analysis.analyzed_by, _ID),
+                "model_severity_clamped": analysis.model_severity_clamped,
+                "attack_type": cut.raw(shown.attack_type, _ID),
+                "analyzed_by": cut.raw(shown.analyzed_by, _ID),
                 "degraded": analysis.degraded,
-                "security_analysis": cut.raw(analysis.security_analysis, _ANALYSIS),
-                "follow_up_suggestion": cut.raw(analysis.follow_up_suggestion, _FOLLOW_UP),
+                "degraded_reason": analysis.degraded_reason,
+                # True: the three text fields are a model's prose, untrusted.
+                "model_written": shown.model_written,
+                # True: a model rated below the floor (a likely injection); its opinion
+                # is not in this document, only in the event record.
+                "model_overruled": overruled,
+                "model_calls": analysis.model_calls,
+                "security_analysis": cut.raw(shown.security_analysis, _ANALYSIS),
+                "follow_up_suggestion": cut.raw(shown.follow_up_suggestion, _FOLLOW_UP),
                 "floor": None
                 if floor is None
                 else {
@@ -292,6 +361,14 @@ def escalation_notification(
         dedup_id=dedup_id("escalation", event_key) if fifo else None,
         group_id=group_id(event.source_ip, event_key) if fifo else None,
     )
+
+
+def narrative_label(pattern: Pattern) -> str:
+    """What a person reading a pattern's narrative is told about its author."""
+    if pattern.narrative_model_written:
+        author = clean(pattern.narrative_by, _ID)
+        return f" (MODEL-WRITTEN by {author}, untrusted: about attacker-controlled traffic)"
+    return ""
 
 
 def pattern_notification(
@@ -340,7 +417,7 @@ def pattern_notification(
                 f"Escalated:    {len(escalated_keys)} events",
                 *escalated_lines,
                 "",
-                "Narrative:",
+                f"Narrative{narrative_label(pattern)}:",
                 cut.block(pattern.narrative, _NARRATIVE),
             ]
         )
@@ -363,6 +440,8 @@ def pattern_notification(
                 "threshold": pattern.threshold,
                 "threshold_met": pattern.threshold_met,
                 "narrative": cut.raw(pattern.narrative, _NARRATIVE),
+                "narrative_by": cut.raw(pattern.narrative_by, _ID),
+                "narrative_model_written": pattern.narrative_model_written,
             },
             "escalated_keys": [cut.raw(key, _ID) for key in listed],
             "escalated_total": len(escalated_keys),
