@@ -200,7 +200,8 @@ class Checker:
                 "in_window_evidence": notifications["window"][:_EXAMPLES],
             },
             "monitor": {k: v for k, v in monitor.items() if k != "more_than_once"}
-            | {"slots_run_more_than_once": len(monitor["more_than_once"])},
+            | {"slots_run_more_than_once": len(monitor["more_than_once"])}
+            | {"slots_completed_under_faults": slot_completion(d)},
             "faults_injected": self.faults(),
             "invariants": invariants,
             "ok": all(v["ok"] for v in invariants.values()),
@@ -485,6 +486,43 @@ class Checker:
             elif record["kind"] == "model_call" and record.get("fault"):
                 counts[f"model:{record['fault']}"] += 1
         return dict(sorted(counts.items()))
+
+
+# ---- monitor slots completed under faults ----------------------------------------------------
+
+# A slot's store writes are retried within the slot, so a transient fault should not cost
+# it: at the default 5 % fault rate at least this share of slots must complete.
+SLOT_COMPLETION_TARGET = 0.9
+# Fault-injected workers are named "w<slot>.<incarnation>"; fault-free drain workers "d...".
+_FAULTY_PROCESS_PREFIX = "w"
+
+
+def slot_completion(d: RunData) -> dict[str, Any]:
+    """Monitor slots first taken by a fault-injected worker, and how many were completed.
+
+    A slot is completed when its lock item carries ``completed_at`` (whoever finished it).
+    Slots whose first holder was SIGKILLed holding them are counted apart, as the share
+    a kill, not a fault, can explain.
+    """
+    sigkilled = {e["proc"]: e["t"] for e in d.timeline if e["event"] == "sigkill"}
+    first: dict[str, Record] = {}
+    for record in sorted((r for r in d.evidence if r["kind"] == "lock_acquired"), key=lambda r: r["t"]):
+        first.setdefault(str(record["lock"]), record)
+    under_faults = [name for name, r in first.items() if str(r["proc"]).startswith(_FAULTY_PROCESS_PREFIX)]
+    done = [name for name in under_faults if d.items.get(name, {}).get("completed_at")]
+    open_slots = sorted(set(under_faults) - set(done))
+    killed = [name for name in open_slots if sigkilled.get(str(first[name]["proc"]), 0) >= first[name]["t"]]
+    total = len(under_faults)
+    share = len(done) / total if total else 1.0
+    return {
+        "completed": len(done),
+        "total": total,
+        "share": round(share, 3),
+        "target": SLOT_COMPLETION_TARGET,
+        "met": share >= SLOT_COMPLETION_TARGET,
+        "open_holder_killed": len(killed),
+        "open": open_slots[:_EXAMPLES],
+    }
 
 
 def _unfinished_publish(records: list[Record], delivered_at: float) -> Record | None:

@@ -717,12 +717,24 @@ def summary_table(report: dict[str, Any]) -> Table:
             report["notifications"]["duplicate_notifications_in_publish_mark_window"],
         ),
         ("monitor runs / slots", f"{report['monitor']['runs']} / {report['monitor']['slots']}"),
+        (
+            "monitor slots completed under faults",
+            slot_figure(report["monitor"]["slots_completed_under_faults"]),
+        ),
         ("SIGKILLs", report["processes"]["sigkills"]),
         ("faults injected", sum(report["faults_injected"].values())),
     )
     for name, value in figures:
         table.add_row(f"[dim]{name}[/]", str(value), "")
     return table
+
+
+def slot_figure(slots: dict[str, Any]) -> str:
+    """E.g. "10 / 11 (91 %, target 90 %)"."""
+    return (
+        f"{slots['completed']} / {slots['total']} ({slots['share']:.0%}, target {slots['target']:.0%}"
+        f"{'' if slots['met'] else ', [red]missed[/]'})"
+    )
 
 
 def run(config: RunConfig) -> dict[str, Any]:

@@ -164,3 +164,34 @@ def test_a_pattern_notified_twice_at_one_count_is_a_duplicate() -> None:
     # Notified again only once it grew: fine.
     data.monitoring[1] = Delivery("p2", "pat#1", T0 + 20, {"pattern": {"count": 12}})
     assert _failed(data) == set()
+
+
+def test_slot_completion_counts_slots_first_taken_under_faults() -> None:
+    # GIVEN four slots: two completed by faulty workers (one after a takeover), one left
+    # open by a worker killed holding it, one left open by a fault; and a drain slot
+    data = _run()
+    slots = [f"lock#monitor#2024-01-01T00:00:{s}0Z" for s in range(5)]
+    data.items |= {
+        slots[0]: {"pk": slots[0], "completed_at": _iso(T0 + 1)},
+        slots[1]: {"pk": slots[1], "completed_at": _iso(T0 + 30)},
+        slots[2]: {"pk": slots[2]},
+        slots[3]: {"pk": slots[3]},
+        slots[4]: {"pk": slots[4], "completed_at": _iso(T0 + 50)},
+    }
+    data.evidence += [
+        _ev(0.5, "w0.1", "lock_acquired", lock=slots[0]),
+        _ev(10.5, "w1.1", "lock_acquired", lock=slots[1]),
+        _ev(29.0, "w0.2", "lock_acquired", lock=slots[1]),
+        _ev(20.5, "w0.1", "lock_acquired", lock=slots[2]),
+        _ev(30.5, "w1.1", "lock_acquired", lock=slots[3]),
+        _ev(40.5, "d0.1", "lock_acquired", lock=slots[4]),
+    ]
+    data.timeline = [{"t": T0 + 21, "proc": "w0.1", "event": "sigkill"}]
+
+    # WHEN the run is checked
+    slots_done = Checker(data).report()["monitor"]["slots_completed_under_faults"]
+
+    # THEN the drain's slot is left out, and the share misses the 90 % target
+    assert (slots_done["completed"], slots_done["total"], slots_done["share"]) == (2, 4, 0.5)
+    assert slots_done["open_holder_killed"] == 1 and not slots_done["met"]
+    assert slots_done["open"] == [slots[2], slots[3]]

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from secops_core.contract import TriageDecision
 from secops_core.ingest.normalize import normalize_event
 from tests.fixtures.events import simplified
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
+from worker.daemon import Clients
 from worker.notify import Notifier
 from worker.pipeline.monitor_job import MonitorJob, chunk_by_group, lock_name, slot_start
 from worker.scheduler import build_scheduler
@@ -297,3 +299,47 @@ def test_secops_monitor_prints_patterns_as_json(
     assert json.loads(capsys.readouterr().out)["ran"] is False
     assert main(["monitor", "--hours", "2", "--force"]) == 0
     assert "patterns" in capsys.readouterr().out
+
+
+class FirstCallOfEachOperationThrottled:
+    """A botocore hook: DynamoDB throttles the first call of each data-plane operation."""
+
+    OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "Query"})
+
+    def __init__(self) -> None:
+        self.throttled: list[str] = []
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        if model.name in self.OPERATIONS and model.name not in self.throttled:
+            self.throttled.append(model.name)
+            raise ClientError(
+                {
+                    "Error": {"Code": "ProvisionedThroughputExceededException", "Message": "injected"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                model.name,
+            )
+
+
+def test_a_slot_survives_transient_store_faults_and_completes(env: Env, clock: FakeClock) -> None:
+    # GIVEN a six-event campaign in monitoring, and a replica whose DynamoDB client
+    # throttles the first call of each operation it makes (lock, read, upserts, escalations)
+    keys = monitored(env, clock, 6)
+    client = Clients.from_settings(env.settings).dynamodb
+    throttle = FirstCallOfEachOperationThrottled()
+    client.meta.events.register("before-call.dynamodb", throttle)
+    faulty = replica(
+        env, clock, "faulty", store=EventStore(env.settings.table_name, client=client, clock=clock.epoch)
+    )
+
+    # WHEN it ticks once
+    run = faulty.tick()
+
+    # THEN every fault was retried within the slot: the campaign is escalated and
+    # notified once, and the slot is completed, so no replica runs it again
+    assert {"PutItem", "UpdateItem", "Query"} <= set(throttle.throttled)
+    assert run.ran and sorted(run.escalated) == sorted(keys)
+    assert len(patterns_delivered(env)) == 1
+    lock = env.clients.dynamodb.get_item(TableName=env.settings.table_name, Key={"pk": to_attr(run.slot)})
+    assert "completed_at" in lock["Item"]
+    assert not replica(env, clock, "other").tick().ran

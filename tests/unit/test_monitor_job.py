@@ -6,6 +6,7 @@ tests/integration/test_monitor_job.py runs it over DynamoDB and SNS on moto's se
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -100,3 +101,115 @@ def test_a_stopping_job_stops_between_chunks(store: MemoryStore) -> None:
     stopping.stop_event.set()
     with pytest.raises(MonitorStopped):
         stopping.run_once(force=True)
+
+
+# ---- transient store faults within a slot --------------------------------------------------
+
+
+class FaultyStore(MemoryStore):
+    """The in-memory store, failing the next ``n`` calls of a method with a throttle."""
+
+    def __init__(self) -> None:
+        super().__init__(clock=FakeClock(NOW.timestamp()))
+        self.faults: dict[str, int] = {}
+        self.calls: dict[str, int] = {}
+
+    def fail(self, method: str, times: int = 1) -> None:
+        self.faults[method] = times
+
+    def _maybe_fail(self, method: str) -> None:
+        self.calls[method] = self.calls.get(method, 0) + 1
+        if self.faults.get(method):
+            self.faults[method] -= 1
+            raise RetryableError(f"{method} throttled (injected)", reason="store_unavailable")
+
+
+def _faulty(method: str) -> Any:
+    def wrapped(self: FaultyStore, *args: Any, **kwargs: Any) -> Any:
+        self._maybe_fail(method)
+        return getattr(MemoryStore, method)(self, *args, **kwargs)
+
+    return wrapped
+
+
+for _method in (
+    "acquire_lock",
+    "complete_lock",
+    "iter_monitoring",
+    "upsert_pattern",
+    "claim_pattern_notification",
+    "release_pattern_notification",
+    "escalate_from_pattern",
+):
+    setattr(FaultyStore, _method, _faulty(_method))
+
+
+def retrying_job(store: MemoryStore, notifier: FakeNotifier) -> MonitorJob:
+    scheduled = job(store, notifier)
+    scheduled.write_backoff_s = 0.0
+    return scheduled
+
+
+def test_one_fault_in_every_store_call_still_completes_the_slot() -> None:
+    # GIVEN six monitored events, and a store whose every call a slot makes fails once
+    store = FaultyStore()
+    keys = [r.key for r in monitored(store, 6)]
+    for method in (
+        "acquire_lock",
+        "iter_monitoring",
+        "upsert_pattern",
+        "claim_pattern_notification",
+        "escalate_from_pattern",
+        "complete_lock",
+    ):
+        store.fail(method)
+    notifier = FakeNotifier()
+
+    # WHEN the slot runs
+    run = retrying_job(store, notifier).tick()
+
+    # THEN it ran to the end: one notice, every member escalated, the slot completed
+    assert run.ran and len(notifier.patterns) == 1 and sorted(run.escalated) == sorted(keys)
+    assert not store.acquire_lock(run.slot, owner="r2", ttl_s=0)  # completed: never taken again
+    assert store.calls["complete_lock"] == 2
+
+
+def test_a_failed_publish_gives_its_claim_back_through_a_fault() -> None:
+    # GIVEN a notifier that fails once, and a release of the claim that is throttled once
+    faulty = FaultyStore()
+    keys = [r.key for r in monitored(faulty, 6)]
+    faulty.fail("release_pattern_notification")
+    notifier = FakeNotifier(errors=[RetryableError("sns down", reason="notify_failed")])
+    # WHEN the run fails on the publish THEN nothing is escalated
+    with pytest.raises(RetryableError):
+        retrying_job(faulty, notifier).run_once(force=True)
+    assert all(faulty.get(k).status == "monitoring" for k in keys)  # type: ignore[union-attr]
+    # AND the claim was given back, so the next run notifies and escalates
+    run = retrying_job(faulty, notifier).run_once(force=True)
+    assert len(notifier.patterns) == 1 and sorted(run.escalated) == sorted(keys)
+
+
+def test_a_fault_that_persists_is_bounded_and_leaves_the_slot_open() -> None:
+    # GIVEN a store whose pattern upserts keep failing
+    store = FaultyStore()
+    monitored(store, 6)
+    store.fail("upsert_pattern", times=100)
+    scheduled = retrying_job(store, FakeNotifier())
+    # WHEN the slot runs THEN it gives up after the bounded attempts, without completing
+    with pytest.raises(RetryableError):
+        scheduled.tick()
+    assert store.calls["upsert_pattern"] == scheduled.write_attempts
+    assert "complete_lock" not in store.calls
+
+
+def test_a_shutdown_during_a_backoff_stops_the_run() -> None:
+    # GIVEN a store whose monitoring read fails, and a job asked to stop
+    store = FaultyStore()
+    monitored(store, 2)
+    store.fail("iter_monitoring")
+    stopping = job(store, FakeNotifier())
+    stopping.stop_event.set()
+    # WHEN the slot runs THEN the retry's wait ends at once and the run stops
+    with pytest.raises(MonitorStopped):
+        stopping.run_once(force=True)
+    assert store.calls["iter_monitoring"] == 1

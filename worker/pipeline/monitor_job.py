@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from botocore.exceptions import ClientError
@@ -37,6 +37,15 @@ if TYPE_CHECKING:
 log = structlog.get_logger("worker.monitor")
 
 JOB_NAME = "monitor"
+
+# A slot's store calls are retried within the slot, after 0.2 s, 0.4 s and 0.8 s: a
+# transient DynamoDB fault (throttling, a 5xx) then costs under 1.5 s, not the slot,
+# whose patterns would otherwise wait a whole interval. Every call retried is
+# idempotent: reads, merges of the same event keys, conditional claims and escalations.
+WRITE_ATTEMPTS = 4
+WRITE_BACKOFF_S = 0.2
+
+T = TypeVar("T")
 
 
 def slot_start(moment: datetime, interval_s: int) -> datetime:
@@ -87,6 +96,8 @@ class MonitorJob:
         chunk_size: int,
         now: Callable[[], datetime] = clock.now,
         metrics: Metrics | None = None,
+        write_attempts: int = WRITE_ATTEMPTS,
+        write_backoff_s: float = WRITE_BACKOFF_S,
     ) -> None:
         self.store = store
         self.monitor_agent = monitor_agent
@@ -99,6 +110,8 @@ class MonitorJob:
         self.chunk_size = chunk_size
         self.now = now
         self.metrics = metrics
+        self.write_attempts = max(1, write_attempts)
+        self.write_backoff_s = write_backoff_s
         # Set on shutdown: a long run stops between chunks/patterns instead of holding
         # the process past the drain timeout.
         self.stop_event = threading.Event()
@@ -133,12 +146,14 @@ class MonitorJob:
         slot = slot_start(now, self.interval_s)
         name = lock_name(slot)
         with structlog.contextvars.bound_contextvars(slot=name):
-            if not force and not self.store.acquire_lock(name, owner=self.owner, ttl_s=self.interval_s):
+            if not force and not self._retrying(
+                "acquire_lock", lambda: self.store.acquire_lock(name, owner=self.owner, ttl_s=self.interval_s)
+            ):
                 log.info("monitor_slot_taken")
                 return MonitorRun(slot=name, ran=False, skipped_reason="slot already taken")
             run = self._run(name, now, hours or self.hours)
             if not force:
-                self.store.complete_lock(name, owner=self.owner)
+                self._retrying("complete_lock", lambda: self.store.complete_lock(name, owner=self.owner))
             log.info("monitor_run_done", **run.summary())
             if self.metrics is not None:
                 self.metrics.count("MonitorRuns")
@@ -149,7 +164,10 @@ class MonitorJob:
 
     def _run(self, slot: str, now: datetime, hours: int) -> MonitorRun:
         since = now - timedelta(hours=hours)
-        events = [r.event for r in self.store.iter_monitoring(since=since, until=now) if r.event is not None]
+        records = self._retrying(
+            "iter_monitoring", lambda: list(self.store.iter_monitoring(since=since, until=now))
+        )
+        events = [r.event for r in records if r.event is not None]
         run = MonitorRun(slot=slot, ran=True, events_read=len(events))
         if not events:
             return run
@@ -164,8 +182,9 @@ class MonitorJob:
             try:
                 run.patterns.append(self._apply(pattern, slot, run))
             except RetryableError as exc:
-                # One throttled write must not cost the other patterns their run; this
-                # one is read again by the next slot (its events are still monitored).
+                # Its writes were retried already: a pattern that still failed must not
+                # cost the others their run; it is read again by the next slot (its
+                # events are still monitored).
                 failures += 1
                 log.warning("pattern_apply_failed", pattern_key=pattern.pattern_key, error=exc.message)
         if failures:
@@ -176,9 +195,28 @@ class MonitorJob:
         if self.stop_event.is_set():
             raise MonitorStopped("shutting down: the next slot takes over")
 
+    def _retrying(self, operation: str, call: Callable[[], T]) -> T:
+        """``call``, retried with backoff on a transient store fault; the last one is raised.
+
+        Only for idempotent calls: an attempt whose answer was lost may have been applied.
+        The waits end early on shutdown, which stops the run instead.
+        """
+        for attempt in range(1, self.write_attempts + 1):
+            try:
+                return call()
+            except (RetryableError, ClientError) as exc:
+                if attempt == self.write_attempts:
+                    raise
+                log.info("monitor_store_call_retried", operation=operation, attempt=attempt, error=str(exc))
+                if self.metrics is not None:
+                    self.metrics.count("MonitorStoreRetries", dimensions={"Operation": operation})
+                if self.stop_event.wait(self.write_backoff_s * 2 ** (attempt - 1)):
+                    raise MonitorStopped("shutting down: the next slot takes over") from exc
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     def _apply(self, pattern: Pattern, slot: str, run: MonitorRun) -> Pattern:
         with structlog.contextvars.bound_contextvars(pattern_key=pattern.pattern_key):
-            stored = self.store.upsert_pattern(pattern, slot=slot)
+            stored = self._retrying("upsert_pattern", lambda: self.store.upsert_pattern(pattern, slot=slot))
             # The stored count spans earlier slots: a slow campaign still adds up.
             merged = pattern.model_copy(
                 update={
@@ -195,16 +233,23 @@ class MonitorJob:
             # If the publish fails, the claim is given back and nothing is escalated;
             # the next slot does both.
             previous = stored.notified_count
-            if self.store.claim_pattern_notification(
-                pattern.pattern_key, count=merged.count, growth_factor=self.growth_factor
+            if self._retrying(
+                "claim_pattern_notification",
+                lambda: self.store.claim_pattern_notification(
+                    pattern.pattern_key, count=merged.count, growth_factor=self.growth_factor
+                ),
             ):
                 try:
                     self.notifier.notify_pattern(
                         merged, escalated_keys=list(pattern.event_keys), grown_from=previous or None
                     )
                 except (WorkerError, ClientError):
-                    self.store.release_pattern_notification(
-                        pattern.pattern_key, count=merged.count, previous=previous
+                    # A claim kept after a failed publish would hold the notice back for good.
+                    self._retrying(
+                        "release_pattern_notification",
+                        lambda: self.store.release_pattern_notification(
+                            pattern.pattern_key, count=merged.count, previous=previous
+                        ),
                     )
                     raise
                 run.notified.append(pattern.pattern_key)
@@ -218,11 +263,15 @@ class MonitorJob:
                 ),
             )
             run.escalated.extend(
-                key
-                for key in pattern.event_keys
-                if self.store.escalate_from_pattern(key, pattern_key=pattern.pattern_key, decision=decision)
+                key for key in pattern.event_keys if self._escalate(key, pattern.pattern_key, decision)
             )
             return merged
+
+    def _escalate(self, key: str, pattern_key: str, decision: TriageDecision) -> bool:
+        return self._retrying(
+            "escalate_from_pattern",
+            lambda: self.store.escalate_from_pattern(key, pattern_key=pattern_key, decision=decision),
+        )
 
 
 class MonitorStopped(Exception):
