@@ -501,8 +501,9 @@ def slot_completion(d: RunData) -> dict[str, Any]:
     """Monitor slots first taken by a fault-injected worker, and how many were completed.
 
     A slot is completed when its lock item carries ``completed_at`` (whoever finished it).
-    Slots whose first holder was SIGKILLed holding them are counted apart, as the share
-    a kill, not a fault, can explain.
+    A slot whose holder was SIGKILLed mid-run stays open by design (the next slot, a
+    different lock, takes over), so the target is checked on the slots whose holder
+    lived: those are what a store fault, not a kill, can cost.
     """
     sigkilled = {e["proc"]: e["t"] for e in d.timeline if e["event"] == "sigkill"}
     first: dict[str, Record] = {}
@@ -513,14 +514,17 @@ def slot_completion(d: RunData) -> dict[str, Any]:
     open_slots = sorted(set(under_faults) - set(done))
     killed = [name for name in open_slots if sigkilled.get(str(first[name]["proc"]), 0) >= first[name]["t"]]
     total = len(under_faults)
+    lived = total - len(killed)
     share = len(done) / total if total else 1.0
+    share_lived = len(done) / lived if lived else 1.0
     return {
         "completed": len(done),
         "total": total,
         "share": round(share, 3),
-        "target": SLOT_COMPLETION_TARGET,
-        "met": share >= SLOT_COMPLETION_TARGET,
         "open_holder_killed": len(killed),
+        "share_holder_lived": round(share_lived, 3),
+        "target": SLOT_COMPLETION_TARGET,
+        "met": share_lived >= SLOT_COMPLETION_TARGET,
         "open": open_slots[:_EXAMPLES],
     }
 

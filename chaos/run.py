@@ -730,10 +730,12 @@ def summary_table(report: dict[str, Any]) -> Table:
 
 
 def slot_figure(slots: dict[str, Any]) -> str:
-    """E.g. "10 / 11 (91 %, target 90 %)"."""
+    """E.g. "7 / 9 (78%); 2 holders killed; 100% of the rest, target 90%"."""
+    verdict = "" if slots["met"] else " [red]missed[/]"
     return (
-        f"{slots['completed']} / {slots['total']} ({slots['share']:.0%}, target {slots['target']:.0%}"
-        f"{'' if slots['met'] else ', [red]missed[/]'})"
+        f"{slots['completed']} / {slots['total']} ({slots['share']:.0%}); "
+        f"{slots['open_holder_killed']} holders killed; {slots['share_holder_lived']:.0%} of the rest, "
+        f"target {slots['target']:.0%}{verdict}"
     )
 
 

@@ -191,7 +191,27 @@ def test_slot_completion_counts_slots_first_taken_under_faults() -> None:
     # WHEN the run is checked
     slots_done = Checker(data).report()["monitor"]["slots_completed_under_faults"]
 
-    # THEN the drain's slot is left out, and the share misses the 90 % target
+    # THEN the drain's slot is left out, the killed holder's slot is counted apart, and
+    # the slot a fault cost makes the share of the rest (2 of 3) miss the 90 % target
     assert (slots_done["completed"], slots_done["total"], slots_done["share"]) == (2, 4, 0.5)
-    assert slots_done["open_holder_killed"] == 1 and not slots_done["met"]
+    assert (slots_done["open_holder_killed"], slots_done["share_holder_lived"]) == (1, 0.667)
+    assert not slots_done["met"]
     assert slots_done["open"] == [slots[2], slots[3]]
+
+
+def test_slot_completion_meets_its_target_when_only_kills_left_slots_open() -> None:
+    # GIVEN nine slots taken under faults: seven completed, two left by killed holders
+    data = _run()
+    slots = [f"lock#monitor#2024-01-01T00:0{s}:00Z" for s in range(9)]
+    for n, name in enumerate(slots):
+        data.items[name] = {"pk": name} | ({"completed_at": _iso(T0 + n * 10 + 1)} if n < 7 else {})
+        data.evidence.append(_ev(n * 10 + 0.5, f"w{n % 3}.1", "lock_acquired", lock=name))
+    data.timeline = [
+        {"t": T0 + 71, "proc": "w1.1", "event": "sigkill"},
+        {"t": T0 + 81, "proc": "w2.1", "event": "sigkill"},
+    ]
+    # WHEN the run is checked
+    slots_done = Checker(data).report()["monitor"]["slots_completed_under_faults"]
+    # THEN 7 / 9 completed, and every slot whose holder lived: the target is met
+    assert (slots_done["completed"], slots_done["total"], slots_done["open_holder_killed"]) == (7, 9, 2)
+    assert slots_done["share_holder_lived"] == 1.0 and slots_done["met"]
