@@ -206,6 +206,7 @@ class Monitor(Protocol):
         hours: int,
         threshold: int,
         now: datetime | None = None,
+        narrate: Sequence[str] = (),
     ) -> MonitorResponse: ...
 
 

@@ -182,8 +182,13 @@ class SecurityMonitorAgent(_Agent):
         hours: int,
         threshold: int,
         now: datetime | None = None,
+        narrate: Sequence[str] = (),
     ) -> MonitorResponse:
-        """Group ``events`` of the last ``hours`` (ending at ``now``) into patterns."""
+        """Group ``events`` of the last ``hours`` (ending at ``now``) into patterns.
+
+        Only the patterns named in ``narrate`` get a model-written narrative (and cost
+        model calls); the others get the template.
+        """
         request: dict[str, Any] = {
             "action": "monitor",
             "hours": hours,
@@ -192,6 +197,8 @@ class SecurityMonitorAgent(_Agent):
         }
         if now is not None:
             request["now"] = now.isoformat()
+        if narrate:
+            request["narrate"] = list(narrate)
         # The same monitor request (one slot, re-run after a crash) gets the same session.
         digest = hashlib.sha256(
             json.dumps(request, sort_keys=True, separators=(",", ":")).encode("utf-8")

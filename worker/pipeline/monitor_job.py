@@ -16,7 +16,7 @@ only when it has grown past the growth factor.
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("worker.monitor")
 
 JOB_NAME = "monitor"
+# Narratives kept for notices whose publish may be retried: a few slots' worth of patterns.
+_NARRATIVE_CACHE = 1024
 
 # A slot's store calls are retried within the slot, after 0.2 s, 0.4 s and 0.8 s: a
 # transient DynamoDB fault (throttling, a 5xx) then costs under 1.5 s, not the slot,
@@ -115,6 +117,12 @@ class MonitorJob:
         # Set on shutdown: a long run stops between chunks/patterns instead of holding
         # the process past the drain timeout.
         self.stop_event = threading.Event()
+        # Narratives by (pattern key, notified count): a notice whose publish failed is
+        # claimed again by a later slot and reuses its narrative, not a new model call.
+        self._narratives: OrderedDict[tuple[str, int], Pattern] = OrderedDict()
+        # The run in progress: its window and its events by group, for the narrative request.
+        self._window: tuple[int, datetime] = (hours, now())
+        self._members: dict[tuple[str, str], list[WafEvent]] = {}
 
     @classmethod
     def from_worker(cls, worker: Worker, *, now: Callable[[], datetime] = clock.now) -> MonitorJob:
@@ -172,6 +180,10 @@ class MonitorJob:
         if not events:
             return run
         patterns: list[Pattern] = []
+        members: dict[tuple[str, str], list[WafEvent]] = defaultdict(list)
+        for event in events:
+            members[(event.source_ip, normalize_uri(event.uri))].append(slim(event))
+        self._members, self._window = members, (hours, now)
         for chunk in chunk_by_group(events, self.chunk_size):
             self._check_stop()
             response = self.monitor_agent.monitor(chunk, hours=hours, threshold=self.threshold, now=now)
@@ -214,6 +226,40 @@ class MonitorJob:
                     raise MonitorStopped("shutting down: the next slot takes over") from exc
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    def _narrated(self, pattern: Pattern) -> Pattern:
+        """``pattern`` with the narrative of its notice, asked of the runtime only now that
+        the notice is ours to send (docs/architecture.md, "Model fail-safe")."""
+        cache_key = (pattern.pattern_key, pattern.count)
+        cached = self._narratives.get(cache_key)
+        if cached is None:
+            hours, now = self._window
+            members = self._members.get((pattern.source_ip, pattern.normalized_uri), [])
+            try:
+                response = self.monitor_agent.monitor(
+                    members[-self.chunk_size :],
+                    hours=hours,
+                    threshold=self.threshold,
+                    now=now,
+                    narrate=(pattern.pattern_key,),
+                )
+            except RetryableError as exc:
+                # The notice matters more than its prose: send it with the template.
+                log.warning("pattern_narrative_failed", error=exc.message)
+                return pattern
+            if self.metrics is not None and response.model_calls:
+                self.metrics.count("ModelCalls", response.model_calls, dimensions={"Workflow": "monitor"})
+            cached = next((p for p in response.patterns if p.pattern_key == pattern.pattern_key), pattern)
+            self._narratives[cache_key] = cached
+            while len(self._narratives) > _NARRATIVE_CACHE:
+                self._narratives.popitem(last=False)
+        return pattern.model_copy(
+            update={
+                "narrative": cached.narrative,
+                "narrative_by": cached.narrative_by,
+                "narrative_model_written": cached.narrative_model_written,
+            }
+        )
+
     def _apply(self, pattern: Pattern, slot: str, run: MonitorRun) -> Pattern:
         with structlog.contextvars.bound_contextvars(pattern_key=pattern.pattern_key):
             stored = self._retrying("upsert_pattern", lambda: self.store.upsert_pattern(pattern, slot=slot))
@@ -240,6 +286,7 @@ class MonitorJob:
                 ),
             ):
                 try:
+                    merged = self._narrated(merged)
                     self.notifier.notify_pattern(
                         merged, escalated_keys=list(pattern.event_keys), grown_from=previous or None
                     )
