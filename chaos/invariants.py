@@ -501,11 +501,13 @@ def slot_completion(d: RunData) -> dict[str, Any]:
     """Monitor slots first taken by a fault-injected worker, and how many were completed.
 
     A slot is completed when its lock item carries ``completed_at`` (whoever finished it).
-    A slot whose holder was SIGKILLed mid-run stays open by design (the next slot, a
-    different lock, takes over), so the target is checked on the slots whose holder
-    lived: those are what a store fault, not a kill, can cost.
+    A slot whose holder was SIGKILLed, or SIGTERMed (the run stops for the shutdown),
+    mid-run stays open by design: the next slot, a different lock, takes over. So the
+    target is checked on the slots whose holder lived: those are what a store fault,
+    not a signal, can cost.
     """
     sigkilled = {e["proc"]: e["t"] for e in d.timeline if e["event"] == "sigkill"}
+    sigtermed = {e["proc"]: e["t"] for e in d.timeline if e["event"] == "sigterm"}
     first: dict[str, Record] = {}
     for record in sorted((r for r in d.evidence if r["kind"] == "lock_acquired"), key=lambda r: r["t"]):
         first.setdefault(str(record["lock"]), record)
@@ -513,8 +515,13 @@ def slot_completion(d: RunData) -> dict[str, Any]:
     done = [name for name in under_faults if d.items.get(name, {}).get("completed_at")]
     open_slots = sorted(set(under_faults) - set(done))
     killed = [name for name in open_slots if sigkilled.get(str(first[name]["proc"]), 0) >= first[name]["t"]]
+    shut_down = [
+        name
+        for name in open_slots
+        if name not in killed and sigtermed.get(str(first[name]["proc"]), 0) >= first[name]["t"]
+    ]
     total = len(under_faults)
-    lived = total - len(killed)
+    lived = total - len(killed) - len(shut_down)
     share = len(done) / total if total else 1.0
     share_lived = len(done) / lived if lived else 1.0
     return {
@@ -522,6 +529,7 @@ def slot_completion(d: RunData) -> dict[str, Any]:
         "total": total,
         "share": round(share, 3),
         "open_holder_killed": len(killed),
+        "open_holder_shut_down": len(shut_down),
         "share_holder_lived": round(share_lived, 3),
         "target": SLOT_COMPLETION_TARGET,
         "met": share_lived >= SLOT_COMPLETION_TARGET,

@@ -730,12 +730,12 @@ def summary_table(report: dict[str, Any]) -> Table:
 
 
 def slot_figure(slots: dict[str, Any]) -> str:
-    """E.g. "7 / 9 (78%); 2 holders killed; 100% of the rest, target 90%"."""
+    """E.g. "6 / 10 (60%); holders killed 3, shut down 1; 100% of the rest, target 90%"."""
     verdict = "" if slots["met"] else " [red]missed[/]"
     return (
-        f"{slots['completed']} / {slots['total']} ({slots['share']:.0%}); "
-        f"{slots['open_holder_killed']} holders killed; {slots['share_holder_lived']:.0%} of the rest, "
-        f"target {slots['target']:.0%}{verdict}"
+        f"{slots['completed']} / {slots['total']} ({slots['share']:.0%}); holders killed "
+        f"{slots['open_holder_killed']}, shut down {slots['open_holder_shut_down']}; "
+        f"{slots['share_holder_lived']:.0%} of the rest, target {slots['target']:.0%}{verdict}"
     )
 
 
