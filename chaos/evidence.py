@@ -68,20 +68,22 @@ Method = Callable[..., Any]
 def instrument(worker: Any, evidence: EvidenceLog) -> None:
     """Record the side effects of ``worker`` (a built :class:`worker.daemon.Worker`).
 
-    Bound methods of the worker's store and notifier are replaced on those instances;
-    the processor, the monitor job and the worker all hold the same two, so every
-    caller goes through the wrappers. Each wrapper returns and raises what it wraps.
+    Bound methods of the worker's store, incident repository and notifier are replaced
+    on those instances; the processor, the monitor job and the worker all hold the same
+    ones, so every caller goes through the wrappers. Each wrapper returns and raises what it wraps.
     """
     hooks = _Hooks(evidence)
     for target, name, around in (
         (worker.store, "claim", hooks.claim),
         (worker.store, "save_analysis", hooks.step("analysis_saved")),
         (worker.store, "apply_triage", hooks.step("triaged")),
-        (worker.store, "mark_notified", hooks.mark),
+        (worker.store, "link_incident", hooks.mark),
         (worker.store, "acquire_lock", hooks.acquire),
         (worker.store, "complete_lock", hooks.complete),
         (worker.store, "escalate_from_pattern", hooks.pattern_escalation),
         (worker.store, "claim_pattern_notification", hooks.pattern_claim),
+        (worker.store, "decide", hooks.decide),
+        (worker.incidents.repo, "claim_milestone", hooks.milestone_claim),
         (worker.notifier, "publish", hooks.publish),
     ):
         setattr(target, name, around(getattr(target, name)))
@@ -131,16 +133,18 @@ class _Hooks:
         return around
 
     def mark(self, original: Method) -> Method:
+        """The escalation's link to its incident: the mark that it owes no notice."""
+
         def wrapped(key: str, **kwargs: Any) -> bool:
-            self.evidence.record("mark_start", key=key, message_id=kwargs.get("message_id"))
+            message_id = kwargs.get("notification_id")
+            incident = kwargs.get("incident_id")
+            self.evidence.record("mark_start", key=key, message_id=message_id, incident=incident)
             try:
                 marked = bool(original(key, **kwargs))
             except Exception as exc:
-                self.evidence.record(
-                    "mark_failed", key=key, error=type(exc).__name__, message_id=kwargs.get("message_id")
-                )
+                self.evidence.record("mark_failed", key=key, error=type(exc).__name__, message_id=message_id)
                 raise
-            self.evidence.record("marked", key=key, marked=marked, message_id=kwargs.get("message_id"))
+            self.evidence.record("marked", key=key, marked=marked, message_id=message_id, incident=incident)
             return marked
 
         return wrapped
@@ -184,6 +188,35 @@ class _Hooks:
             if escalated:
                 self.evidence.record("escalated_by_pattern", key=key, pattern=kwargs.get("pattern_key"))
             return escalated
+
+        return wrapped
+
+    def decide(self, original: Method) -> Method:
+        """The fast path's one write (None: the event had a record, the full path runs)."""
+
+        def wrapped(decided: Any, **kwargs: Any) -> Any:
+            key = decided.event.event_key
+            try:
+                record = original(decided, **kwargs)
+            except Exception as exc:
+                self.evidence.record("decide_failed", key=key, error=type(exc).__name__)
+                raise
+            self.evidence.record(
+                "decided" if record is not None else "decide_found_record",
+                key=key,
+                status=decided.decision.status,
+                analyzed_by=decided.analysis.analyzed_by,
+                message_id=kwargs.get("message_id"),
+            )
+            return record
+
+        return wrapped
+
+    def milestone_claim(self, original: Method) -> Method:
+        def wrapped(incident: str, milestone: str) -> bool:
+            won = bool(original(incident, milestone))
+            self.evidence.record("milestone_claimed", key=incident, milestone=milestone, won=won)
+            return won
 
         return wrapped
 

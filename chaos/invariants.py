@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 from chaos.evidence import Record
@@ -25,8 +25,6 @@ OK_TERMINAL = frozenset({"closed", "monitoring", "escalated"})
 _ALLOWED = {"closed": {"closed"}, "monitoring": {"monitoring", "escalated"}, "escalated": {"escalated"}}
 # How many examples of a failed invariant the report carries.
 _EXAMPLES = 5
-# Why a publish can lack its mark without a bug: the publisher died, or the mark's write failed.
-WINDOW_CAUSES = frozenset({"killed_before_mark", "mark_failed"})
 # analyzed_at is stored with millisecond precision (truncated).
 _ISO_MS_SLACK_S = 0.001
 
@@ -156,7 +154,18 @@ class Checker:
             "duplicate_notifications": _check(
                 not notifications["duplicates"], len(notifications["duplicates"]), notifications["duplicates"]
             ),
-            "escalations_never_notified": _check(
+            "escalations_without_incident": _check(
+                not notifications["unlinked"], len(notifications["unlinked"]), notifications["unlinked"]
+            ),
+            "incidents_miscounted": _check(
+                not notifications["miscounted"], len(notifications["miscounted"]), notifications["miscounted"]
+            ),
+            "incidents_opened_twice": _check(
+                not notifications["opened_twice"],
+                len(notifications["opened_twice"]),
+                notifications["opened_twice"],
+            ),
+            "incidents_never_notified": _check(
                 not notifications["never_notified"],
                 len(notifications["never_notified"]),
                 notifications["never_notified"],
@@ -191,11 +200,14 @@ class Checker:
             "model_calls": {k: v for k, v in model.items() if k != "after_saved"}
             | {"after_analysis_saved": len(model["after_saved"])},
             "notifications": {
-                k: v for k, v in notifications.items() if k not in ("duplicates", "never_notified", "window")
+                k: v
+                for k, v in notifications.items()
+                if k
+                not in ("duplicates", "never_notified", "window", "unlinked", "miscounted", "opened_twice")
             }
             | {
                 "duplicate_notifications": len(notifications["duplicates"]),
-                "duplicate_notifications_in_publish_mark_window": len(notifications["window"]),
+                "openings_lost_in_claim_publish_window": len(notifications["window"]),
                 "in_window_by_cause": dict(Counter(w["cause"] for w in notifications["window"])),
                 "in_window_evidence": notifications["window"][:_EXAMPLES],
             },
@@ -317,48 +329,64 @@ class Checker:
     # ---- notifications -----------------------------------------------------------------------
 
     def notifications(self) -> dict[str, Any]:
+        """Escalations become incidents; incidents are notified per milestone, once.
+
+        Critical deliveries carry the incident id as their key and the milestone in
+        their JSON document. A milestone is claimed before it is published, so a second
+        delivery of one milestone is a duplicate; an incident whose opening was never
+        delivered was lost, unless the process holding the opening's claim was killed
+        between the claim and the publish (the window of that design, reported apart).
+        """
         d = self.d
-        delivered_ids = {n.message_id for n in d.critical}
-        by_key: dict[str, list[Delivery]] = defaultdict(list)
+        incidents = {k: v for k, v in d.items.items() if k.startswith("inc#") and "group_hash" in v}
+        milestones: dict[tuple[str, str], list[Delivery]] = defaultdict(list)
         for delivery in d.critical:
-            by_key[str(delivery.key)].append(delivery)
+            milestone = (delivery.document.get("milestone") or {}).get("id") or delivery.message_id
+            milestones[(str(delivery.key), str(milestone))].append(delivery)
         patterns_delivered: dict[str, list[Delivery]] = defaultdict(list)
         for delivery in d.monitoring:
             patterns_delivered[str(delivery.key)].append(delivery)
 
-        never: list[dict[str, Any]] = []
+        unlinked: list[dict[str, Any]] = []
+        linked: Counter[str] = Counter()
         for key, item in d.items.items():
             if item.get("status") != "escalated" or not key.startswith("evt#"):
                 continue
-            notification = str(item.get("notification_id") or "")
-            if not item.get("notified_at"):
-                never.append(
-                    {"key": key, "why": "escalated, never marked notified", "timeline": self.story(key)}
+            incident = item.get("incident_id")
+            if not incident:
+                unlinked.append(
+                    {"key": key, "why": "escalated, never joined an incident", "timeline": self.story(key)}
                 )
-            elif notification.startswith("pattern:"):
-                pattern = notification.removeprefix("pattern:")
-                if not patterns_delivered.get(pattern):
-                    never.append(
-                        {
-                            "key": key,
-                            "why": f"escalated by pattern {pattern}, whose notification was never delivered",
-                            "pattern_timeline": self.story(pattern),
-                        }
-                    )
-            elif notification not in delivered_ids:
-                never.append(
-                    {
-                        "key": key,
-                        "why": f"marked with {notification}, never delivered",
-                        "timeline": self.story(key),
-                    }
-                )
+            elif incident not in incidents:
+                unlinked.append({"key": key, "why": f"linked to {incident}, which does not exist"})
+            else:
+                linked[str(incident)] += 1
 
-        duplicates, window = [], []
-        for key, deliveries in by_key.items():
-            if len(deliveries) > 1:
-                for entry in self._extra_deliveries(key, deliveries):
-                    (window if entry["in_window"] else duplicates).append(entry)
+        miscounted = [
+            {"incident": i, "count": item.get("count"), "linked_events": linked[i]}
+            for i, item in incidents.items()
+            if int(item.get("count", 0)) != linked[i]
+        ]
+        opened_twice = _overlapping(incidents)
+
+        never: list[dict[str, Any]] = []
+        window: list[dict[str, Any]] = []
+        for incident in incidents:
+            if milestones.get((incident, "opened")):
+                continue
+            cause = self._claim_cause(incident)
+            entry = {"incident": incident, "cause": cause, "timeline": self.story(incident)}
+            (window if cause == "killed_after_claim" else never).append(entry)
+
+        duplicates = [
+            {
+                "key": incident,
+                "why": f"milestone {milestone} delivered {len(deliveries)} times",
+                "timeline": self.story(incident),
+            }
+            for (incident, milestone), deliveries in milestones.items()
+            if len(deliveries) > 1
+        ]
         # A pattern is notified once per count (counts only grow); a body that did not
         # parse counts as its own message, so it can never pose as a duplicate.
         pattern_counts = Counter(
@@ -375,62 +403,35 @@ class Checker:
                 )
         return {
             "critical_delivered": len(d.critical),
-            "critical_events_notified": len(by_key),
+            "incidents": len(incidents),
+            "escalated_events_linked": sum(linked.values()),
             "pattern_notifications_delivered": len(d.monitoring),
             "patterns_notified": len(patterns_delivered),
             "duplicates": duplicates,
             "window": window,
             "never_notified": never,
+            "unlinked": unlinked,
+            "miscounted": miscounted,
+            "opened_twice": opened_twice,
         }
 
-    def _extra_deliveries(self, key: str, deliveries: list[Delivery]) -> Iterable[dict[str, Any]]:
-        """Classify every delivery of ``key`` but the one its record marked.
-
-        In the publish/mark window: the publisher never marked *this* publish, because
-        it was killed first or its mark failed, and the next delivery published again
-        before any mark existed. Anything else is a duplicate the design forbids.
-        """
-        item = self.d.items.get(key, {})
-        marked_id = item.get("notification_id")
-        notified_at = epoch(item.get("notified_at"))
-        records = self.by_key.get(key, [])
-        published = {r["message_id"]: r for r in records if r["kind"] == "published"}
-        for delivery in deliveries:
-            if delivery.message_id == marked_id:
-                continue
-            publish = published.get(delivery.message_id) or _unfinished_publish(records, delivery.t)
-            proc = publish["proc"] if publish else None
-            at = publish["t"] if publish else delivery.t
-            cause = self._cause(proc, records, delivery.message_id, at)
-            in_window = cause in WINDOW_CAUSES and (notified_at is None or at <= notified_at)
-            yield {
-                "key": key,
-                "message_id": delivery.message_id,
-                "publisher": proc,
-                "published_at_s": self.rel(at),
-                "marked_message_id": marked_id,
-                "notified_at_s": self.rel(notified_at),
-                "cause": cause,
-                "in_window": in_window,
-                "timeline": self.story(key),
-            }
-
-    def _cause(self, proc: str | None, records: list[Record], message_id: str, at: float) -> str:
-        """What became of the mark of the publish ``message_id`` by ``proc``."""
-        if proc is None:
-            return "publisher_unknown"
-        marks = [r for r in records if r["proc"] == proc and r.get("message_id") == message_id]
-        marked = [r for r in marks if r["kind"] == "marked"]
-        if marked:
-            return (
-                "marked_but_record_disagrees" if marked[0]["marked"] else "lost_the_mark_to_another_publish"
-            )
-        if any(r["kind"] == "mark_failed" for r in marks):
-            return "mark_failed"
-        killed = self.sigkilled.get(proc)
-        if killed is not None and killed >= at:
-            return "killed_before_mark"
-        return "no_mark_unexplained"
+    def _claim_cause(self, incident: str) -> str:
+        """Why an incident's opening was never delivered, from the claim's evidence."""
+        claims = [
+            r
+            for r in self.by_key.get(incident, [])
+            if r["kind"] == "milestone_claimed" and r.get("milestone") == "opened" and r.get("won")
+        ]
+        if not claims:
+            return "never_claimed"
+        holder = claims[-1]
+        killed = self.sigkilled.get(holder["proc"])
+        published = any(
+            r["kind"] == "published" and r["proc"] == holder["proc"] for r in self.by_key.get(incident, [])
+        )
+        if killed is not None and killed >= holder["t"] and not published:
+            return "killed_after_claim"
+        return "claimed_never_delivered"
 
     # ---- monitor -----------------------------------------------------------------------------
 
@@ -537,12 +538,21 @@ def slot_completion(d: RunData) -> dict[str, Any]:
     }
 
 
-def _unfinished_publish(records: list[Record], delivered_at: float) -> Record | None:
-    """The latest publish_start before ``delivered_at`` that its process never finished."""
-    finished = {(r["proc"]) for r in records if r["kind"] in ("published", "publish_failed")}
-    starts = [r for r in records if r["kind"] == "publish_start" and r["t"] <= delivered_at + 1.0]
-    unfinished = [r for r in starts if r["proc"] not in finished]
-    return unfinished[-1] if unfinished else None
+def _overlapping(incidents: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Incidents of one group whose open windows overlap: one key and window opened twice."""
+    by_group: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    for incident, item in incidents.items():
+        by_group[str(item["group_hash"])].append(
+            (str(item.get("first_seen", "")), str(item.get("open_until", "")), incident)
+        )
+    found = []
+    for group, spans in by_group.items():
+        spans.sort()
+        for (_, until, first), (since, _, second) in pairwise(spans):
+            resolved = incidents[first].get("status") == "resolved"
+            if since <= until and not resolved:
+                found.append({"group": group, "incidents": [first, second]})
+    return found
 
 
 def _check(ok: bool, value: Any, examples: list[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -712,9 +712,10 @@ def summary_table(report: dict[str, Any]) -> Table:
         ("lost", report["lost"]),
         ("model calls (analyze)", report["model_calls"]["analyze_calls"]),
         ("critical notifications", report["notifications"]["critical_delivered"]),
+        ("incidents", report["notifications"]["incidents"]),
         (
-            "duplicates in publish/mark window",
-            report["notifications"]["duplicate_notifications_in_publish_mark_window"],
+            "openings lost in claim/publish window",
+            report["notifications"]["openings_lost_in_claim_publish_window"],
         ),
         ("monitor runs / slots", f"{report['monitor']['runs']} / {report['monitor']['slots']}"),
         (

@@ -22,10 +22,13 @@ from worker.consumers.router import MessageRouter
 from worker.consumers.s3_objects import LogObjectHandler
 from worker.consumers.sqs import SqsSource
 from worker.health import HealthBeacon
+from worker.incidents import IncidentJoiner
+from worker.incidents.factory import dynamo_joiner
 from worker.metrics import Metrics, emf_wanted
 from worker.notify import Notifier
 from worker.pipeline.outcome import DelayPolicy
 from worker.pipeline.processor import EventProcessor
+from worker.pipeline.reuse import AnalysisReuse
 from worker.resources import Resources, resolve_resources
 from worker.settings import Settings
 from worker.store import EventStore
@@ -74,6 +77,7 @@ class Worker:
     consumer: Dispatcher
     metrics: Metrics
     owner: str
+    incidents: IncidentJoiner
 
 
 def owner_id() -> str:
@@ -105,18 +109,27 @@ def build_worker(
         client=clients.sns,
         max_attempts=settings.notify_max_attempts,
     )
+    # Agents handed in (tests, chaos) may wrap any model, whatever the settings say.
+    model_free = agents is None and settings.transport == "inprocess" and settings.provider == "rules"
     agents = agents or Agents.from_settings(settings)
     owner = owner_id()
+    # One joiner per process: its group commit batches every worker thread's joins.
+    incidents = dynamo_joiner(settings, client=clients.dynamodb)
     processor = EventProcessor(
         store=store,
         agents=agents,
         notifier=notifier,
+        incidents=incidents,
         owner=owner,
         lease_s=settings.lease_s,
         fallback_to_rules=settings.on_runtime_unavailable == "rules",
         metrics=metrics,
         model_call_budget=settings.model_call_budget,
         max_deliveries=settings.max_receive_count,
+        reuse=AnalysisReuse(store, window_s=settings.reuse_window_s) if settings.reuse_enabled else None,
+        skip_unmatched=settings.skip_model_unmatched,
+        # In-process rules: no model anywhere, so every event takes the fast path.
+        model_free=model_free,
     )
     circuit = CircuitBreaker(
         failure_threshold=settings.circuit_failure_threshold,
@@ -161,7 +174,9 @@ def build_worker(
         metrics=metrics,
         health=HealthBeacon(settings.health_file),
     )
-    return Worker(settings, clients, resources, store, notifier, agents, processor, consumer, metrics, owner)
+    return Worker(
+        settings, clients, resources, store, notifier, agents, processor, consumer, metrics, owner, incidents
+    )
 
 
 def install_signal_handlers(stop: Callable[[], None]) -> None:

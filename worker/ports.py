@@ -25,8 +25,9 @@ from secops_core.contract import (
     TriageOnlyResponse,
     WafEvent,
 )
+from worker.incidents import Contribution, EventJoin, GroupBy, IncidentRecord, IncidentRepo, Milestone
 from worker.store.checkpoints import ObjectCheckpoint
-from worker.store.records import EventRecord, PatternRecord
+from worker.store.records import Decided, EventRecord, PatternRecord, SavedAnalysis
 
 Dimensions = Mapping[str, str]
 
@@ -40,6 +41,11 @@ class EventRepo(Protocol):
 
     def claim(self, event: WafEvent, *, owner: str, lease_s: int, message_id: str) -> EventRecord:
         """Take the lease (creating the record), or raise AlreadyInProgress / PermanentError."""
+        ...
+
+    def decide(self, decided: Decided, *, message_id: str) -> EventRecord | None:
+        """The fast path: absent → its terminal status in one conditional put, for an
+        event decided without a model call; None if the event has a record already."""
         ...
 
     def save_analysis(self, key: str, *, owner: str, analysis: Analysis) -> EventRecord:
@@ -63,8 +69,8 @@ class EventRepo(Protocol):
         """analyzed → closed | monitoring | escalated; ``release`` frees the lease in the same write."""
         ...
 
-    def mark_notified(self, key: str, *, owner: str, topic: str, message_id: str) -> bool:
-        """Record a published notification; False if one was recorded already."""
+    def link_incident(self, key: str, *, owner: str, incident_id: str, notification_id: str) -> bool:
+        """escalated → linked to its incident (freeing our lease); False if linked already."""
         ...
 
     def release(self, key: str, *, owner: str) -> None:
@@ -84,8 +90,11 @@ class EventRepo(Protocol):
         """Record bad input as `rejected` (never over a triaged event) and free the lease."""
         ...
 
-    def escalate_from_pattern(self, key: str, *, pattern_key: str, decision: TriageDecision) -> bool:
-        """monitoring → escalated for a pattern over the threshold; False if not monitoring."""
+    def escalate_from_pattern(
+        self, key: str, *, pattern_key: str, decision: TriageDecision, incident_id: str
+    ) -> bool:
+        """monitoring → escalated (and linked) for a pattern over the threshold; False if
+        not monitoring."""
         ...
 
     def get(self, key: str) -> EventRecord | None:
@@ -100,6 +109,18 @@ class EventRepo(Protocol):
         self, *, since: datetime, until: datetime, page_size: int = 500
     ) -> Iterator[EventRecord]:
         """Events in `monitoring` with event time in [since, until], oldest first."""
+        ...
+
+
+class SignatureRepo(Protocol):
+    """Saved analyses by analysis signature, shared by replicas (:mod:`worker.pipeline.reuse`)."""
+
+    def get_signature(self, signature: str) -> SavedAnalysis | None:
+        """The analysis saved for ``signature`` (maybe stale: the caller checks its age)."""
+        ...
+
+    def put_signature(self, saved: SavedAnalysis, *, ttl_s: float) -> None:
+        """Save (or replace) the analysis of a signature; the store may drop it after ``ttl_s``."""
         ...
 
 
@@ -167,14 +188,43 @@ class CheckpointRepo(Protocol):
     def get_object(self, bucket: str, key: str, version: str) -> ObjectCheckpoint | None: ...
 
 
+class IncidentJoin(Protocol):
+    """Where escalated events become incidents (:class:`worker.incidents.IncidentJoiner`):
+    a thread-safe group commit over an :class:`IncidentRepo`.
+    """
+
+    @property
+    def repo(self) -> IncidentRepo: ...
+
+    @property
+    def group_by(self) -> GroupBy: ...
+
+    def join(self, contribution: Contribution) -> EventJoin:
+        """Count one event in its incident (once, however often it comes); the answer
+        carries the milestones this caller must claim and notify."""
+        ...
+
+
 class Notifier(Protocol):
-    """Where escalations and patterns are announced; each returns the channel's message id.
+    """Where incidents, escalations and patterns are announced; each returns the channel's
+    message id.
 
     Raises :class:`~worker.errors.RetryableError` (try later) or
     :class:`~worker.errors.ConfigurationError` (the channel is misconfigured).
     """
 
     def notify_escalation(self, event: WafEvent, analysis: Analysis, triage: TriageDecision) -> str: ...
+
+    def notify_incident(
+        self,
+        incident: IncidentRecord,
+        milestone: Milestone,
+        *,
+        event: WafEvent | None = None,
+        analysis: Analysis | None = None,
+    ) -> str:
+        """One incident milestone: what changed, the totals, and the event that crossed it."""
+        ...
 
     def notify_pattern(
         self,

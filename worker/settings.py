@@ -124,6 +124,14 @@ class Settings(CommonSettings):
     incident_join_window_s: float = Field(default=0.1, ge=0, le=5)
     incident_join_max_batch: int = Field(default=100, ge=1, le=1000)
 
+    # --- model economy ---
+    # Events of one analysis signature (rules, labels, class, blocked/reached, method,
+    # URI template) reuse the model's analysis of the first for this long.
+    reuse_enabled: bool = True
+    reuse_window_s: int = Field(default=900, ge=1)
+    # Nothing matched and the floor is 0: the rules decide, no model is asked.
+    skip_model_unmatched: bool = True
+
     # --- metrics ---
     metrics_enabled: bool = True
     metrics_namespace: str = "SecOpsWorker"

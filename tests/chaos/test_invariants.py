@@ -11,6 +11,8 @@ from tests.fixtures.events import simplified
 
 T0 = 1_700_000_000.0
 KEY = "evt#e1"
+INCIDENT = "inc#g1#1"
+OPENED = {"milestone": {"id": "opened"}}
 
 
 def _iso(t: float) -> str:
@@ -19,8 +21,23 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
 
 
+def _incident(
+    incident: str = INCIDENT, *, group: str = "g1", count: int = 1, **fields: Any
+) -> dict[str, Any]:
+    return {
+        "pk": incident,
+        "group_hash": group,
+        "count": count,
+        "status": "open",
+        "first_seen": "2023-11-14T22:13:20.000000Z",
+        "open_until": "2023-11-14T23:13:20.000000Z",
+        **fields,
+    }
+
+
 def _run(**overrides: Any) -> RunData:
-    """One escalated event, analyzed at +2 s, published by w0.1 at +3 s and marked at +3.1 s."""
+    """One escalated event, analyzed at +2 s, that opened an incident whose opening w0.1
+    claimed at +2.9 s and published at +3 s, and linked at +3.1 s."""
     event = PlannedMessage(0.0, "{}", KEY, "event", "escalation", "escalated", 4)
     poison = PlannedMessage(0.0, "not json", "msg#sha256:p", "poison", "not_json", None, None)
     data: dict[str, Any] = {
@@ -34,17 +51,20 @@ def _run(**overrides: Any) -> RunData:
                 "analyzed_at": _iso(T0 + 2),
                 "notified_at": _iso(T0 + 3.1),
                 "notification_id": "sns-1",
+                "incident_id": INCIDENT,
             },
+            INCIDENT: _incident(),
             "msg#sha256:p": {"pk": "msg#sha256:p", "status": "rejected", "rejection_code": "invalid_json"},
         },
         "dlq": [QueueMessage("m2", "not json", 8)],
         "left_in_queue": 0,
-        "critical": [Delivery("sns-1", KEY, T0 + 3, {})],
+        "critical": [Delivery("sns-1", INCIDENT, T0 + 3, OPENED)],
         "monitoring": [],
         "evidence": [
             _ev(1.5, "w0.1", "model_call", key=KEY, action="analyze"),
-            _ev(2.9, "w0.1", "publish_start", key=KEY),
-            _ev(3.0, "w0.1", "published", key=KEY, message_id="sns-1"),
+            _ev(2.8, "w0.1", "milestone_claimed", key=INCIDENT, milestone="opened", won=True),
+            _ev(2.9, "w0.1", "publish_start", key=INCIDENT),
+            _ev(3.0, "w0.1", "published", key=INCIDENT, message_id="sns-1"),
             _ev(3.1, "w0.1", "marked", key=KEY, message_id="sns-1", marked=True),
         ],
         "timeline": [],
@@ -69,31 +89,50 @@ def test_a_clean_run_passes() -> None:
     assert _failed(_run()) == set()
 
 
-def test_a_second_publish_after_the_mark_is_a_duplicate() -> None:
-    # GIVEN another worker published the same escalation after the record was marked
+def test_a_milestone_delivered_twice_is_a_duplicate() -> None:
+    # GIVEN another worker published the incident's opening again
     data = _run()
-    data.critical.append(Delivery("sns-2", KEY, T0 + 5, {}))
-    data.evidence += [
-        _ev(4.9, "w1.1", "publish_start", key=KEY),
-        _ev(5.0, "w1.1", "published", key=KEY, message_id="sns-2"),
-    ]
+    data.critical.append(Delivery("sns-2", INCIDENT, T0 + 5, OPENED))
     # THEN it is a duplicate notification
     assert _failed(data) == {"duplicate_notifications"}
+    # AND a later milestone of the same incident is not
+    data.critical[1] = Delivery("sns-2", INCIDENT, T0 + 5, {"milestone": {"id": "growth:10"}})
+    assert _failed(data) == set()
 
 
-def test_a_publisher_killed_before_its_mark_is_in_the_window() -> None:
-    # GIVEN w1.1 published first at +2.5 s and was SIGKILLed before marking
-    data = _run(timeline=[{"t": T0 + 2.6, "event": "sigkill", "proc": "w1.1", "pid": 2}])
-    data.critical.append(Delivery("sns-0", KEY, T0 + 2.5, {}))
-    data.evidence += [
-        _ev(2.4, "w1.1", "publish_start", key=KEY),
-        _ev(2.5, "w1.1", "published", key=KEY, message_id="sns-0"),
-    ]
-    # THEN the run passes and reports it in the window
+def test_an_opening_whose_claimer_was_killed_before_publishing_is_in_the_window() -> None:
+    # GIVEN the opening's claimer was SIGKILLed before it published
+    data = _run(critical=[], timeline=[{"t": T0 + 3.5, "event": "sigkill", "proc": "w0.1", "pid": 2}])
+    data.evidence = [r for r in data.evidence if r["kind"] not in ("publish_start", "published")]
+    # THEN the run passes and reports the lost opening apart
     report = Checker(data).report()
     assert report["ok"] is True
-    assert report["notifications"]["duplicate_notifications_in_publish_mark_window"] == 1
-    assert report["notifications"]["in_window_by_cause"] == {"killed_before_mark": 1}
+    assert report["notifications"]["openings_lost_in_claim_publish_window"] == 1
+    assert report["notifications"]["in_window_by_cause"] == {"killed_after_claim": 1}
+
+
+def test_an_incident_never_notified_fails() -> None:
+    # GIVEN an incident whose opening was claimed by a live worker and never delivered
+    data = _run(critical=[])
+    # THEN it fails
+    assert _failed(data) == {"incidents_never_notified"}
+
+
+def test_an_incident_that_counted_an_event_twice_fails() -> None:
+    data = _run()
+    data.items[INCIDENT]["count"] = 2
+    assert _failed(data) == {"incidents_miscounted"}
+
+
+def test_two_incidents_open_for_one_key_and_window_fail() -> None:
+    # GIVEN a second incident of the same group, open over the same window, with its own event
+    data = _run()
+    second = "inc#g1#2"
+    data.items[second] = _incident(second)
+    data.items["evt#e2"] = {"pk": "evt#e2", "status": "escalated", "incident_id": second}
+    data.critical.append(Delivery("sns-3", second, T0 + 6, OPENED))
+    # THEN it was opened twice
+    assert _failed(data) == {"incidents_opened_twice"}
 
 
 def test_a_model_call_after_the_saved_analysis_fails() -> None:
@@ -119,7 +158,7 @@ def test_one_slot_run_by_two_live_workers_fails() -> None:
     assert _failed(data) == {"monitor_slots_run_more_than_once"}
 
 
-def test_an_escalation_whose_pattern_was_never_notified_fails() -> None:
+def test_an_escalation_without_an_incident_fails() -> None:
     data = _run()
     data.items["evt#e2"] = {
         "pk": "evt#e2",
@@ -127,7 +166,7 @@ def test_an_escalation_whose_pattern_was_never_notified_fails() -> None:
         "notified_at": _iso(T0 + 20),
         "notification_id": "pattern:pat#1",
     }
-    assert _failed(data) == {"escalations_never_notified"}
+    assert _failed(data) == {"escalations_without_incident"}
 
 
 def test_a_sigterm_drain_that_overruns_or_fails_is_caught() -> None:
@@ -151,6 +190,7 @@ def test_a_valid_event_in_the_dlq_fails() -> None:
     body = json.dumps(simplified("e1"))
     data = _run(dlq=[QueueMessage("m1", body, 9), QueueMessage("m2", "not json", 8)])
     data.items[KEY] = {"pk": KEY, "status": "processing"}
+    data.items.pop(INCIDENT)
     # THEN the run fails on it, though the message is accounted for (not lost)
     assert _failed(data) == {"valid_events_dead_lettered"}
 

@@ -31,7 +31,10 @@ def test_demo_json_shows_escalations_notifications_patterns_and_rejections() -> 
     assert any(e["via"] == "analysis" for e in summary["escalations"])
     # notifications SNS delivered on both topics (read back through SQS subscriptions)
     assert summary["notifications"]["critical"]
-    assert all(s.startswith("[SecOps] ESCALATE") for s in summary["notifications"]["critical"])
+    # one per incident milestone, not one per escalated event
+    critical = summary["notifications"]["critical"]
+    assert all(s.startswith("[SecOps] INCIDENT") for s in critical)
+    assert len(critical) < len(summary["escalations"])
     # the monitor pass: the seven-request campaign from one IP is over the threshold,
     # its members escalated by the pattern, and one pattern notice went out
     campaign = [p for p in summary["patterns"] if p["threshold_met"]]

@@ -20,6 +20,7 @@ from secops_core.ingest.normalize import normalize_event
 from tests.fixtures.events import simplified
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from worker.daemon import Clients
+from worker.incidents.factory import dynamo_joiner
 from worker.notify import Notifier
 from worker.pipeline.monitor_job import MonitorJob, chunk_by_group, lock_name, slot_start
 from worker.scheduler import build_scheduler
@@ -69,6 +70,7 @@ def replica(env: Env, clock: FakeClock, owner: str, *, store: Any = None, growth
             monitoring_topic_arn=env.resources.monitoring_topic_arn,
             client=env.clients.sns,
         ),
+        incidents=dynamo_joiner(env.settings, client=env.clients.dynamodb),
         owner=owner,
         interval_s=INTERVAL,
         hours=24,

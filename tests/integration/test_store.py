@@ -26,6 +26,7 @@ from worker.store import EventRecord, EventStore, rejection_key
 from worker.store.dynamodb.table import to_attr
 from worker.store.keys import MAX_PATTERN_EVENT_KEYS, monitoring_sort_key
 from worker.store.memory import MemoryStore
+from worker.store.records import Decided, SavedAnalysis
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 LEASE_S = 60
@@ -237,31 +238,88 @@ def test_an_oversized_event_is_refused_before_any_write(store: Store) -> None:
 # ---- the state machine -----------------------------------------------------------------
 
 
-def test_full_path_to_an_escalation_notified_once(store: Store) -> None:
+def test_full_path_to_an_escalation_linked_to_its_incident_once(store: Store) -> None:
     # GIVEN a claimed event
     store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")
-    # WHEN it is analyzed, triaged as an escalation and notified
+    # WHEN it is analyzed, triaged as an escalation and linked to its incident twice
     analyzed = store.save_analysis("evt#1", owner="w1", analysis=ANALYSIS)
     escalated = store.apply_triage("evt#1", owner="w1", decision=ESCALATE)
-    first = store.mark_notified("evt#1", owner="w1", topic="critical", message_id="sns-1")
-    second = store.mark_notified("evt#1", owner="w1", topic="critical", message_id="sns-2")
-    # THEN every step is recorded, and the notification only once
+    first = store.link_incident("evt#1", owner="w1", incident_id="inc#a#1", notification_id="sns-1")
+    second = store.link_incident("evt#1", owner="w1", incident_id="inc#b#1", notification_id="sns-2")
+    # THEN every step is recorded, the link only once, and the lease is free
     assert analyzed.status == "analyzed" and analyzed.analysis == ANALYSIS
     assert escalated.status == "escalated" and escalated.triage == ESCALATE
     assert escalated.is_terminal and escalated.needs_notification
     assert (first, second) == (True, False)
     record = store.get("evt#1")
     assert record is not None
-    assert not record.needs_notification
-    assert record.notification_id == "sns-1"
+    assert not record.needs_notification and record.lease_expires_at == 0
+    assert (record.incident_id, record.notification_id) == ("inc#a#1", "sns-1")
     assert [a["action"] for a in record.backend_actions] == [
         "stored_analysis",
         "triaged",
-        "notified",
+        "linked_incident",
     ]
-    assert record.backend_actions[2]["topic"] == "critical"
+    assert record.backend_actions[2]["incident_id"] == "inc#a#1"
     # AND the CLI view is plain JSON
     assert json.loads(json.dumps(record.to_dict()))["analysis"]["severity_rating"] == 4
+
+
+def test_a_link_after_the_lease_moved_on_leaves_the_new_lease_alone(store: Store, clock: FakeClock) -> None:
+    # GIVEN an escalation whose lease expired while w1 joined its incident, and w2 took it
+    store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")
+    store.save_analysis("evt#1", owner="w1", analysis=ANALYSIS)
+    store.apply_triage("evt#1", owner="w1", decision=ESCALATE)
+    clock.advance(LEASE_S + 1)
+    store.claim(make_event(), owner="w2", lease_s=LEASE_S, message_id="m2")
+    # WHEN w1 links it
+    assert store.link_incident("evt#1", owner="w1", incident_id="inc#a#1", notification_id="sns-1")
+    # THEN the event is linked and w2 still holds its lease
+    record = store.get("evt#1")
+    assert record is not None and record.incident_id == "inc#a#1"
+    assert record.lease_owner == "w2" and record.lease_expires_at > clock()
+
+
+# ---- the fast path and saved analyses ---------------------------------------------------
+
+
+def test_decide_writes_an_absent_event_to_its_status_in_one_put(store: Store) -> None:
+    # WHEN an event decided without a model is written
+    record = store.decide(Decided(make_event(), ANALYSIS, MONITOR, reused_from="evt#0"), message_id="m1")
+    # THEN it is monitored, as the full path would have left it, with no lease
+    assert record is not None and record.status == "monitoring"
+    stored = store.get("evt#1")
+    assert stored is not None and stored.status == "monitoring" and stored.lease_expires_at == 0
+    assert (stored.analysis, stored.triage, stored.reused_from) == (ANALYSIS, MONITOR, "evt#0")
+    assert stored.message_ids == ("m1",) and stored.attempts == 1
+    assert [r.key for r in store.iter_monitoring(since=T0, until=T0)] == ["evt#1"]
+
+
+def test_decide_never_overwrites_an_existing_record(store: Store) -> None:
+    # GIVEN an event another consumer claimed
+    store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")
+    # WHEN a copy is decided on the fast path
+    assert store.decide(Decided(make_event(), ANALYSIS, CLOSE), message_id="m2") is None
+    # THEN the claim stands
+    record = store.get("evt#1")
+    assert record is not None and (record.status, record.lease_owner) == ("processing", "w1")
+
+
+def test_a_decided_escalation_is_written_with_its_incident(store: Store) -> None:
+    decided = Decided(make_event(), ANALYSIS, ESCALATE, incident_id="inc#a#1", notification_id="sns-1")
+    assert store.decide(decided, message_id="m1") is not None
+    record = store.get("evt#1")
+    assert record is not None and record.status == "escalated" and not record.needs_notification
+    assert (record.incident_id, record.notification_id) == ("inc#a#1", "sns-1")
+    with pytest.raises(ValueError, match="incident"):
+        store.decide(Decided(make_event(2), ANALYSIS, ESCALATE), message_id="m2")
+
+
+def test_a_saved_analysis_is_read_back_by_its_signature(store: Store) -> None:
+    saved = SavedAnalysis("abc", ANALYSIS, "evt#1", ("evt#1", None, "203.0.113.7"), 1000.5)
+    assert store.get_signature("abc") is None
+    store.put_signature(saved, ttl_s=900)
+    assert store.get_signature("abc") == saved
 
 
 def test_save_analysis_twice_is_idempotent(store: Store, clock: FakeClock) -> None:
@@ -436,9 +494,9 @@ def test_monitoring_events_are_found_by_time_until_escalated(store: Store) -> No
     # WHEN the window [1 h, 2 h] is read THEN both bounds are inclusive, oldest first
     assert window() == ["evt#2", "evt#3"]
     # WHEN one of them is escalated by its pattern
-    assert store.escalate_from_pattern("evt#2", pattern_key="pat#x", decision=ESCALATE) is True
-    # THEN it leaves the index, carries the pattern (whose notification covers it),
-    # and cannot be escalated twice
+    assert store.escalate_from_pattern("evt#2", pattern_key="pat#x", decision=ESCALATE, incident_id="inc#p#1")
+    # THEN it leaves the index, carries the pattern and its incident (whose notices
+    # cover it), and cannot be escalated twice
     assert window() == ["evt#3"]
     record = store.get("evt#2")
     assert record is not None
@@ -447,9 +505,9 @@ def test_monitoring_events_are_found_by_time_until_escalated(store: Store) -> No
         "pat#x",
         False,
     )
-    assert record.notification_id == "pattern:pat#x"
-    assert store.escalate_from_pattern("evt#2", pattern_key="pat#x", decision=ESCALATE) is False
-    assert store.escalate_from_pattern("evt#9", pattern_key="pat#x", decision=ESCALATE) is False
+    assert (record.notification_id, record.incident_id) == ("pattern:pat#x", "inc#p#1")
+    assert not store.escalate_from_pattern("evt#2", pattern_key="pat#x", decision=ESCALATE, incident_id="i")
+    assert not store.escalate_from_pattern("evt#9", pattern_key="pat#x", decision=ESCALATE, incident_id="i")
 
 
 def test_iter_monitoring_pages_through_1200_events_once_each(dynamo_store: EventStore) -> None:

@@ -56,7 +56,8 @@ def test_each_triage_outcome_end_to_end_both_shapes_and_wrapped(env: Env) -> Non
     # WHEN the worker drains the queue
     worker = env.drain()
 
-    # THEN every event reached its terminal status, escalations were notified once
+    # THEN every event reached its terminal status; the two escalations (two attack
+    # classes) opened two incidents, each notified once
     stats = worker.consumer.stats
     assert stats.outcomes == {"done": 5}
     statuses = {}
@@ -73,7 +74,9 @@ def test_each_triage_outcome_end_to_end_both_shapes_and_wrapped(env: Env) -> Non
     ]
     subjects = _subjects(env)
     assert len(subjects) == 2
-    assert all(s.startswith("[SecOps] ESCALATE") for s in subjects)
+    assert all(s.startswith("[SecOps] INCIDENT opened") for s in subjects)
+    escalated = [r for r in env.store.get_many(list(statuses)).values() if r.status == "escalated"]
+    assert len({r.incident_id for r in escalated}) == 2 and all(r.incident_id for r in escalated)
     assert env.queue_counts(env.resources.dlq_url) == (0, 0)
     # The bearer token never reached the store.
     blocked_record = env.store.get(_keys(env, [blocked])[0])
@@ -101,7 +104,7 @@ def test_duplicate_delivery_and_redrive_copy_call_the_model_once_and_notify_once
     assert first.consumer.stats.outcomes.get("duplicate") == 1
     assert worker.consumer.stats.outcomes == {"duplicate": 1}
     record = env.store.get("evt#evt-dup")
-    assert record is not None and record.status == "escalated" and record.notified_at
+    assert record is not None and record.status == "escalated" and record.incident_id
     assert len(record.message_ids) == 3
 
 
@@ -144,7 +147,7 @@ def test_sns_failing_after_the_analysis_was_saved_publishes_once_without_a_new_m
     assert len(_subjects(env)) == 1
     assert worker.consumer.stats.outcomes == {"retry": 1, "done": 1}
     record = env.store.get("evt#evt-sns")
-    assert record is not None and record.notified_at is not None
+    assert record is not None and record.incident_id is not None
 
 
 def test_poison_message_reaches_the_dlq_with_its_rejection_recorded(env: Env) -> None:

@@ -14,6 +14,7 @@ from secops_core.contract import TriageDecision, WafEvent
 from tests.fixtures.agent_samples import simplified_waf_event
 from tests.fixtures.fakes import FakeAgents, FakeClock, FakeMonitor, FakeNotifier
 from worker.errors import RetryableError
+from worker.incidents import IncidentJoiner, MemoryIncidentRepo
 from worker.pipeline.monitor_job import MonitorJob, MonitorStopped
 from worker.store.memory import MemoryStore
 from worker.store.records import EventRecord
@@ -46,6 +47,7 @@ def job(store: MemoryStore, notifier: FakeNotifier, *, owner: str = "r1") -> Mon
         store=store,
         monitor_agent=FakeMonitor(),
         notifier=notifier,
+        incidents=IncidentJoiner(MemoryIncidentRepo(quiet_s=3600), window_s=0),
         owner=owner,
         interval_s=300,
         hours=24,
@@ -70,6 +72,25 @@ def test_a_pattern_over_the_threshold_is_notified_once_and_escalated(store: Memo
     # AND the pattern under the threshold stays monitored
     window = store.iter_monitoring(since=NOW - timedelta(hours=1), until=NOW)
     assert sorted(r.key for r in window) == sorted(others)
+
+
+def test_an_escalated_pattern_becomes_an_incident_of_its_members(store: MemoryStore) -> None:
+    # GIVEN six monitored events from one IP over the threshold
+    keys = [r.key for r in monitored(store, 6)]
+    notifier = FakeNotifier()
+    repo = MemoryIncidentRepo(quiet_s=3600)
+    monitor = job(store, notifier)
+    monitor.incidents.incidents = IncidentJoiner(repo, window_s=0)
+    # WHEN the slot runs
+    monitor.tick()
+    # THEN every member is escalated and linked to one incident counting all six,
+    # whose opening was notified once
+    linked = {store.get(k).incident_id for k in keys}  # type: ignore[union-attr]
+    assert len(linked) == 1 and None not in linked
+    (incident_id,) = linked
+    incident = repo.get(str(incident_id))
+    assert incident is not None and incident.count == 6 and incident.max_severity == 4
+    assert notifier.incidents == [(incident_id, "opened")]
 
 
 def test_each_slot_runs_once_across_replicas(store: MemoryStore) -> None:

@@ -17,9 +17,11 @@ from secops_core.contract import WafEvent
 from tests.fixtures.events import simplified
 from tests.fixtures.fakes import FakeAgents, FakeClock, FakeNotifier
 from worker.errors import ConfigurationError, PermanentError, RetryableError, RuntimeUnavailable
+from worker.incidents import IncidentJoiner, MemoryIncidentRepo
 from worker.metrics import Metrics
 from worker.pipeline import processor as processor_module
 from worker.pipeline.processor import EventProcessor
+from worker.pipeline.reuse import AnalysisReuse
 from worker.store.memory import MemoryStore
 from worker.store.records import EventRecord
 
@@ -49,9 +51,22 @@ class FlakyStore(MemoryStore):
         self._maybe_fail("save_analysis")
         return super().save_analysis(*args, **kwargs)
 
-    def mark_notified(self, *args: Any, **kwargs: Any) -> bool:
-        self._maybe_fail("mark_notified")
-        return super().mark_notified(*args, **kwargs)
+    def link_incident(self, *args: Any, **kwargs: Any) -> bool:
+        self._maybe_fail("link_incident")
+        return super().link_incident(*args, **kwargs)
+
+
+class FlakyIncidents(MemoryIncidentRepo):
+    """The in-memory incident repository, with join errors a test queues."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(quiet_s=3600, clock=clock)
+        self.faults: list[BaseException] = []
+
+    def join(self, *args: Any, **kwargs: Any) -> Any:
+        if self.faults:
+            raise self.faults.pop(0)
+        return super().join(*args, **kwargs)
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +83,11 @@ def clock() -> FakeClock:
 @pytest.fixture
 def store(clock: FakeClock) -> FlakyStore:
     return FlakyStore(clock)
+
+
+@pytest.fixture
+def incidents(clock: FakeClock) -> FlakyIncidents:
+    return FlakyIncidents(clock)
 
 
 @pytest.fixture
@@ -91,24 +111,29 @@ def make_processor(
     notifier: FakeNotifier,
     metrics: Metrics,
     *,
+    incidents: MemoryIncidentRepo | None = None,
     fallback_to_rules: bool = False,
+    **economy: Any,
 ) -> EventProcessor:
     return EventProcessor(
         store=store,
         agents=agents,
         notifier=notifier,
+        # No batching window: one thread, and the join answers at once.
+        incidents=IncidentJoiner(incidents or MemoryIncidentRepo(quiet_s=3600), window_s=0),
         owner="w1",
         lease_s=LEASE_S,
         fallback_to_rules=fallback_to_rules,
         metrics=metrics,
+        **economy,
     )
 
 
 @pytest.fixture
 def processor(
-    store: FlakyStore, agents: FakeAgents, notifier: FakeNotifier, metrics: Metrics
+    store: FlakyStore, agents: FakeAgents, notifier: FakeNotifier, metrics: Metrics, incidents: FlakyIncidents
 ) -> EventProcessor:
-    return make_processor(store, agents, notifier, metrics)
+    return make_processor(store, agents, notifier, metrics, incidents=incidents)
 
 
 def body(event_id: str = "e1", **extra: Any) -> str:
@@ -138,20 +163,39 @@ def test_a_new_event_is_analyzed_triaged_and_released(
     assert agents.analyst.calls == 1
 
 
-def test_an_escalation_is_notified_once_and_marked(
+def test_an_escalation_opens_an_incident_notified_at_once(
     processor: EventProcessor, store: FlakyStore, agents: FakeAgents, notifier: FakeNotifier
 ) -> None:
     # GIVEN an analyst that rates the event 5
     agents.analyst.severity = 5
     # WHEN it is processed
     outcome = processor.process(body(), "m1")
-    # THEN it is escalated, published once, marked, and the lease is released after
+    # THEN it is escalated into a new incident whose opening is published at once; the
+    # event keeps the incident's id and the notice, and the lease is free
     assert (outcome.kind, outcome.status, outcome.notified) == ("done", "escalated", True)
-    assert notifier.escalations == ["evt#e1"]
     record = store.get("evt#e1")
-    assert record is not None
-    assert record.notification_id == "msg-1" and not record.needs_notification
+    assert record is not None and record.incident_id is not None
+    assert notifier.incidents == [(record.incident_id, "opened")]
+    assert notifier.escalations == []
+    assert record.notification_id == "inc-1" and not record.needs_notification
     assert record.lease_expires_at == 0
+
+
+def test_one_attack_is_one_incident_notified_per_milestone(
+    processor: EventProcessor, store: FlakyStore, agents: FakeAgents, notifier: FakeNotifier
+) -> None:
+    # GIVEN one source sending 12 escalated requests of one attack class
+    agents.analyst.severity = 5
+    # WHEN they are processed
+    outcomes = [processor.process(body(f"e{n}"), f"m{n}") for n in range(12)]
+    # THEN all join one incident, notified when it opened and when it reached 10 events
+    assert all(o.status == "escalated" for o in outcomes)
+    records = [store.get(f"evt#e{n}") for n in range(12)]
+    incident_ids = {r.incident_id for r in records if r is not None}
+    assert len(incident_ids) == 1 and None not in incident_ids
+    (incident_id,) = incident_ids
+    assert notifier.incidents == [(incident_id, "opened"), (incident_id, "growth:10")]
+    assert [o.notified for o in outcomes].count(True) == 2
 
 
 def test_the_worker_triages_from_the_stored_severity(
@@ -181,7 +225,7 @@ def test_a_duplicate_is_acknowledged_without_a_model_call(
     # THEN it is a duplicate: acknowledged, no model call, no second notice
     assert (outcome.kind, outcome.status, outcome.severity) == ("duplicate", "escalated", 5)
     assert outcome.ack and not outcome.model_called
-    assert agents.analyst.calls == 1 and notifier.escalations == ["evt#e1"]
+    assert agents.analyst.calls == 1 and [m for _, m in notifier.incidents] == ["opened"]
 
 
 def test_a_saved_analysis_is_resumed_without_a_model_call(
@@ -201,22 +245,70 @@ def test_a_saved_analysis_is_resumed_without_a_model_call(
 
 
 def test_an_escalation_left_unnotified_is_notified_on_redelivery(
-    store: FlakyStore, agents: FakeAgents, notifier: FakeNotifier, metrics: Metrics
+    store: FlakyStore,
+    agents: FakeAgents,
+    notifier: FakeNotifier,
+    metrics: Metrics,
+    incidents: FlakyIncidents,
 ) -> None:
-    # GIVEN a first delivery whose publish failed after the escalation was stored
+    # GIVEN a first delivery whose publish failed after the event joined its incident
     agents.analyst.severity = 5
     notifier.errors.append(RetryableError("sns down", reason="notify_failed"))
-    processor = make_processor(store, agents, notifier, metrics)
+    processor = make_processor(store, agents, notifier, metrics, incidents=incidents)
     first = processor.process(body(), "m1")
-    # THEN that delivery is retried, with the lease given back at once
+    # THEN that delivery is retried, unlinked, with the lease given back at once
     assert (first.kind, first.reason) == ("retry", "notify_failed")
     record = store.get("evt#e1")
     assert record is not None and record.needs_notification and record.lease_expires_at == 0
     # WHEN the redelivery arrives
     second = processor.process(body(), "m2")
-    # THEN it notifies once, without a second model call
+    # THEN it joins again (counted once), sends the opening it was owed, and links,
+    # without a second model call
     assert (second.kind, second.notified, second.model_called) == ("done", True, False)
-    assert notifier.escalations == ["evt#e1"] and agents.analyst.calls == 1
+    record = store.get("evt#e1")
+    assert record is not None and record.incident_id is not None
+    assert notifier.incidents == [(record.incident_id, "opened")] and agents.analyst.calls == 1
+    incident = incidents.get(record.incident_id)
+    assert incident is not None and incident.count == 1
+
+
+def test_a_redelivered_escalation_without_its_link_joins_again_counted_once(
+    processor: EventProcessor,
+    store: FlakyStore,
+    agents: FakeAgents,
+    notifier: FakeNotifier,
+    incidents: FlakyIncidents,
+) -> None:
+    # GIVEN an escalation that joined and was notified, but whose link write failed
+    agents.analyst.severity = 5
+    store.fail("link_incident", RetryableError("throttled", reason="store_unavailable"))
+    first = processor.process(body(), "m1")
+    assert (first.kind, first.reason) == ("retry", "store_unavailable")
+    # WHEN it is redelivered
+    second = processor.process(body(), "m2")
+    # THEN it is linked to the same incident, which counted it once and notified once
+    record = store.get("evt#e1")
+    assert second.kind == "done" and record is not None and record.incident_id is not None
+    incident = incidents.get(record.incident_id)
+    assert incident is not None and incident.count == 1
+    assert notifier.incidents == [(record.incident_id, "opened")]
+
+
+def test_a_join_outage_is_retried_and_leaves_the_event_unlinked(
+    processor: EventProcessor, store: FlakyStore, agents: FakeAgents, incidents: FlakyIncidents
+) -> None:
+    # GIVEN the incident store refuses one join
+    agents.analyst.severity = 5
+    incidents.faults.append(RetryableError("contended", reason="store_contended"))
+    # WHEN the escalation is processed THEN the delivery is retried, the event unlinked
+    outcome = processor.process(body(), "m1")
+    assert (outcome.kind, outcome.reason) == ("retry", "store_contended")
+    record = store.get("evt#e1")
+    assert record is not None and record.status == "escalated" and record.needs_notification
+    # AND the redelivery links it
+    assert processor.process(body(), "m2").kind == "done"
+    linked = store.get("evt#e1")
+    assert linked is not None and linked.incident_id is not None
 
 
 def test_a_live_lease_elsewhere_backs_off_for_its_remainder(
@@ -384,25 +476,103 @@ def test_a_refused_notification_is_a_deployment_problem(
     assert (outcome.kind, outcome.reason) == ("unavailable", "notify_misconfigured")
 
 
-def test_a_notification_mark_is_retried_so_the_notice_is_not_sent_twice(
-    processor: EventProcessor, store: FlakyStore, agents: FakeAgents, notifier: FakeNotifier
-) -> None:
-    # GIVEN the mark after a successful publish fails twice
-    agents.analyst.severity = 5
-    store.fail("mark_notified", *[RetryableError("throttled", reason="store_unavailable")] * 2)
-    # WHEN processed THEN the mark is retried in place and the notice went out once
-    outcome = processor.process(body(), "m1")
-    assert (outcome.kind, outcome.notified) == ("done", True)
-    assert notifier.escalations == ["evt#e1"]
+# ---- model economy and the fast path ---------------------------------------------------------
 
 
-def test_a_mark_that_keeps_failing_is_retried_later(
-    processor: EventProcessor, store: FlakyStore, agents: FakeAgents
+def test_an_event_decided_by_in_process_rules_takes_one_write(
+    store: FlakyStore, agents: FakeAgents, notifier: FakeNotifier, metrics: Metrics
 ) -> None:
-    agents.analyst.severity = 5
-    store.fail("mark_notified", *[RetryableError("throttled", reason="store_unavailable")] * 4)
+    # GIVEN a runtime that answers without a model
+    processor = make_processor(store, agents, notifier, metrics, model_free=True)
+    # WHEN an event is processed
     outcome = processor.process(body(), "m1")
-    assert (outcome.kind, outcome.reason) == ("retry", "store_unavailable")
+    # THEN it went from absent to its triage status in one write, without a lease
+    assert (outcome.kind, outcome.status, outcome.model_called) == ("done", "monitoring", False)
+    record = store.get("evt#e1")
+    assert record is not None and record.status == "monitoring" and record.attempts == 1
+    assert [a["action"] for a in record.backend_actions] == ["decided"]
+    assert record.lease_owner is None and record.lease_expires_at == 0
+    # AND it is in the monitoring index like any monitored event
+    window = store.iter_monitoring(since=datetime(2000, 1, 1, tzinfo=UTC), until=_far())
+    assert [r.key for r in window] == ["evt#e1"]
+
+
+def test_a_fast_escalation_is_written_linked_to_its_incident(
+    store: FlakyStore, agents: FakeAgents, notifier: FakeNotifier, metrics: Metrics, incidents: FlakyIncidents
+) -> None:
+    # GIVEN a model-free runtime and an event it escalates (reached the app)
+    processor = make_processor(store, agents, notifier, metrics, incidents=incidents, model_free=True)
+    # WHEN processed
+    outcome = processor.process(body(action="ALLOW"), "m1")
+    # THEN the one write carries the incident, whose opening was notified
+    assert (outcome.status, outcome.notified) == ("escalated", True)
+    record = store.get("evt#e1")
+    assert record is not None and record.incident_id is not None and not record.needs_notification
+    assert [a["action"] for a in record.backend_actions] == ["decided"]
+    assert notifier.incidents == [(record.incident_id, "opened")]
+    # AND a redelivery is a duplicate, counted once by the incident
+    again = processor.process(body(action="ALLOW"), "m2")
+    assert again.kind == "duplicate"
+    incident = incidents.get(record.incident_id)
+    assert incident is not None and incident.count == 1 and len(notifier.incidents) == 1
+
+
+def test_events_of_one_signature_reuse_the_first_analysis(
+    store: FlakyStore, agents: FakeAgents, notifier: FakeNotifier, metrics: Metrics, clock: FakeClock
+) -> None:
+    # GIVEN reuse on, and the model's analysis of one event
+    reuse = AnalysisReuse(store, window_s=900, clock=clock)
+    processor = make_processor(store, agents, notifier, metrics, reuse=reuse)
+    first = processor.process(body("e1", source_ip="198.51.100.1"), "m1")
+    assert first.model_called
+    # WHEN the same attack comes from another address
+    second = processor.process(body("e2", source_ip="203.0.113.9"), "m2")
+    # THEN the model is not asked again: the analysis is reused, rendered for the event,
+    # and the event is written once
+    assert (second.kind, second.model_called) == ("done", False)
+    assert agents.analyst.calls == 1
+    record = store.get("evt#e2")
+    assert record is not None and record.analysis is not None
+    assert (record.analysis.analyzed_by, record.reused_from) == ("reuse", "evt#e1")
+    assert "203.0.113.9" in record.analysis.security_analysis
+    assert [a["action"] for a in record.backend_actions] == ["decided"]
+    assert metrics.total("AnalysesReused") == 1
+
+
+def test_without_reuse_every_event_asks_the_model(
+    store: FlakyStore, agents: FakeAgents, notifier: FakeNotifier, metrics: Metrics
+) -> None:
+    processor = make_processor(store, agents, notifier, metrics, reuse=None)
+    processor.process(body("e1", source_ip="198.51.100.1"), "m1")
+    processor.process(body("e2", source_ip="203.0.113.9"), "m2")
+    assert agents.analyst.calls == 2
+
+
+def test_an_event_nothing_matched_skips_the_model(
+    store: FlakyStore, agents: FakeAgents, notifier: FakeNotifier, metrics: Metrics
+) -> None:
+    # GIVEN skipping on WHEN a request no rule matched arrives
+    processor = make_processor(store, agents, notifier, metrics, skip_unmatched=True)
+    outcome = processor.process(body(action="ALLOW", rule_name=""), "m1")
+    # THEN the rules close it without a model call, in one write
+    assert (outcome.status, outcome.model_called, agents.analyst.calls) == ("closed", False, 0)
+    record = store.get("evt#e1")
+    assert record is not None and record.analysis is not None
+    assert record.analysis.analyzed_by == "skipped"
+
+
+def test_a_fast_path_event_that_has_a_record_takes_the_full_path(
+    store: FlakyStore, agents: FakeAgents, notifier: FakeNotifier, metrics: Metrics, clock: FakeClock
+) -> None:
+    # GIVEN an event another consumer holds (claimed, not finished)
+    store.claim(_parsed_event(body()), owner="w2#x", lease_s=LEASE_S, message_id="m1")
+    processor = make_processor(store, agents, notifier, metrics, model_free=True)
+    # WHEN a copy is decided without a model
+    outcome = processor.process(body(), "m2")
+    # THEN the one write does not overwrite it: the full path backs off for the lease
+    assert outcome.kind == "in_progress"
+    record = store.get("evt#e1")
+    assert record is not None and record.status == "processing"
 
 
 # ---- the triage_only workflow and shutdown -----------------------------------------------------
@@ -429,6 +599,10 @@ def test_release_claims_gives_back_leases_of_abandoned_work(
     released = store.get(record.key)
     assert released is not None and released.lease_expires_at == 0
     assert processor.release_claims() == 0
+
+
+def _far() -> datetime:
+    return datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def _parsed_event(message: str) -> WafEvent:

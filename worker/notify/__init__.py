@@ -10,6 +10,7 @@ from worker.notify.render import (
     MAX_BODY_BYTES,
     Notification,
     escalation_notification,
+    incident_notification,
     pattern_notification,
 )
 from worker.notify.sanitize import SUBJECT_FALLBACK, SUBJECT_MAX_CHARS, sanitize_subject
@@ -25,6 +26,7 @@ __all__ = [
     "Notifier",
     "create_topics",
     "escalation_notification",
+    "incident_notification",
     "pattern_notification",
     "sanitize_subject",
 ]

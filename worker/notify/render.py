@@ -16,6 +16,7 @@ from typing import Any
 
 from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
 from secops_core.text import TRUNCATION_SUFFIX
+from worker.incidents import IncidentRecord, Milestone
 from worker.notify.sanitize import (
     SUBJECT_MAX_CHARS,
     clean,
@@ -54,6 +55,7 @@ _MAX_LABELS = 20
 _MAX_HEADER_NAMES = 20
 _MAX_RULES = 20
 _MAX_EVENT_KEYS = 50
+_MAX_COUNTS = 10  # the top entries of an incident's rule / URI / country counts
 # Successive scales tried until the body fits. At the last one every field is a few
 # dozen characters and every list has one item, so it fits by construction.
 _SCALES = (1, 2, 4, 8, 32)
@@ -464,4 +466,137 @@ def pattern_notification(
         ),
         dedup_id=dedup_id("pattern", pattern.pattern_key, pattern.count) if fifo else None,
         group_id=group_id(pattern.source_ip, pattern.pattern_key) if fifo else None,
+    )
+
+
+def _top(counts: dict[str, int] | Any, cut: _Cutter) -> list[tuple[str, int]]:
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [(cut.raw(name, _ID) or "", count) for name, count in cut.items(ranked, _MAX_COUNTS)]
+
+
+def _top_line(counts: dict[str, int] | Any, cut: _Cutter) -> str:
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return (
+        ", ".join(f"{cut.line(name, _ID)} ({count})" for name, count in cut.items(ranked, _MAX_COUNTS)) or "-"
+    )
+
+
+def incident_notification(
+    topic_arn: str,
+    *,
+    incident: IncidentRecord,
+    milestone: Milestone,
+    event: WafEvent | None,
+    analysis: Analysis | None,
+) -> Notification:
+    """Render one incident milestone: what changed, the totals, and the event that
+    crossed it (with its analysis) when there is one.
+
+    The subject reads ``[SecOps] INCIDENT opened sev 5 sqli from 198.51.100.23 (1 events)``.
+    On a FIFO topic the deduplication id is the incident and the milestone, so a retried
+    publish of one milestone is dropped while the next milestone is delivered.
+    """
+    severity = incident.max_severity
+    subject = sanitize_subject(
+        f"[SecOps] INCIDENT {subject_part(milestone.id, 20)} sev {severity} "
+        f"{subject_part(incident.attack_class, 30)} from {subject_part(incident.source, 45)} "
+        f"({incident.count} events)"
+    )
+
+    def build(cut: _Cutter) -> tuple[str, dict[str, Any]]:
+        lines = [
+            f"SecOps incident {cut.line(milestone.kind, _SHORT)}: {cut.line(milestone.summary, _REASON)}",
+            "",
+            f"Incident:     {cut.line(incident.id, _ID)} ({incident.status})",
+            f"Grouped by:   {incident.group_by}: {cut.line(incident.group.text, _ID)}",
+            f"Attack class: {cut.line(incident.attack_class, _ID)}",
+            f"Source:       {cut.line(incident.source, _SHORT)}",
+            f"Events:       {incident.count} ({incident.reached_app} reached the application)",
+            f"Severity:     highest {severity}",
+            f"First seen:   {incident.first_seen.isoformat()}",
+            f"Last seen:    {incident.last_seen.isoformat()}",
+            f"Rules:        {_top_line(incident.rules, cut)}",
+            f"URIs:         {_top_line(incident.uri_templates, cut)}",
+            f"Countries:    {_top_line(incident.countries, cut)}",
+            f"Source IPs:   {_top_line(incident.source_ips, cut)}",
+        ]
+        if event is not None:
+            lines += [
+                "",
+                f"Latest event: {cut.line(event.event_key, _ID)}",
+                f"Request:      {_request_line(event, cut)}",
+                f"WAF action:   {cut.line(event.action, _SHORT)}",
+            ]
+        if analysis is not None:
+            lines += [
+                f"Analyzed by:  {cut.line(analysis.analyzed_by, _ID)}",
+                "",
+                "Analysis:",
+                cut.block(analysis.security_analysis, _ANALYSIS),
+                "",
+                "Follow-up:",
+                cut.block(analysis.follow_up_suggestion, _FOLLOW_UP),
+            ]
+        document: dict[str, Any] = {
+            "kind": "incident",
+            "version": 1,
+            "incident_id": cut.raw(incident.id, _ID),
+            "severity": severity,
+            "milestone": {
+                "id": cut.raw(milestone.id, _ID),
+                "kind": milestone.kind,
+                "summary": cut.raw(milestone.summary, _REASON),
+            },
+            "incident": {
+                "status": incident.status,
+                "group_by": incident.group_by,
+                "source": cut.raw(incident.source, _SHORT),
+                "attack_class": cut.raw(incident.attack_class, _ID),
+                "target": cut.raw(incident.target, _URI_JSON),
+                "count": incident.count,
+                "reached_app": incident.reached_app,
+                "max_severity": severity,
+                "first_seen": incident.first_seen.isoformat(),
+                "last_seen": incident.last_seen.isoformat(),
+                "rules": _top(incident.rules, cut),
+                "uri_templates": _top(incident.uri_templates, cut),
+                "countries": _top(incident.countries, cut),
+                "source_ips": _top(incident.source_ips, cut),
+                "first_events": [cut.raw(k, _ID) for k in cut.items(incident.first_events, _MAX_EVENT_KEYS)],
+                "latest_events": [
+                    cut.raw(k, _ID) for k in cut.items(incident.latest_events, _MAX_EVENT_KEYS)
+                ],
+            },
+            "event": None if event is None else _event_document(event, cut),
+            "analysis": None
+            if analysis is None
+            else {
+                "severity_rating": analysis.severity_rating,
+                "attack_type": cut.raw(analysis.attack_type, _ID),
+                "analyzed_by": cut.raw(analysis.analyzed_by, _ID),
+                "degraded": analysis.degraded,
+                "security_analysis": cut.raw(analysis.security_analysis, _ANALYSIS),
+                "follow_up_suggestion": cut.raw(analysis.follow_up_suggestion, _FOLLOW_UP),
+            },
+        }
+        return "\n".join(lines), document
+
+    fifo = is_fifo(topic_arn)
+    return Notification(
+        topic_arn=topic_arn,
+        subject=subject,
+        message=_render(build),
+        attributes=sanitize_attributes(
+            {
+                "event_key": incident.id,
+                "incident_id": incident.id,
+                "milestone": milestone.kind,
+                "severity": str(severity),
+                "workflow": "incident",
+                "action": "escalate",
+                "source_ip": incident.source,
+            }
+        ),
+        dedup_id=dedup_id("incident", incident.id, milestone.id) if fifo else None,
+        group_id=group_id(incident.source, incident.id) if fifo else None,
     )

@@ -15,7 +15,7 @@ from typing import Literal
 
 from secops_core.text import sanitize_text
 
-NotificationKind = Literal["escalation", "pattern"]
+NotificationKind = Literal["escalation", "pattern", "incident"]
 
 # SNS accepts subjects of up to 100 printable ASCII characters (the docs say "less than
 # 100"; the service and moto accept exactly 100).

@@ -1,4 +1,5 @@
-"""The SNS notifier: escalations to the critical topic, patterns to the monitoring topic.
+"""The SNS notifier: incident milestones and escalations to the critical topic, patterns
+to the monitoring topic.
 
 Publishing retries transient failures (throttling, 5xx, connection errors) with
 exponential jitter; a permanent failure raises :class:`NotificationRejected` at once,
@@ -26,7 +27,13 @@ from tenacity.wait import wait_base, wait_exponential_jitter
 from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
 from worker.aws import client as aws_client
 from worker.errors import ConfigurationError, RetryableError
-from worker.notify.render import Notification, escalation_notification, pattern_notification
+from worker.incidents import IncidentRecord, Milestone
+from worker.notify.render import (
+    Notification,
+    escalation_notification,
+    incident_notification,
+    pattern_notification,
+)
 from worker.notify.sanitize import sanitize_attributes, sanitize_subject
 
 log = structlog.get_logger("worker.notifier")
@@ -150,6 +157,25 @@ class Notifier:
                 analysis=analysis,
                 triage=triage,
                 event_key=event.event_key,
+            )
+        )
+
+    def notify_incident(
+        self,
+        incident: IncidentRecord,
+        milestone: Milestone,
+        *,
+        event: WafEvent | None = None,
+        analysis: Analysis | None = None,
+    ) -> str:
+        """Publish one incident milestone to the critical topic; return SNS's MessageId."""
+        return self.publish(
+            incident_notification(
+                self.critical_topic_arn,
+                incident=incident,
+                milestone=milestone,
+                event=event,
+                analysis=analysis,
             )
         )
 

@@ -8,9 +8,10 @@ uncompleted lock of the same slot can be taken again once it expired.
 
 A run reads the monitored events of the window through the sparse index, asks the
 runtime to group them (in chunks), and applies the result idempotently: pattern
-records are merged, member events of patterns over the threshold move to
-``escalated``, and a monitoring notification goes out once per new pattern and again
-only when it has grown past the growth factor.
+records are merged, member events of patterns over the threshold join incidents (one
+concept for every escalation, notified per incident milestone) and move to
+``escalated`` linked to them, and a monitoring notification goes out once per new
+pattern and again only when it has grown past the growth factor.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from secops_core.contract import Pattern, TriageDecision, WafEvent
 from secops_core.patterns import normalize_uri
 from worker import clock
 from worker.errors import RetryableError, WorkerError
-from worker.ports import Metrics, Monitor, MonitorStore, Notifier
+from worker.metrics import Metrics as EmfMetrics
+from worker.pipeline.incident_step import IncidentStep
+from worker.ports import IncidentJoin, Metrics, Monitor, MonitorStore, Notifier
+from worker.store.records import EventRecord
 
 if TYPE_CHECKING:
     from worker.daemon import Worker
@@ -90,6 +94,7 @@ class MonitorJob:
         store: MonitorStore,
         monitor_agent: Monitor,
         notifier: Notifier,
+        incidents: IncidentJoin,
         owner: str,
         interval_s: int,
         hours: int,
@@ -114,6 +119,9 @@ class MonitorJob:
         self.metrics = metrics
         self.write_attempts = max(1, write_attempts)
         self.write_backoff_s = write_backoff_s
+        self.incidents = IncidentStep(
+            incidents=incidents, notifier=notifier, metrics=metrics or EmfMetrics(enabled=False)
+        )
         # Set on shutdown: a long run stops between chunks/patterns instead of holding
         # the process past the drain timeout.
         self.stop_event = threading.Event()
@@ -132,6 +140,7 @@ class MonitorJob:
             store=worker.store,
             monitor_agent=worker.agents.monitor,
             notifier=worker.notifier,
+            incidents=worker.incidents,
             owner=worker.owner,
             interval_s=settings.monitor_interval_s,
             hours=settings.monitor_hours,
@@ -172,10 +181,14 @@ class MonitorJob:
 
     def _run(self, slot: str, now: datetime, hours: int) -> MonitorRun:
         since = now - timedelta(hours=hours)
-        records = self._retrying(
-            "iter_monitoring", lambda: list(self.store.iter_monitoring(since=since, until=now))
-        )
-        events = [r.event for r in records if r.event is not None]
+        records = {
+            r.key: r
+            for r in self._retrying(
+                "iter_monitoring", lambda: list(self.store.iter_monitoring(since=since, until=now))
+            )
+            if r.event is not None
+        }
+        events = [r.event for r in records.values() if r.event is not None]
         run = MonitorRun(slot=slot, ran=True, events_read=len(events))
         if not events:
             return run
@@ -192,7 +205,7 @@ class MonitorJob:
         for pattern in merge_patterns(patterns, self.threshold):
             self._check_stop()
             try:
-                run.patterns.append(self._apply(pattern, slot, run))
+                run.patterns.append(self._apply(pattern, slot, run, records))
             except RetryableError as exc:
                 # Its writes were retried already: a pattern that still failed must not
                 # cost the others their run; it is read again by the next slot (its
@@ -260,7 +273,9 @@ class MonitorJob:
             }
         )
 
-    def _apply(self, pattern: Pattern, slot: str, run: MonitorRun) -> Pattern:
+    def _apply(
+        self, pattern: Pattern, slot: str, run: MonitorRun, records: dict[str, EventRecord]
+    ) -> Pattern:
         with structlog.contextvars.bound_contextvars(pattern_key=pattern.pattern_key):
             stored = self._retrying("upsert_pattern", lambda: self.store.upsert_pattern(pattern, slot=slot))
             # The stored count spans earlier slots: a slow campaign still adds up.
@@ -309,15 +324,31 @@ class MonitorJob:
                     f"{pattern.source_ip} to {pattern.normalized_uri} (threshold {self.threshold})"
                 ),
             )
+            # Join before escalating: an escalated member is linked, so an incident
+            # write lost after its escalation would leave it out for good. A member that
+            # joined but was not escalated (a crash) joins again next slot, counted once.
+            members = [
+                (r.event, r.analysis)
+                for r in (records[key] for key in pattern.event_keys if key in records)
+                if r.event is not None and r.analysis is not None
+            ]
+            # Retrying is safe: the join counts an event once, a milestone is claimed once.
+            placed = self._retrying(
+                "join_incidents", lambda: self.incidents.join_many(members, severity=decision.severity_rating)
+            )
             run.escalated.extend(
-                key for key in pattern.event_keys if self._escalate(key, pattern.pattern_key, decision)
+                key
+                for key in pattern.event_keys
+                if key in placed and self._escalate(key, pattern.pattern_key, decision, placed[key])
             )
             return merged
 
-    def _escalate(self, key: str, pattern_key: str, decision: TriageDecision) -> bool:
+    def _escalate(self, key: str, pattern_key: str, decision: TriageDecision, incident_id: str) -> bool:
         return self._retrying(
             "escalate_from_pattern",
-            lambda: self.store.escalate_from_pattern(key, pattern_key=pattern_key, decision=decision),
+            lambda: self.store.escalate_from_pattern(
+                key, pattern_key=pattern_key, decision=decision, incident_id=incident_id
+            ),
         )
 
 

@@ -1,11 +1,16 @@
 """One message through the per-event state machine (docs/architecture.md, "Event state machine").
 
 absent ─claim─► processing ─save analysis─► analyzed ─apply triage─► closed | monitoring | escalated
-                                                                      └─ escalated: notified once
+                                                                      └─ escalated: joins its incident
 
 Each step is a conditional write, so a redelivered message resumes from the last
-completed step: the model is never called again for a saved analysis and a
-notification is never sent again once marked.
+completed step: the model is never called again for a saved analysis. An event decided
+without a model call (an analysis reused from its signature, the rules, a skipped
+model) takes the fast path instead: one conditional put from absent to its terminal
+status (:meth:`EventProcessor._fast_path`). An escalation
+joins its incident (:mod:`worker.pipeline.incident_step`), which notifies per incident
+milestone, each once, and the event keeps the incident's id; a redelivery of an
+escalation without that link joins again, and the join counts it once.
 """
 
 from __future__ import annotations
@@ -16,16 +21,24 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import structlog
 from botocore.exceptions import ClientError
 
-from secops_core.contract import OUTAGE_REASONS, Analysis, AnalysisInput, DegradedReason, WafEvent
+from secops_core.contract import (
+    OUTAGE_REASONS,
+    Analysis,
+    AnalysisInput,
+    DegradedReason,
+    SeverityFloorInfo,
+    WafEvent,
+)
 from secops_core.errors import ContractError
 from secops_core.ingest.normalize import decode_payload, is_request, normalize_event, parse_request
 from secops_core.triage import triage
+from secops_core.waf.floor import severity_floor
 from worker.errors import (
     AlreadyInProgress,
     ConfigurationError,
@@ -35,15 +48,17 @@ from worker.errors import (
     WorkerError,
 )
 from worker.metrics import Metrics as EmfMetrics
+from worker.pipeline.incident_step import IncidentStep
 from worker.pipeline.outcome import Outcome
-from worker.ports import Agents, EventRepo, Metrics, Notifier
+from worker.pipeline.reuse import AnalysisReuse, Reused, skippable, skipped_analysis
+from worker.ports import Agents, EventRepo, IncidentJoin, Metrics, Notifier
 from worker.store.keys import MAX_EXCERPT_BYTES, rejection_key
-from worker.store.records import EventRecord
+from worker.store.records import Decided, EventRecord
 
 log = structlog.get_logger("worker.processor")
 
-# Lease releases and notification marks are small idempotent writes worth a quick retry
-# before the message goes back to the queue: 0.1 s, 0.3 s, 0.9 s.
+# Lease releases are small idempotent writes worth a quick retry before the message goes
+# back to the queue: 0.1 s, 0.3 s, 0.9 s.
 _SMALL_WRITE_ATTEMPTS = 4
 _SMALL_WRITE_BACKOFF_S = 0.1
 # While a runtime call runs the claim is extended this often (in leases): three chances
@@ -83,13 +98,23 @@ class EventProcessor:
         store: EventRepo,
         agents: Agents,
         notifier: Notifier,
+        incidents: IncidentJoin,
         owner: str,
         lease_s: int,
         fallback_to_rules: bool = False,
         metrics: Metrics | None = None,
         model_call_budget: int = 3,
         max_deliveries: int | None = None,
+        reuse: AnalysisReuse | None = None,
+        skip_unmatched: bool = False,
+        model_free: bool = False,
     ) -> None:
+        """``reuse`` shares model analyses by signature (None: every event asks);
+        ``skip_unmatched`` lets the rules decide events where nothing matched;
+        ``model_free`` says the runtime answers without a model (the in-process rules
+        provider), so asking it before any write is cheap and every event takes the
+        fast path.
+        """
         self.store = store
         self.agents = agents
         self.notifier = notifier
@@ -102,6 +127,10 @@ class EventProcessor:
         # unreachable runtime on its last delivery is decided by the floor instead.
         self.max_deliveries = max_deliveries
         self.metrics: Metrics = metrics or EmfMetrics(enabled=False)
+        self.incidents = IncidentStep(incidents=incidents, notifier=notifier, metrics=self.metrics)
+        self.reuse = reuse
+        self.skip_unmatched = skip_unmatched
+        self.model_free = model_free
         # Leases held by work in progress (owner -> event key), so the ones a shutdown
         # abandons can be given back instead of blocking redeliveries for lease_s.
         self._claims: dict[str, str] = {}
@@ -118,6 +147,10 @@ class EventProcessor:
         # arrive in one batch must not both pass the claim.
         owner = f"{self.owner}#{uuid.uuid4().hex[:8]}"
         with structlog.contextvars.bound_contextvars(event_key=event.event_key):
+            if parsed.workflow == "analyze":
+                fast = self._fast_path(event, message_id)
+                if fast is not None:
+                    return fast
             try:
                 record = self.store.claim(event, owner=owner, lease_s=self.lease_s, message_id=message_id)
             except AlreadyInProgress as exc:
@@ -163,6 +196,95 @@ class EventProcessor:
                 self._release(event.event_key, owner)
             return outcome
 
+    # ---- the fast path --------------------------------------------------------------------
+
+    def _fast_path(self, event: WafEvent, message_id: str) -> Outcome | None:
+        """Decide without a model and write the event once; None to take the full path.
+
+        An escalation joins its incident (and notifies what it crossed) before the
+        write, so the write carries the link: one write for the event. If the event has
+        a record already (a redelivery, a copy in another replica), the join counted
+        it once and the full path finds out what is left to do.
+        """
+        key = event.event_key
+        try:
+            decided = self._decide_without_model(event)
+            if decided is None:
+                return None
+            if decided.decision.status == "escalated":
+                joined = self.incidents.join(
+                    event, decided.analysis, severity=decided.decision.severity_rating
+                )
+                decided = replace(
+                    decided, incident_id=joined.incident_id, notification_id=joined.notification_id
+                )
+                notified = bool(joined.message_ids)
+            else:
+                notified = False
+            record = self.store.decide(decided, message_id=message_id)
+        except (PermanentError, RuntimeUnavailable):
+            # Too large to keep, or the runtime is down: the full path records or
+            # retries it with the usual rules.
+            return None
+        except ConfigurationError as exc:
+            log.error("configuration_error", reason=exc.reason, error=exc.message)
+            return Outcome("unavailable", key, reason=exc.reason)
+        except RetryableError as exc:
+            log.warning("step_failed_retryable", reason=exc.reason, error=exc.message)
+            return Outcome("retry", key, reason=exc.reason, delay_s=exc.delay_s)
+        if record is None:
+            return None
+        severity = decided.analysis.severity_rating
+        log.info(
+            "event_processed",
+            status=record.status,
+            severity=severity,
+            analyzed_by=decided.analysis.analyzed_by,
+            reused_from=decided.reused_from,
+            incident_id=decided.incident_id,
+            notified=notified,
+            fast_path=True,
+        )
+        self.metrics.count("EventsProcessed", dimensions={"Status": record.status, "Severity": str(severity)})
+        return Outcome(
+            "done", key, status=record.status, severity=severity, notified=notified, lease_released=True
+        )
+
+    def _decide_without_model(self, event: WafEvent) -> Decided | None:
+        """The event's analysis and triage if no model call is needed for them, else None."""
+        floor = severity_floor(event)
+        reused_from = None
+        if self.skip_unmatched and skippable(floor):
+            analysis = skipped_analysis(event, floor)
+            self.metrics.count("ModelSkipped")
+        elif (found := self._find_reusable(event, floor)) is not None:
+            analysis, reused_from = found.analysis, found.origin
+            self.metrics.count("AnalysesReused")
+        elif self.model_free:
+            analysis = self.agents.analyst.analyze(event).analysis
+        else:
+            return None
+        # The worker triages from the severity, as on the full path.
+        return Decided(event, analysis, triage(analysis.severity_rating), reused_from=reused_from)
+
+    def _find_reusable(self, event: WafEvent, floor: SeverityFloorInfo) -> Reused | None:
+        if self.reuse is None:
+            return None
+        try:
+            return self.reuse.find(event, floor)
+        except (WorkerError, ClientError) as exc:
+            # A saved analysis we cannot read costs a model call, not the event.
+            log.warning("reuse_lookup_failed", error=str(exc))
+            return None
+
+    def _save_for_reuse(self, event: WafEvent, analysis: Analysis) -> None:
+        if self.reuse is None:
+            return
+        try:
+            self.reuse.save(event, analysis)
+        except (WorkerError, ClientError) as exc:
+            log.warning("reuse_save_failed", error=str(exc))
+
     def _release(self, key: str, owner: str) -> None:
         """Give the lease back, retrying briefly: a lease left behind by one failed write
         makes every redelivery back off until it expires, spending receive counts."""
@@ -175,19 +297,6 @@ class EventProcessor:
                     log.warning("lease_release_failed", error=str(exc))
                     return
                 time.sleep(_SMALL_WRITE_BACKOFF_S * (3**attempt))
-
-    def _mark_notified(self, key: str, owner: str, message_id: str) -> bool:
-        """Record a publish that happened. Retried here because a mark lost after a
-        successful publish means the next delivery publishes again; the write is
-        conditional (attribute_not_exists), so repeating it is safe."""
-        for attempt in range(_SMALL_WRITE_ATTEMPTS):
-            try:
-                return self.store.mark_notified(key, owner=owner, topic="critical", message_id=message_id)
-            except RetryableError:
-                if attempt == _SMALL_WRITE_ATTEMPTS - 1:
-                    raise
-                time.sleep(_SMALL_WRITE_BACKOFF_S * (3**attempt))
-        return False
 
     def release_claims(self) -> int:
         """Give back every lease still held; returns how many. For work the shutdown abandoned.
@@ -226,6 +335,8 @@ class EventProcessor:
                 analysis, model_called = self._analyze(parsed, record, owner)
                 degraded = analysis.degraded
                 record = self.store.save_analysis(key, owner=owner, analysis=analysis)
+                if model_called and parsed.workflow == "analyze":
+                    self._save_for_reuse(event, analysis)
             if record.status == "analyzed":
                 assert record.analysis is not None
                 # The worker triages, once, from the severity it stored; the runtime's
@@ -243,9 +354,15 @@ class EventProcessor:
             if record.needs_notification:
                 assert record.event is not None and record.analysis is not None
                 assert record.triage is not None
-                message = self.notifier.notify_escalation(record.event, record.analysis, record.triage)
-                notified = self._mark_notified(key, owner, message)
-                self.metrics.count("Notifications", dimensions={"Topic": "critical"})
+                joined = self.incidents.join(
+                    record.event, record.analysis, severity=record.triage.severity_rating
+                )
+                notified = bool(joined.message_ids)
+                # Freed in the same write, unless the lease moved on during the join.
+                self.store.link_incident(
+                    key, owner=owner, incident_id=joined.incident_id, notification_id=joined.notification_id
+                )
+                lease_released = True
         except PermanentError as exc:
             self.store.reject(key, code=exc.reason, reason=exc.message, message_id=message_id, event=event)
             self.metrics.count("Rejections", dimensions={"Reason": exc.reason})

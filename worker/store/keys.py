@@ -5,7 +5,9 @@ One table holds four kinds of item, told apart by the prefix of their partition 
 - ``evt#<id>`` / ``evt#sha256:...``: one WAF event (the key comes from the runtime);
 - ``msg#sha256:<40 hex>``: a message that never yielded an event (not JSON ...);
 - ``pat#<ip>#<hash>``: one monitored pattern (the key comes from the runtime);
-- ``lock#<job>#<slot>``: one run of a scheduled job.
+- ``lock#<job>#<slot>``: one run of a scheduled job;
+- ``sig#<hash>``: a model's analysis saved for reuse by its analysis signature;
+- ``inc#...``: incidents (their formats are in :mod:`worker.incidents.keys`).
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ PATTERN_UPSERT_ATTEMPTS = 5
 LOCK_RETENTION_S = 2 * 24 * 3600
 
 _DAY_S = 24 * 3600
+
+SIGNATURE_PREFIX = "sig#"
+
+
+def signature_key(signature: str) -> str:
+    """The item of a saved analysis."""
+    return SIGNATURE_PREFIX + signature
 
 
 def ttl_after(now_epoch: float, days: int) -> int:

@@ -1,4 +1,4 @@
-"""The store in memory: the EventRepo, PatternRepo and SlotLock ports with DynamoDB's
+"""The store in memory: the EventRepo, PatternRepo, SlotLock and SignatureRepo ports with DynamoDB's
 semantics, for millisecond tests of the pipeline.
 
 Each method does under one lock what the DynamoDB backend does in one conditional
@@ -32,13 +32,17 @@ from worker.store.keys import (
     iso_from_epoch,
     monitoring_range,
     monitoring_sort_key,
+    signature_key,
     ttl_after,
 )
 from worker.store.records import (
     REJECTABLE,
+    Decided,
     EventRecord,
     PatternRecord,
+    SavedAnalysis,
     analysis_attributes,
+    decided_item,
     merged_pattern,
     most_notified_for,
     pattern_adds_events,
@@ -117,6 +121,16 @@ class MemoryStore:
             item.setdefault("created_at", iso_from_epoch(now))
             item["message_ids"] = {*item.get("message_ids", ()), message_id}
             self._touch(item, now)
+            return self._record(item)
+
+    def decide(self, decided: Decided, *, message_id: str) -> EventRecord | None:
+        now = self._clock()
+        item = decided_item(decided, message_id=message_id, now_iso=iso_from_epoch(now))
+        item["ttl"] = ttl_after(now, self.ttl_days)
+        with self._lock:
+            if decided.event.event_key in self._items:
+                return None
+            self._items[decided.event.event_key] = item
             return self._record(item)
 
     def _step(self, key: str, *, owner: str, expect: str, changes: Item, entry: dict[str, Any]) -> Item:
@@ -203,22 +217,24 @@ class MemoryStore:
             self._touch(item, now)
             return self._record(item)
 
-    def mark_notified(self, key: str, *, owner: str, topic: str, message_id: str) -> bool:
+    def link_incident(self, key: str, *, owner: str, incident_id: str, notification_id: str) -> bool:
         now = self._clock()
         with self._lock:
             item = self._items.get(key)
             if item is None:
                 raise RetryableError(f"event {key} has no record", reason="lease_lost")
-            if "notified_at" in item:
+            if item.get("status") != "escalated" or "incident_id" in item:
                 return False
-            item["notified_at"], item["notification_id"] = iso_from_epoch(now), message_id
+            item["incident_id"] = incident_id
+            item["notified_at"], item["notification_id"] = iso_from_epoch(now), notification_id
+            if item.get("lease_owner") == owner:
+                item["lease_expires_at"] = 0
             self._append(
                 item,
                 {
-                    "action": "notified",
+                    "action": "linked_incident",
                     "at": iso_from_epoch(now),
-                    "topic": topic,
-                    "message_id": message_id,
+                    "incident_id": incident_id,
                     "by": owner,
                 },
             )
@@ -264,7 +280,9 @@ class MemoryStore:
             log.info("event_rejected", key=key, code=code, message_id=message_id)
             return self._record(item)
 
-    def escalate_from_pattern(self, key: str, *, pattern_key: str, decision: TriageDecision) -> bool:
+    def escalate_from_pattern(
+        self, key: str, *, pattern_key: str, decision: TriageDecision, incident_id: str
+    ) -> bool:
         now = self._clock()
         with self._lock:
             item = self._items.get(key)
@@ -276,7 +294,8 @@ class MemoryStore:
                 triage_action=decision.action,
                 triaged_at=iso_from_epoch(now),
                 pattern_key=pattern_key,
-                # The pattern's notification speaks for its members (see the DynamoDB backend).
+                # The incident's milestones speak for its members (see the DynamoDB backend).
+                incident_id=incident_id,
                 notified_at=iso_from_epoch(now),
                 notification_id=f"pattern:{pattern_key}",
             )
@@ -284,7 +303,12 @@ class MemoryStore:
             item.pop("mon_sk", None)
             self._append(
                 item,
-                {"action": "escalated_by_pattern", "at": iso_from_epoch(now), "pattern_key": pattern_key},
+                {
+                    "action": "escalated_by_pattern",
+                    "at": iso_from_epoch(now),
+                    "pattern_key": pattern_key,
+                    "incident_id": incident_id,
+                },
             )
             self._touch(item, now)
             return True
@@ -356,6 +380,18 @@ class MemoryStore:
             item = self._items.get(key)
             return PatternRecord.from_dict(item) if item is not None else None
 
+    # ---- SignatureRepo ------------------------------------------------------------------
+
+    def get_signature(self, signature: str) -> SavedAnalysis | None:
+        with self._lock:
+            item = self._items.get(signature_key(signature))
+            return SavedAnalysis.from_dict(item) if item is not None else None
+
+    def put_signature(self, saved: SavedAnalysis, *, ttl_s: float) -> None:
+        with self._lock:
+            key = signature_key(saved.signature)
+            self._items[key] = {"pk": key, **saved.to_dict(), "ttl": int(saved.saved_at + ttl_s)}
+
     # ---- SlotLock -----------------------------------------------------------------------
 
     def acquire_lock(self, name: str, *, owner: str, ttl_s: int) -> bool:
@@ -392,9 +428,10 @@ class _StepLost(Exception):
 
 if TYPE_CHECKING:
     # mypy proves the memory store fills the same ports as the DynamoDB one.
-    from worker.ports import MonitorStore
+    from worker.ports import MonitorStore, SignatureRepo
 
     _PORTS: MonitorStore = MemoryStore()
+    _SIGNATURES: SignatureRepo = MemoryStore()
 
 
 class MemoryCheckpoints:

@@ -2,7 +2,10 @@
 
     absent ─claim─► processing ─save_analysis─► analyzed ─apply_triage─► closed
                                                                        | monitoring
-                                                                       | escalated ─► notified once
+                                                                       | escalated ─► joins its incident
+
+An event decided without a model call (reused analysis, rules, skipped) takes the fast
+path instead: absent ─decide─► closed | monitoring | escalated, one conditional put.
 
 Pure code (no boto3): the DynamoDB backend (:mod:`worker.store.dynamodb`) and the
 in-memory one (:mod:`worker.store.memory`) both build these records and apply these
@@ -23,12 +26,16 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
-from worker.errors import RetryableError, WorkerError
+from worker.errors import PermanentError, RetryableError, WorkerError
 from worker.store.keys import (
+    MAX_EVENT_JSON_BYTES,
     MAX_PATTERN_DIGESTS,
     MAX_PATTERN_EVENT_KEYS,
+    MONITORING_PK,
     PATTERN_DIGEST_BYTES,
     TERMINAL,
+    TRIAGE_STATUSES,
+    monitoring_sort_key,
     sort_time,
 )
 
@@ -65,6 +72,10 @@ class EventRecord:
     # Model requests the runtime reported for this event over every delivery, saved
     # answers or not: what is left of the budget is what the next request may spend.
     model_calls: int = 0
+    # The incident an escalation joined; its milestones are what gets notified.
+    incident_id: str | None = None
+    # For ``analyzed_by: reuse``: the event whose saved analysis this one took.
+    reused_from: str | None = None
 
     def lease_live(self, now_epoch: float) -> bool:
         """True while someone holds an unexpired lease."""
@@ -76,8 +87,10 @@ class EventRecord:
 
     @property
     def needs_notification(self) -> bool:
-        """An escalation whose critical notification has not been recorded yet."""
-        return self.status == "escalated" and self.notified_at is None
+        """An escalation not yet linked to its incident: joining it is what notifies
+        (per incident milestone), so a redelivery of it re-joins (the join is idempotent).
+        """
+        return self.status == "escalated" and self.incident_id is None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EventRecord:
@@ -101,6 +114,8 @@ class EventRecord:
             updated_at=data.get("updated_at", ""),
             backend_actions=tuple(data.get("backend_actions", ())),
             model_calls=int(data.get("model_calls", 0)),
+            incident_id=data.get("incident_id"),
+            reused_from=data.get("reused_from"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,6 +139,8 @@ class EventRecord:
             "updated_at": self.updated_at,
             "backend_actions": [dict(a) for a in self.backend_actions],
             "model_calls": self.model_calls,
+            "incident_id": self.incident_id,
+            "reused_from": self.reused_from,
         }
 
 
@@ -293,3 +310,107 @@ def analysis_attributes(analysis: Analysis) -> dict[str, Any]:
         "analyzed_by": analysis.analyzed_by,
         "degraded": analysis.degraded,
     }
+
+
+# ---- saved analyses (reuse) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SavedAnalysis:
+    """A model's analysis kept for the events of its signature (``sig#<hash>``)."""
+
+    signature: str
+    analysis: Analysis
+    origin: str  # the key of the event the model analyzed
+    # That event's own values its text may name (key, id, request id, URI, host, IP,
+    # country), so the text can be rendered for another event.
+    fields: tuple[str | None, ...]
+    saved_at: float  # epoch seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "signature": self.signature,
+            "analysis": self.analysis.model_dump_json(),
+            "origin": self.origin,
+            "fields": ["" if f is None else f for f in self.fields],
+            "saved_at": self.saved_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SavedAnalysis:
+        return cls(
+            signature=data["signature"],
+            analysis=Analysis.model_validate_json(data["analysis"]),
+            origin=data["origin"],
+            fields=tuple(f or None for f in data.get("fields", ())),
+            saved_at=float(data["saved_at"]),
+        )
+
+
+# ---- the fast path -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decided:
+    """An event decided without a model call, ready for its one write."""
+
+    event: WafEvent
+    analysis: Analysis
+    decision: TriageDecision
+    incident_id: str | None = None  # an escalation's incident, joined before the write
+    notification_id: str | None = None
+    reused_from: str | None = None
+
+
+def decided_item(decided: Decided, *, message_id: str, now_iso: str) -> dict[str, Any]:
+    """The whole record of a decided event, as the full state machine would have left it
+    (the TTL is the backend's). Raises PermanentError for an event too large to keep.
+    """
+    event, analysis, decision = decided.event, decided.analysis, decided.decision
+    if decision.status not in TRIAGE_STATUSES:
+        raise ValueError(f"not a triage status: {decision.status}")
+    if decision.status == "escalated" and decided.incident_id is None:
+        raise ValueError("an escalation is written with its incident")
+    event_json = event.model_dump_json()
+    if len(event_json.encode()) > MAX_EVENT_JSON_BYTES:
+        raise PermanentError(
+            f"event {event.event_key} is {len(event_json.encode())} bytes as JSON; "
+            f"the store keeps events up to {MAX_EVENT_JSON_BYTES}",
+            reason="event_too_large",
+        )
+    event_sk = monitoring_sort_key(event.timestamp, event.event_key)
+    item: dict[str, Any] = {
+        "pk": event.event_key,
+        "status": decision.status,
+        "attempts": 1,
+        "lease_expires_at": 0,
+        "event": event_json,
+        "event_sk": event_sk,
+        "source_ip": event.source_ip,
+        "rule_name": event.rule_name,
+        "created_at": now_iso,
+        "updated_at": now_iso,
+        "message_ids": {message_id},
+        "analysis": analysis.model_dump_json(),
+        **analysis_attributes(analysis),
+        "analyzed_at": now_iso,
+        "triage": decision.model_dump_json(),
+        "triage_action": decision.action,
+        "triaged_at": now_iso,
+        "incident_id": decided.incident_id,
+        "notified_at": now_iso if decided.incident_id else None,
+        "notification_id": decided.notification_id if decided.incident_id else None,
+        "reused_from": decided.reused_from,
+        "backend_actions": [
+            {
+                "action": "decided",
+                "at": now_iso,
+                "status": decision.status,
+                "severity_rating": analysis.severity_rating,
+                "analyzed_by": analysis.analyzed_by,
+            }
+        ],
+    }
+    if decision.status == "monitoring":
+        item["mon_pk"], item["mon_sk"] = MONITORING_PK, event_sk
+    return {k: v for k, v in item.items() if v is not None}

@@ -17,7 +17,7 @@ import structlog
 
 from secops_core.contract import Analysis, TriageDecision, WafEvent
 from worker.errors import AlreadyInProgress, PermanentError, RetryableError
-from worker.store.dynamodb.table import ConditionFailed, DynamoTable, Item, Update, from_item
+from worker.store.dynamodb.table import ConditionFailed, DynamoTable, Item, Update, from_item, to_attr
 from worker.store.keys import (
     BATCH_GET_MAX_KEYS,
     BATCH_GET_MAX_ROUNDS,
@@ -31,7 +31,15 @@ from worker.store.keys import (
     monitoring_sort_key,
     ttl_after,
 )
-from worker.store.records import REJECTABLE, EventRecord, analysis_attributes, step_result, truncate_utf8
+from worker.store.records import (
+    REJECTABLE,
+    Decided,
+    EventRecord,
+    analysis_attributes,
+    decided_item,
+    step_result,
+    truncate_utf8,
+)
 
 log = structlog.get_logger("worker.store")
 
@@ -85,6 +93,26 @@ class EventOps(DynamoTable):
                 lease_expires_in_s=remaining,
                 message_ids=holder.message_ids if holder else (),
             ) from None
+
+    def decide(self, decided: Decided, *, message_id: str) -> EventRecord | None:
+        """The fast path: absent → terminal status in one conditional put, for an event
+        decided without a model call. None when the event has a record already (the
+        caller takes the full state machine, which knows what to do with it).
+        """
+        now = self._clock()
+        item = decided_item(decided, message_id=message_id, now_iso=self._now_iso(now))
+        item["ttl"] = ttl_after(now, self.ttl_days)
+        try:
+            self._call(
+                "put_item",
+                TableName=self.table_name,
+                Item={k: to_attr(v) for k, v in item.items() if v is not None},
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="NONE",
+            )
+        except ConditionFailed:
+            return None
+        return EventRecord.from_dict(item)
 
     @staticmethod
     def _set_event(update: Update, event: WafEvent, event_json: str) -> None:
@@ -183,29 +211,46 @@ class EventOps(DynamoTable):
             current = _record(lost.old)
         return step_result(current, owner=owner, expect=expect)
 
-    def mark_notified(self, key: str, *, owner: str, topic: str, message_id: str) -> bool:
-        """Record a published notification; False if one was recorded already."""
-        now = self._clock()
-        update = Update().set("notified_at", self._now_iso(now)).set("notification_id", message_id)
-        update.append(
-            "backend_actions",
-            {
-                "action": "notified",
-                "at": self._now_iso(now),
-                "topic": topic,
-                "message_id": message_id,
-                "by": owner,
-            },
-        )
-        self._touch(update, now)
-        condition = f"attribute_exists(pk) AND attribute_not_exists({update.name('notified_at')})"
+    def link_incident(self, key: str, *, owner: str, incident_id: str, notification_id: str) -> bool:
+        """Record the incident an escalation joined, giving our lease back in the same
+        write; False if it was linked already.
+
+        The link is the escalation's last step: a redelivery of a linked event is a
+        duplicate, one of an unlinked event joins again (the join counts it once).
+        """
         try:
-            self._update(key, update, condition=condition, returns="NONE")
+            # The usual case, one write: still our lease, so it is freed with the link.
+            self._link(key, owner=owner, incident_id=incident_id, notification_id=notification_id, ours=True)
+            return True
         except ConditionFailed as lost:
             if lost.old is None:
                 raise RetryableError(f"event {key} has no record", reason="lease_lost") from None
+            current = _record(lost.old)
+            if current.status != "escalated" or current.incident_id is not None:
+                return False
+        # Our lease moved on (it expired mid-join): link without touching the new holder's.
+        try:
+            self._link(key, owner=owner, incident_id=incident_id, notification_id=notification_id, ours=False)
+        except ConditionFailed:
             return False
         return True
+
+    def _link(self, key: str, *, owner: str, incident_id: str, notification_id: str, ours: bool) -> None:
+        now = self._clock()
+        update = Update().set("incident_id", incident_id).set("notified_at", self._now_iso(now))
+        update.set("notification_id", notification_id)
+        update.append(
+            "backend_actions",
+            {"action": "linked_incident", "at": self._now_iso(now), "incident_id": incident_id, "by": owner},
+        )
+        condition = (
+            f"{update.name('status')} = {update.value('escalated', 'escalated')} "
+            f"AND attribute_not_exists({update.name('incident_id')})"
+        )
+        if ours:
+            update.set("lease_expires_at", 0)
+            condition += f" AND {update.name('lease_owner')} = {update.value(owner, 'owner')}"
+        self._update(key, self._touch(update, now), condition=condition, returns="NONE")
 
     def release(self, key: str, *, owner: str) -> None:
         """Give the lease up now (expires_at = 0) if it is still ours; silent otherwise."""
@@ -255,8 +300,11 @@ class EventOps(DynamoTable):
         log.info("event_rejected", key=key, code=code, message_id=message_id)
         return record
 
-    def escalate_from_pattern(self, key: str, *, pattern_key: str, decision: TriageDecision) -> bool:
-        """monitoring → escalated because its pattern crossed the threshold.
+    def escalate_from_pattern(
+        self, key: str, *, pattern_key: str, decision: TriageDecision, incident_id: str
+    ) -> bool:
+        """monitoring → escalated because its pattern crossed the threshold, linked to
+        the incident the monitor joined it to.
 
         False when the event is no longer in `monitoring` (escalated already, say).
         """
@@ -264,8 +312,9 @@ class EventOps(DynamoTable):
         update = Update().set("status", "escalated").set("triage", decision.model_dump_json())
         update.set("triage_action", decision.action).set("triaged_at", self._now_iso(now))
         update.set("pattern_key", pattern_key).remove("mon_pk", "mon_sk")
-        # The pattern's monitoring notification speaks for its members: a later
-        # redelivery of one of them must not send a critical notice of its own.
+        # The incident's milestones speak for its members: a later redelivery of one of
+        # them must not join or notify again.
+        update.set("incident_id", incident_id)
         update.set("notified_at", self._now_iso(now)).set("notification_id", f"pattern:{pattern_key}")
         update.append(
             "backend_actions",
@@ -273,6 +322,7 @@ class EventOps(DynamoTable):
                 "action": "escalated_by_pattern",
                 "at": self._now_iso(now),
                 "pattern_key": pattern_key,
+                "incident_id": incident_id,
             },
         )
         self._touch(update, now)

@@ -1,0 +1,121 @@
+"""An escalated event joins its incident; the incident's milestones are what gets notified
+(docs/architecture.md, "Event state machine").
+
+One attack is one incident and a handful of notices, not one critical notice per
+request: the first escalation opens the incident and is notified at once, later ones
+fold in and notify only when the incident crosses a milestone (growth, severity rise,
+new class, a request that reached the application). Each milestone is claimed before
+it is published, so across replicas it is sent exactly once; a failed publish gives
+the claim back and the delivery is retried.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import structlog
+from botocore.exceptions import ClientError
+
+from secops_core.contract import Analysis, WafEvent
+from worker.errors import WorkerError
+from worker.incidents import OPENED, Contribution, Crossing, GroupKey, IncidentRecord, Milestone
+from worker.ports import IncidentJoin, Metrics, Notifier
+
+log = structlog.get_logger("worker.incidents")
+
+
+@dataclass(frozen=True)
+class Joined:
+    """Where an event went and what was published for it."""
+
+    incident_id: str
+    new: bool  # False: the incident had counted it already (a redelivery)
+    message_ids: tuple[str, ...]  # the notices this caller published
+
+    @property
+    def notification_id(self) -> str:
+        """What the event record keeps as its notice: ours, or the incident's."""
+        return self.message_ids[0] if self.message_ids else f"incident:{self.incident_id}"
+
+
+class IncidentStep:
+    """Join, then claim -> publish -> record each milestone this caller owns."""
+
+    def __init__(self, *, incidents: IncidentJoin, notifier: Notifier, metrics: Metrics) -> None:
+        self.incidents = incidents
+        self.notifier = notifier
+        self.metrics = metrics
+
+    def join(self, event: WafEvent, analysis: Analysis, *, severity: int) -> Joined:
+        """Count ``event`` (escalated at ``severity``) in its incident and notify what it crossed.
+
+        Raises what the join or the publish raised (retryable, or a configuration
+        error); the event then stays unlinked and its redelivery joins again.
+        """
+        contribution = replace(Contribution.from_event(event, analysis), severity=severity)
+        joined = self.incidents.join(contribution)
+        crossings: Sequence[Crossing] = joined.crossings
+        if not joined.new:
+            crossings = _owed_openings([joined.incident])
+        sent = tuple(
+            message_id
+            for crossing in crossings
+            if (message_id := self.notify(crossing.incident, crossing.milestone, event, analysis)) is not None
+        )
+        return Joined(joined.incident.id, joined.new, sent)
+
+    def join_many(self, members: Iterable[tuple[WafEvent, Analysis]], *, severity: int) -> Mapping[str, str]:
+        """Join many events at once (the monitor's escalated patterns), one repository
+        join per group, and notify the milestones crossed; event key -> incident id.
+        """
+        groups: dict[GroupKey, list[Contribution]] = defaultdict(list)
+        for event, analysis in members:
+            contribution = replace(Contribution.from_event(event, analysis), severity=severity)
+            groups[contribution.group(self.incidents.group_by)].append(contribution)
+        placed: dict[str, str] = {}
+        for group, contributions in groups.items():
+            result = self.incidents.repo.join(group, contributions)
+            placed.update(result.placed)
+            opened_now = {c.incident.id for c in result.crossings if c.milestone.id == OPENED.id}
+            owed = _owed_openings(r for r in result.records if r.id not in opened_now)
+            for crossing in (*result.crossings, *owed):
+                self.notify(crossing.incident, crossing.milestone)
+        return placed
+
+    def notify(
+        self,
+        incident: IncidentRecord,
+        milestone: Milestone,
+        event: WafEvent | None = None,
+        analysis: Analysis | None = None,
+    ) -> str | None:
+        """Publish one milestone if this caller wins its claim; the message id, or None."""
+        repo = self.incidents.repo
+        if not repo.claim_milestone(incident.id, milestone.id):
+            return None
+        try:
+            message_id = self.notifier.notify_incident(incident, milestone, event=event, analysis=analysis)
+        except BaseException:
+            repo.release_milestone(incident.id, milestone.id)
+            raise
+        self.metrics.count("Notifications", dimensions={"Topic": "critical"})
+        try:
+            repo.record_notice(incident.id, milestone.id, message_id)
+        except (WorkerError, ClientError) as exc:
+            # The claim stays, so the milestone is never sent again; only the history
+            # misses this entry.
+            log.warning(
+                "incident_notice_not_recorded", incident=incident.id, milestone=milestone.id, error=str(exc)
+            )
+        log.info("incident_notified", incident=incident.id, milestone=milestone.id, count=incident.count)
+        return message_id
+
+
+def _owed_openings(incidents: Iterable[IncidentRecord]) -> tuple[Crossing, ...]:
+    """The openings nobody holds: a publish failed and gave its claim back, and the
+    event that opened the incident will not cross `opened` again, so a redelivery (or
+    the next monitor run) joining it sends it.
+    """
+    return tuple(Crossing(i, OPENED) for i in incidents if OPENED.id not in i.claimed)
