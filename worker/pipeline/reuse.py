@@ -1,5 +1,4 @@
-"""Model economy: one model call per distinct attack, not per request (docs/architecture.md,
-"Model fail-safe").
+"""Model economy: one model call per distinct attack, not per request.
 
 An attack is many requests that differ only in who sent them and in the payload's
 details. Events with the same *analysis signature* within the reuse window take the
