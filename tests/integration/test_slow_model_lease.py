@@ -15,6 +15,7 @@ from tests.fixtures.fakes import FakeNotifier
 from tests.fixtures.scripted_model import ScriptedModel
 from worker.agents import Agents
 from worker.agents.inprocess import InProcessTransport
+from worker.incidents import IncidentJoiner, MemoryIncidentRepo
 from worker.metrics import Metrics
 from worker.pipeline.outcome import Outcome
 from worker.pipeline.processor import EventProcessor
@@ -38,12 +39,14 @@ def test_a_redelivery_during_a_slow_model_call_does_not_process_the_event_twice(
     agents = Agents.over(InProcessTransport(service))
     store = MemoryStore()
     notifier = FakeNotifier()
+    incidents = IncidentJoiner(MemoryIncidentRepo(quiet_s=3600), window_s=0)
 
     def replica(name: str) -> EventProcessor:
         return EventProcessor(
             store=store,
             agents=agents,
             notifier=notifier,
+            incidents=incidents,
             owner=name,
             lease_s=LEASE_S,
             metrics=Metrics(enabled=False),
@@ -65,4 +68,4 @@ def test_a_redelivery_during_a_slow_model_call_does_not_process_the_event_twice(
     assert second.kind == "in_progress"
     assert first[0].kind == "done" and first[0].status == "escalated"
     assert model.calls == 1
-    assert notifier.escalations == ["evt#slow1"]
+    assert [m for _, m in notifier.incidents] == ["opened"]  # its incident opened

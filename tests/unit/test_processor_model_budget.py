@@ -13,6 +13,7 @@ import pytest
 from tests.fixtures.events import simplified
 from tests.fixtures.fakes import FakeAgents, FakeClock, FakeNotifier
 from worker.errors import RetryableError, RuntimeUnavailable
+from worker.incidents import IncidentJoiner, MemoryIncidentRepo
 from worker.metrics import Metrics
 from worker.pipeline.processor import EventProcessor
 from worker.store.memory import MemoryStore
@@ -66,6 +67,7 @@ def processor(
         store=store,
         agents=agents,
         notifier=notifier,
+        incidents=IncidentJoiner(MemoryIncidentRepo(quiet_s=3600), window_s=0),
         owner="w1",
         lease_s=60,
         fallback_to_rules=rules,
@@ -99,7 +101,7 @@ def test_an_outage_with_budget_left_waits_and_the_next_delivery_gets_what_is_lef
     assert second.kind == "done" and second.status == "escalated"
     record = store.get("evt#e1")
     assert record is not None and record.model_calls == 2
-    assert notifier.escalations == ["evt#e1"]
+    assert [m for _, m in notifier.incidents] == ["opened"]  # its incident opened
     assert metrics.counts["ModelCalls"] == 2
 
 
@@ -155,7 +157,7 @@ def test_an_answer_that_is_not_an_outage_is_saved_at_once(
     outcome = processor(store, agents, notifier, metrics).process(body(), "m1")
     # THEN it never waits, never rejects: the floor escalates it
     assert (outcome.kind, outcome.status) == ("done", "escalated")
-    assert notifier.escalations == ["evt#e1"]
+    assert [m for _, m in notifier.incidents] == ["opened"]  # its incident opened
 
 
 def test_the_rules_policy_saves_an_outage_answer_as_is(
@@ -184,7 +186,7 @@ def test_an_unreachable_runtime_waits_until_the_last_delivery_then_the_floor_dec
     record = store.get("evt#e1")
     assert record is not None and record.analysis is not None and record.status == "escalated"
     assert record.analysis.degraded and record.analysis.analyzed_by == "rules"
-    assert notifier.escalations == ["evt#e1"]
+    assert [m for _, m in notifier.incidents] == ["opened"]  # its incident opened
 
 
 def test_a_lost_answer_counts_its_budget_as_spent(
@@ -217,4 +219,4 @@ def test_an_overruled_model_is_counted(
     processor(store, agents, notifier, metrics).process(body(), "m1")
     # THEN the metric counts it, and the floor still escalates
     assert metrics.counts["ModelOverruled"] == 1
-    assert notifier.escalations == ["evt#e1"]
+    assert [m for _, m in notifier.incidents] == ["opened"]  # its incident opened
