@@ -266,3 +266,172 @@ def generate(count: int, *, seed: int = 7, now: datetime | None = None) -> list[
 
 def expected_statuses(events: list[BenchEvent]) -> dict[str, int]:
     return dict(Counter(event.expected_status for event in events))
+
+
+# ---- the flood (issue 13): one attack is many requests -----------------------------------------
+
+# The scanner of the flood: one IP, SQL injection matched in COUNT mode (so every request
+# reached the application), spread over three endpoints.
+FLOOD_SCANNER_IP = "203.0.113.200"
+_SCANNER_URIS = ("/api/v1/search", "/products", "/catalog")
+_SQLI_PAYLOADS = (
+    "id=1%27%20OR%20%271%27%3D%271",
+    "q=1%20UNION%20SELECT%20NULL--",
+    "id=1%27%3B%20DROP%20TABLE%20users--",
+    "sort=(SELECT%20SLEEP(5))",
+)
+# Distinct attacks: each its own rule, disposition, method and URI template, so each
+# has an analysis signature of its own. (builder, reached the application?)
+_DISTINCT_PATHS = (
+    "login",
+    "admin",
+    "account",
+    "checkout",
+    "orders",
+    "reports",
+    "upload",
+    "export",
+    "profile",
+    "settings",
+)
+_NOISE_KINDS = (
+    "native_ip_reputation",
+    "native_bot_category",
+    "native_default_allow",
+    "simple_size_restriction",
+)
+
+
+@dataclass(frozen=True)
+class FloodMix:
+    """How many events of each part of the flood; ``scale`` shrinks it for a smoke run."""
+
+    scanner: int = 600
+    botnet: int = 200
+    distinct: int = 50
+    noise: int = 200
+
+    def scaled(self, scale: float) -> FloodMix:
+        def part(n: int) -> int:
+            return max(1, round(n * scale))
+
+        return FloodMix(part(self.scanner), part(self.botnet), part(self.distinct), part(self.noise))
+
+    @property
+    def total(self) -> int:
+        return self.scanner + self.botnet + self.distinct + self.noise
+
+
+def _distinct_attack(f: _Factory, n: int, i: int) -> tuple[str, Body]:
+    """The i-th distinct attack: a rule family, a disposition, a method and a path."""
+    path = f"/{_DISTINCT_PATHS[i % len(_DISTINCT_PATHS)]}/{chr(97 + i // len(_DISTINCT_PATHS))}"
+    family = i % 5
+    if family == 0:
+        body = f.simplified(n, rule_name="SQLi_BODY", action="ALLOW")
+        kind = "distinct_sqli_allowed"
+    elif family == 1:
+        body = f.native(
+            n,
+            group="AWSManagedRulesCommonRuleSet",
+            rule_id="CrossSiteScripting_BODY",
+            label=_XSS_LABEL,
+            counted=True,
+        )
+        kind = "distinct_xss_counted"
+    elif family == 2:
+        body = f.native(
+            n,
+            group="AWSManagedRulesKnownBadInputsRuleSet",
+            rule_id="Log4JRCE_HEADER",
+            label=_LOG4J_LABEL,
+            counted=True,
+        )
+        kind = "distinct_log4j_counted"
+    elif family == 3:
+        body = f.simplified(n, rule_name="GenericLFI_QUERYARGUMENTS", action="ALLOW")
+        kind = "distinct_lfi_allowed"
+    else:
+        body = f.simplified(n, rule_name="SQLi_BODY")
+        kind = "distinct_sqli_blocked"
+    method = "POST" if i % 2 else "GET"
+    if "httpRequest" in body:
+        body["httpRequest"]["uri"] = path
+        body["httpRequest"]["httpMethod"] = method
+    else:
+        body["uri"] = path
+        body["http_method"] = method
+    return kind, body
+
+
+def generate_flood(
+    mix: FloodMix | None = None, *, seed: int = 7, now: datetime | None = None, window_s: int = 600
+) -> list[BenchEvent]:
+    """The flood of issue 13, shuffled as it would arrive: a scanner, a botnet, distinct
+    attacks and noise, every event unique, all within ``window_s`` before ``now`` (well
+    inside an incident's quiet period, so the scanner is one incident).
+    """
+    from secops_core.triage import triage
+    from secops_core.waf.floor import severity_floor
+    from worker.pipeline.processor import parse_message
+
+    mix = mix or FloodMix()
+    rng = random.Random(seed)
+    now = now or datetime.now(UTC)
+    factory = _Factory(rng, now, seed)
+    builders = {kind: build for kind, _, build in _KINDS}
+    bodies: list[tuple[str, Body]] = []
+
+    def when(body: Body) -> Body:
+        at = now - timedelta(seconds=rng.uniform(0, window_s))
+        if "httpRequest" in body:
+            body["timestamp"] = int(at.timestamp() * 1000)
+        else:
+            body["timestamp"] = at.isoformat().replace("+00:00", "Z")
+        return body
+
+    n = 0
+    for i in range(mix.scanner):
+        body = factory.native(
+            n,
+            group="AWSManagedRulesSQLiRuleSet",
+            rule_id="SQLi_QUERYARGUMENTS",
+            label=_SQLI_LABEL,
+            counted=True,
+            args=_SQLI_PAYLOADS[i % len(_SQLI_PAYLOADS)],
+        )
+        body["httpRequest"].update(
+            clientIp=FLOOD_SCANNER_IP, uri=_SCANNER_URIS[i % len(_SCANNER_URIS)], httpMethod="GET"
+        )
+        body["httpRequest"]["headers"][1]["value"] = "sqlmap/1.7"
+        bodies.append(("scanner_sqli_counted", when(body)))
+        n += 1
+    for i in range(mix.botnet):
+        body = factory.native(
+            n, group="AWSManagedRulesCommonRuleSet", rule_id="CrossSiteScripting_BODY", label=_XSS_LABEL
+        )
+        body["httpRequest"].update(
+            clientIp=f"198.18.{i // 250}.{i % 250 + 1}", uri="/comments", httpMethod="POST"
+        )
+        bodies.append(("botnet_xss_blocked", when(body)))
+        n += 1
+    for i in range(mix.distinct):
+        kind, body = _distinct_attack(factory, n, i)
+        bodies.append((kind, when(body)))
+        n += 1
+    for i in range(mix.noise):
+        kind = _NOISE_KINDS[i % len(_NOISE_KINDS)]
+        bodies.append((kind, when(builders[kind](factory, n))))
+        n += 1
+    rng.shuffle(bodies)
+
+    events: list[BenchEvent] = []
+    seen: set[str] = set()
+    for kind, value in bodies:
+        body = json.dumps(value, separators=(",", ":"))
+        event = parse_message(body).event
+        if event.event_key in seen:
+            raise AssertionError(f"flood event ({kind}) repeats key {event.event_key}")
+        seen.add(event.event_key)
+        status = triage(severity_floor(event).severity).status
+        events.append(BenchEvent(body=body, key=event.event_key, kind=kind, expected_status=status))
+    return events

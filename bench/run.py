@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -38,7 +38,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from bench.emulator import EmulatorProcess, ProducerProcess, helper_processes
-from bench.events import BenchEvent, expected_statuses, generate
+from bench.events import BenchEvent, FloodMix, expected_statuses, generate
+from bench.flood import FloodConfig, flood_summary, run_flood
 
 DEFAULT_OUTPUT = "bench/results.json"
 DEFAULT_PLOT = "bench/efficiency.png"
@@ -51,6 +52,17 @@ ASSESSMENT = {
     "attack_type": "scripted",
 }
 TERMINAL_KINDS = frozenset({"done", "duplicate"})
+# The DynamoDB operations that write (the store and the incidents use the first three;
+# a batch or a transaction would count once per request here, not per item).
+DYNAMODB_WRITES = frozenset(
+    {
+        "dynamodb.PutItem",
+        "dynamodb.UpdateItem",
+        "dynamodb.DeleteItem",
+        "dynamodb.BatchWriteItem",
+        "dynamodb.TransactWriteItems",
+    }
+)
 # Bottleneck labels (see ``bottleneck``). One Python process runs Python code on one
 # core at a time (the GIL), so moto and the worker each saturate at about 1.0 core.
 EFFICIENT = 0.80
@@ -241,7 +253,7 @@ def _aws_env(endpoint: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _settings(unique: str, concurrency: int, health_dir: str) -> Any:
+def _settings(unique: str, concurrency: int, health_dir: str, **overrides: Any) -> Any:
     from worker.settings import Settings
 
     return Settings(
@@ -262,6 +274,7 @@ def _settings(unique: str, concurrency: int, health_dir: str) -> Any:
         health_file=str(Path(health_dir) / f"health-{unique}"),
         log_level="WARNING",
         log_format="json",
+        **overrides,
     )
 
 
@@ -333,6 +346,8 @@ class _Run:
     statuses: dict[str, int]
     notified: int
     delivered: int
+    lost: int
+    incidents: int
 
 
 def _run_in_thread(target: Callable[[], object], *, stop: Callable[[], None]) -> None:
@@ -375,17 +390,57 @@ def run_point(
     task: TaskID | None = None,
 ) -> dict[str, Any]:
     """Consume ``events`` with one worker at ``concurrency``; return the figures of the point."""
+    return drive(
+        emulator,
+        producer,
+        config,
+        latency_ms=latency_ms,
+        concurrency=concurrency,
+        events=events,
+        health_dir=health_dir,
+        progress=progress,
+        task=task,
+    ).point
+
+
+@dataclass(frozen=True)
+class Driven:
+    """One point's figures and what they were read from (the store's records by key)."""
+
+    point: dict[str, Any]
+    records: Mapping[str, Any]
+    incidents: Sequence[Any]
+
+
+def drive(
+    emulator: EmulatorProcess,
+    producer: ProducerProcess,
+    config: BenchConfig,
+    *,
+    latency_ms: float,
+    concurrency: int,
+    events: Sequence[BenchEvent],
+    health_dir: str,
+    progress: Progress | None = None,
+    task: TaskID | None = None,
+    model: Any = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Driven:
+    """Consume ``events`` with one worker at ``concurrency`` (``model`` answering, by
+    default the scripted one; ``overrides`` on the settings); the point and its records.
+    """
     from agent_runtime.service import build_service
     from tests.fixtures.scripted_model import ScriptedModel
     from worker.agents import Agents
     from worker.agents.inprocess import InProcessTransport
     from worker.daemon import Clients, build_worker, run_worker
+    from worker.incidents import DynamoIncidentRepo
     from worker.metrics import Metrics
     from worker.resources import setup_resources
     from worker.store import EventStore
 
     unique = f"{int(latency_ms)}ms-c{concurrency}-{uuid.uuid4().hex[:6]}"
-    settings = _settings(unique, concurrency, health_dir)
+    settings = _settings(unique, concurrency, health_dir, **(overrides or {}))
 
     # Set-up through clients of its own: not counted, not timed.
     admin = Clients.from_settings(settings)
@@ -395,11 +450,12 @@ def run_point(
 
     tap = _Tap(expected=len(events), body_keys={e.body: e.key for e in events})
     clients = Clients.from_settings(settings)
+    # Every client the worker builds its adapters from (store, incidents, notifier, queue).
     for client in (clients.sqs, clients.sns, clients.dynamodb):
         client.meta.events.register("before-send", tap.on_send)
     clients.sqs.meta.events.register("after-call.sqs.ReceiveMessage", tap.on_receive)
 
-    model = ScriptedModel([ASSESSMENT], latency_s=latency_ms / 1000, cycle=True)
+    model = model or ScriptedModel([ASSESSMENT], latency_s=latency_ms / 1000, cycle=True)
     agents = Agents.from_settings(settings, runtime=InProcessTransport(build_service(settings, model=model)))
     worker = build_worker(
         settings, clients=clients, resources=resources, agents=agents, metrics=Metrics(enabled=False)
@@ -436,6 +492,9 @@ def run_point(
 
     # Read back what the store and SNS recorded (outside the measured window).
     records = admin_store.get_many([e.key for e in events])
+    incidents = DynamoIncidentRepo(
+        settings.table_name, client=admin.dynamodb, quiet_s=settings.incident_quiet_s
+    ).list(limit=100_000)
     end, finished = ends[0]
     run = _Run(
         concurrency=concurrency,
@@ -451,8 +510,10 @@ def run_point(
         statuses=dict(Counter(r.status for r in records.values())),
         notified=sum(1 for r in records.values() if r.status == "escalated" and r.notified_at),
         delivered=_drain_count(admin.sqs, tap_url),
+        lost=sum(1 for e in events if e.key not in records or not records[e.key].is_terminal),
+        incidents=len(incidents),
     )
-    return figures(run, tap)
+    return Driven(figures(run, tap), records, incidents)
 
 
 def _per_event(counts: dict[str, int], events: int) -> dict[str, dict[str, float]]:
@@ -506,6 +567,15 @@ def figures(run: _Run, tap: _Tap) -> dict[str, Any]:
         "escalations_notified": run.notified,
         "notifications_delivered": run.delivered,
         "model_calls": run.model_calls,
+        # The figures every scenario records (issue 13), per event where it says so.
+        "model_calls_per_event": round(run.model_calls / per_event, 4),
+        "notifications_critical": run.delivered,
+        "incidents": run.incidents,
+        "dynamodb_writes_per_event": round(
+            sum(n for op, n in requests.items() if op in DYNAMODB_WRITES) / per_event, 3
+        ),
+        "aws_requests_per_event": round(sum(requests.values()) / per_event, 3),
+        "lost": run.lost,
         "drain_s": round(drain_s, 3),
         "events_per_s": round(events_per_s, 2),
         "ideal_events_per_s": None if ideal is None else round(ideal, 2),
@@ -575,24 +645,49 @@ def machine() -> dict[str, Any]:
     }
 
 
-def run_bench(config: BenchConfig, *, command: str, err: Console | None = None) -> dict[str, Any]:
-    """Run every scenario and point; return the results document."""
+SCENARIOS = ("all", "sweep", "flood")
+
+
+def run_bench(
+    config: BenchConfig,
+    *,
+    command: str,
+    err: Console | None = None,
+    scenario: str = "all",
+    flood: FloodConfig | None = None,
+) -> dict[str, Any]:
+    """Run the chosen scenarios (the throughput sweep, the flood, or both); the results document."""
     err = err or Console(stderr=True)
-    scenarios = [("model_latency", config.latency_ms)]
-    if config.zero_latency and config.latency_ms > 0:
-        scenarios.append(("zero_latency", 0.0))
+    flood = flood or FloodConfig()
+    scenarios: list[tuple[str, float]] = []
+    if scenario in {"all", "sweep"}:
+        scenarios.append(("model_latency", config.latency_ms))
+        if config.zero_latency and config.latency_ms > 0:
+            scenarios.append(("zero_latency", 0.0))
     plan = [
         (name, latency, c, config.events_for(c)) for name, latency in scenarios for c in config.concurrency
     ]
-    events = generate(max(n for *_, n in plan), seed=config.seed)
-    err.print(f"[bold]event counts[/]: {config.event_count_rule()}")
+    events = generate(max(n for *_, n in plan), seed=config.seed) if plan else []
+    if plan:
+        err.print(f"[bold]event counts[/]: {config.event_count_rule()}")
     for name, latency, c, n in plan:
         err.print(f"  {name:<13} latency {latency:>5g} ms  concurrency {c:>3}  {n:>5} events")
+    with_flood = scenario in {"all", "flood"}
+    if with_flood:
+        err.print(
+            f"  flood         latency {flood.latency_ms:>5g} ms  concurrency {flood.concurrency:>3}  "
+            f"{flood.mix.total:>5} events, twice (analysis reuse on, then off)"
+        )
 
     results: dict[str, Any] = {
         "machine": machine(),
         "command": command,
-        "config": {**asdict(config), "event_count_rule": config.event_count_rule()},
+        "config": {
+            **asdict(config),
+            "event_count_rule": config.event_count_rule(),
+            "scenario": scenario,
+            "flood": asdict(flood),
+        },
         "scenarios": [],
     }
     started = time.monotonic()
@@ -609,7 +704,8 @@ def run_bench(config: BenchConfig, *, command: str, err: Console | None = None) 
             refresh_per_second=2,  # the refresher runs in the measured process
         ) as progress,
     ):
-        overall = progress.add_task("all points", total=sum(n for *_, n in plan))
+        if plan:
+            overall = progress.add_task("sweep points", total=sum(n for *_, n in plan))
         for name, latency in scenarios:
             points = []
             for _, _, c, n in (p for p in plan if p[0] == name):
@@ -635,9 +731,57 @@ def run_bench(config: BenchConfig, *, command: str, err: Console | None = None) 
                     soft_wrap=True,
                 )
                 points.append(point)
-            results["scenarios"].append({"name": name, "model_latency_ms": latency, "points": points})
+            results["scenarios"].append(
+                {"name": name, "model_latency_ms": latency, **sweep_summary(points), "points": points}
+            )
+        if with_flood:
+            results["scenarios"].append(
+                run_flood(
+                    emulator,
+                    producer,
+                    config,
+                    flood,
+                    seed=config.seed,
+                    health_dir=health_dir,
+                    progress=progress,
+                )
+            )
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     return results
+
+
+def sweep_summary(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A sweep scenario's figures over all its points, as the flood records them.
+
+    Every sweep event is unique and the model answers every one, so there is nothing to
+    compare with reuse off: ``decisions_equal_to_no_reuse`` is not measured there.
+    """
+    events = sum(p["events"] for p in points)
+
+    def per_event(total: float) -> float:
+        return round(total / max(events, 1), 4)
+
+    writes = sum(
+        count["count"]
+        for p in points
+        for op, count in p["api_requests"]["by_operation"].items()
+        if op in DYNAMODB_WRITES
+    )
+    return {
+        "events": events,
+        "model_calls_per_event": per_event(sum(p["model_calls"] for p in points)),
+        "notifications_critical": sum(p["notifications_critical"] for p in points),
+        "incidents": sum(p["incidents"] for p in points),
+        "dynamodb_writes_per_event": per_event(writes),
+        "aws_requests_per_event": per_event(sum(p["api_requests"]["total"] for p in points)),
+        "worker_cpu_ms_per_event": per_event(sum(p["worker_cpu_s"] for p in points) * 1000),
+        "lost": sum(p["lost"] for p in points),
+        "decisions_equal_to_no_reuse": None,
+    }
+
+
+def _sweeps(results: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in results["scenarios"] if "points" in s]
 
 
 # ---- output ----------------------------------------------------------------------------------
@@ -665,7 +809,7 @@ def figures_table(results: dict[str, Any]) -> Table:
     }
     for name, justify in columns.items():
         table.add_column(name, justify=justify)
-    for scenario in results["scenarios"]:
+    for scenario in _sweeps(results):
         for p in scenario["points"]:
             enq = p["latency_ms"]["enqueue_to_terminal"]
             recv = p["latency_ms"]["receive_to_terminal"]
@@ -691,14 +835,14 @@ def figures_table(results: dict[str, Any]) -> Table:
 
 def requests_table(results: dict[str, Any]) -> Table:
     operations = sorted(
-        {op for s in results["scenarios"] for p in s["points"] for op in p["api_requests"]["by_operation"]}
+        {op for s in _sweeps(results) for p in s["points"] for op in p["api_requests"]["by_operation"]}
     )
     table = Table(title="AWS API requests per event, by operation")
     table.add_column("model")
     table.add_column("conc.", justify="right")
     for op in operations:
         table.add_column(op, justify="right")
-    for scenario in results["scenarios"]:
+    for scenario in _sweeps(results):
         for p in scenario["points"]:
             ops = p["api_requests"]["by_operation"]
             table.add_row(
@@ -720,7 +864,7 @@ def plot_efficiency(results: dict[str, Any], path: Path) -> bool:
         return False
     fig, ax = plt.subplots(figsize=(7, 4.8), dpi=120)
     rate_ax = ax.twinx()
-    for scenario in results["scenarios"]:
+    for scenario in _sweeps(results):
         points = scenario["points"]
         xs = [p["concurrency"] for p in points]
         if scenario["model_latency_ms"] > 0:
@@ -741,7 +885,7 @@ def plot_efficiency(results: dict[str, Any], path: Path) -> bool:
             label=f"ev/s, {scenario['model_latency_ms']:g} ms model (right)",
         )
     ax.set_xscale("log", base=2)
-    ax.set_xticks(sorted({p["concurrency"] for s in results["scenarios"] for p in s["points"]}))
+    ax.set_xticks(sorted({p["concurrency"] for s in _sweeps(results) for p in s["points"]}))
     ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("concurrency (events in flight)")
@@ -805,6 +949,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="events added per doubling of the concurrency",
     )
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        default="all",
+        help="the throughput sweep, the flood of issue 13, or both (default)",
+    )
+    flood = FloodConfig()
+    parser.add_argument(
+        "--flood-scale",
+        type=float,
+        default=1.0,
+        help=f"the flood's size as a share of its {flood.mix.total} events (default 1)",
+    )
+    parser.add_argument(
+        "--flood-concurrency", type=int, default=flood.concurrency, help="the flood's concurrency"
+    )
     parser.add_argument("--output", default=DEFAULT_OUTPUT, help="results JSON (default %(default)s)")
     parser.add_argument("--plot", default=DEFAULT_PLOT, help="efficiency PNG; '' for none")
     args = parser.parse_args(argv)
@@ -812,6 +972,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(
             "--events and --base-events must be positive, --events-per-doubling and --latency-ms >= 0"
         )
+    if not 0 < args.flood_scale <= 10 or not 1 <= args.flood_concurrency <= 256:
+        parser.error("--flood-scale must be in (0, 10], --flood-concurrency between 1 and 256")
     return args
 
 
@@ -837,18 +999,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("WARNING", "json")
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     command = "python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv)
+    flood = FloodConfig(
+        mix=FloodMix().scaled(args.flood_scale),
+        concurrency=args.flood_concurrency,
+        latency_ms=args.latency_ms,
+    )
     try:
-        results = run_bench(config, command=command.strip())
+        results = run_bench(config, command=command.strip(), scenario=args.scenario, flood=flood)
     except KeyboardInterrupt:
         out.print("[red]interrupted[/]: no results written")
         return 130
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    out.print(figures_table(results))
-    out.print(requests_table(results))
+    if _sweeps(results):
+        out.print(figures_table(results))
+        out.print(requests_table(results))
+    for scenario in results["scenarios"]:
+        if scenario["name"] == "flood":
+            out.print(f"[bold]flood[/] ({scenario['events']} events, concurrency {scenario['concurrency']}):")
+            out.print(flood_summary(scenario), markup=False)
     out.print(f"results: {output}  (whole run {results['elapsed_s']} s)")
-    if args.plot:
+    if args.plot and _sweeps(results):
         if plot_efficiency(results, Path(args.plot)):
             out.print(f"plot: {args.plot}")
         else:
@@ -856,7 +1028,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     incomplete = [
         f"{s['name']} c={p['concurrency']}"
         for s in results["scenarios"]
-        for p in s["points"]
+        for p in (s["points"] if "points" in s else s["runs"].values())
         if not p["finished"]
     ]
     if incomplete:

@@ -146,3 +146,69 @@ def test_small_bench_run_reports_every_figure_and_the_counts_add_up(tmp_path: Pa
     for point in scenario["points"]:
         _check_point(point, scenario["model_latency_ms"])
     assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+FLOOD_FIGURES = {
+    "events",
+    "model_calls_per_event",
+    "notifications_critical",
+    "notifications_critical_scanner",
+    "incidents",
+    "dynamodb_writes_per_event",
+    "aws_requests_per_event",
+    "worker_cpu_ms_per_event",
+    "lost",
+    "decisions_equal_to_no_reuse",
+}
+
+
+@pytest.mark.timeout(150)
+def test_a_tiny_flood_records_the_issue_figures_for_both_runs(tmp_path: Path) -> None:
+    # GIVEN the flood alone, at 3 % of its size (18 scanner requests, 6 botnet IPs,
+    # 2 distinct attacks, 6 noise records), a 5 ms model
+    output = tmp_path / "results.json"
+    command = [
+        sys.executable,
+        "-m",
+        "bench.run",
+        "--scenario",
+        "flood",
+        "--flood-scale",
+        "0.03",
+        "--flood-concurrency",
+        "4",
+        "--latency-ms",
+        "5",
+        "--output",
+        str(output),
+    ]
+
+    # WHEN it runs
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=140, check=False)
+
+    # THEN it exits 0, prints the figures with their targets, and records only the flood
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "decisions_equal_to_no_reuse" in result.stdout
+    results = json.loads(output.read_text(encoding="utf-8"))
+    [flood] = results["scenarios"]
+    assert flood["name"] == "flood" and results["config"]["scenario"] == "flood"
+    assert FLOOD_FIGURES - flood.keys() == set()
+    assert flood["mix"] == {
+        "scanner": 18,
+        "botnet": 6,
+        "distinct": 2,
+        "noise": 6,
+        "kinds": flood["mix"]["kinds"],
+    }
+    # AND every event of both runs reached a terminal state, none lost
+    assert flood["events"] == 32 and flood["lost"] == 0 and flood["no_reuse"]["lost"] == 0
+    assert all(run["finished"] for run in flood["runs"].values())
+    # AND the per-event figures agree with the counts they come from
+    reuse = flood["runs"]["reuse"]
+    assert flood["model_calls_per_event"] == pytest.approx(reuse["model_calls"] / 32, abs=1e-3)
+    assert flood["aws_requests_per_event"] == pytest.approx(reuse["api_requests"]["total"] / 32, abs=1e-3)
+    assert 0 < flood["dynamodb_writes_per_event"] <= flood["aws_requests_per_event"]
+    assert flood["worker_cpu_ms_per_event"] > 0
+    assert 0 <= flood["decisions_equal_to_no_reuse"] <= 1
+    # AND reuse never costs more model calls than the baseline it is measured against
+    assert flood["runs"]["no_reuse"]["model_calls"] >= reuse["model_calls"]
