@@ -156,6 +156,8 @@ def run_flood(
     figures["decisions_equal_to_no_reuse"] = equal_share(events, [reuse.records, no_reuse.records])
     escalated = [r for r in reuse.records.values() if r.status == "escalated"]
     figures["escalated"] = len(escalated)
+    # Issue 13: every escalated event is linked to an incident.
+    figures["escalated_without_incident"] = sum(1 for r in escalated if not r.incident_id)
     return {
         "name": "flood",
         "model_latency_ms": flood.latency_ms,

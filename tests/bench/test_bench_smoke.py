@@ -234,5 +234,9 @@ def test_a_tiny_flood_records_the_issue_figures_for_both_runs(tmp_path: Path) ->
     assert 0 < flood["dynamodb_writes_per_event"] <= flood["aws_requests_per_event"]
     assert flood["worker_cpu_ms_per_event"] > 0
     assert 0 <= flood["decisions_equal_to_no_reuse"] <= 1
+    # AND the scanner's requests are one incident, every escalated event linked to one
+    assert flood["escalated"] >= 18 and flood["escalated_without_incident"] == 0
+    assert flood["incidents_by_source"][0]["count"] == 18
+    assert flood["notifications_critical_scanner"] <= 3
     # AND reuse never costs more model calls than the baseline it is measured against
     assert flood["runs"]["no_reuse"]["model_calls"] >= reuse["model_calls"]
