@@ -20,13 +20,11 @@ from secops_core.rules_analysis import rules_analysis
 from secops_core.triage import triage
 from secops_core.waf.floor import severity_floor
 from tests.fixtures.events import waf_record
-from tests.fixtures.worker_harness import fast_settings
+from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from tests.fixtures.worker_process import cli_env, run_cli
-from worker import aws
 from worker.incidents import Contribution, DynamoIncidentRepo, IncidentRecord
 from worker.pipeline.processor import parse_message
 from worker.settings import Settings
-from worker.store import EventStore
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +47,7 @@ class Seeded:
     repo: DynamoIncidentRepo
     scanner: IncidentRecord
     keys: list[str]
+    aws: Env
 
 
 @pytest.fixture
@@ -57,9 +56,8 @@ def seeded(aws_endpoint: str, unique: str, tmp_path: Path) -> Seeded:
     endpoints, each event analyzed and escalated in the store) and a second, older one.
     """
     settings = fast_settings(unique, tmp_path)
-    client = aws.client("dynamodb")
-    store = EventStore(settings.table_name, client=client)
-    store.create_table()
+    env = make_env(settings)  # queue, topics, table, and a queue subscribed to each topic
+    client, store = env.clients.dynamodb, env.store
     repo = DynamoIncidentRepo(settings.table_name, client=client, quiet_s=settings.incident_quiet_s)
     contributions, keys = [], []
     for n in range(5):
@@ -85,7 +83,7 @@ def seeded(aws_endpoint: str, unique: str, tmp_path: Path) -> Seeded:
     ).event
     other_contribution = Contribution.from_event(other, rules_analysis(other, severity_floor(other)))
     repo.join(other_contribution.group("source"), [other_contribution])
-    return Seeded(settings, cli_env(aws_endpoint, settings), repo, scanner, keys)
+    return Seeded(settings, cli_env(aws_endpoint, settings), repo, scanner, keys, env)
 
 
 def _json(result: Any) -> Any:
@@ -173,16 +171,21 @@ def test_ack_then_resolve_records_history_and_claims_the_resolved_milestone(seed
     # THEN each returns the incident in its new status
     assert acked["incident"]["status"] == "acknowledged" and acked["notification"] is None
     assert resolved["incident"]["status"] == "resolved"
-    # AND the resolution's milestone was claimed once, by this command
-    assert resolved["notification"]["milestone"] == "resolved" and resolved["notification"]["claimed"] is True
+    # AND the resolution was announced once on the critical topic, and noted on the incident
+    notification = resolved["notification"]
+    assert notification["milestone"] == "resolved" and notification["sent"] is True
+    [delivered] = seeded.aws.delivered(seeded.aws.critical_tap)
+    assert delivered["MessageId"] == notification["message_id"]
     stored = seeded.repo.get(seeded.scanner.id)
     assert stored is not None and "resolved" in stored.claimed
+    assert [(n.milestone, n.message_id) for n in stored.notices] == [("resolved", notification["message_id"])]
     first, second = stored.status_history
     assert (first.status, first.by, first.note) == ("acknowledged", "ana", "looking")
     assert (second.status, second.note) == ("resolved", "IP blocked")
     # AND show's timeline lists both changes with their notes
     view = _json(run_cli("incidents", "show", seeded.scanner.id, "--json", env=seeded.env))
     whats = [(e["what"], e["detail"]) for e in view["timeline"]]
+    assert ("notified: resolved", notification["message_id"]) in whats
     assert ("acknowledged", "by ana: looking") in whats and (
         "resolved",
         "by " + stored.status_history[1].by + ": IP blocked",
@@ -202,6 +205,30 @@ def test_a_conflicting_status_change_is_one_line_and_exit_2(seeded: Seeded) -> N
         assert result.returncode == 2
         assert result.stdout == ""
         assert "is resolved" in _one_line(result.stderr)
+    # AND the resolution was announced once, not once per attempt
+    assert len(seeded.aws.delivered(seeded.aws.critical_tap)) == 1
+
+
+def test_a_resolution_whose_announcement_failed_is_sent_by_the_next_resolve(seeded: Seeded) -> None:
+    # GIVEN an incident resolved while its notification could not be published: the
+    # status is resolved, the milestone's claim was given back (no critical topic here)
+    env = {**seeded.env, "SECOPS_CRITICAL_TOPIC_ARN": seeded.aws.resources.critical_topic_arn + "-gone"}
+    failed = run_cli("incidents", "resolve", seeded.scanner.id, "--note", "blocked", env=env)
+    assert failed.returncode == 1 and failed.stdout == ""
+    # (the notifier logs the refused publish on stderr too; the command's own line is last)
+    assert "Traceback" not in failed.stderr
+    assert "is resolved, but its notification failed" in failed.stderr.strip().splitlines()[-1]
+    stored = seeded.repo.get(seeded.scanner.id)
+    assert stored is not None and stored.status == "resolved" and "resolved" not in stored.claimed
+
+    # WHEN the operator runs resolve again, with the topic back
+    again = _json(run_cli("incidents", "resolve", seeded.scanner.id, "--json", env=seeded.env))
+
+    # THEN the announcement goes out now, once, and the status history holds one resolution
+    assert again["notification"]["sent"] is True
+    assert len(seeded.aws.delivered(seeded.aws.critical_tap)) == 1
+    stored = seeded.repo.get(seeded.scanner.id)
+    assert stored is not None and [s.status for s in stored.status_history] == ["resolved"]
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,7 @@ from worker.incidents import (
     IncidentStatus,
     StatusConflict,
 )
+from worker.notify import Notifier
 from worker.settings import Settings
 from worker.store import EventRecord
 
@@ -97,7 +98,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     else:
         console = _console()
         if records:
-            console.print(incidents_table(records, title=f"Incidents with events since {since:{_TIME}}"))
+            console.print(
+                incidents_table(
+                    [listed(r) for r in records], title=f"Incidents with events since {since:{_TIME}}"
+                )
+            )
         else:
             console.print(f"No incidents with events since {since:{_TIME}} UTC.")
     return EXIT_OK
@@ -140,22 +145,51 @@ def _set_status(args: argparse.Namespace, status: IncidentStatus) -> int:
     except IncidentNotFound:
         raise CliError(f"no incident {incident}", EXIT_FAILED) from None
     except StatusConflict as conflict:
-        raise CliError(
-            f"incident {incident} is {conflict.current.status}: it cannot be made {status}", EXIT_USAGE
-        ) from None
-    notification: dict[str, Any] | None = None
-    if status == "resolved":
-        # The resolution is a milestone like any other: claimed once, so a retried or
-        # concurrent `resolve` never announces it twice.
-        claimed = repo.claim_milestone(incident, RESOLVED.id)
-        notification = {"milestone": RESOLVED.id, "claimed": claimed, "sent": False}
+        current = conflict.current
+        if not (status == current.status == "resolved" and RESOLVED.id not in current.claimed):
+            raise CliError(
+                f"incident {incident} is {current.status}: it cannot be made {status}", EXIT_USAGE
+            ) from None
+        # Resolved before, but its announcement failed and was given back: send it now.
+        record = current
+    notification = _announce_resolution(settings, repo, record) if status == "resolved" else None
     result = {"incident": listed(record), "notification": notification}
     if args.json:
         out(json.dumps(result, indent=2))
     else:
         verb = "acknowledged" if status == "acknowledged" else "resolved"
-        _console().print(Text(f"{incident} {verb} by {by}" + (f": {args.note}" if args.note else "")))
+        line = f"{incident} {verb} by {by}" + (f": {args.note}" if args.note else "")
+        if notification is not None:
+            line += "; " + ("notified" if notification["sent"] else "already announced")
+        _console().print(Text(line))
     return EXIT_OK
+
+
+def _announce_resolution(
+    settings: Settings, repo: DynamoIncidentRepo, record: IncidentRecord
+) -> dict[str, Any]:
+    """The ``resolved`` milestone, like every milestone: claimed by exactly one caller,
+    published, then noted; a failed publish gives the claim back so a later ``resolve``
+    can send it.
+    """
+    from worker.cli.errors import explain
+
+    if not repo.claim_milestone(record.id, RESOLVED.id):
+        return {"milestone": RESOLVED.id, "sent": False, "message_id": None}
+    try:
+        message_id = _notifier(settings).notify_incident(record, RESOLVED)
+    except Exception as exc:
+        repo.release_milestone(record.id, RESOLVED.id)
+        explained = explain(exc)
+        if explained is None:
+            raise
+        raise CliError(
+            f"{record.id} is resolved, but its notification failed ({explained.message}); "
+            f"run `secops incidents resolve {record.id}` again to send it",
+            EXIT_FAILED,
+        ) from None
+    repo.record_notice(record.id, RESOLVED.id, message_id)
+    return {"milestone": RESOLVED.id, "sent": True, "message_id": message_id}
 
 
 # ---- wiring ----------------------------------------------------------------------------------
@@ -165,6 +199,21 @@ def _settings() -> Settings:
     settings = one_shot_settings()
     configure_logs(settings, one_shot_level="WARNING")
     return settings
+
+
+def _notifier(settings: Settings) -> Notifier:
+    """The worker's notifier, on the topics the worker publishes to."""
+    from worker.daemon import Clients
+    from worker.resources import resolve_resources
+
+    clients = Clients.from_settings(settings)
+    resources = resolve_resources(settings, sqs=clients.sqs, sns=clients.sns)
+    return Notifier(
+        critical_topic_arn=resources.critical_topic_arn,
+        monitoring_topic_arn=resources.monitoring_topic_arn,
+        client=clients.sns,
+        max_attempts=settings.notify_max_attempts,
+    )
 
 
 def _dynamodb(settings: Settings) -> Any:
@@ -299,21 +348,22 @@ def _when(text: str) -> str:
     return _instant(text).strftime(_TIME)
 
 
-def incidents_table(records: Sequence[IncidentRecord], *, title: str) -> Table:
-    """The incident table ``list`` and the demo print."""
+def incidents_table(incidents: Sequence[Mapping[str, Any]], *, title: str) -> Table:
+    """The incident table ``list`` and the demo print, from :func:`listed` views."""
     table = Table(title=title, title_justify="left")
     for column in ("id", "source", "class", "sev.", "count", "first seen", "last seen", "status"):
         table.add_column(column, justify="right" if column in {"sev.", "count"} else "left")
-    for record in records:
+    for incident in incidents:
+        target = incident["target"]
         table.add_row(
-            Text(record.id, no_wrap=True),
-            _cell(record.source, 43),
-            _cell(record.attack_class + (f" → {record.target}" if record.target else ""), 40),
-            str(record.max_severity),
-            str(record.count),
-            record.first_seen.strftime(_TIME),
-            record.last_seen.strftime(_TIME),
-            record.status,
+            Text(incident["id"], no_wrap=True),
+            _cell(incident["source"], 43),
+            _cell(incident["attack_class"] + (f" → {target}" if target else ""), 40),
+            str(incident["severity"]),
+            str(incident["count"]),
+            _when(incident["first_seen"]),
+            _when(incident["last_seen"]),
+            incident["status"],
         )
     return table
 
