@@ -143,9 +143,20 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
     records = store.get_many(keys)
     notifications = {name: _drain(clients.sqs, url) for name, url in taps.items()}
     dlq = _drain(clients.sqs, resources.dlq_url, peek=True) if resources.dlq_url else []
-    summary = _summarize(records, outcomes, notifications, dlq, monitor, len(message_ids))
+    incidents = _incidents(settings, clients)
+    summary = _summarize(
+        records, outcomes, notifications, dlq, monitor, len(message_ids), incidents=incidents
+    )
     summary["log_file"] = log_file_summary(store, log_file)
     return summary
+
+
+def _incidents(settings: Any, clients: Any) -> list[Any]:
+    """Every incident the run opened, most recent first (the demo's table is small)."""
+    from worker.incidents import DynamoIncidentRepo
+
+    repo = DynamoIncidentRepo(settings.table_name, client=clients.dynamodb, quiet_s=settings.incident_quiet_s)
+    return repo.list(limit=1000)
 
 
 def _tap(clients: Any, topic_arn: str, name: str) -> str:
@@ -186,7 +197,10 @@ def _summarize(  # noqa: PLR0917 - one private call site, every argument named t
     dlq: list[dict[str, Any]],
     monitor: Any,
     sent: int,
+    *,
+    incidents: list[Any],
 ) -> dict[str, Any]:
+    from worker.cli.incidents import listed
     from worker.message_keys import event_key_of_body
 
     by_severity: Counter[str] = Counter()
@@ -209,6 +223,7 @@ def _summarize(  # noqa: PLR0917 - one private call site, every argument named t
                     "via": "pattern" if record.pattern_key else "analysis",
                     "notified": bool(record.notified_at),
                     "pattern_key": record.pattern_key,
+                    "incident": record.incident_id,
                 }
             )
     delivered = {
@@ -239,6 +254,7 @@ def _summarize(  # noqa: PLR0917 - one private call site, every argument named t
         "model_calls": sum(r.model_calls for r in records.values()),
         "model_calls_max_per_event": max((r.model_calls for r in records.values()), default=0),
         "escalations": sorted(escalations, key=lambda e: (-e["severity"], e["event_key"])),
+        "incidents": [listed(record) for record in incidents],
         "notifications": delivered,
         "patterns": [p.model_dump(mode="json") for p in getattr(monitor, "patterns", ())],
         "monitor": getattr(monitor, "summary", lambda: {})(),
@@ -268,21 +284,19 @@ def _print_summary(console: Console, s: dict[str, Any]) -> None:
     for name, count in s["by_status"].items():
         status.add_row(name, str(count))
     console.print(status)
-    if s["escalations"]:
-        esc = Table(title="Escalations", title_justify="left")
-        for col in ("severity", "event", "rule", "source", "uri", "via", "notified"):
-            esc.add_column(col)
-        for e in s["escalations"]:
-            esc.add_row(
-                str(e["severity"]),
-                e["event_key"][:28],
-                e["rule"][:34],
-                e["source_ip"],
-                e["uri"][:36],
-                e["via"][:28],
-                "yes" if e["notified"] else "no",
+    if s["incidents"]:
+        from worker.cli.incidents import incidents_table
+
+        escalated = len(s["escalations"])
+        console.print(
+            incidents_table(
+                s["incidents"],
+                title=f"Incidents: {escalated} escalated events in {len(s['incidents'])} incidents "
+                "(secops incidents show ID for one)",
             )
-        console.print(esc)
+        )
+    elif s["escalations"]:
+        console.print(f"{len(s['escalations'])} escalated events, no incident recorded")
     if s["patterns"]:
         pat = Table(title="Monitor: source IP + URI patterns", title_justify="left")
         for col in ("source", "uri", "count", "threshold met", "rules"):
