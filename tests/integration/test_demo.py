@@ -16,7 +16,7 @@ from tests.fixtures.worker_process import cli_env, run_cli
 pytestmark = pytest.mark.slow
 
 
-def test_demo_json_shows_escalations_notifications_patterns_and_rejections() -> None:
+def test_demo_json_shows_incidents_notifications_patterns_and_rejections() -> None:
     # WHEN the embedded default runs
     started = time.monotonic()
     result = run_cli("demo", "--json", env=cli_env(None), timeout=60)
@@ -42,6 +42,16 @@ def test_demo_json_shows_escalations_notifications_patterns_and_rejections() -> 
     assert summary["monitor"]["ran"] is True
     assert any(e["via"].startswith("pattern") for e in summary["escalations"])
     assert [s for s in summary["notifications"]["monitoring"] if s.startswith("[SecOps] PATTERN")]
+    # incidents instead of a row per escalated event: each escalated event is counted in
+    # the one incident it links to, the campaign is one incident, and every critical
+    # notification is a notice of an incident
+    incidents = summary["incidents"]
+    escalations = summary["escalations"]
+    assert sum(i["count"] for i in incidents) == summary["by_status"]["escalated"] == len(escalations)
+    assert {e["incident"] for e in escalations} == {i["id"] for i in incidents}
+    [campaign_incident] = [i for i in incidents if i["source"] == campaign[0]["source_ip"]]
+    assert campaign_incident["count"] >= 5
+    assert sum(i["notices"] for i in incidents) == len(summary["notifications"]["critical"])
     # the malformed messages went to the DLQ with their recorded reasons
     rejected = summary["rejected"]
     assert len(rejected) == 3 and {r["where"] for r in rejected} == {"DLQ"}
