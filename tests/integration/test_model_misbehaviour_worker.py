@@ -36,6 +36,7 @@ from tests.functional.test_openai_wire import (
 )
 from worker.agents import Agents
 from worker.agents.inprocess import InProcessTransport
+from worker.notify import JSON_SEPARATOR
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")
 
@@ -184,7 +185,15 @@ def check_run(env: Env, endpoint: PerEventEndpoint, bodies: dict[str, Any]) -> l
     """The acceptance invariants; returns the critical notifications delivered."""
     records = env.store.get_many([f"evt#{body['id']}" for body in bodies.values()])
     notices = env.delivered(env.critical_tap)
-    noticed = Counter(n["MessageAttributes"]["event_key"]["Value"] for n in notices)
+    # Critical notices are per incident milestone: keyed by the incident's id.
+    milestones = Counter(
+        (
+            n["MessageAttributes"]["event_key"]["Value"],
+            json.loads(n["Message"].split(JSON_SEPARATOR, 1)[1])["milestone"]["id"],
+        )
+        for n in notices
+    )
+    assert all(times == 1 for times in milestones.values()), milestones
     for body in bodies.values():
         record = records[f"evt#{body['id']}"]
         floor = severity_floor(normalize_event(body)).severity
@@ -195,9 +204,14 @@ def check_run(env: Env, endpoint: PerEventEndpoint, bodies: dict[str, Any]) -> l
         # At most the budgeted model requests, counted by the endpoint and by the store.
         assert endpoint.calls[body["uri"]] <= BUDGET, (body["id"], endpoint.calls)
         assert record.model_calls == endpoint.calls[body["uri"]], body["id"]
-        # Escalations notified once.
-        expected = 1 if record.status == "escalated" else 0
-        assert noticed[record.key] == expected, (record.key, noticed)
+        # Escalations joined an incident, whose opening was notified (once, as every milestone).
+        if record.status == "escalated":
+            assert record.incident_id is not None and milestones[(record.incident_id, "opened")] == 1, (
+                record.key,
+                milestones,
+            )
+        else:
+            assert record.incident_id is None, record.key
     # Nothing dead-lettered.
     assert env.resources.dlq_url is not None
     assert env.queue_counts(env.resources.dlq_url) == (0, 0)

@@ -13,6 +13,7 @@ from secops_core.contract import MonitorResponse, Pattern, WafEvent
 from tests.fixtures.fakes import FakeClock, FakeMonitor, FakeNotifier
 from tests.unit.test_monitor_job import NOW, monitored
 from worker.errors import RetryableError
+from worker.incidents import IncidentJoiner, MemoryIncidentRepo
 from worker.pipeline.monitor_job import MonitorJob
 from worker.store.memory import MemoryStore
 
@@ -65,6 +66,7 @@ def job(store: MemoryStore, monitor: NarratingMonitor, notifier: FakeNotifier) -
         store=store,
         monitor_agent=monitor,
         notifier=notifier,
+        incidents=IncidentJoiner(MemoryIncidentRepo(quiet_s=3600), window_s=0),
         owner="r1",
         interval_s=300,
         hours=24,

@@ -503,6 +503,10 @@ def incident_notification(
         f"({incident.count} events)"
     )
 
+    # A person never reads an overruled model's words (see shown_analysis).
+    shown = shown_analysis(event, analysis) if event is not None and analysis is not None else analysis
+    overruled = analysis is not None and _overruled(analysis)
+
     def build(cut: _Cutter) -> tuple[str, dict[str, Any]]:
         lines = [
             f"SecOps incident {cut.line(milestone.kind, _SHORT)}: {cut.line(milestone.summary, _REASON)}",
@@ -527,15 +531,23 @@ def incident_notification(
                 f"Request:      {_request_line(event, cut)}",
                 f"WAF action:   {cut.line(event.action, _SHORT)}",
             ]
-        if analysis is not None:
+        if analysis is not None and shown is not None:
+            author = cut.line(shown.analyzed_by, _ID)
+            by_model = f" (MODEL-WRITTEN by {author}, untrusted)" if shown.model_written else ""
+            lines += [f"Analyzed by:  {author}", ""]
+            if overruled:
+                lines += [
+                    f"MODEL OVERRULED: {cut.line(_opinion_author(analysis), _ID)} rated severity "
+                    f"{analysis.model_severity}, below the floor {analysis.severity_floor}; its words",
+                    "  are not shown (a likely prompt injection): the analysis below is the rules'.",
+                    "",
+                ]
             lines += [
-                f"Analyzed by:  {cut.line(analysis.analyzed_by, _ID)}",
+                f"Analysis{by_model}:",
+                cut.block(shown.security_analysis, _ANALYSIS),
                 "",
-                "Analysis:",
-                cut.block(analysis.security_analysis, _ANALYSIS),
-                "",
-                "Follow-up:",
-                cut.block(analysis.follow_up_suggestion, _FOLLOW_UP),
+                f"Follow-up{by_model}:",
+                cut.block(shown.follow_up_suggestion, _FOLLOW_UP),
             ]
         document: dict[str, Any] = {
             "kind": "incident",
@@ -569,14 +581,16 @@ def incident_notification(
             },
             "event": None if event is None else _event_document(event, cut),
             "analysis": None
-            if analysis is None
+            if analysis is None or shown is None
             else {
                 "severity_rating": analysis.severity_rating,
-                "attack_type": cut.raw(analysis.attack_type, _ID),
-                "analyzed_by": cut.raw(analysis.analyzed_by, _ID),
+                "attack_type": cut.raw(shown.attack_type, _ID),
+                "analyzed_by": cut.raw(shown.analyzed_by, _ID),
                 "degraded": analysis.degraded,
-                "security_analysis": cut.raw(analysis.security_analysis, _ANALYSIS),
-                "follow_up_suggestion": cut.raw(analysis.follow_up_suggestion, _FOLLOW_UP),
+                "model_overruled": overruled,
+                "model_written": shown.model_written,
+                "security_analysis": cut.raw(shown.security_analysis, _ANALYSIS),
+                "follow_up_suggestion": cut.raw(shown.follow_up_suggestion, _FOLLOW_UP),
             },
         }
         return "\n".join(lines), document
