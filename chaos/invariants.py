@@ -371,10 +371,10 @@ class Checker:
 
         never: list[dict[str, Any]] = []
         window: list[dict[str, Any]] = []
-        for incident in incidents:
+        for incident, item in incidents.items():
             if milestones.get((incident, "opened")):
                 continue
-            cause = self._claim_cause(incident)
+            cause = self._claim_cause(incident, item)
             entry = {"incident": incident, "cause": cause, "timeline": self.story(incident)}
             (window if cause == "killed_after_claim" else never).append(entry)
 
@@ -415,14 +415,21 @@ class Checker:
             "opened_twice": opened_twice,
         }
 
-    def _claim_cause(self, incident: str) -> str:
-        """Why an incident's opening was never delivered, from the claim's evidence."""
+    def _claim_cause(self, incident: str, item: dict[str, Any]) -> str:
+        """Why an incident's opening was never delivered, from the claim's evidence and
+        the incident's own claimed set and notices."""
         claims = [
             r
             for r in self.by_key.get(incident, [])
             if r["kind"] == "milestone_claimed" and r.get("milestone") == "opened" and r.get("won")
         ]
         if not claims:
+            noticed = {n.get("milestone") for n in item.get("notices") or []}
+            if "opened" in (item.get("claimed") or []) and "opened" not in noticed:
+                # Claimed by a process that stopped before it could write its evidence
+                # line (SIGKILL, or a shutdown that abandoned the thread): the claim has
+                # no expiry, so nobody publishes it.
+                return "claimed_by_a_stopped_process"
             return "never_claimed"
         holder = claims[-1]
         killed = self.sigkilled.get(holder["proc"])

@@ -258,3 +258,15 @@ def test_slot_completion_meets_its_target_when_only_kills_left_slots_open() -> N
     assert (slots_done["completed"], slots_done["total"]) == (6, 9)
     assert (slots_done["open_holder_killed"], slots_done["open_holder_shut_down"]) == (2, 1)
     assert slots_done["share_holder_lived"] == 1.0 and slots_done["met"]
+
+
+def test_an_opening_claimed_by_a_process_that_left_no_evidence_fails_with_its_cause() -> None:
+    # GIVEN an incident whose opening was claimed (its item says so) by a process that
+    # stopped before writing its evidence, and never published
+    data = _run(critical=[])
+    data.evidence = [r for r in data.evidence if r["kind"] != "milestone_claimed"]
+    data.items[INCIDENT]["claimed"] = ["opened"]
+    # THEN the run fails, naming the cause
+    report = Checker(data).report()
+    check = report["invariants"]["incidents_never_notified"]
+    assert not check["ok"] and check["examples"][0]["cause"] == "claimed_by_a_stopped_process"
