@@ -497,6 +497,22 @@ def test_an_event_decided_by_in_process_rules_takes_one_write(
     assert [r.key for r in window] == ["evt#e1"]
 
 
+def test_a_model_free_runtime_is_asked_instead_of_reading_saved_analyses(
+    store: FlakyStore, agents: FakeAgents, notifier: FakeNotifier, metrics: Metrics, clock: FakeClock
+) -> None:
+    # GIVEN a model-free runtime, reuse on, and a store that cannot read saved analyses
+    reuse = AnalysisReuse(store, window_s=900, clock=clock)
+    processor = make_processor(store, agents, notifier, metrics, model_free=True, reuse=reuse)
+    store.get_signature = _unreadable  # type: ignore[method-assign]
+    # WHEN an event is processed THEN the runtime decides it, no saved analysis is read
+    outcome = processor.process(body(), "m1")
+    assert (outcome.kind, agents.analyst.calls) == ("done", 1)
+
+
+def _unreadable(signature: str) -> None:
+    raise AssertionError("a model-free runtime needs no saved analysis")
+
+
 def test_a_fast_escalation_is_written_linked_to_its_incident(
     store: FlakyStore, agents: FakeAgents, notifier: FakeNotifier, metrics: Metrics, incidents: FlakyIncidents
 ) -> None:

@@ -257,11 +257,12 @@ class EventProcessor:
         if self.skip_unmatched and skippable(floor):
             analysis = skipped_analysis(event, floor)
             self.metrics.count("ModelSkipped")
+        elif self.model_free:
+            # Asking a runtime without a model costs less than reading a saved analysis.
+            analysis = self.agents.analyst.analyze(event).analysis
         elif (found := self._find_reusable(event, floor)) is not None:
             analysis, reused_from = found.analysis, found.origin
             self.metrics.count("AnalysesReused")
-        elif self.model_free:
-            analysis = self.agents.analyst.analyze(event).analysis
         else:
             return None
         # The worker triages from the severity, as on the full path.
