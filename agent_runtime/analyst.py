@@ -305,9 +305,9 @@ class SecurityAnalyst:
         return self.model_id or RULES_PROVIDER
 
     @property
-    def uses_model(self) -> bool:
-        """False for the rules provider."""
-        return self._model is not None
+    def model(self) -> Model | None:
+        """The Strands model behind the analyst; None for the rules provider."""
+        return self._model
 
     def analyze(self, event: WafEvent, floor: SeverityFloorInfo, *, budget: int | None = None) -> Analysis:
         """Assess one event with at most ``budget`` model requests; never raises for the model.

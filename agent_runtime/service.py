@@ -140,16 +140,10 @@ def build_service(settings: CommonSettings, model: Model | None = None) -> Agent
     """Build the service from the process settings; ``model`` overrides the provider (tests)."""
     from agent_runtime.analyst import SecurityAnalyst
     from agent_runtime.narrator import PatternNarrator
-    from agent_runtime.providers import ProviderConfig, build_model
+    from agent_runtime.providers import ProviderConfig
 
-    config = ProviderConfig.from_settings(settings)
-    if model is not None:
-        # An injected model (tests, benchmarks) names itself.
-        analyst = SecurityAnalyst(model, call_budget=config.call_budget)
-    else:
-        model = build_model(config)
-        analyst = SecurityAnalyst(
-            model, model_id=config.model_id if model is not None else None, call_budget=config.call_budget
-        )
-    narrator = PatternNarrator(model, model_id=analyst.model_id) if model is not None else None
+    analyst = SecurityAnalyst.from_config(ProviderConfig.from_settings(settings), model=model)
+    narrator = (
+        PatternNarrator(analyst.model, model_id=analyst.model_id) if analyst.model is not None else None
+    )
     return AgentService(analyst, monitor_threshold=settings.monitor_threshold, narrator=narrator)

@@ -214,6 +214,18 @@ def _ensure_queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str,
     return sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"], "created"
 
 
+def create_topic(sns: Any, name: str) -> str:
+    """Create the topic ``name`` (idempotent) and return its ARN.
+
+    CreateTopic returns the existing ARN for a topic that already exists with the same
+    attributes. A name ending in ``.fifo`` is created as a FIFO topic; notifications
+    carry explicit deduplication ids, so content-based deduplication stays off.
+    """
+    attributes = {"FifoTopic": "true"} if name.endswith(".fifo") else {}
+    arn: str = sns.create_topic(Name=name, Attributes=attributes)["TopicArn"]
+    return arn
+
+
 def _ensure_topic(sns: Any, name: str, *, like_arn: str) -> tuple[str, str]:
     """Create a topic unless it exists; says which, like the queues and the table do.
 
@@ -222,7 +234,6 @@ def _ensure_topic(sns: Any, name: str, *, like_arn: str) -> tuple[str, str]:
     Without permission to look, create it and report ``ensured``.
     """
     parts = like_arn.split(":")
-    attributes = {"FifoTopic": "true"} if name.endswith(".fifo") else {}
     if len(parts) >= 6:
         arn = f"arn:{parts[1]}:sns:{sns.meta.region_name}:{parts[4]}:{name}"
         try:
@@ -230,9 +241,9 @@ def _ensure_topic(sns: Any, name: str, *, like_arn: str) -> tuple[str, str]:
             return arn, "exists"
         except ClientError as exc:
             if _code(exc) in {"NotFound", "NotFoundException"}:
-                arn = sns.create_topic(Name=name, Attributes=attributes)["TopicArn"]
+                arn = create_topic(sns, name)
         return arn, "created"
-    return sns.create_topic(Name=name, Attributes=attributes)["TopicArn"], "ensured"
+    return create_topic(sns, name), "ensured"
 
 
 def _dlq_url(sqs: Any, queue_url: str) -> str | None:
@@ -259,9 +270,7 @@ def _topic_arn(sns: Any, name: str) -> str:
     # CreateTopic is idempotent and returns the ARN of an existing topic; in AWS the
     # task role usually cannot create topics, so deployments set the ARNs instead.
     try:
-        attributes = {"FifoTopic": "true"} if name.endswith(".fifo") else {}
-        topic_arn: str = sns.create_topic(Name=name, Attributes=attributes)["TopicArn"]
-        return topic_arn
+        return create_topic(sns, name)
     except ClientError as exc:
         raise ResourceError(
             f"topic {name!r} unavailable ({_code(exc)}): set SECOPS_CRITICAL_TOPIC_ARN / "

@@ -22,7 +22,8 @@ from tests.unit.test_notifier_sanitize import (
     make_triage,
 )
 from worker.errors import ConfigurationError, RetryableError, WorkerError
-from worker.notify import NotificationRejected, Notifier, create_topics
+from worker.notify import NotificationRejected, Notifier
+from worker.resources import create_topic
 
 PUBLISHED = {"MessageId": "11111111-2222-3333-4444-555555555555"}
 
@@ -186,7 +187,7 @@ def test_connection_errors_are_retried_then_reported_retryable() -> None:
     assert [entry["event"] for entry in logs].count("sns.publish_retry") == 1
 
 
-def test_create_topics_marks_fifo_names(sns: Any, stubber: Stubber) -> None:
+def test_create_topic_marks_fifo_names(sns: Any, stubber: Stubber) -> None:
     stubber.add_response(
         "create_topic",
         {"TopicArn": STANDARD_ARN},
@@ -198,7 +199,7 @@ def test_create_topics_marks_fifo_names(sns: Any, stubber: Stubber) -> None:
         {"Name": "secops-critical.fifo", "Attributes": {"FifoTopic": "true"}},
     )
 
-    arns = create_topics(sns, ["secops-critical", "secops-critical.fifo"])
+    arns = {name: create_topic(sns, name) for name in ["secops-critical", "secops-critical.fifo"]}
 
     assert arns == {"secops-critical": STANDARD_ARN, "secops-critical.fifo": FIFO_ARN}
 

@@ -26,8 +26,8 @@ from worker.notify import (
     Notification,
     NotificationRejected,
     Notifier,
-    create_topics,
 )
+from worker.resources import create_topic
 
 ATTRIBUTE_NAMES = {"event_key", "severity", "workflow", "action", "source_ip"}
 
@@ -54,7 +54,7 @@ def sqs(aws_endpoint: str) -> Any:
 def topics(sns: Any, sqs: Any, unique: str) -> dict[str, Subscribed]:
     """A standard and a FIFO topic, each delivering to a queue of the matching kind."""
     standard, fifo = f"secops-critical-{unique}", f"secops-monitoring-{unique}.fifo"
-    arns = create_topics(sns, [standard, fifo])
+    arns = {name: create_topic(sns, name) for name in (standard, fifo)}
     subscribed = {}
     for name, arn in arns.items():
         queue_attributes = {"FifoQueue": "true"} if name.endswith(".fifo") else {}
@@ -298,11 +298,11 @@ def test_throttling_on_every_attempt_asks_for_redelivery(sns: Any, topics: dict[
     assert raised.value.reason == "notify_failed"
 
 
-def test_create_topics_is_idempotent_and_marks_fifo(sns: Any, unique: str) -> None:
+def test_create_topic_is_idempotent_and_marks_fifo(sns: Any, unique: str) -> None:
     names = [f"idem-{unique}", f"idem-{unique}.fifo"]
 
-    first = create_topics(sns, names)
-    second = create_topics(sns, names)
+    first = {name: create_topic(sns, name) for name in names}
+    second = {name: create_topic(sns, name) for name in names}
 
     assert first == second
     assert set(first) == set(names)

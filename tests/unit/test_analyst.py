@@ -351,7 +351,7 @@ def test_rules_text_quotes_attacker_fields_sanitized_and_short() -> None:
 def test_from_config_rules_needs_no_model() -> None:
     analyst = SecurityAnalyst.from_config(ProviderConfig(provider="rules"))
 
-    assert analyst.uses_model is False
+    assert analyst.model is None
     assert analyst.analyzed_by == "rules"
     assert build_model(ProviderConfig(provider="rules")) is None
 

@@ -14,7 +14,7 @@ from worker.notify.render import (
     pattern_notification,
 )
 from worker.notify.sanitize import SUBJECT_FALLBACK, SUBJECT_MAX_CHARS, sanitize_subject
-from worker.notify.sns import NotificationRejected, Notifier, create_topics
+from worker.notify.sns import NotificationRejected, Notifier
 
 __all__ = [
     "JSON_SEPARATOR",
@@ -24,7 +24,6 @@ __all__ = [
     "Notification",
     "NotificationRejected",
     "Notifier",
-    "create_topics",
     "escalation_notification",
     "incident_notification",
     "pattern_notification",

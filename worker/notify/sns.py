@@ -280,18 +280,3 @@ def _log_retry(logger: Any) -> Callable[[RetryCallState], None]:
         )
 
     return before_sleep
-
-
-def create_topics(sns_client: Any, names: Sequence[str]) -> dict[str, str]:
-    """Create the topics ``names`` (idempotent) and return ``{name: TopicArn}``.
-
-    CreateTopic returns the existing ARN for a topic that already exists with the same
-    attributes. A name ending in ``.fifo`` is created as a FIFO topic; notifications
-    carry explicit deduplication ids, so content-based deduplication stays off.
-    """
-    arns: dict[str, str] = {}
-    for name in names:
-        attributes = {"FifoTopic": "true"} if name.endswith(".fifo") else {}
-        response = sns_client.create_topic(Name=name, Attributes=attributes)
-        arns[name] = str(response["TopicArn"])
-    return arns
