@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from secops_core.contract import TriageDecision
 
-# DESIGN.md section 4: 0-2 close, 3 monitor, 4-5 escalate.
+# docs/architecture.md, "Severity": 0-2 close, 3 monitor, 4-5 escalate.
 CLOSE_MAX = 2
 MONITOR_SEVERITY = 3
 

@@ -180,3 +180,15 @@ def test_each_image_imports_without_the_other_side(
     # THEN all of them load
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "ok"
+
+
+def test_comments_point_to_the_design_this_repository_holds() -> None:
+    # The design lives in docs/architecture.md; no code may cite a document the repository lacks.
+    assert (ROOT / "docs" / "architecture.md").is_file()
+    cited = [
+        str(path.relative_to(ROOT))
+        for folder in (*PACKAGES, "tests", "bench", "chaos")
+        for path in (ROOT / folder).rglob("*.py")
+        if "DESIGN" + ".md" in path.read_text(encoding="utf-8")
+    ]
+    assert cited == []

@@ -1,4 +1,4 @@
-"""The deterministic severity floor (DESIGN.md section 3), table by table.
+"""The deterministic severity floor (docs/architecture.md, "Severity"), table by table.
 
 Rule ids and label spellings are the ones AWS documents for its managed rule groups;
 custom rule names are the kinds the original system's simplified events carried.
