@@ -130,6 +130,8 @@ def build_worker(
         skip_unmatched=settings.skip_model_unmatched,
         # In-process rules: no model anywhere, so every event takes the fast path.
         model_free=model_free,
+        # A retry is seen again within its message's visibility plus the longest delay.
+        retry_episode_gap_s=settings.retry_max_delay_s + settings.visibility_timeout_s,
     )
     circuit = CircuitBreaker(
         failure_threshold=settings.circuit_failure_threshold,

@@ -39,8 +39,20 @@ class EventRepo(Protocol):
     lease moved on raises :class:`~worker.errors.RetryableError` (``lease_lost``).
     """
 
-    def claim(self, event: WafEvent, *, owner: str, lease_s: int, message_id: str) -> EventRecord:
-        """Take the lease (creating the record), or raise AlreadyInProgress / PermanentError."""
+    def claim(
+        self,
+        event: WafEvent,
+        *,
+        owner: str,
+        lease_s: int,
+        message_id: str,
+        episode_gap_s: float | None = None,
+    ) -> EventRecord:
+        """Take the lease (creating the record), or raise AlreadyInProgress / PermanentError.
+
+        A claim more than ``episode_gap_s`` after the previous one (longer than any retry
+        waits) starts a new retry episode: ``episode_attempts`` counts from 1 again.
+        """
         ...
 
     def decide(self, decided: Decided, *, message_id: str) -> EventRecord | None:

@@ -1,7 +1,8 @@
 """Redelivery delays on moto's server: a duplicate copy is not parked for a whole lease,
-and a replayed message backs off from the beginning whatever its receive count.
+and a replayed message backs off from the beginning whatever its receive count or the
+event's earlier attempts.
 
-Both run the real worker (consumer, processor, DynamoDB store); the only hook is a spy on
+Each runs the real worker (consumer, processor, DynamoDB store); the only hook is a spy on
 the SQS source's ``release`` that records each redelivery delay it was asked for.
 """
 
@@ -17,11 +18,14 @@ from secops_core.rules_analysis import rules_analysis
 from secops_core.triage import triage
 from secops_core.waf.floor import severity_floor
 from tests.fixtures.events import simplified
+from tests.fixtures.fakes import FakeClock
 from tests.fixtures.worker_harness import fast_settings, make_env
 from worker.agents import Agents
+from worker.clock import epoch
 from worker.daemon import Worker
 from worker.errors import RetryableError
 from worker.pipeline.outcome import Outcome
+from worker.store import EventStore
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")
 
@@ -128,3 +132,36 @@ def test_a_replayed_message_with_a_high_receive_count_retries_after_the_base_del
     assert worker.consumer.stats.outcomes == {"retry": 1, "done": 1}
     record = env.store.get("evt#replayed")
     assert record is not None and record.status == "monitoring" and record.attempts == 2
+
+
+def test_an_event_that_failed_long_ago_retries_after_the_base_delay(unique: str, tmp_path: Path) -> None:
+    # GIVEN an event claimed (and failed) six times a day ago, as before it went to the DLQ
+    settings = fast_settings(
+        unique, tmp_path, max_receive_count=30, retry_base_delay_s=2, retry_max_delay_s=600, lease_s=LEASE_S
+    )
+    env = make_env(settings)
+    body = simplified("failed-long-ago")
+    event = normalize_event(body)
+    yesterday = FakeClock(epoch() - 86_400)
+    past = EventStore(settings.table_name, client=env.clients.dynamodb, clock=yesterday)
+    for n in range(6):
+        past.claim(event, owner=f"gone#{n}", lease_s=LEASE_S, message_id="original")
+        yesterday.advance(LEASE_S + 1)
+    # AND it comes back now (replayed) to a runtime that fails its first delivery's calls
+    env.send([body])
+    transport = ThrottledUntilRetried(env.agents().transport)
+    worker = env.worker(Agents.over(transport))
+    worker.consumer.on_outcome = transport.on_outcome
+    delays = _spy_delays(worker)
+
+    # WHEN the worker drains
+    worker.consumer.exit_when_idle_polls = 6
+    env.drain(worker)
+
+    # THEN the retry waited the base delay less its jitter (the first attempt of a new
+    # episode), not 2^6 x base for the event's seventh claim, and the event was processed
+    assert len(delays) == 1 and 1 <= delays[0] <= 2
+    assert worker.consumer.stats.outcomes == {"retry": 1, "done": 1}
+    record = env.store.get(event.event_key)
+    assert record is not None and record.status == "monitoring"
+    assert (record.attempts, record.episode_attempts) == (8, 2)

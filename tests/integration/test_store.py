@@ -202,6 +202,28 @@ def test_another_owner_claims_after_the_lease_expires(store: Store, clock: FakeC
     assert record.message_ids == ("m1", "m2")
 
 
+def test_a_claim_after_a_long_gap_starts_a_new_retry_episode(store: Store, clock: FakeClock) -> None:
+    # GIVEN an event claimed three times, each just after the last lease expired
+    gap_s = 2 * LEASE_S
+    for n in range(3):
+        claimed = store.claim(
+            make_event(), owner=f"w{n}", lease_s=LEASE_S, message_id="m1", episode_gap_s=gap_s
+        )
+        clock.advance(LEASE_S + 1)
+    assert (claimed.attempts, claimed.episode_attempts) == (3, 3)
+    # WHEN it is claimed again longer than the gap after the last claim (a replay)
+    clock.advance(gap_s)
+    replayed = store.claim(make_event(), owner="w3", lease_s=LEASE_S, message_id="m2", episode_gap_s=gap_s)
+    # THEN every claim is still counted, but the episode starts again at its first attempt
+    assert (replayed.attempts, replayed.episode_attempts, replayed.lease_owner) == (4, 1, "w3")
+    # AND a retry soon after continues the new episode, as the store keeps it
+    clock.advance(LEASE_S + 1)
+    retried = store.claim(make_event(), owner="w4", lease_s=LEASE_S, message_id="m2", episode_gap_s=gap_s)
+    assert (retried.attempts, retried.episode_attempts) == (5, 2)
+    stored = store.get("evt#1")
+    assert stored is not None and stored.episode_attempts == 2
+
+
 def test_release_only_acts_on_our_own_lease(store: Store, clock: FakeClock) -> None:
     # GIVEN w1 holds the lease
     store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")

@@ -20,6 +20,7 @@ from worker.errors import ConfigurationError, PermanentError, RetryableError, Ru
 from worker.incidents import IncidentJoiner, MemoryIncidentRepo
 from worker.metrics import Metrics
 from worker.pipeline import processor as processor_module
+from worker.pipeline.outcome import DelayPolicy, redelivery_delay
 from worker.pipeline.processor import EventProcessor
 from worker.pipeline.reuse import AnalysisReuse
 from worker.store.memory import MemoryStore
@@ -354,6 +355,33 @@ def test_a_retry_carries_the_events_own_attempts(processor: EventProcessor, stor
     second = processor.process(body(), "m1")
     # THEN each retry counts the claims the store recorded, 1 then 2
     assert [(o.kind, o.attempts) for o in (first, second)] == [("retry", 1), ("retry", 2)]
+
+
+def test_a_retry_after_a_gap_longer_than_any_retry_waits_starts_a_new_episode(
+    store: FlakyStore,
+    agents: FakeAgents,
+    notifier: FakeNotifier,
+    metrics: Metrics,
+    clock: FakeClock,
+) -> None:
+    # GIVEN a processor whose retries are seen again within 100 s
+    processor = make_processor(store, agents, notifier, metrics, retry_episode_gap_s=100)
+    # AND an event whose analysis write failed on three deliveries, 50 s apart
+    store.fail("save_analysis", *[RetryableError("throttled", reason="store_unavailable")] * 4)
+    early = []
+    for _ in range(3):
+        early.append(processor.process(body(), "m1").attempts)
+        clock.advance(50)
+    # WHEN it comes back a day later (a DLQ replay) and fails again
+    clock.advance(86_400)
+    replayed = processor.process(body(), "m1")
+    # THEN the replay's retry is the first of a new episode: it backs off from the base
+    assert early == [1, 2, 3]
+    assert (replayed.kind, replayed.attempts) == ("retry", 1)
+    policy = DelayPolicy(base_s=10, max_s=600)
+    assert redelivery_delay(replayed, receive_count=15, policy=policy) == 10
+    record = store.get(_parsed_event(body()).event_key)
+    assert record is not None and (record.attempts, record.episode_attempts) == (4, 1)
 
 
 def test_a_failed_claim_knows_no_attempts(processor: EventProcessor, store: FlakyStore) -> None:

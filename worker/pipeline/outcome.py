@@ -29,9 +29,10 @@ class Outcome:
     degraded: bool = False
     # The final write already gave the event's lease back (no separate release needed).
     lease_released: bool = False
-    # How many times the event has been claimed, as its store record counts them; None
-    # when the claim itself did not happen. Retries back off by this, not by the source's
-    # receive count, which a DLQ replay carries over (docs/architecture.md, "Consumers").
+    # How many times the event has been claimed in its current retry episode, as its
+    # store record counts them; None when the claim itself did not happen. Retries back
+    # off by this, not by the source's receive count, which a DLQ replay carries over,
+    # and a replay starts a new episode (docs/architecture.md, "Consumers").
     attempts: int | None = None
     # in_progress only: the live lease belongs to another delivery (a duplicate copy),
     # not to an earlier delivery of this very message.

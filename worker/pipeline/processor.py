@@ -108,12 +108,14 @@ class EventProcessor:
         reuse: AnalysisReuse | None = None,
         skip_unmatched: bool = False,
         model_free: bool = False,
+        retry_episode_gap_s: float | None = None,
     ) -> None:
         """``reuse`` shares model analyses by signature (None: every event asks);
         ``skip_unmatched`` lets the rules decide events where nothing matched;
         ``model_free`` says the runtime answers without a model (the in-process rules
         provider), so asking it before any write is cheap and every event takes the
-        fast path.
+        fast path; ``retry_episode_gap_s`` is the longest a retry can wait between two
+        claims: a longer gap (a replay) restarts the event's back-off.
         """
         self.store = store
         self.agents = agents
@@ -131,6 +133,7 @@ class EventProcessor:
         self.reuse = reuse
         self.skip_unmatched = skip_unmatched
         self.model_free = model_free
+        self.retry_episode_gap_s = retry_episode_gap_s
         # Leases held by work in progress (owner -> event key), so the ones a shutdown
         # abandons can be given back instead of blocking redeliveries for lease_s.
         self._claims: dict[str, str] = {}
@@ -152,7 +155,13 @@ class EventProcessor:
                 if fast is not None:
                     return fast
             try:
-                record = self.store.claim(event, owner=owner, lease_s=self.lease_s, message_id=message_id)
+                record = self.store.claim(
+                    event,
+                    owner=owner,
+                    lease_s=self.lease_s,
+                    message_id=message_id,
+                    episode_gap_s=self.retry_episode_gap_s,
+                )
             except AlreadyInProgress as exc:
                 # A message that claimed the event before is the holder's own (redelivered
                 # while its work runs on); any other is a duplicate copy that can look again
@@ -392,7 +401,7 @@ class EventProcessor:
                 reason=exc.reason,
                 delay_s=exc.delay_s,
                 model_called=model_called,
-                attempts=record.attempts,
+                attempts=record.episode_attempts,
             )
         severity = _severity(record)
         log.info(

@@ -46,6 +46,7 @@ from worker.store.records import (
     merged_pattern,
     most_notified_for,
     pattern_adds_events,
+    restarted_episode,
     step_result,
     truncate_utf8,
 )
@@ -88,7 +89,15 @@ class MemoryStore:
 
     # ---- EventRepo ----------------------------------------------------------------------
 
-    def claim(self, event: WafEvent, *, owner: str, lease_s: int, message_id: str) -> EventRecord:
+    def claim(
+        self,
+        event: WafEvent,
+        *,
+        owner: str,
+        lease_s: int,
+        message_id: str,
+        episode_gap_s: float | None = None,
+    ) -> EventRecord:
         event_json = event.model_dump_json()
         if len(event_json.encode()) > MAX_EVENT_JSON_BYTES:
             raise PermanentError(
@@ -116,11 +125,16 @@ class MemoryStore:
             item["lease_owner"] = owner
             item["lease_expires_at"] = now + lease_s
             item["attempts"] = item.get("attempts", 0) + 1
+            item["prev_claim_at"] = item.get("last_claim_at", now)
+            item["last_claim_at"] = now
             item.setdefault("status", "processing")
             self._set_event(item, event, event_json)
             item.setdefault("created_at", iso_from_epoch(now))
             item["message_ids"] = {*item.get("message_ids", ()), message_id}
             self._touch(item, now)
+            base = restarted_episode(self._record(item), gap_s=episode_gap_s)
+            if base is not None:
+                item["episode_base"] = base
             return self._record(item)
 
     def decide(self, decided: Decided, *, message_id: str) -> EventRecord | None:

@@ -76,6 +76,17 @@ class EventRecord:
     incident_id: str | None = None
     # For ``analyzed_by: reuse``: the event whose saved analysis this one took.
     reused_from: str | None = None
+    # The retry episode: claims before it (``attempts`` never resets) and when the last
+    # two claims were made (epoch seconds), so a claim after a long gap starts a new one.
+    episode_base: int = 0
+    prev_claim_at: float = 0.0
+    last_claim_at: float = 0.0
+
+    @property
+    def episode_attempts(self) -> int:
+        """Claims in the current retry episode: what a retry backs off by, so an event
+        replayed long after it last failed starts from the base delay again."""
+        return self.attempts - self.episode_base
 
     def lease_live(self, now_epoch: float) -> bool:
         """True while someone holds an unexpired lease."""
@@ -116,6 +127,9 @@ class EventRecord:
             model_calls=int(data.get("model_calls", 0)),
             incident_id=data.get("incident_id"),
             reused_from=data.get("reused_from"),
+            episode_base=int(data.get("episode_base", 0)),
+            prev_claim_at=float(data.get("prev_claim_at", 0)),
+            last_claim_at=float(data.get("last_claim_at", 0)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,6 +182,16 @@ def step_result(current: EventRecord, *, owner: str, expect: str) -> EventRecord
         f"event {current.key} is {current.status}, not {expect}: steps out of order",
         reason="invalid_transition",
     )
+
+
+def restarted_episode(claimed: EventRecord, *, gap_s: float | None) -> int | None:
+    """The episode base a claim sets when it came longer than ``gap_s`` after the one
+    before (longer than any retry waits, so not a retry: a replay), else None.
+    """
+    if gap_s is None or claimed.last_claim_at - claimed.prev_claim_at <= gap_s:
+        return None
+    base = claimed.attempts - 1
+    return base if base > claimed.episode_base else None
 
 
 def truncate_utf8(text: str, limit: int) -> str:

@@ -37,6 +37,7 @@ from worker.store.records import (
     EventRecord,
     analysis_attributes,
     decided_item,
+    restarted_episode,
     step_result,
     truncate_utf8,
 )
@@ -51,13 +52,22 @@ class EventOps(DynamoTable):
         """Every write refreshes updated_at and the TTL."""
         return update.set("updated_at", self._now_iso(now)).set("ttl", ttl_after(now, self.ttl_days))
 
-    def claim(self, event: WafEvent, *, owner: str, lease_s: int, message_id: str) -> EventRecord:
+    def claim(
+        self,
+        event: WafEvent,
+        *,
+        owner: str,
+        lease_s: int,
+        message_id: str,
+        episode_gap_s: float | None = None,
+    ) -> EventRecord:
         """Take the lease on an event (creating its record), or raise AlreadyInProgress.
 
         A terminal record can be claimed too, so a redelivery can be acknowledged:
         the caller looks at ``status`` and resumes from the last completed step. A
         finished one (terminal, nothing to notify) held by someone else is returned as
-        is, without our lease or this message id.
+        is, without our lease or this message id. A claim more than ``episode_gap_s``
+        after the previous one starts a new retry episode (one more write, rare).
         """
         event_json = event.model_dump_json()
         if len(event_json.encode()) > MAX_EVENT_JSON_BYTES:
@@ -70,6 +80,11 @@ class EventOps(DynamoTable):
         update = Update()
         update.set("lease_owner", owner).set("lease_expires_at", now + lease_s)
         update.increment("attempts").set_if_absent("status", "processing")
+        # Right-hand sides read the item as it was, so prev gets the previous claim's time.
+        update.set_expr(
+            "prev_claim_at", f"if_not_exists({update.name('last_claim_at')}, {update.value(now, 'now')})"
+        )
+        update.set("last_claim_at", now)
         self._set_event(update, event, event_json)
         update.set_if_absent("created_at", self._now_iso(now)).add_to_set("message_ids", message_id)
         self._touch(update, now)
@@ -79,7 +94,7 @@ class EventOps(DynamoTable):
             f"{update.name('lease_owner')} = {update.value(owner, 'owner')}"
         )
         try:
-            return _record(self._update(event.event_key, update, condition=condition))
+            claimed = _record(self._update(event.event_key, update, condition=condition))
         except ConditionFailed as lost:
             holder = _record(lost.old) if lost.old else None
             if holder is not None and holder.is_terminal and not holder.needs_notification:
@@ -93,6 +108,19 @@ class EventOps(DynamoTable):
                 lease_expires_in_s=remaining,
                 message_ids=holder.message_ids if holder else (),
             ) from None
+        base = restarted_episode(claimed, gap_s=episode_gap_s)
+        if base is None:
+            return claimed
+        restart = Update().set("episode_base", base)
+        # Only while this claim's lease is ours: a later claim has its own episode.
+        condition = (
+            f"{restart.name('lease_owner')} = {restart.value(owner, 'owner')} AND "
+            f"{restart.name('attempts')} = {restart.value(claimed.attempts, 'attempts')}"
+        )
+        try:
+            return _record(self._update(event.event_key, restart, condition=condition))
+        except ConditionFailed:
+            return claimed
 
     def decide(self, decided: Decided, *, message_id: str) -> EventRecord | None:
         """The fast path: absent → terminal status in one conditional put, for an event
