@@ -119,6 +119,9 @@ class Settings(CommonSettings):
     incident_quiet_s: int = Field(default=3600, ge=60)
     # Counts that notify again: factor, factor², ... (10: at 10, 100, 1000 events).
     incident_growth_factor: float = Field(default=10.0, gt=1.0)
+    # A milestone claimed this long ago and never notified was left by a dead worker:
+    # the incident's next event sends it. Above the notifier's publish retry budget.
+    incident_claim_stale_s: float = Field(default=120.0, ge=10)
     # Group commit: events of one group arriving within this window share one write.
     # Short beside a model call, so the first page of an attack is not held back.
     incident_join_window_s: float = Field(default=0.1, ge=0, le=5)

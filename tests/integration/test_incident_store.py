@@ -51,10 +51,14 @@ def dynamodb(moto_endpoint: str) -> Iterator[Any]:
 RepoFactory = Callable[[], JoiningRepo]
 
 
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0.timestamp())
+
+
 @pytest.fixture(params=["memory", "dynamodb"])
-def replicas(request: pytest.FixtureRequest, unique: str) -> RepoFactory:
+def replicas(request: pytest.FixtureRequest, unique: str, clock: FakeClock) -> RepoFactory:
     """Builds repositories over one store, as separate replicas would (own caches)."""
-    clock = FakeClock(T0.timestamp())
     if request.param == "memory":
         shared = MemoryIncidentRepo(quiet_s=QUIET_S, clock=clock)
         return lambda: shared
@@ -197,10 +201,42 @@ def test_a_milestone_is_claimed_once_and_can_be_released(repo: JoiningRepo) -> N
     # WHEN the publish failed and the claim is given back
     assert repo.release_milestone(record.id, "opened") is True
     assert repo.release_milestone(record.id, "opened") is False
+    released = repo.get(record.id)
+    assert released is not None and released.claimed == frozenset() and released.pending_claims == {}
     # THEN it can be claimed again
     assert repo.claim_milestone(record.id, "opened") is True
     with pytest.raises(IncidentNotFound):
         repo.claim_milestone(f"inc#{GROUP.hash}#9", "opened")
+
+
+def test_a_claim_never_notified_can_be_taken_again_once_stale(repo: JoiningRepo, clock: FakeClock) -> None:
+    # GIVEN two milestones claimed: one notified, one whose claimer was killed before publishing
+    record = repo.join(GROUP, [contribution(1)]).record
+    assert repo.claim_milestone(record.id, "opened") is True
+    repo.record_notice(record.id, "opened", "msg-1")
+    assert repo.claim_milestone(record.id, "growth:10") is True
+    # WHEN the clock has not yet moved past the staleness
+    clock.now += repo.claim_stale_s
+    # THEN neither can be claimed again
+    assert repo.claim_milestone(record.id, "growth:10") is False
+    assert repo.claim_milestone(record.id, "opened") is False
+    assert repo.stale_claims(repo.get(record.id) or record) == ()
+    # WHEN the clock moves past it
+    clock.now += 1
+    # THEN the record the next join returns shows the dead claim, and exactly one
+    # caller takes it again
+    stale = repo.join(GROUP, [contribution(2)]).record
+    assert repo.stale_claims(stale) == ("growth:10",)
+    assert repo.claim_milestone(record.id, "growth:10") is True
+    assert repo.claim_milestone(record.id, "growth:10") is False
+    # AND a notified claim is never taken again, however old
+    assert repo.claim_milestone(record.id, "opened") is False
+    # AND once its notice is recorded the milestone is done for good
+    repo.record_notice(record.id, "growth:10", "msg-2")
+    clock.now += 10 * repo.claim_stale_s
+    done = repo.get(record.id)
+    assert done is not None and repo.stale_claims(done) == () and done.pending_claims == {}
+    assert repo.claim_milestone(record.id, "growth:10") is False
 
 
 def test_joins_keep_claims_notices_and_status_history(repo: JoiningRepo) -> None:
@@ -213,6 +249,7 @@ def test_joins_keep_claims_notices_and_status_history(repo: JoiningRepo) -> None
     after = repo.join(GROUP, [contribution(2)]).record
     # THEN the join kept what it does not own
     assert after.claimed == frozenset({"opened"}) and after.status == "acknowledged"
+    assert after.pending_claims == {}
     assert [(n.milestone, n.message_id) for n in after.notices] == [("opened", "msg-1")]
     assert [(s.status, s.by, s.note) for s in after.status_history] == [("acknowledged", "alice", "looking")]
     with pytest.raises(IncidentNotFound):

@@ -26,6 +26,7 @@ from worker.incidents.keys import CACHED_GROUPS, INDEX_PK, incident_id, pointer_
 from worker.incidents.milestones import DEFAULT_GROWTH_FACTOR
 from worker.incidents.records import IncidentRecord, IncidentStatus, cut_note, now_iso
 from worker.incidents.repo import (
+    DEFAULT_CLAIM_STALE_S,
     STATUS_TARGETS,
     IncidentNotFound,
     JoiningRepo,
@@ -37,13 +38,13 @@ from worker.store.keys import MONITORING_INDEX, sort_time, ttl_after
 
 # Written by the claim, notice and status operations only; a join never overwrites them,
 # so a claim need not move the version (and never makes a join retry).
-_NOT_JOINED = frozenset({"claimed", "notices", "status_history"})
+_NOT_JOINED = frozenset({"claimed", "pending_claims", "notices", "status_history"})
 # Items per page when listing; the status filter runs on our side.
 _LIST_PAGE = 100
 
 
 class _Update(Update):
-    """An Update that can also DELETE members from a set."""
+    """An Update that can also DELETE members from a set and write inside a map."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -51,6 +52,15 @@ class _Update(Update):
 
     def delete_from_set(self, attr: str, *members: str) -> _Update:
         self._delete.append(f"{self.name(attr)} {self.value(set(members))}")
+        return self
+
+    def set_path(self, path: str, value: str) -> _Update:
+        """SET a document path (placeholders already registered) to a value placeholder."""
+        self._set.append(f"{path} = {value}")
+        return self
+
+    def remove_path(self, path: str) -> _Update:
+        self._remove.append(path)
         return self
 
     def params(self) -> dict[str, Any]:
@@ -62,13 +72,21 @@ class _Update(Update):
         return params
 
 
+def _pending_path(update: Update, milestone: str) -> str:
+    """The document path of ``milestone``'s entry in the pending claims map; milestone
+    ids (``growth:100``) are not valid placeholder names, so the entry gets its own.
+    """
+    update.names["#pending_entry"] = milestone
+    return f"{update.name('pending_claims')}.#pending_entry"
+
+
 def _record(item: Item) -> IncidentRecord:
     return IncidentRecord.from_fields(from_item(item))
 
 
 class DynamoIncidentRepo(JoiningRepo):
     """``DynamoIncidentRepo(table_name, client=None, ttl_days=30, quiet_s=3600,
-    growth_factor=10.0, clock=worker.clock.epoch)``; the table is the store's
+    growth_factor=10.0, claim_stale_s=120, clock=worker.clock.epoch)``; the table is the store's
     (``secops setup`` creates it).
     """
 
@@ -80,9 +98,12 @@ class DynamoIncidentRepo(JoiningRepo):
         client: Any = None,
         ttl_days: int = 30,
         growth_factor: float = DEFAULT_GROWTH_FACTOR,
+        claim_stale_s: float = DEFAULT_CLAIM_STALE_S,
         clock: Callable[[], float] = worker.clock.epoch,
     ) -> None:
-        super().__init__(quiet_s=quiet_s, growth_factor=growth_factor, clock=clock)
+        super().__init__(
+            quiet_s=quiet_s, growth_factor=growth_factor, claim_stale_s=claim_stale_s, clock=clock
+        )
         self.table = DynamoTable(table_name, client=client, ttl_days=ttl_days, clock=clock)
         self._cache: OrderedDict[str, tuple[int, IncidentRecord]] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -126,6 +147,8 @@ class DynamoIncidentRepo(JoiningRepo):
         for name, value in after.to_fields().items():
             if name not in _NOT_JOINED:
                 update.set(name, value)
+        # A claim sets one entry of this map, which needs the map to exist already.
+        update.set_if_absent("pending_claims", {})
         update.set("kind", "incident").set("mon_pk", INDEX_PK)
         update.set("mon_sk", f"{sort_time(after.last_seen)}#{after.id}")
         update.set("ttl", ttl_after(after.open_until.timestamp(), self.table.ttl_days))
@@ -196,21 +219,29 @@ class DynamoIncidentRepo(JoiningRepo):
     # ---- claims, notices, status -------------------------------------------------------
 
     def claim_milestone(self, incident: str, milestone: str) -> bool:
-        update = _Update().add_to_set("claimed", milestone)
+        now = self._clock()
+        update = _Update()
+        update.add_to_set("claimed", milestone)
+        pending = _pending_path(update, milestone)
+        update.set_path(pending, update.value(now, "now"))
         condition = (
-            f"attribute_exists(pk) AND NOT contains({update.name('claimed')}, "
-            f"{update.value(milestone, 'milestone')})"
+            f"attribute_exists(pk) AND (NOT contains({update.name('claimed')}, "
+            f"{update.value(milestone, 'milestone')}) OR "
+            f"{pending} < {update.value(now - self.claim_stale_s, 'stale_before')})"
         )
         return self._conditional(incident, update, condition)
 
     def release_milestone(self, incident: str, milestone: str) -> bool:
         update = _Update().delete_from_set("claimed", milestone)
+        update.remove_path(_pending_path(update, milestone))
         condition = f"contains({update.name('claimed')}, {update.value(milestone, 'milestone')})"
         return self._conditional(incident, update, condition)
 
     def record_notice(self, incident: str, milestone: str, message_id: str | None) -> None:
         notice = {"milestone": milestone, "at": now_iso(self._clock()), "message_id": message_id}
-        update = _Update().append("notices", notice)
+        update = _Update()
+        update.append("notices", notice)
+        update.remove_path(_pending_path(update, milestone))
         if not self._conditional(incident, update, "attribute_exists(pk)"):
             raise IncidentNotFound(incident)
 

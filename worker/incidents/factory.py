@@ -17,6 +17,7 @@ def dynamo_joiner(settings: Settings, *, client: Any = None) -> IncidentJoiner:
         ttl_days=settings.event_ttl_days,
         quiet_s=settings.incident_quiet_s,
         growth_factor=settings.incident_growth_factor,
+        claim_stale_s=settings.incident_claim_stale_s,
     )
     return IncidentJoiner(
         repo,

@@ -24,6 +24,7 @@ from worker.incidents.records import (
     now_iso,
 )
 from worker.incidents.repo import (
+    DEFAULT_CLAIM_STALE_S,
     STATUS_TARGETS,
     IncidentNotFound,
     JoiningRepo,
@@ -32,17 +33,26 @@ from worker.incidents.repo import (
 )
 
 
+def _without(record: IncidentRecord, milestone: str) -> dict[str, float]:
+    return {m: at for m, at in record.pending_claims.items() if m != milestone}
+
+
 class MemoryIncidentRepo(JoiningRepo):
-    """``MemoryIncidentRepo(quiet_s=3600, growth_factor=10.0, clock=worker.clock.epoch)``."""
+    """``MemoryIncidentRepo(quiet_s=3600, growth_factor=10.0, claim_stale_s=120,
+    clock=worker.clock.epoch)``.
+    """
 
     def __init__(
         self,
         *,
         quiet_s: float,
         growth_factor: float = DEFAULT_GROWTH_FACTOR,
+        claim_stale_s: float = DEFAULT_CLAIM_STALE_S,
         clock: Callable[[], float] = worker.clock.epoch,
     ) -> None:
-        super().__init__(quiet_s=quiet_s, growth_factor=growth_factor, clock=clock)
+        super().__init__(
+            quiet_s=quiet_s, growth_factor=growth_factor, claim_stale_s=claim_stale_s, clock=clock
+        )
         self._lock = threading.Lock()
         self._pointers: dict[str, int] = {}
         self._items: dict[str, IncidentRecord] = {}
@@ -77,6 +87,7 @@ class MemoryIncidentRepo(JoiningRepo):
                 after = replace(
                     after,
                     claimed=stored.claimed,
+                    pending_claims=stored.pending_claims,
                     notices=stored.notices,
                     status_history=stored.status_history,
                 )
@@ -112,9 +123,14 @@ class MemoryIncidentRepo(JoiningRepo):
     def claim_milestone(self, incident: str, milestone: str) -> bool:
         with self._lock:
             stored = self._stored(incident)
-            if milestone in stored.claimed:
+            now = self._clock()
+            if milestone in stored.claimed and milestone not in stored.stale_claims(now, self.claim_stale_s):
                 return False
-            self._items[incident] = replace(stored, claimed=stored.claimed | {milestone})
+            self._items[incident] = replace(
+                stored,
+                claimed=stored.claimed | {milestone},
+                pending_claims={**stored.pending_claims, milestone: now},
+            )
             return True
 
     def release_milestone(self, incident: str, milestone: str) -> bool:
@@ -122,14 +138,18 @@ class MemoryIncidentRepo(JoiningRepo):
             stored = self._stored(incident)
             if milestone not in stored.claimed:
                 return False
-            self._items[incident] = replace(stored, claimed=stored.claimed - {milestone})
+            self._items[incident] = replace(
+                stored, claimed=stored.claimed - {milestone}, pending_claims=_without(stored, milestone)
+            )
             return True
 
     def record_notice(self, incident: str, milestone: str, message_id: str | None) -> None:
         with self._lock:
             stored = self._stored(incident)
             notice = Notice(milestone, now_iso(self._clock()), message_id)
-            self._items[incident] = replace(stored, notices=(*stored.notices, notice))
+            self._items[incident] = replace(
+                stored, notices=(*stored.notices, notice), pending_claims=_without(stored, milestone)
+            )
 
     def set_status(
         self,

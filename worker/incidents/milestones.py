@@ -39,6 +39,23 @@ REACHED_APP = Milestone(
 )
 
 
+def milestone_named(milestone: str, record: IncidentRecord) -> Milestone:
+    """The milestone with id ``milestone``, told from ``record`` as it is now: what a
+    retry of a claim left without a notice publishes.
+    """
+    kind, _, arg = milestone.partition(":")
+    if kind == "growth":
+        return Milestone(milestone, "growth", f"{record.count} events (passed {arg})")
+    if kind == "severity":
+        return Milestone(milestone, "severity_rise", f"severity rose to {arg}")
+    if kind == "class":
+        return Milestone(milestone, "new_class", f"new attack class {arg}")
+    known = {m.id: m for m in (OPENED, RESOLVED, REACHED_APP)}
+    if milestone not in known:
+        raise ValueError(f"unknown milestone {milestone!r}")
+    return known[milestone]
+
+
 def growth_steps(factor: float) -> Iterator[int]:
     """The counts that are growth milestones: factor, factor², ... as strictly rising
     integers (a factor below 2 still moves by at least one).

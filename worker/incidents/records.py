@@ -128,6 +128,10 @@ class IncidentRecord:
     notices: tuple[Notice, ...] = ()
     status_history: tuple[StatusChange, ...] = ()
     claimed: frozenset[str] = frozenset()  # milestone ids claimed for notification
+    # Claims whose notice is not recorded yet: milestone id -> epoch it was claimed. A
+    # worker killed between its claim and its publish leaves one here; once stale it
+    # may be claimed again.
+    pending_claims: Mapping[str, float] = field(default_factory=dict)
     version: int = 0
     created_at: str = ""
     updated_at: str = ""
@@ -140,6 +144,12 @@ class IncidentRecord:
     def accepts(self, at: datetime) -> bool:
         """Whether an event at ``at`` joins this incident rather than opening the next."""
         return self.status != "resolved" and at <= self.open_until
+
+    def stale_claims(self, now: float, stale_s: float) -> tuple[str, ...]:
+        """The milestones claimed more than ``stale_s`` before ``now`` and still not
+        notified: their claimer died before publishing, so they may be claimed again.
+        """
+        return tuple(sorted(m for m, at in self.pending_claims.items() if at < now - stale_s))
 
     def counted(self, event_key: str) -> bool:
         """Whether this incident already counted ``event_key``."""
@@ -201,6 +211,7 @@ class IncidentRecord:
                 {"status": s.status, "at": s.at, "by": s.by, "note": s.note} for s in self.status_history
             ],
             claimed=sorted(self.claimed),
+            pending_claims=dict(self.pending_claims),
             seen=self.seen,
         )
         return fields
@@ -237,6 +248,7 @@ class IncidentRecord:
                 StatusChange(s["status"], s["at"], s["by"], s["note"]) for s in data.get("status_history", ())
             ),
             claimed=frozenset(data.get("claimed", ())),
+            pending_claims={str(k): float(v) for k, v in (data.get("pending_claims") or {}).items()},
             version=int(data.get("version", 0)),
             created_at=data.get("created_at", ""),
             updated_at=data.get("updated_at", ""),

@@ -28,6 +28,10 @@ from worker.incidents.records import Contribution, IncidentRecord, IncidentStatu
 
 log = structlog.get_logger("worker.incidents")
 
+# A claim without a notice is taken to be a dead worker's after this long; it must
+# exceed the notifier's publish retry budget, or a slow publish is sent twice.
+DEFAULT_CLAIM_STALE_S = 120.0
+
 # Where a status may go: resolved is final (the group's next event opens a new incident).
 STATUS_TARGETS: Mapping[str, frozenset[str]] = {
     "open": frozenset({"acknowledged", "resolved"}),
@@ -102,7 +106,15 @@ class IncidentRepo(Protocol):
         ...
 
     def claim_milestone(self, incident: str, milestone: str) -> bool:
-        """True for exactly one caller per (incident, milestone): that one notifies."""
+        """True for exactly one caller per (incident, milestone): that one notifies.
+
+        A claim older than the repository's ``claim_stale_s`` with no notice recorded
+        was left by a worker that died before publishing: it can be claimed again.
+        """
+        ...
+
+    def stale_claims(self, record: IncidentRecord) -> tuple[str, ...]:
+        """The milestones of ``record`` claimed, never notified, and stale by now."""
         ...
 
     def release_milestone(self, incident: str, milestone: str) -> bool:
@@ -132,13 +144,20 @@ class JoiningRepo(ABC):
         *,
         quiet_s: float,
         growth_factor: float = DEFAULT_GROWTH_FACTOR,
+        claim_stale_s: float = DEFAULT_CLAIM_STALE_S,
         clock: Callable[[], float] = worker.clock.epoch,
     ) -> None:
         if quiet_s <= 0:
             raise ValueError("the quiet period must be positive")
+        if claim_stale_s <= 0:
+            raise ValueError("the claim staleness must be positive")
         self.quiet_s = quiet_s
         self.growth_factor = growth_factor
+        self.claim_stale_s = claim_stale_s
         self._clock = clock
+
+    def stale_claims(self, record: IncidentRecord) -> tuple[str, ...]:
+        return record.stale_claims(self._clock(), self.claim_stale_s)
 
     # ---- storage steps ---------------------------------------------------------------
 

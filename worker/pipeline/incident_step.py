@@ -6,7 +6,8 @@ request: the first escalation opens the incident and is notified at once, later 
 fold in and notify only when the incident crosses a milestone (growth, severity rise,
 new class, a request that reached the application). Each milestone is claimed before
 it is published, so across replicas it is sent exactly once; a failed publish gives
-the claim back and the delivery is retried.
+the claim back and the delivery is retried. A claimer killed before its publish leaves
+a claim without a notice: once stale, the incident's next event claims it again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from botocore.exceptions import ClientError
 from secops_core.contract import Analysis, WafEvent
 from worker.errors import WorkerError
 from worker.incidents import OPENED, Contribution, Crossing, GroupKey, IncidentRecord, Milestone
+from worker.incidents.milestones import milestone_named
 from worker.ports import IncidentJoin, Metrics, Notifier
 
 log = structlog.get_logger("worker.incidents")
@@ -59,6 +61,7 @@ class IncidentStep:
         crossings: Sequence[Crossing] = joined.crossings
         if not joined.new:
             crossings = _owed_openings([joined.incident])
+        crossings = (*crossings, *self._stale([joined.incident], crossings))
         sent = tuple(
             message_id
             for crossing in crossings
@@ -80,9 +83,24 @@ class IncidentStep:
             placed.update(result.placed)
             opened_now = {c.incident.id for c in result.crossings if c.milestone.id == OPENED.id}
             owed = _owed_openings(r for r in result.records if r.id not in opened_now)
-            for crossing in (*result.crossings, *owed):
+            stale = self._stale(result.records, (*result.crossings, *owed))
+            for crossing in (*result.crossings, *owed, *stale):
                 self.notify(crossing.incident, crossing.milestone)
         return placed
+
+    def _stale(
+        self, records: Iterable[IncidentRecord], crossings: Sequence[Crossing]
+    ) -> tuple[Crossing, ...]:
+        """The milestones of ``records`` whose claimer died before publishing (claimed,
+        never notified, stale), read off the records the join returned: no extra read.
+        """
+        taken = {(c.incident.id, c.milestone.id) for c in crossings}
+        return tuple(
+            Crossing(record, milestone_named(milestone, record))
+            for record in records
+            for milestone in self.incidents.repo.stale_claims(record)
+            if (record.id, milestone) not in taken
+        )
 
     def notify(
         self,
@@ -104,8 +122,8 @@ class IncidentStep:
         try:
             repo.record_notice(incident.id, milestone.id, message_id)
         except (WorkerError, ClientError) as exc:
-            # The claim stays, so the milestone is never sent again; only the history
-            # misses this entry.
+            # The claim stays without its notice: once stale, the incident's next
+            # event sends the milestone again (a duplicate beats a lost page).
             log.warning(
                 "incident_notice_not_recorded", incident=incident.id, milestone=milestone.id, error=str(exc)
             )
