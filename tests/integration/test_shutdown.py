@@ -67,6 +67,9 @@ def scenario_factory(aws_endpoint: str, unique: str, tmp_path: Path) -> Iterator
                 heartbeat_interval_s=5,
                 monitor_enabled="false",
                 log_format="json",
+                # The events share one analysis signature; every one must pay the model's
+                # latency for work to be in flight when the signal lands.
+                reuse_enabled="false",
             ),
             tmp_path,
         )
