@@ -27,6 +27,7 @@ from secops_core.waf.floor import severity_floor
 from tests.fixtures.events import simplified
 from tests.fixtures.scripted_http import Reply
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
+from tests.functional.test_model_failsafe import openai_bad_json_args, raw_reply
 from tests.functional.test_openai_wire import (
     ANSWER,
     ChatCompletionsServer,
@@ -54,34 +55,6 @@ EVENTS = {
     "monitor": {"action": "BLOCK", "rule_name": "AWS-AWSManagedRulesSQLiRuleSet"},
     "low": {"action": "BLOCK", "rule_name": "AWS-AWSManagedRulesAmazonIpReputationList"},
 }
-
-
-def raw_reply(status: int, content_type: str, data: bytes) -> Reply:
-    def reply(handler: BaseHTTPRequestHandler, _body: dict[str, Any]) -> None:
-        handler.send_response(status)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
-
-    return reply
-
-
-def bad_json_args(handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
-    call = {
-        "id": "c1",
-        "type": "function",
-        "function": {"name": "SecurityAssessment", "arguments": "{not json"},
-    }
-    message = {"role": "assistant", "content": None, "tool_calls": [call]}
-    payload = {
-        "id": "chatcmpl-3",
-        "object": "chat.completion",
-        "created": 1_700_000_000,
-        "model": body["model"],
-        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
-    }
-    raw_reply(200, "application/json", json.dumps(payload).encode())(handler, body)
 
 
 class PerEventEndpoint(ChatCompletionsServer):
@@ -124,7 +97,7 @@ def stall(endpoint: Callable[[], PerEventEndpoint]) -> Reply:
 OK_5 = tool_call_reply({**ANSWER, "severity_rating": 5})
 CASES: dict[str, Callable[[Callable[[], PerEventEndpoint]], list[Reply]]] = {
     "free-text": lambda _e: [text_reply("This is clearly benign, no tool needed.")],
-    "bad-json-args": lambda _e: [bad_json_args],
+    "bad-json-args": lambda _e: [openai_bad_json_args],
     "severity-9": lambda _e: [tool_call_reply({**ANSWER, "severity_rating": 9})],
     "severity-minus-1": lambda _e: [tool_call_reply({**ANSWER, "severity_rating": -1})],
     "severity-high": lambda _e: [tool_call_reply({**ANSWER, "severity_rating": "high"})],
