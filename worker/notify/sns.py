@@ -10,55 +10,31 @@ It implements the ``Notifier`` port (docs/architecture.md, "Ports").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    HTTPClientError,
-    ParamValidationError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_base, wait_exponential_jitter
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from tenacity.wait import wait_base
 
 from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
 from worker.aws import client as aws_client
 from worker.errors import ConfigurationError, RetryableError
 from worker.incidents import IncidentRecord, Milestone
+from worker.notify import retry
 from worker.notify.render import (
     Notification,
     escalation_notification,
     incident_notification,
     pattern_notification,
 )
+from worker.notify.retry import error_code, is_transient
 from worker.notify.sanitize import sanitize_attributes, sanitize_subject
 
 log = structlog.get_logger("worker.notifier")
 
-# ---- error classification ----------------------------------------------------------------
+# ---- error classification (what to retry: worker/notify/retry.py) ---------------------------
 
-# Codes worth retrying: throttling (including SNS's KMS throttling on encrypted topics)
-# and the service's own internal errors. Any 5xx answer is retried too, whatever its code.
-_TRANSIENT_CODES = frozenset(
-    {
-        "Throttled",
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "KMSThrottling",
-        "KMSThrottlingException",
-        "InternalError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    }
-)
 # Permanent codes and the reason and hint reported for them; others get a generic one.
 _PERMANENT: dict[str, tuple[str, str]] = {
     "NotFound": ("notify_topic_not_found", "the topic does not exist; run `secops setup`"),
@@ -105,22 +81,6 @@ class NotificationRejected(ConfigurationError):
 # ---- publishing ----------------------------------------------------------------------------
 
 
-def _error_code(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code") or "Unknown")
-    return type(exc).__name__
-
-
-def _is_transient(exc: BaseException) -> bool:
-    """Whether a failed publish is worth retrying in this process."""
-    if isinstance(exc, BotoConnectionError | HTTPClientError):
-        return True
-    if isinstance(exc, ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        return _error_code(exc) in _TRANSIENT_CODES or int(status) >= 500
-    return False
-
-
 class Notifier:
     """Publishes escalations and patterns to their SNS topics, with bounded retries."""
 
@@ -146,7 +106,7 @@ class Notifier:
         self.monitoring_topic_arn = monitoring_topic_arn
         self._client = client or aws_client("sns", max_attempts=1, read_timeout=10.0)
         self._max_attempts = max_attempts
-        self._wait = wait or wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5)
+        self._wait = wait or retry.default_wait()
 
     def notify_escalation(self, event: WafEvent, analysis: Analysis, triage: TriageDecision) -> str:
         """Publish the critical notification for ``event``; return SNS's MessageId."""
@@ -224,12 +184,8 @@ class Notifier:
         if notification.group_id is not None:
             request["MessageGroupId"] = notification.group_id
 
-        retrying = Retrying(
-            stop=stop_after_attempt(self._max_attempts),
-            wait=self._wait,
-            retry=retry_if_exception(_is_transient),
-            before_sleep=_log_retry(logger),
-            reraise=True,
+        retrying = retry.retrying(
+            max_attempts=self._max_attempts, wait=self._wait, logger=logger, log_event="sns.publish_retry"
         )
         try:
             response = retrying(self._client.publish, **request)
@@ -242,8 +198,8 @@ class Notifier:
             ) from exc
         except (ClientError, BotoCoreError) as exc:
             attempts = retrying.statistics.get("attempt_number", 1)
-            code = _error_code(exc)
-            if isinstance(exc, ClientError) and not _is_transient(exc):
+            code = error_code(exc)
+            if isinstance(exc, ClientError) and not is_transient(exc):
                 reason, hint = _PERMANENT.get(code, _DEFAULT_PERMANENT)
                 logger.error("sns.publish_rejected", error_code=code, reason=reason)
                 raise NotificationRejected(
@@ -267,16 +223,3 @@ class Notifier:
             fifo=notification.group_id is not None,
         )
         return message_id
-
-
-def _log_retry(logger: Any) -> Callable[[RetryCallState], None]:
-    def before_sleep(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        logger.warning(
-            "sns.publish_retry",
-            attempt=state.attempt_number,
-            error_code=_error_code(exc) if exc else None,
-            sleep_s=round(state.next_action.sleep, 3) if state.next_action else None,
-        )
-
-    return before_sleep
