@@ -97,6 +97,11 @@ class Settings(CommonSettings):
 
     # --- notifications ---
     notify_max_attempts: int = Field(default=5, ge=1, le=20)
+    # The Security Hub channel: the product findings are imported to (default: the
+    # account's default product for custom integrations) and the region they are
+    # imported in (default: the worker's).
+    securityhub_product_arn: str | None = None
+    securityhub_region: str | None = None
 
     # --- health ---
     health_file: str = "/tmp/secops-worker.health"  # noqa: S108 - per-container file
