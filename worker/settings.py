@@ -102,6 +102,12 @@ class Settings(CommonSettings):
     # imported in (default: the worker's).
     securityhub_product_arn: str | None = None
     securityhub_region: str | None = None
+    # The EventBridge channel's bus: a name (`default` is the account's default bus, which
+    # setup never creates) or the ARN of a bus, possibly in another account.
+    eventbridge_bus: str = Field(
+        default="secops-incidents",
+        pattern=r"^(arn:aws[a-z-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/)?[/.\-_A-Za-z0-9]{1,256}$",
+    )
 
     # --- health ---
     health_file: str = "/tmp/secops-worker.health"  # noqa: S108 - per-container file
