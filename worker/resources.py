@@ -40,12 +40,14 @@ def setup_resources(
     store: Any,
     s3: Any = None,
     log_bucket: str | None = None,
+    events: Any = None,
 ) -> tuple[Resources, dict[str, str]]:
     """Create the queue and DLQ (with redrive), topics, table and index. Idempotent.
 
     With ``log_bucket`` (and an ``s3`` client), that bucket's new objects are notified to
-    the queue too (:func:`connect_log_bucket`). Returns the resources and, per resource,
-    ``created``, ``exists`` or what was configured.
+    the queue too (:func:`connect_log_bucket`). With an ``events`` client (the
+    EventBridge channel is enabled), its bus too (:func:`ensure_event_bus`). Returns the
+    resources and, per resource, ``created``, ``exists`` or what was configured.
     """
     report: dict[str, str] = {}
     dlq_url, report[settings.dlq_name] = _ensure_queue(
@@ -87,6 +89,8 @@ def setup_resources(
     )
     if log_bucket:
         report[f"s3://{log_bucket}"] = connect_log_bucket(s3, sqs, bucket=log_bucket, queue_url=queue_url)
+    if events is not None:
+        report[f"event bus {settings.eventbridge_bus}"] = ensure_event_bus(events, settings.eventbridge_bus)
     log.info("resources_ready", **report)
     return resources, report
 
@@ -140,6 +144,32 @@ def connect_log_bucket(s3: Any, sqs: Any, *, bucket: str, queue_url: str, prefix
     current["QueueConfigurations"] = queues
     s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=current)
     return "notifies the queue"
+
+
+def ensure_event_bus(events: Any, bus: str) -> str:
+    """Create the EventBridge bus ``bus`` unless it exists; say which. Idempotent.
+
+    The account's ``default`` bus always exists, and a bus given by ARN is someone
+    else's to create (often another account's), so neither is touched.
+    """
+    if bus == "default":
+        return "default"
+    if bus.startswith("arn:"):
+        return "given"
+    try:
+        events.describe_event_bus(Name=bus)
+        return "exists"
+    except ClientError as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise
+    try:
+        events.create_event_bus(Name=bus)
+    except ClientError as exc:
+        # Another `secops setup` created it between the two calls.
+        if _code(exc) != "ResourceAlreadyExistsException":
+            raise
+        return "exists"
+    return "created"
 
 
 def resolve_resources(settings: Settings, *, sqs: Any, sns: Any, dynamodb: Any = None) -> Resources:

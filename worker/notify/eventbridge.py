@@ -92,13 +92,14 @@ _MAX_ARN_CHARS = 2048
 _SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{0,31}):/+")
 _WWW = re.compile(r"(?i)\bwww\.")
 
-# Per-entry error codes (and the call's own, where they overlap) that retrying cannot
-# fix, with the reason recorded for the channel and a hint for the operator.
 _NOT_AUTHORIZED = "eventbridge_not_authorized"
 _INVALID_EVENT = "eventbridge_invalid_event"
 
 
 def _permanent(code: str, bus: str) -> tuple[str, str]:
+    """For an error code of the call or of the entry that retrying cannot fix: the
+    reason recorded for the channel and a hint for the operator.
+    """
     if code == "ResourceNotFoundException":
         return (
             "eventbridge_bus_not_found",
@@ -134,23 +135,15 @@ class EventBridgeRejected(ConfigurationError):
         self.code = code
 
 
-class EntryFailed(Exception):
-    """The call succeeded but EventBridge did not take the entry (``FailedEntryCount``)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-def _retry_on(exc: BaseException) -> bool:
-    if isinstance(exc, EntryFailed):
-        return exc.code in retry.TRANSIENT_CODES
-    return is_transient(exc)
-
-
-def _code_of(exc: BaseException) -> str:
-    return exc.code if isinstance(exc, EntryFailed) else error_code(exc)
+def _entry_error(code: str, message: str) -> ClientError:
+    """A failed entry (the call succeeded, ``FailedEntryCount`` > 0) as the ClientError a
+    failed call with that code would be: an entry's throttling is then classified and
+    retried exactly like a throttled call (worker/notify/retry.py).
+    """
+    return ClientError(
+        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 200}},
+        "PutEvents",
+    )
 
 
 # ---- the detail --------------------------------------------------------------------------
@@ -363,7 +356,6 @@ class EventBridgeChannel:
             wait=self._wait,
             logger=logger,
             log_event="eventbridge.put_retry",
-            retry_on=_retry_on,
         )
         try:
             event_id: str = retrying(self._put, entry)
@@ -374,16 +366,15 @@ class EventBridgeChannel:
                 reason=_INVALID_EVENT,
                 code="ParamValidationError",
             ) from exc
-        except (ClientError, BotoCoreError, EntryFailed) as exc:
+        except (ClientError, BotoCoreError) as exc:
             attempts = retrying.statistics.get("attempt_number", 1)
-            code = _code_of(exc)
-            if isinstance(exc, ClientError | EntryFailed) and not _retry_on(exc):
+            code = error_code(exc)
+            if isinstance(exc, ClientError) and not is_transient(exc):
                 reason, hint = _permanent(code, self.bus)
                 logger.error("eventbridge.put_rejected", error_code=code, reason=reason)
-                message = exc.message if isinstance(exc, EntryFailed) else _client_message(exc)
                 raise EventBridgeRejected(
                     f"EventBridge refused the event for {incident.id} on bus {self.bus!r} "
-                    f"({code}: {clean(message, 300)}): {hint}",
+                    f"({code}: {clean(_client_message(exc), 300)}): {hint}",
                     reason=reason,
                     code=code,
                 ) from exc
@@ -401,7 +392,7 @@ class EventBridgeChannel:
         return event_id
 
     def _put(self, entry: dict[str, Any]) -> str:
-        """One ``PutEvents`` call; a failed entry raises :class:`EntryFailed`.
+        """One ``PutEvents`` call; a failed entry raises a ClientError with its code.
 
         One entry per call, so resending "only the failed entries" is resending it.
         """
@@ -409,7 +400,7 @@ class EventBridgeChannel:
         results = response.get("Entries") or [{}]
         result = results[0]
         if int(response.get("FailedEntryCount") or 0) or "ErrorCode" in result:
-            raise EntryFailed(
+            raise _entry_error(
                 str(result.get("ErrorCode") or "Unknown"), str(result.get("ErrorMessage") or "")
             )
         return str(result["EventId"])
