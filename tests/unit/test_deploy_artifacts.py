@@ -162,6 +162,8 @@ def _template_value(template: dict[str, Any], value: Any) -> str:
     """A task definition value with parameters at their defaults and other intrinsics faked."""
     if not isinstance(value, dict):
         return str(value)
+    if "If" in value:  # an optional feature: its value when the feature is off
+        return _template_value(template, value["If"][2])
     if "Ref" in value and "Default" in template["Parameters"].get(value["Ref"], {}):
         return str(template["Parameters"][value["Ref"]]["Default"])
     if value.get("Ref") == "AgentRuntimeArn":
