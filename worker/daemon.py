@@ -25,7 +25,8 @@ from worker.health import HealthBeacon
 from worker.incidents import IncidentJoiner
 from worker.incidents.factory import dynamo_joiner
 from worker.metrics import Metrics, emf_wanted
-from worker.notify import Notifier
+from worker.notify.channels import build_notifier
+from worker.notify.fanout import FanoutNotifier
 from worker.pipeline.outcome import DelayPolicy
 from worker.pipeline.processor import EventProcessor
 from worker.pipeline.reuse import AnalysisReuse
@@ -71,7 +72,7 @@ class Worker:
     clients: Clients
     resources: Resources
     store: EventStore
-    notifier: Notifier
+    notifier: FanoutNotifier
     agents: ports.Agents
     processor: EventProcessor
     consumer: Dispatcher
@@ -103,12 +104,7 @@ def build_worker(
         settings, sqs=clients.sqs, sns=clients.sns, dynamodb=clients.dynamodb
     )
     store = EventStore(settings.table_name, client=clients.dynamodb, ttl_days=settings.event_ttl_days)
-    notifier = Notifier(
-        critical_topic_arn=resources.critical_topic_arn,
-        monitoring_topic_arn=resources.monitoring_topic_arn,
-        client=clients.sns,
-        max_attempts=settings.notify_max_attempts,
-    )
+    notifier = build_notifier(settings, clients=clients, resources=resources, metrics=metrics)
     # Agents handed in (tests, chaos) may wrap any model, whatever the settings say.
     model_free = agents is None and settings.transport == "inprocess" and settings.provider == "rules"
     agents = agents or Agents.from_settings(settings)

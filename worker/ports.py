@@ -26,6 +26,7 @@ from secops_core.contract import (
     WafEvent,
 )
 from worker.incidents import Contribution, EventJoin, GroupBy, IncidentRecord, IncidentRepo, Milestone
+from worker.notify.channel import Delivery
 from worker.store.checkpoints import ObjectCheckpoint
 from worker.store.records import Decided, EventRecord, PatternRecord, SavedAnalysis
 
@@ -218,11 +219,13 @@ class IncidentJoin(Protocol):
 
 
 class Notifier(Protocol):
-    """Where incidents, escalations and patterns are announced; each returns the channel's
-    message id.
+    """Where incidents, escalations and patterns are announced.
 
-    Raises :class:`~worker.errors.RetryableError` (try later) or
-    :class:`~worker.errors.ConfigurationError` (the channel is misconfigured).
+    Escalations and patterns return SNS's message id; an incident milestone goes to
+    every enabled channel and returns what each did (:class:`Delivery`). Raises
+    :class:`~worker.errors.RetryableError` (try later) or
+    :class:`~worker.errors.ConfigurationError` (misconfigured) when nothing was
+    delivered; a milestone that some channel took is delivered, its failures recorded.
     """
 
     def notify_escalation(self, event: WafEvent, analysis: Analysis, triage: TriageDecision) -> str: ...
@@ -234,8 +237,9 @@ class Notifier(Protocol):
         *,
         event: WafEvent | None = None,
         analysis: Analysis | None = None,
-    ) -> str:
-        """One incident milestone: what changed, the totals, and the event that crossed it."""
+    ) -> Delivery:
+        """One incident milestone to every enabled channel: what changed, the totals, and
+        the event that crossed it."""
         ...
 
     def notify_pattern(

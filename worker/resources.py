@@ -26,6 +26,8 @@ class Resources:
     critical_topic_arn: str
     monitoring_topic_arn: str
     table_name: str
+    # Set when the chat channel is enabled (SECOPS_CHANNELS).
+    chat_topic_arn: str | None = None
 
 
 class ResourceError(Exception):
@@ -70,10 +72,13 @@ def setup_resources(
     # Re-apply on an existing queue: a changed maxReceiveCount or timeout takes effect.
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes=queue_attributes)
     topics = {}
-    for name, given in (
+    wanted = [
         (settings.critical_topic_name, settings.critical_topic_arn),
         (settings.monitoring_topic_name, settings.monitoring_topic_arn),
-    ):
+    ]
+    if "chat" in settings.enabled_channels:
+        wanted.append((settings.chat_topic_name, settings.chat_topic_arn))
+    for name, given in wanted:
         if given:
             topics[name] = given
             report[name] = "given"
@@ -86,6 +91,7 @@ def setup_resources(
         critical_topic_arn=topics[settings.critical_topic_name],
         monitoring_topic_arn=topics[settings.monitoring_topic_name],
         table_name=settings.table_name,
+        chat_topic_arn=topics.get(settings.chat_topic_name),
     )
     if log_bucket:
         report[f"s3://{log_bucket}"] = connect_log_bucket(s3, sqs, bucket=log_bucket, queue_url=queue_url)
@@ -182,9 +188,12 @@ def resolve_resources(settings: Settings, *, sqs: Any, sns: Any, dynamodb: Any =
     dlq_url = _dlq_url(sqs, queue_url)
     critical = settings.critical_topic_arn or _topic_arn(sns, settings.critical_topic_name)
     monitoring = settings.monitoring_topic_arn or _topic_arn(sns, settings.monitoring_topic_name)
+    chat = None
+    if "chat" in settings.enabled_channels:
+        chat = settings.chat_topic_arn or _topic_arn(sns, settings.chat_topic_name)
     if dynamodb is not None:
         _check_table(dynamodb, settings.table_name)
-    return Resources(queue_url, dlq_url, critical, monitoring, settings.table_name)
+    return Resources(queue_url, dlq_url, critical, monitoring, settings.table_name, chat_topic_arn=chat)
 
 
 def _source_queue_url(settings: Settings, sqs: Any) -> str:
@@ -304,7 +313,7 @@ def _topic_arn(sns: Any, name: str) -> str:
     except ClientError as exc:
         raise ResourceError(
             f"topic {name!r} unavailable ({_code(exc)}): set SECOPS_CRITICAL_TOPIC_ARN / "
-            "SECOPS_MONITORING_TOPIC_ARN or run `secops setup`"
+            "SECOPS_MONITORING_TOPIC_ARN / SECOPS_CHAT_TOPIC_ARN or run `secops setup`"
         ) from None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from secops_core.settings import CommonSettings
 
@@ -26,6 +26,8 @@ SQS_MAX_BATCH = 10
 SQS_MAX_VISIBILITY_S = 12 * 3600
 SQS_MAX_MESSAGE_BYTES = 1024 * 1024
 SQS_MAX_DELAY_S = 900
+# The incident channels a deployment may enable (``worker.notify.channel.CHANNEL_NAMES``).
+CHANNEL_CHOICES = ("sns", "chat", "securityhub", "eventbridge")
 # The poll loop refreshes the heartbeat around every receive, and one receive can last
 # the whole long poll plus a slow answer; the health check's limit must leave room for
 # that, or an idle worker reads as dead.
@@ -96,7 +98,15 @@ class Settings(CommonSettings):
     event_ttl_days: int = Field(default=30, ge=1)
 
     # --- notifications ---
+    # Publish attempts per notification and per channel (transient failures only).
     notify_max_attempts: int = Field(default=5, ge=1, le=20)
+    # Where incident milestones go, comma-separated, in this order: `sns` (text on the
+    # critical topic), `chat` (a card for Amazon Q Developer in chat applications),
+    # `securityhub`, `eventbridge`. Escalations and patterns stay on SNS.
+    channels: str = "sns"
+    # The topic the chat channel publishes to; Amazon Q Developer subscribes to it.
+    chat_topic_name: str = "secops-chat"
+    chat_topic_arn: str | None = None
     # The Security Hub channel: the product findings are imported to (default: the
     # account's default product for custom integrations) and the region they are
     # imported in (default: the worker's).
@@ -149,6 +159,24 @@ class Settings(CommonSettings):
     # --- metrics ---
     metrics_enabled: bool = True
     metrics_namespace: str = "SecOpsWorker"
+
+    @field_validator("channels")
+    @classmethod
+    def _known_channels(cls, value: str) -> str:
+        names = [name.strip().lower() for name in value.split(",") if name.strip()]
+        unknown = [name for name in names if name not in CHANNEL_CHOICES]
+        if unknown:
+            raise ValueError(
+                f"unknown channel(s) {', '.join(unknown)}: choose from {', '.join(CHANNEL_CHOICES)}"
+            )
+        if not names:
+            raise ValueError("at least one channel must be enabled (e.g. sns)")
+        return ",".join(dict.fromkeys(names))
+
+    @property
+    def enabled_channels(self) -> tuple[str, ...]:
+        """The channels of ``SECOPS_CHANNELS``, in order, each once."""
+        return tuple(self.channels.split(","))
 
     @model_validator(mode="after")
     def _check_aws_limits(self) -> Self:

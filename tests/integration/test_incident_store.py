@@ -23,6 +23,7 @@ from worker.incidents import (
     MemoryIncidentRepo,
     StatusConflict,
 )
+from worker.incidents.records import ChannelResult
 from worker.incidents.repo import JoiningRepo
 from worker.store.dynamodb.table import DynamoTable
 
@@ -254,6 +255,50 @@ def test_joins_keep_claims_notices_and_status_history(repo: JoiningRepo) -> None
     assert [(s.status, s.by, s.note) for s in after.status_history] == [("acknowledged", "alice", "looking")]
     with pytest.raises(IncidentNotFound):
         repo.record_notice(f"inc#{GROUP.hash}#9", "opened", None)
+
+
+def test_a_notice_keeps_what_each_channel_did(repo: JoiningRepo) -> None:
+    # GIVEN a milestone that SNS took and the chat channel refused
+    record = repo.join(GROUP, [contribution(1)]).record
+    repo.claim_milestone(record.id, "opened")
+    channels = (
+        ChannelResult("sns", ok=True, id="msg-1"),
+        ChannelResult(
+            "chat", ok=False, reason="notify_topic_not_found", error="NotificationRejected: no topic"
+        ),
+    )
+    # WHEN its notice is recorded with both outcomes
+    repo.record_notice(record.id, "opened", "msg-1", channels=channels)
+    # THEN the stored notice has both, as they were, and a later join keeps them
+    stored = repo.join(GROUP, [contribution(2)]).record
+    assert [(n.milestone, n.message_id, n.channels) for n in stored.notices] == [
+        ("opened", "msg-1", channels)
+    ]
+    assert stored.last_failure is None
+    fetched = repo.get(record.id)
+    assert fetched is not None and fetched.notices == stored.notices
+
+
+def test_a_release_after_every_channel_failed_keeps_the_latest_failure(repo: JoiningRepo) -> None:
+    # GIVEN a milestone no channel took, twice
+    record = repo.join(GROUP, [contribution(1)]).record
+    first = (ChannelResult("sns", ok=False, reason="notify_failed", error="RetryableError: throttled"),)
+    second = (ChannelResult("sns", ok=False, reason="notify_not_authorized", error="denied"),)
+    for failed in (first, second):
+        assert repo.claim_milestone(record.id, "opened") is True
+        # WHEN its claim is given back with what the channels answered
+        assert repo.release_milestone(record.id, "opened", failed=failed) is True
+    # THEN the incident keeps only the latest failure (bounded however often it fails),
+    # no notice, and the milestone is free to claim again
+    stored = repo.join(GROUP, [contribution(2)]).record
+    assert stored.last_failure is not None
+    assert (stored.last_failure.milestone, stored.last_failure.channels) == ("opened", second)
+    assert stored.notices == () and stored.claimed == frozenset()
+    # AND a release without results leaves the recorded failure alone
+    assert repo.claim_milestone(record.id, "opened") is True
+    assert repo.release_milestone(record.id, "opened") is True
+    kept = repo.get(record.id)
+    assert kept is not None and kept.last_failure == stored.last_failure
 
 
 def test_status_changes_are_conditional(repo: JoiningRepo) -> None:

@@ -21,7 +21,7 @@ from tests.fixtures.events import simplified
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from worker.daemon import Clients
 from worker.incidents.factory import dynamo_joiner
-from worker.notify import Notifier
+from worker.notify.channels import build_notifier
 from worker.pipeline.monitor_job import MonitorJob, chunk_by_group, lock_name, slot_start
 from worker.scheduler import build_scheduler
 from worker.store import EventStore
@@ -65,11 +65,7 @@ def replica(env: Env, clock: FakeClock, owner: str, *, store: Any = None, growth
     return MonitorJob(
         store=store or EventStore(env.settings.table_name, client=env.clients.dynamodb, clock=clock.epoch),
         monitor_agent=agents.monitor,
-        notifier=Notifier(
-            critical_topic_arn=env.resources.critical_topic_arn,
-            monitoring_topic_arn=env.resources.monitoring_topic_arn,
-            client=env.clients.sns,
-        ),
+        notifier=build_notifier(env.settings, clients=env.clients, resources=env.resources),
         incidents=dynamo_joiner(env.settings, client=env.clients.dynamodb),
         owner=owner,
         interval_s=INTERVAL,

@@ -44,7 +44,9 @@ from worker.incidents import (
     IncidentStatus,
     StatusConflict,
 )
-from worker.notify import Notifier
+from worker.incidents.records import ChannelResult, Notice
+from worker.notify.channel import ChannelsRejected, ChannelsUnavailable
+from worker.notify.fanout import FanoutNotifier
 from worker.settings import Settings
 from worker.store import EventRecord
 
@@ -175,11 +177,12 @@ def _announce_resolution(
     from worker.cli.errors import explain
 
     if not repo.claim_milestone(record.id, RESOLVED.id):
-        return {"milestone": RESOLVED.id, "sent": False, "message_id": None}
+        return {"milestone": RESOLVED.id, "sent": False, "message_id": None, "channels": []}
     try:
-        message_id = _notifier(settings).notify_incident(record, RESOLVED)
+        delivery = _notifier(settings).notify_incident(record, RESOLVED)
     except Exception as exc:
-        repo.release_milestone(record.id, RESOLVED.id)
+        failed = exc.results if isinstance(exc, ChannelsUnavailable | ChannelsRejected) else ()
+        repo.release_milestone(record.id, RESOLVED.id, failed=failed)
         explained = explain(exc)
         if explained is None:
             raise
@@ -188,8 +191,13 @@ def _announce_resolution(
             f"run `secops incidents resolve {record.id}` again to send it",
             EXIT_FAILED,
         ) from None
-    repo.record_notice(record.id, RESOLVED.id, message_id)
-    return {"milestone": RESOLVED.id, "sent": True, "message_id": message_id}
+    repo.record_notice(record.id, RESOLVED.id, delivery.message_id, channels=delivery.results)
+    return {
+        "milestone": RESOLVED.id,
+        "sent": True,
+        "message_id": delivery.message_id,
+        "channels": [r.to_dict() for r in delivery.results],
+    }
 
 
 # ---- wiring ----------------------------------------------------------------------------------
@@ -201,19 +209,15 @@ def _settings() -> Settings:
     return settings
 
 
-def _notifier(settings: Settings) -> Notifier:
-    """The worker's notifier, on the topics the worker publishes to."""
+def _notifier(settings: Settings) -> FanoutNotifier:
+    """The worker's notifier: the same channels, on the same topics, as the worker's."""
     from worker.daemon import Clients
+    from worker.notify.channels import build_notifier
     from worker.resources import resolve_resources
 
     clients = Clients.from_settings(settings)
     resources = resolve_resources(settings, sqs=clients.sqs, sns=clients.sns)
-    return Notifier(
-        critical_topic_arn=resources.critical_topic_arn,
-        monitoring_topic_arn=resources.monitoring_topic_arn,
-        client=clients.sns,
-        max_attempts=settings.notify_max_attempts,
-    )
+    return build_notifier(settings, clients=clients, resources=resources)
 
 
 def _dynamodb(settings: Settings) -> Any:
@@ -282,14 +286,28 @@ def listed(record: IncidentRecord) -> dict[str, Any]:
     }
 
 
+def _failed_text(notice: Notice) -> str:
+    return ", ".join(f"{c.channel} failed: {c.reason}" for c in notice.channels if not c.ok)
+
+
 def timeline(record: IncidentRecord) -> list[dict[str, Any]]:
-    """What happened, in time order: first event, notifications, status changes, last event."""
+    """What happened, in time order: first event, notifications (and the channels that
+    failed them), status changes, last event."""
     entries: list[dict[str, Any]] = [
         {"at": record.first_seen.isoformat(), "what": "first event", "detail": ""},
     ]
-    entries += [
-        {"at": n.at, "what": f"notified: {n.milestone}", "detail": n.message_id or ""} for n in record.notices
-    ]
+    for n in record.notices:
+        failed = _failed_text(n)
+        detail = (n.message_id or "") + (f" ({failed})" if failed else "")
+        entries.append({"at": n.at, "what": f"notified: {n.milestone}", "detail": detail})
+    if record.last_failure is not None:
+        entries.append(
+            {
+                "at": record.last_failure.at,
+                "what": f"not delivered: {record.last_failure.milestone}",
+                "detail": f"every channel failed ({_failed_text(record.last_failure)}); retried",
+            }
+        )
     entries += [
         {"at": s.at, "what": s.status, "detail": f"by {s.by}" + (f": {s.note}" if s.note else "")}
         for s in record.status_history
@@ -297,6 +315,48 @@ def timeline(record: IncidentRecord) -> list[dict[str, Any]]:
     if record.count > 1:
         entries.append({"at": record.last_seen.isoformat(), "what": "last event", "detail": ""})
     return sorted(entries, key=lambda e: _instant(e["at"]))
+
+
+def channel_report(record: IncidentRecord) -> list[dict[str, Any]]:
+    """Per channel, in the order they first answered: the last milestone it delivered
+    and every failure recorded for it (``undelivered``: no channel took that milestone,
+    so it is retried; otherwise the others had it and this channel gets the next one).
+    """
+    report: dict[str, dict[str, Any]] = {}
+
+    def entry(channel: str) -> dict[str, Any]:
+        return report.setdefault(channel, {"channel": channel, "last_delivered": None, "failures": []})
+
+    for notice in record.notices:
+        # A notice from before there were channels went to SNS alone.
+        outcomes = notice.channels or (ChannelResult("sns", ok=True, id=notice.message_id),)
+        for outcome in outcomes:
+            if outcome.ok:
+                entry(outcome.channel)["last_delivered"] = {
+                    "milestone": notice.milestone,
+                    "at": notice.at,
+                    "id": outcome.id,
+                }
+            else:
+                entry(outcome.channel)["failures"].append(_failure(notice, outcome, undelivered=False))
+    if record.last_failure is not None:
+        for outcome in record.last_failure.channels:
+            entry(outcome.channel)["failures"].append(
+                _failure(record.last_failure, outcome, undelivered=True)
+            )
+    for item in report.values():
+        item["failures"].sort(key=lambda f: _instant(f["at"]))
+    return list(report.values())
+
+
+def _failure(notice: Notice, outcome: ChannelResult, *, undelivered: bool) -> dict[str, Any]:
+    return {
+        "milestone": notice.milestone,
+        "at": notice.at,
+        "reason": outcome.reason,
+        "error": outcome.error,
+        "undelivered": undelivered,
+    }
 
 
 def _instant(text: str) -> datetime:
@@ -330,6 +390,7 @@ def incident_view(record: IncidentRecord, samples: Sequence[EventRecord]) -> dic
     analysed = next((s for s in samples if s.analysis is not None), None)
     return {
         **record.to_dict(),
+        "channels": channel_report(record),
         "timeline": timeline(record),
         "samples": [sample_view(s) for s in samples],
         "analysis": analysis_view(analysed) if analysed else None,
@@ -380,6 +441,26 @@ def _counts_table(title: str, counts: Mapping[str, int]) -> Table:
     return table
 
 
+def _channels_table(channels: Sequence[Mapping[str, Any]]) -> Table:
+    table = Table(title="Channels", title_justify="left")
+    for column in ("channel", "last delivered", "at", "failures", "last failure"):
+        table.add_column(column, justify="right" if column == "failures" else "left")
+    for item in channels:
+        delivered = item["last_delivered"]
+        failures = item["failures"]
+        last = failures[-1] if failures else None
+        table.add_row(
+            item["channel"],
+            _cell(delivered["milestone"]) if delivered else "-",
+            _when(delivered["at"]) if delivered else "",
+            str(len(failures)),
+            _cell(f"{last['milestone']} at {_when(last['at'])}: {last['reason']} ({last['error']})", 80)
+            if last
+            else "",
+        )
+    return table
+
+
 def render_incident(console: Console, record: IncidentRecord, view: Mapping[str, Any]) -> None:
     head = Text()
     head.append(record.id, style="bold")
@@ -399,6 +480,8 @@ def render_incident(console: Console, record: IncidentRecord, view: Mapping[str,
     for entry in view["timeline"]:
         events.add_row(_when(entry["at"]), entry["what"], _cell(entry["detail"], 80))
     console.print(events)
+    if view["channels"]:
+        console.print(_channels_table(view["channels"]))
     for title, counts in (
         ("URI templates", record.uri_templates),
         ("Rules", record.rules),

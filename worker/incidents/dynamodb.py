@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from worker.errors import WorkerError
 from worker.incidents.grouping import GroupKey
 from worker.incidents.keys import CACHED_GROUPS, INDEX_PK, incident_id, pointer_key
 from worker.incidents.milestones import DEFAULT_GROWTH_FACTOR
-from worker.incidents.records import IncidentRecord, IncidentStatus, cut_note, now_iso
+from worker.incidents.records import ChannelResult, IncidentRecord, IncidentStatus, Notice, cut_note, now_iso
 from worker.incidents.repo import (
     DEFAULT_CLAIM_STALE_S,
     STATUS_TARGETS,
@@ -38,7 +38,7 @@ from worker.store.keys import MONITORING_INDEX, sort_time, ttl_after
 
 # Written by the claim, notice and status operations only; a join never overwrites them,
 # so a claim need not move the version (and never makes a join retry).
-_NOT_JOINED = frozenset({"claimed", "pending_claims", "notices", "status_history"})
+_NOT_JOINED = frozenset({"claimed", "pending_claims", "notices", "last_failure", "status_history"})
 # Items per page when listing; the status filter runs on our side.
 _LIST_PAGE = 100
 
@@ -231,14 +231,27 @@ class DynamoIncidentRepo(JoiningRepo):
         )
         return self._conditional(incident, update, condition)
 
-    def release_milestone(self, incident: str, milestone: str) -> bool:
+    def release_milestone(
+        self, incident: str, milestone: str, *, failed: Sequence[ChannelResult] = ()
+    ) -> bool:
         update = _Update().delete_from_set("claimed", milestone)
         update.remove_path(_pending_path(update, milestone))
+        if failed:
+            # One map, overwritten: a channel failing on every redelivery cannot grow the item.
+            failure = Notice(milestone, now_iso(self._clock()), None, tuple(failed))
+            update.set("last_failure", failure.to_dict())
         condition = f"contains({update.name('claimed')}, {update.value(milestone, 'milestone')})"
         return self._conditional(incident, update, condition)
 
-    def record_notice(self, incident: str, milestone: str, message_id: str | None) -> None:
-        notice = {"milestone": milestone, "at": now_iso(self._clock()), "message_id": message_id}
+    def record_notice(
+        self,
+        incident: str,
+        milestone: str,
+        message_id: str | None,
+        *,
+        channels: Sequence[ChannelResult] = (),
+    ) -> None:
+        notice = Notice(milestone, now_iso(self._clock()), message_id, tuple(channels)).to_dict()
         update = _Update()
         update.append("notices", notice)
         update.remove_path(_pending_path(update, milestone))

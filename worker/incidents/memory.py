@@ -7,7 +7,7 @@ lock stands in for DynamoDB's per-item conditional writes.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -16,6 +16,7 @@ from worker.incidents.grouping import GroupKey
 from worker.incidents.keys import incident_id
 from worker.incidents.milestones import DEFAULT_GROWTH_FACTOR
 from worker.incidents.records import (
+    ChannelResult,
     IncidentRecord,
     IncidentStatus,
     Notice,
@@ -89,6 +90,7 @@ class MemoryIncidentRepo(JoiningRepo):
                     claimed=stored.claimed,
                     pending_claims=stored.pending_claims,
                     notices=stored.notices,
+                    last_failure=stored.last_failure,
                     status_history=stored.status_history,
                 )
             self._items[after.id] = after
@@ -133,20 +135,33 @@ class MemoryIncidentRepo(JoiningRepo):
             )
             return True
 
-    def release_milestone(self, incident: str, milestone: str) -> bool:
+    def release_milestone(
+        self, incident: str, milestone: str, *, failed: Sequence[ChannelResult] = ()
+    ) -> bool:
         with self._lock:
             stored = self._stored(incident)
             if milestone not in stored.claimed:
                 return False
+            failure = Notice(milestone, now_iso(self._clock()), None, tuple(failed)) if failed else None
             self._items[incident] = replace(
-                stored, claimed=stored.claimed - {milestone}, pending_claims=_without(stored, milestone)
+                stored,
+                claimed=stored.claimed - {milestone},
+                pending_claims=_without(stored, milestone),
+                last_failure=failure or stored.last_failure,
             )
             return True
 
-    def record_notice(self, incident: str, milestone: str, message_id: str | None) -> None:
+    def record_notice(
+        self,
+        incident: str,
+        milestone: str,
+        message_id: str | None,
+        *,
+        channels: Sequence[ChannelResult] = (),
+    ) -> None:
         with self._lock:
             stored = self._stored(incident)
-            notice = Notice(milestone, now_iso(self._clock()), message_id)
+            notice = Notice(milestone, now_iso(self._clock()), message_id, tuple(channels))
             self._items[incident] = replace(
                 stored, notices=(*stored.notices, notice), pending_claims=_without(stored, milestone)
             )

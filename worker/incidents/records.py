@@ -82,12 +82,64 @@ class Contribution:
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelResult:
+    """What one output channel did with one milestone (:mod:`worker.notify.channel`)."""
+
+    channel: str
+    ok: bool
+    id: str | None = None  # the channel's id when ok
+    reason: str | None = None  # the error's reason code when not ok
+    error: str | None = None  # one line for an operator when not ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "ok": self.ok,
+            "id": self.id,
+            "reason": self.reason,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ChannelResult:
+        return cls(
+            channel=str(data["channel"]),
+            ok=bool(data["ok"]),
+            id=data.get("id"),
+            reason=data.get("reason"),
+            error=data.get("error"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
-    """One notification sent about an incident."""
+    """One notification sent about an incident, and what each channel did with it.
+
+    ``channels`` is empty in notices written before there were several channels: those
+    went to SNS alone, and ``message_id`` is SNS's.
+    """
 
     milestone: str
     at: str
     message_id: str | None
+    channels: tuple[ChannelResult, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "milestone": self.milestone,
+            "at": self.at,
+            "message_id": self.message_id,
+            "channels": [c.to_dict() for c in self.channels],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Notice:
+        return cls(
+            milestone=data["milestone"],
+            at=data["at"],
+            message_id=data.get("message_id"),
+            channels=tuple(ChannelResult.from_dict(c) for c in data.get("channels") or ()),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +178,9 @@ class IncidentRecord:
     first_events: tuple[str, ...]
     latest_events: tuple[str, ...]
     notices: tuple[Notice, ...] = ()
+    # The latest milestone no channel took (every enabled one failed): its claim was
+    # given back and it is retried; kept, overwritten, so an operator sees why.
+    last_failure: Notice | None = None
     status_history: tuple[StatusChange, ...] = ()
     claimed: frozenset[str] = frozenset()  # milestone ids claimed for notification
     # Claims whose notice is not recorded yet: milestone id -> epoch it was claimed. A
@@ -182,9 +237,8 @@ class IncidentRecord:
             "source_ips": dict(self.source_ips),
             "first_events": list(self.first_events),
             "latest_events": list(self.latest_events),
-            "notices": [
-                {"milestone": n.milestone, "at": n.at, "message_id": n.message_id} for n in self.notices
-            ],
+            "notices": [n.to_dict() for n in self.notices],
+            "last_failure": None if self.last_failure is None else self.last_failure.to_dict(),
             "status_history": [
                 {"status": s.status, "at": s.at, "by": s.by, "note": s.note} for s in self.status_history
             ],
@@ -196,7 +250,7 @@ class IncidentRecord:
     def to_fields(self) -> dict[str, Any]:
         """Plain values for a store: times as fixed-width UTC text, digests as bytes."""
         fields = self.to_dict()
-        for name in ("group", "notices", "status_history"):
+        for name in ("group", "notices", "last_failure", "status_history"):
             fields.pop(name)
         fields.update(
             seq=self.seq,
@@ -204,9 +258,8 @@ class IncidentRecord:
             first_seen=sort_time(self.first_seen),
             last_seen=sort_time(self.last_seen),
             open_until=sort_time(self.open_until),
-            notices=[
-                {"milestone": n.milestone, "at": n.at, "message_id": n.message_id} for n in self.notices
-            ],
+            notices=[n.to_dict() for n in self.notices],
+            last_failure=None if self.last_failure is None else self.last_failure.to_dict(),
             status_history=[
                 {"status": s.status, "at": s.at, "by": s.by, "note": s.note} for s in self.status_history
             ],
@@ -241,9 +294,8 @@ class IncidentRecord:
             source_ips=_counts(data.get("source_ips")),
             first_events=tuple(data.get("first_events", ())),
             latest_events=tuple(data.get("latest_events", ())),
-            notices=tuple(
-                Notice(n["milestone"], n["at"], n.get("message_id")) for n in data.get("notices", ())
-            ),
+            notices=tuple(Notice.from_dict(n) for n in data.get("notices", ())),
+            last_failure=Notice.from_dict(data["last_failure"]) if data.get("last_failure") else None,
             status_history=tuple(
                 StatusChange(s["status"], s["at"], s["by"], s["note"]) for s in data.get("status_history", ())
             ),

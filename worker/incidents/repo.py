@@ -24,7 +24,14 @@ from worker.errors import RetryableError, WorkerError
 from worker.incidents.grouping import GroupKey
 from worker.incidents.keys import JOIN_ATTEMPTS, JOIN_BACKOFF_BASE_S, JOIN_BACKOFF_MAX_S, incident_id
 from worker.incidents.milestones import DEFAULT_GROWTH_FACTOR, Milestone, crossed
-from worker.incidents.records import Contribution, IncidentRecord, IncidentStatus, event_digest, fold
+from worker.incidents.records import (
+    ChannelResult,
+    Contribution,
+    IncidentRecord,
+    IncidentStatus,
+    event_digest,
+    fold,
+)
 
 log = structlog.get_logger("worker.incidents")
 
@@ -117,11 +124,26 @@ class IncidentRepo(Protocol):
         """The milestones of ``record`` claimed, never notified, and stale by now."""
         ...
 
-    def release_milestone(self, incident: str, milestone: str) -> bool:
-        """Give back a claim whose publish failed; False if it was not claimed."""
+    def release_milestone(
+        self, incident: str, milestone: str, *, failed: Sequence[ChannelResult] = ()
+    ) -> bool:
+        """Give back a claim whose publish failed; False if it was not claimed.
+
+        ``failed`` (what each channel answered) becomes the incident's ``last_failure``
+        in the same write, replacing the previous one.
+        """
         ...
 
-    def record_notice(self, incident: str, milestone: str, message_id: str | None) -> None: ...
+    def record_notice(
+        self,
+        incident: str,
+        milestone: str,
+        message_id: str | None,
+        *,
+        channels: Sequence[ChannelResult] = (),
+    ) -> None:
+        """Note the milestone as sent, with what each channel did (failures included)."""
+        ...
 
     def set_status(
         self,

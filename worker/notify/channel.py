@@ -12,8 +12,19 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from secops_core.contract import Analysis, WafEvent
+from worker.errors import ConfigurationError, RetryableError
 from worker.incidents.milestones import Milestone
-from worker.incidents.records import IncidentRecord
+from worker.incidents.records import ChannelResult, IncidentRecord
+
+__all__ = [
+    "CHANNEL_NAMES",
+    "ChannelName",
+    "ChannelResult",
+    "ChannelsRejected",
+    "ChannelsUnavailable",
+    "Delivery",
+    "IncidentChannel",
+]
 
 ChannelName = Literal["sns", "chat", "securityhub", "eventbridge"]
 CHANNEL_NAMES: tuple[ChannelName, ...] = ("sns", "chat", "securityhub", "eventbridge")
@@ -45,12 +56,40 @@ class IncidentChannel(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class ChannelResult:
-    """What one channel did with one milestone."""
+# ChannelResult lives with the incident record, which stores one per channel in each
+# notice; it is re-exported here, beside the protocol whose outcome it describes.
 
-    channel: ChannelName
-    ok: bool
-    id: str | None = None  # the channel's id when ok
-    reason: str | None = None  # the error's reason code when not ok
-    error: str | None = None  # one line for an operator when not ok
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One milestone delivered to at least one channel: what each enabled channel did.
+
+    ``message_id`` is the first successful channel's id, in the configured order (SNS's
+    when SNS is enabled and took it), which the event record keeps as its notice.
+    """
+
+    results: tuple[ChannelResult, ...]
+
+    @property
+    def message_id(self) -> str | None:
+        return next((r.id for r in self.results if r.ok), None)
+
+    @property
+    def failed(self) -> tuple[ChannelResult, ...]:
+        return tuple(r for r in self.results if not r.ok)
+
+
+class ChannelsUnavailable(RetryableError):
+    """Every enabled channel failed and at least one may take it later: retry the milestone."""
+
+    def __init__(self, message: str, *, reason: str, results: tuple[ChannelResult, ...]) -> None:
+        super().__init__(message, reason=reason)
+        self.results = results
+
+
+class ChannelsRejected(ConfigurationError):
+    """Every enabled channel failed for a reason retrying cannot fix (topic, IAM, setup)."""
+
+    def __init__(self, message: str, *, reason: str, results: tuple[ChannelResult, ...]) -> None:
+        super().__init__(message, reason=reason)
+        self.results = results

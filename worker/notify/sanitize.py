@@ -10,6 +10,7 @@ characters removed (docs/architecture.md, "Untrusted text").
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from typing import Literal
 
@@ -119,3 +120,65 @@ def group_id(preferred: str, fallback: str) -> str:
 
 def is_fifo(topic_arn: str) -> bool:
     return topic_arn.endswith(".fifo")
+
+
+# ---- chat (Slack and Teams markdown, through Amazon Q Developer in chat applications) ----
+
+# Characters with a meaning in Slack's mrkdwn or Teams' markdown, each replaced by a
+# look-alike that has none: an attacker's URI or rule name can then neither mention
+# (@channel, <!here>, <@U123>, <at>), link (<http://x|text>, [text](url)), close our
+# code span (`), nor format (*bold*, _italic_, ~strike~, > quote, | table).
+_CHAT_CODE = str.maketrans(
+    {
+        "`": "\u02cb",  # modifier letter grave accent
+        "<": "\u2039",  # single left-pointing angle quotation mark
+        ">": "\u203a",
+        "@": "\uff20",  # fullwidth commercial at
+        "&": "\uff06",  # so no HTML entity (&lt;!channel&gt;) can be decoded into markup
+        # Links are not rendered in code spans; a client that renders them anyway finds none.
+        "[": "\uff3b",
+        "]": "\uff3d",
+    }
+)
+_CHAT_PROSE = str.maketrans(
+    {
+        **{chr(k): v for k, v in _CHAT_CODE.items()},
+        "*": "\u2217",  # asterisk operator
+        "~": "\u223c",  # tilde operator
+        "|": "\u01c0",  # latin letter dental click
+        "#": "\uff03",
+    }
+)
+# A URL in attacker text is shown, never linked: the scheme is defanged (hxxp://), the
+# way security tools quote indicators.
+_SCHEME = re.compile(r"(?i)\b(h)tt(ps?)(:/+)")
+# An underscore between two letters or digits (SQLi_BODY) formats nothing in Slack or
+# CommonMark and stays; one that could open or close italics becomes a look-alike.
+_EDGE_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+
+
+def _defang(text: str) -> str:
+    return _SCHEME.sub(lambda m: f"{m.group(1)}xx{m.group(2)}{m.group(3)}", text)
+
+
+def chat_code(value: object, limit: int) -> str:
+    """One untrusted value as an inline code span of chat markdown: a single line,
+    cleaned, at most ``limit`` characters inside, nothing in it that markdown or the
+    chat client would act on. Empty values become ``-`` (outside any span)."""
+    text = _defang(clean(value, limit)).translate(_CHAT_CODE).strip()
+    return f"`{text}`" if text else "-"
+
+
+def chat_prose(value: object, limit: int) -> str:
+    """Untrusted prose (a model's analysis, a milestone summary naming a rule) as plain
+    text of chat markdown: one line, cleaned, without formatting, links or mentions."""
+    text = _EDGE_UNDERSCORE.sub("\uff3f", _defang(clean(value, limit)))
+    return text.translate(_CHAT_PROSE).strip()
+
+
+def ascii_token(value: object, limit: int) -> str:
+    """An untrusted value as printable ASCII without spaces (``[!-~]+``), for keys that
+    chat custom actions read; ``-`` when nothing printable is left."""
+    ascii_text, _ = _ascii_line("" if value is None else str(value))
+    token = "".join(ch if ch != " " else "_" for ch in ascii_text)[:limit]
+    return token or "-"

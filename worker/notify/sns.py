@@ -1,11 +1,12 @@
-"""The SNS notifier: incident milestones and escalations to the critical topic, patterns
-to the monitoring topic.
+"""SNS: the notifier of escalations (critical topic) and patterns (monitoring topic), and
+the ``sns`` incident channel (milestones as text on the critical topic).
 
 Publishing retries transient failures (throttling, 5xx, connection errors) with
 exponential jitter; a permanent failure raises :class:`NotificationRejected` at once,
 and exhausted retries raise :class:`~worker.errors.RetryableError` so the consumer
 redelivers the message later. Marking a notification as sent is the caller's job.
-It implements the ``Notifier`` port (docs/architecture.md, "Ports").
+The fan-out (:mod:`worker.notify.fanout`) is what implements the ``Notifier`` port
+(docs/architecture.md, "Ports").
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from worker.aws import client as aws_client
 from worker.errors import ConfigurationError, RetryableError
 from worker.incidents import IncidentRecord, Milestone
 from worker.notify import retry
+from worker.notify.channel import ChannelName
 from worker.notify.render import (
     Notification,
     escalation_notification,
@@ -81,18 +83,11 @@ class NotificationRejected(ConfigurationError):
 # ---- publishing ----------------------------------------------------------------------------
 
 
-class Notifier:
-    """Publishes escalations and patterns to their SNS topics, with bounded retries."""
+class SnsPublisher:
+    """Publishes rendered notifications to SNS, with bounded retries; shared by the
+    notifier and the channels that publish to topics (``sns``, ``chat``)."""
 
-    def __init__(
-        self,
-        *,
-        critical_topic_arn: str,
-        monitoring_topic_arn: str,
-        client: Any = None,
-        max_attempts: int = 5,
-        wait: wait_base | None = None,
-    ) -> None:
+    def __init__(self, *, client: Any = None, max_attempts: int = 5, wait: wait_base | None = None) -> None:
         """``client`` is a boto3 SNS client; ``wait`` a tenacity wait (tests pass tiny ones).
 
         The default client makes a single attempt per call with a short read timeout:
@@ -102,59 +97,9 @@ class Notifier:
         """
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        self.critical_topic_arn = critical_topic_arn
-        self.monitoring_topic_arn = monitoring_topic_arn
         self._client = client or aws_client("sns", max_attempts=1, read_timeout=10.0)
         self._max_attempts = max_attempts
         self._wait = wait or retry.default_wait()
-
-    def notify_escalation(self, event: WafEvent, analysis: Analysis, triage: TriageDecision) -> str:
-        """Publish the critical notification for ``event``; return SNS's MessageId."""
-        return self.publish(
-            escalation_notification(
-                self.critical_topic_arn,
-                event=event,
-                analysis=analysis,
-                triage=triage,
-                event_key=event.event_key,
-            )
-        )
-
-    def notify_incident(
-        self,
-        incident: IncidentRecord,
-        milestone: Milestone,
-        *,
-        event: WafEvent | None = None,
-        analysis: Analysis | None = None,
-    ) -> str:
-        """Publish one incident milestone to the critical topic; return SNS's MessageId."""
-        return self.publish(
-            incident_notification(
-                self.critical_topic_arn,
-                incident=incident,
-                milestone=milestone,
-                event=event,
-                analysis=analysis,
-            )
-        )
-
-    def notify_pattern(
-        self,
-        pattern: Pattern,
-        *,
-        escalated_keys: Sequence[str],
-        grown_from: int | None = None,
-    ) -> str:
-        """Publish the monitoring notification for ``pattern``; return SNS's MessageId."""
-        return self.publish(
-            pattern_notification(
-                self.monitoring_topic_arn,
-                pattern=pattern,
-                escalated_keys=escalated_keys,
-                grown_from=grown_from,
-            )
-        )
 
     def publish(self, notification: Notification) -> str:
         """Publish one notification, retrying transient failures; return the MessageId.
@@ -223,3 +168,89 @@ class Notifier:
             fifo=notification.group_id is not None,
         )
         return message_id
+
+
+class Notifier:
+    """Publishes escalations to the critical topic and patterns to the monitoring topic.
+
+    Incident milestones go through the channels instead (:class:`SnsChannel` for the
+    critical topic, fanned out by :class:`worker.notify.fanout.FanoutNotifier`).
+    """
+
+    def __init__(
+        self,
+        *,
+        critical_topic_arn: str,
+        monitoring_topic_arn: str,
+        client: Any = None,
+        max_attempts: int = 5,
+        wait: wait_base | None = None,
+    ) -> None:
+        self.critical_topic_arn = critical_topic_arn
+        self.monitoring_topic_arn = monitoring_topic_arn
+        self.publisher = SnsPublisher(client=client, max_attempts=max_attempts, wait=wait)
+
+    def notify_escalation(self, event: WafEvent, analysis: Analysis, triage: TriageDecision) -> str:
+        """Publish the critical notification for ``event``; return SNS's MessageId."""
+        return self.publish(
+            escalation_notification(
+                self.critical_topic_arn,
+                event=event,
+                analysis=analysis,
+                triage=triage,
+                event_key=event.event_key,
+            )
+        )
+
+    def notify_pattern(
+        self,
+        pattern: Pattern,
+        *,
+        escalated_keys: Sequence[str],
+        grown_from: int | None = None,
+    ) -> str:
+        """Publish the monitoring notification for ``pattern``; return SNS's MessageId."""
+        return self.publish(
+            pattern_notification(
+                self.monitoring_topic_arn,
+                pattern=pattern,
+                escalated_keys=escalated_keys,
+                grown_from=grown_from,
+            )
+        )
+
+    def publish(self, notification: Notification) -> str:
+        """See :meth:`SnsPublisher.publish`."""
+        return self.publisher.publish(notification)
+
+
+class SnsChannel:
+    """The ``sns`` channel: incident milestones as text for e-mail subscribers, on the
+    critical topic, exactly as before there were other channels."""
+
+    def __init__(self, *, topic_arn: str, publisher: SnsPublisher) -> None:
+        self.topic_arn = topic_arn
+        self._publisher = publisher
+
+    @property
+    def name(self) -> ChannelName:
+        return "sns"
+
+    def publish_incident(
+        self,
+        incident: IncidentRecord,
+        milestone: Milestone,
+        *,
+        event: WafEvent | None = None,
+        analysis: Analysis | None = None,
+    ) -> str:
+        """Publish one incident milestone to the topic; return SNS's MessageId."""
+        return self._publisher.publish(
+            incident_notification(
+                self.topic_arn,
+                incident=incident,
+                milestone=milestone,
+                event=event,
+                analysis=analysis,
+            )
+        )

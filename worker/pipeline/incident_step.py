@@ -5,8 +5,10 @@ One attack is one incident and a handful of notices, not one critical notice per
 request: the first escalation opens the incident and is notified at once, later ones
 fold in and notify only when the incident crosses a milestone (growth, severity rise,
 new class, a request that reached the application). Each milestone is claimed before
-it is published, so across replicas it is sent exactly once; a failed publish gives
-the claim back and the delivery is retried. A claimer killed before its publish leaves
+it is published, so across replicas it is sent exactly once. It goes to every enabled
+channel: if one took it, it is sent, and the channels that failed are recorded on the
+incident (each gets the incident's next milestone, with the totals); if none did, the
+claim is given back and the delivery is retried. A claimer killed before its publish leaves
 a claim without a notice: once stale, the incident's next event claims it again.
 """
 
@@ -23,6 +25,7 @@ from secops_core.contract import Analysis, WafEvent
 from worker.errors import WorkerError
 from worker.incidents import OPENED, Contribution, Crossing, GroupKey, IncidentRecord, Milestone
 from worker.incidents.milestones import milestone_named
+from worker.notify.channel import ChannelsRejected, ChannelsUnavailable
 from worker.ports import IncidentJoin, Metrics, Notifier
 
 log = structlog.get_logger("worker.incidents")
@@ -114,20 +117,30 @@ class IncidentStep:
         if not repo.claim_milestone(incident.id, milestone.id):
             return None
         try:
-            message_id = self.notifier.notify_incident(incident, milestone, event=event, analysis=analysis)
+            delivery = self.notifier.notify_incident(incident, milestone, event=event, analysis=analysis)
+        except (ChannelsUnavailable, ChannelsRejected) as exc:
+            repo.release_milestone(incident.id, milestone.id, failed=exc.results)
+            raise
         except BaseException:
             repo.release_milestone(incident.id, milestone.id)
             raise
+        message_id = delivery.message_id or f"incident:{incident.id}"
         self.metrics.count("Notifications", dimensions={"Topic": "critical"})
         try:
-            repo.record_notice(incident.id, milestone.id, message_id)
+            repo.record_notice(incident.id, milestone.id, message_id, channels=delivery.results)
         except (WorkerError, ClientError) as exc:
             # The claim stays without its notice: once stale, the incident's next
             # event sends the milestone again (a duplicate beats a lost page).
             log.warning(
                 "incident_notice_not_recorded", incident=incident.id, milestone=milestone.id, error=str(exc)
             )
-        log.info("incident_notified", incident=incident.id, milestone=milestone.id, count=incident.count)
+        log.info(
+            "incident_notified",
+            incident=incident.id,
+            milestone=milestone.id,
+            count=incident.count,
+            failed=[r.channel for r in delivery.failed],
+        )
         return message_id
 
 

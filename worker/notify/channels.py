@@ -1,0 +1,85 @@
+"""The enabled incident channels and the notifier over them, built in one place for the
+daemon and ``secops incidents resolve`` (``SECOPS_CHANNELS``; docs/architecture.md, "Ports").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from worker.errors import ConfigurationError
+from worker.notify.channel import IncidentChannel
+from worker.notify.chat import ChatChannel
+from worker.notify.fanout import FanoutNotifier
+from worker.notify.sns import Notifier, SnsChannel, SnsPublisher
+from worker.ports import Metrics
+from worker.resources import Resources
+from worker.settings import Settings
+
+
+class ChannelClients(Protocol):
+    """The AWS clients a channel may need (:class:`worker.daemon.Clients`)."""
+
+    @property
+    def sns(self) -> Any: ...
+
+
+Builder = Callable[[Settings, ChannelClients, Resources, SnsPublisher], IncidentChannel]
+
+
+def _sns(
+    settings: Settings, clients: ChannelClients, resources: Resources, publisher: SnsPublisher
+) -> IncidentChannel:
+    return SnsChannel(topic_arn=resources.critical_topic_arn, publisher=publisher)
+
+
+def _chat(
+    settings: Settings, clients: ChannelClients, resources: Resources, publisher: SnsPublisher
+) -> IncidentChannel:
+    if resources.chat_topic_arn is None:
+        raise ConfigurationError(
+            "the chat channel has no topic: set SECOPS_CHAT_TOPIC_ARN or run `secops setup`",
+            reason="chat_topic_missing",
+        )
+    return ChatChannel(topic_arn=resources.chat_topic_arn, publisher=publisher)
+
+
+# Registration point of issue 15: `securityhub` (worker/notify/securityhub.py,
+# SecurityHubChannel) and `eventbridge` (worker/notify/eventbridge.py,
+# EventBridgeChannel) add their builder here when they land; until then, enabling
+# one is refused at start-up with the list of what this build has.
+BUILDERS: Mapping[str, Builder] = {"sns": _sns, "chat": _chat}
+
+
+def build_channels(
+    settings: Settings, *, clients: ChannelClients, resources: Resources
+) -> list[IncidentChannel]:
+    """The channels of ``SECOPS_CHANNELS``, in order, sharing one SNS publisher."""
+    missing = [name for name in settings.enabled_channels if name not in BUILDERS]
+    if missing:
+        raise ConfigurationError(
+            f"SECOPS_CHANNELS names {', '.join(missing)}, which this build does not have "
+            f"(available: {', '.join(BUILDERS)})",
+            reason="channel_unavailable",
+        )
+    publisher = SnsPublisher(client=clients.sns, max_attempts=settings.notify_max_attempts)
+    return [BUILDERS[name](settings, clients, resources, publisher) for name in settings.enabled_channels]
+
+
+def build_notifier(
+    settings: Settings,
+    *,
+    clients: ChannelClients,
+    resources: Resources,
+    metrics: Metrics | None = None,
+) -> FanoutNotifier:
+    """The worker's ``Notifier``: milestones to every enabled channel, the rest to SNS."""
+    sns = Notifier(
+        critical_topic_arn=resources.critical_topic_arn,
+        monitoring_topic_arn=resources.monitoring_topic_arn,
+        client=clients.sns,
+        max_attempts=settings.notify_max_attempts,
+    )
+    return FanoutNotifier(
+        channels=build_channels(settings, clients=clients, resources=resources), sns=sns, metrics=metrics
+    )
