@@ -27,7 +27,7 @@ from worker.notify import Notifier
 from worker.notify.channel import ChannelName, ChannelResult, ChannelsRejected, ChannelsUnavailable
 from worker.notify.fanout import UNEXPECTED_REASON, FanoutNotifier
 from worker.pipeline.processor import EventProcessor
-from worker.settings import CHANNEL_CHOICES
+from worker.settings import CHANNEL_CHOICES, Settings
 from worker.store.memory import MemoryStore
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC).timestamp()
@@ -267,3 +267,43 @@ def test_a_milestone_no_channel_took_is_given_back_and_retried(
     assert sns.published == chat.published == [(incident.id, "opened")]
     done = repo.get(incident.id)
     assert done is not None and [n.milestone for n in done.notices] == ["opened"]
+
+
+# ---- the factory ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Clients:
+    sns: object
+
+
+def test_every_channel_is_built_by_its_name_in_the_configured_order() -> None:
+    from worker.notify.channels import build_channels
+    from worker.resources import Resources
+
+    # GIVEN every channel enabled, in an order of the operator's choosing
+    settings = Settings(aws_region="us-east-1", channels="eventbridge, chat,securityhub,sns,chat")
+    resources = Resources("url", None, "arn:critical", "arn:monitoring", "t", chat_topic_arn="arn:chat")
+    # WHEN the worker builds its channels (no AWS call is made to build them)
+    channels = build_channels(settings, clients=_Clients(sns=object()), resources=resources)
+    # THEN each is there once, in that order
+    assert [c.name for c in channels] == ["eventbridge", "chat", "securityhub", "sns"]
+
+
+def test_an_unknown_channel_or_none_is_refused_at_start_up() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="unknown channel"):
+        Settings(channels="sns,pager")
+    with pytest.raises(ValidationError, match="at least one channel"):
+        Settings(channels=" , ")
+
+
+def test_chat_without_a_topic_is_a_configuration_error() -> None:
+    from worker.notify.channels import build_channels
+    from worker.resources import Resources
+
+    settings = Settings(aws_region="us-east-1", channels="sns,chat")
+    resources = Resources("url", None, "arn:critical", "arn:monitoring", "t")
+    with pytest.raises(ConfigurationError, match="SECOPS_CHAT_TOPIC_ARN"):
+        build_channels(settings, clients=_Clients(sns=object()), resources=resources)

@@ -27,8 +27,19 @@ def cmd_setup(args: argparse.Namespace) -> int:
     configure_logs(settings, one_shot_level="WARNING")
     clients = Clients.from_settings(settings)
     store = EventStore(settings.table_name, client=clients.dynamodb, ttl_days=settings.event_ttl_days)
+    events = None
+    if "eventbridge" in settings.enabled_channels:
+        from worker import aws
+
+        events = aws.client("events", region=settings.aws_region, localstack=settings.localstack)
     resources, report = setup_resources(
-        settings, sqs=clients.sqs, sns=clients.sns, store=store, s3=clients.s3, log_bucket=args.log_bucket
+        settings,
+        sqs=clients.sqs,
+        sns=clients.sns,
+        store=store,
+        s3=clients.s3,
+        log_bucket=args.log_bucket,
+        events=events,
     )
     out(json.dumps({"resources": resources.__dict__, "report": report}, indent=2))
     return EXIT_OK

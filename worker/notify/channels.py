@@ -44,11 +44,30 @@ def _chat(
     return ChatChannel(topic_arn=resources.chat_topic_arn, publisher=publisher)
 
 
-# Registration point of issue 15: `securityhub` (worker/notify/securityhub.py,
-# SecurityHubChannel) and `eventbridge` (worker/notify/eventbridge.py,
-# EventBridgeChannel) add their builder here when they land; until then, enabling
-# one is refused at start-up with the list of what this build has.
-BUILDERS: Mapping[str, Builder] = {"sns": _sns, "chat": _chat}
+def _securityhub(
+    settings: Settings, clients: ChannelClients, resources: Resources, publisher: SnsPublisher
+) -> IncidentChannel:
+    # Imported when enabled only: a deployment without it never builds its clients.
+    from worker.notify.securityhub import SecurityHubChannel
+
+    return SecurityHubChannel.from_settings(settings)
+
+
+def _eventbridge(
+    settings: Settings, clients: ChannelClients, resources: Resources, publisher: SnsPublisher
+) -> IncidentChannel:
+    from worker.notify.eventbridge import EventBridgeChannel
+
+    return EventBridgeChannel.from_settings(settings)
+
+
+# A new channel registers its builder here, by the name SECOPS_CHANNELS uses.
+BUILDERS: Mapping[str, Builder] = {
+    "sns": _sns,
+    "chat": _chat,
+    "securityhub": _securityhub,
+    "eventbridge": _eventbridge,
+}
 
 
 def build_channels(
