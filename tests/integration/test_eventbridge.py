@@ -16,6 +16,7 @@ from tenacity import wait_none
 
 from tests.fixtures.incident_records import contribution, grow, incident_schema, waf_event
 from worker.aws import client as aws_client
+from worker.cli import main
 from worker.incidents.milestones import OPENED, RESOLVED, crossed
 from worker.incidents.records import StatusChange
 from worker.notify.eventbridge import EventBridgeChannel, EventBridgeRejected
@@ -163,3 +164,35 @@ def test_setup_creates_the_bus_of_an_enabled_channel(events: Any, sqs: Any, uniq
     # THEN the bus is created once and found the second time
     key = f"event bus secops-incidents-{unique}"
     assert [report[key] for report in reports] == ["created", "exists"]
+
+
+@pytest.mark.parametrize(("channels", "made"), [("sns,eventbridge", True), ("sns", False)])
+def test_secops_setup_creates_the_bus_only_when_the_channel_is_enabled(
+    events: Any,
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    channels: str,
+    made: bool,
+) -> None:
+    # GIVEN the environment of a deployment, with or without the eventbridge channel
+    names = {
+        "QUEUE_NAME": f"q-{unique}",
+        "DLQ_NAME": f"dlq-{unique}",
+        "TABLE_NAME": f"t-{unique}",
+        "CRITICAL_TOPIC_NAME": f"critical-{unique}",
+        "MONITORING_TOPIC_NAME": f"monitoring-{unique}",
+        "EVENTBRIDGE_BUS": f"secops-incidents-{unique}",
+        "CHANNELS": channels,
+    }
+    for name, value in names.items():
+        monkeypatch.setenv(f"SECOPS_{name}", value)
+
+    # WHEN `secops setup` runs
+    assert main(["setup"]) == 0
+    report = json.loads(capsys.readouterr().out)["report"]
+
+    # THEN the bus exists (and is reported) exactly when the channel is enabled
+    buses = {bus["Name"] for bus in events.list_event_buses()["EventBuses"]}
+    assert (f"secops-incidents-{unique}" in buses) is made
+    assert (report.get(f"event bus secops-incidents-{unique}") == "created") is made
