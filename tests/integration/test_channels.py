@@ -225,3 +225,45 @@ def test_setup_creates_the_chat_topic_only_when_chat_is_enabled(
 def _json(result: Any) -> Any:
     assert result.returncode == 0, result.stderr
     return json.load(io.StringIO(result.stdout))
+
+
+def test_resolve_again_resends_the_resolution_to_the_channels_that_failed_it(
+    broken_chat: Env, aws_endpoint: str
+) -> None:
+    # GIVEN an incident opened while the chat topic was missing
+    env = broken_chat
+    env.send([waf_record(counted=True, client_ip="203.0.113.67", request_id="1-resend")])
+    env.drain()
+    cli = cli_env(
+        aws_endpoint, env.settings, channels=env.settings.channels, chat_topic_arn=env.settings.chat_topic_arn
+    )
+    [incident] = _json(run_cli("incidents", "list", "--json", env=cli))["incidents"]
+
+    # WHEN an operator resolves it: SNS takes the resolution, chat fails it again
+    first = _json(run_cli("incidents", "resolve", incident["id"], "--json", env=cli))["notification"]
+    assert first["sent"] is True
+    assert [(c["channel"], c["ok"]) for c in first["channels"]] == [("sns", True), ("chat", False)]
+
+    # WHEN the chat topic is fixed and the operator runs resolve again
+    topic = env.settings.chat_topic_arn
+    assert topic is not None
+    arn, tap = _topic_with_raw_tap(env.clients, topic.rsplit(":", 1)[1])
+    assert arn == topic
+    again = _json(run_cli("incidents", "resolve", incident["id"], "--json", env=cli))["notification"]
+
+    # THEN only chat is sent the resolution, in the incident's thread, and noted
+    assert [(c["channel"], c["ok"]) for c in again["channels"]] == [("chat", True)]
+    [card] = [json.loads(body) for body in _received(env.clients, tap)]
+    assert (
+        card["metadata"]["threadId"] == incident["id"]
+        and card["metadata"]["additionalContext"]["milestone"] == "resolved"
+    )
+    resolutions = [e for e in env.delivered(env.critical_tap) if "resolved" in e["Subject"]]
+    assert len(resolutions) == 1
+    view = _json(run_cli("incidents", "show", incident["id"], "--json", env=cli))
+    channels = {c["channel"]: c for c in view["channels"]}
+    assert channels["chat"]["last_delivered"]["milestone"] == "resolved"
+    assert channels["sns"]["last_delivered"]["milestone"] == "resolved"
+    # AND a third resolve has nothing left to send: the usual conflict
+    third = run_cli("incidents", "resolve", incident["id"], "--json", env=cli)
+    assert third.returncode == 2 and "cannot be made resolved" in third.stderr

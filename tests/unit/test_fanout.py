@@ -307,3 +307,52 @@ def test_chat_without_a_topic_is_a_configuration_error() -> None:
     resources = Resources("url", None, "arn:critical", "arn:monitoring", "t")
     with pytest.raises(ConfigurationError, match="SECOPS_CHAT_TOPIC_ARN"):
         build_channels(settings, clients=_Clients(sns=object()), resources=resources)
+
+
+def test_a_resend_goes_to_the_named_channels_only(incident: IncidentRecord) -> None:
+    # GIVEN SNS and chat enabled
+    sns, chat = ScriptedChannel("sns"), ScriptedChannel("chat")
+    notifier = fanout(sns, chat)
+    # WHEN a milestone is resent to chat alone
+    delivery = notifier.notify_incident(incident, OPENED, only=("chat",))
+    # THEN SNS is not asked again
+    assert sns.published == [] and chat.published == [(incident.id, "opened")]
+    assert [r.channel for r in delivery.results] == ["chat"]
+    with pytest.raises(ValueError, match="no enabled channel"):
+        notifier.notify_incident(incident, OPENED, only=("securityhub",))
+
+
+def test_show_reports_each_channel_s_last_delivery_and_failures(
+    store: MemoryStore, repo: MemoryIncidentRepo, clock: FakeClock
+) -> None:
+    from worker.cli.incidents import channel_report, timeline
+
+    # GIVEN an incident whose opening chat failed, then a growth milestone no channel took
+    sns = ScriptedChannel("sns", ["sns-1", RetryableError("throttled", reason="notify_failed")])
+    chat = ScriptedChannel(
+        "chat",
+        [
+            ConfigurationError("no chat topic", reason="notify_topic_not_found"),
+            RetryableError("throttled", reason="notify_failed"),
+        ],
+    )
+    worker = processor(store, repo, fanout(sns, chat))
+    for n in range(10):
+        clock.advance(1)
+        worker.process(body(f"e{n}"), f"m{n}")
+    (incident,) = repo.list()
+    # WHEN the operator's view is built
+    report = {c["channel"]: c for c in channel_report(incident)}
+    whats = [e["what"] for e in timeline(incident)]
+    # THEN SNS last delivered the opening; chat never delivered, and failed both
+    assert report["sns"]["last_delivered"]["milestone"] == "opened"
+    assert [(f["milestone"], f["reason"], f["undelivered"]) for f in report["sns"]["failures"]] == [
+        ("growth:10", "notify_failed", True)
+    ]
+    assert report["chat"]["last_delivered"] is None
+    assert [(f["milestone"], f["reason"], f["undelivered"]) for f in report["chat"]["failures"]] == [
+        ("opened", "notify_topic_not_found", False),
+        ("growth:10", "notify_failed", True),
+    ]
+    # AND the timeline says which notification was delivered and which was not
+    assert "notified: opened" in whats and "not delivered: growth:10" in whats

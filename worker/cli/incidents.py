@@ -148,13 +148,22 @@ def _set_status(args: argparse.Namespace, status: IncidentStatus) -> int:
         raise CliError(f"no incident {incident}", EXIT_FAILED) from None
     except StatusConflict as conflict:
         current = conflict.current
-        if not (status == current.status == "resolved" and RESOLVED.id not in current.claimed):
+        owed = _owed_resolution_channels(settings, current) if status == current.status == "resolved" else ()
+        if not (status == current.status == "resolved" and (RESOLVED.id not in current.claimed or owed)):
             raise CliError(
                 f"incident {incident} is {current.status}: it cannot be made {status}", EXIT_USAGE
             ) from None
-        # Resolved before, but its announcement failed and was given back: send it now.
+        # Resolved before, but its announcement failed (given back), or some channel
+        # failed it while others had it: send it now, to those channels only.
         record = current
-    notification = _announce_resolution(settings, repo, record) if status == "resolved" else None
+    notification = None
+    if status == "resolved":
+        owed = _owed_resolution_channels(settings, record) if RESOLVED.id in record.claimed else ()
+        notification = (
+            _resend_resolution(settings, repo, record, owed)
+            if owed
+            else _announce_resolution(settings, repo, record)
+        )
     result = {"incident": listed(record), "notification": notification}
     if args.json:
         out(json.dumps(result, indent=2))
@@ -165,6 +174,45 @@ def _set_status(args: argparse.Namespace, status: IncidentStatus) -> int:
             line += "; " + ("notified" if notification["sent"] else "already announced")
         _console().print(Text(line))
     return EXIT_OK
+
+
+def _owed_resolution_channels(settings: Settings, record: IncidentRecord) -> tuple[str, ...]:
+    """The enabled channels whose latest answer to ``resolved`` was a failure.
+
+    There is no milestone after ``resolved`` to catch them up (a Security Hub finding
+    would stay unresolved), so `resolve` run again sends it to them.
+    """
+    latest: dict[str, bool] = {}
+    for notice in record.notices:
+        if notice.milestone == RESOLVED.id:
+            latest.update({c.channel: c.ok for c in notice.channels})
+    return tuple(name for name, ok in latest.items() if not ok and name in settings.enabled_channels)
+
+
+def _resend_resolution(
+    settings: Settings, repo: DynamoIncidentRepo, record: IncidentRecord, channels: tuple[str, ...]
+) -> dict[str, Any]:
+    """``resolved`` again, to the channels that failed it only, and noted like the first.
+
+    Operator-driven and rare, so it takes no claim: two operators resending at once
+    may both reach a channel (a state channel takes it twice harmlessly).
+    """
+    try:
+        delivery = _notifier(settings).notify_incident(record, RESOLVED, only=channels)
+    except (ChannelsUnavailable, ChannelsRejected) as exc:
+        repo.record_notice(record.id, RESOLVED.id, None, channels=exc.results)
+        raise CliError(
+            f"{record.id} is resolved, but {', '.join(channels)} failed its notification again "
+            f"({exc.message}); run `secops incidents resolve {record.id}` again to retry",
+            EXIT_FAILED,
+        ) from None
+    repo.record_notice(record.id, RESOLVED.id, delivery.message_id, channels=delivery.results)
+    return {
+        "milestone": RESOLVED.id,
+        "sent": True,
+        "message_id": delivery.message_id,
+        "channels": [r.to_dict() for r in delivery.results],
+    }
 
 
 def _announce_resolution(
@@ -299,7 +347,10 @@ def timeline(record: IncidentRecord) -> list[dict[str, Any]]:
     for n in record.notices:
         failed = _failed_text(n)
         detail = (n.message_id or "") + (f" ({failed})" if failed else "")
-        entries.append({"at": n.at, "what": f"notified: {n.milestone}", "detail": detail})
+        # A resend that every channel failed again is noted too (`resolve` run again).
+        delivered = not n.channels or any(c.ok for c in n.channels)
+        what = f"notified: {n.milestone}" if delivered else f"not delivered: {n.milestone}"
+        entries.append({"at": n.at, "what": what, "detail": detail.strip()})
     if record.last_failure is not None:
         entries.append(
             {

@@ -22,7 +22,7 @@ Escalations and monitor patterns stay on SNS (:class:`worker.notify.sns.Notifier
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import structlog
@@ -95,20 +95,25 @@ class FanoutNotifier:
         *,
         event: WafEvent | None = None,
         analysis: Analysis | None = None,
+        only: Collection[str] | None = None,
     ) -> Delivery:
-        """Publish ``milestone`` to every channel; what each did, or raise when none took it."""
+        """Publish ``milestone`` to every channel (or to those named in ``only``: a
+        resend to the channels that failed it); what each did, or raise when none took it.
+        """
+        chosen = [c for c in self.channels if only is None or c.name in only]
+        if not chosen:
+            raise ValueError(f"no enabled channel among {sorted(only or ())}")
 
         def publish(channel: IncidentChannel) -> tuple[ChannelResult, Exception | None]:
             return self._publish(channel, incident, milestone, event, analysis)
 
-        if self._pool is None:
-            outcomes = [publish(self.channels[0])]
+        if self._pool is None or len(chosen) == 1:
+            outcomes = [publish(chosen[0])]
         else:
             # Each task runs in a copy of the caller's context, so its logs keep the
             # event's bound fields.
             futures = [
-                self._pool.submit(contextvars.copy_context().run, publish, channel)
-                for channel in self.channels
+                self._pool.submit(contextvars.copy_context().run, publish, channel) for channel in chosen
             ]
             outcomes = [future.result() for future in futures]
         results = tuple(result for result, _ in outcomes)
