@@ -84,7 +84,8 @@ def instrument(worker: Any, evidence: EvidenceLog) -> None:
         (worker.store, "claim_pattern_notification", hooks.pattern_claim),
         (worker.store, "decide", hooks.decide),
         (worker.incidents.repo, "claim_milestone", hooks.milestone_claim),
-        (worker.notifier, "publish", hooks.publish),
+        # Every SNS publish (escalations, patterns, the sns and chat channels) goes through it.
+        (worker.notifier.sns.publisher, "publish", hooks.publish),
     ):
         setattr(target, name, around(getattr(target, name)))
 

@@ -71,9 +71,14 @@ BUILDERS: Mapping[str, Builder] = {
 
 
 def build_channels(
-    settings: Settings, *, clients: ChannelClients, resources: Resources
+    settings: Settings,
+    *,
+    clients: ChannelClients,
+    resources: Resources,
+    publisher: SnsPublisher | None = None,
 ) -> list[IncidentChannel]:
-    """The channels of ``SECOPS_CHANNELS``, in order, sharing one SNS publisher."""
+    """The channels of ``SECOPS_CHANNELS``, in order; the topic channels share one SNS
+    publisher (``publisher``, else a new one)."""
     missing = [name for name in settings.enabled_channels if name not in BUILDERS]
     if missing:
         raise ConfigurationError(
@@ -81,7 +86,7 @@ def build_channels(
             f"(available: {', '.join(BUILDERS)})",
             reason="channel_unavailable",
         )
-    publisher = SnsPublisher(client=clients.sns, max_attempts=settings.notify_max_attempts)
+    publisher = publisher or SnsPublisher(client=clients.sns, max_attempts=settings.notify_max_attempts)
     return [BUILDERS[name](settings, clients, resources, publisher) for name in settings.enabled_channels]
 
 
@@ -92,13 +97,13 @@ def build_notifier(
     resources: Resources,
     metrics: Metrics | None = None,
 ) -> FanoutNotifier:
-    """The worker's ``Notifier``: milestones to every enabled channel, the rest to SNS."""
+    """The worker's ``Notifier``: milestones to every enabled channel, the rest to SNS,
+    every SNS publish through one :class:`SnsPublisher` (``notifier.sns.publisher``)."""
+    publisher = SnsPublisher(client=clients.sns, max_attempts=settings.notify_max_attempts)
     sns = Notifier(
         critical_topic_arn=resources.critical_topic_arn,
         monitoring_topic_arn=resources.monitoring_topic_arn,
-        client=clients.sns,
-        max_attempts=settings.notify_max_attempts,
+        publisher=publisher,
     )
-    return FanoutNotifier(
-        channels=build_channels(settings, clients=clients, resources=resources), sns=sns, metrics=metrics
-    )
+    channels = build_channels(settings, clients=clients, resources=resources, publisher=publisher)
+    return FanoutNotifier(channels=channels, sns=sns, metrics=metrics)

@@ -185,10 +185,13 @@ class Notifier:
         client: Any = None,
         max_attempts: int = 5,
         wait: wait_base | None = None,
+        publisher: SnsPublisher | None = None,
     ) -> None:
+        """``publisher`` is shared with the topic channels (every SNS publish of a worker
+        goes through one); without it, one is made from the other arguments."""
         self.critical_topic_arn = critical_topic_arn
         self.monitoring_topic_arn = monitoring_topic_arn
-        self.publisher = SnsPublisher(client=client, max_attempts=max_attempts, wait=wait)
+        self.publisher = publisher or SnsPublisher(client=client, max_attempts=max_attempts, wait=wait)
 
     def notify_escalation(self, event: WafEvent, analysis: Analysis, triage: TriageDecision) -> str:
         """Publish the critical notification for ``event``; return SNS's MessageId."""
