@@ -29,7 +29,7 @@ from worker.notify.channels import build_notifier
 from worker.notify.fanout import FanoutNotifier
 from worker.pipeline.outcome import DelayPolicy
 from worker.pipeline.processor import EventProcessor
-from worker.pipeline.reuse import AnalysisReuse
+from worker.pipeline.reuse import AnalysisReuse, SkipPolicy
 from worker.resources import Resources, resolve_resources
 from worker.settings import Settings
 from worker.store import EventStore
@@ -123,7 +123,11 @@ def build_worker(
         model_call_budget=settings.model_call_budget,
         max_deliveries=settings.max_receive_count,
         reuse=AnalysisReuse(store, window_s=settings.reuse_window_s) if settings.reuse_enabled else None,
-        skip_unmatched=settings.skip_model_unmatched,
+        skip=SkipPolicy(
+            unmatched=settings.skip_model_unmatched,
+            blocked_noise=settings.skip_model_blocked_noise,
+            max_floor=settings.skip_model_max_floor,
+        ),
         # In-process rules: no model anywhere, so every event takes the fast path.
         model_free=model_free,
         # A retry is seen again within its message's visibility plus the longest delay.

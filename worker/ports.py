@@ -86,6 +86,23 @@ class EventRepo(Protocol):
         """escalated → linked to its incident (freeing our lease); False if linked already."""
         ...
 
+    def finish(
+        self,
+        key: str,
+        *,
+        owner: str,
+        analysis: Analysis,
+        decision: TriageDecision,
+        incident_id: str | None = None,
+        notification_id: str | None = None,
+    ) -> EventRecord:
+        """processing → closed | monitoring | escalated in one write after a model call:
+        the analysis (adding its ``model_calls``), its triage and, for an escalation, the
+        incident it joined; the lease is freed in the same write. An escalation without
+        ``incident_id`` stays to be joined by a redelivery. Idempotent like every step.
+        """
+        ...
+
     def release(self, key: str, *, owner: str) -> None:
         """Give the lease up if it is still ours; silent otherwise."""
         ...

@@ -155,6 +155,11 @@ class Settings(CommonSettings):
     reuse_window_s: int = Field(default=900, ge=1)
     # Nothing matched and the floor is 0: the rules decide, no model is asked.
     skip_model_unmatched: bool = True
+    # Blocked for who sent it, its rate or its size only (reputation, bot, volume
+    # findings, floor <= 2): the rules decide, no model is asked.
+    skip_model_blocked_noise: bool = True
+    # A floor of 5 (the most a severity can be): no answer can change the decision.
+    skip_model_max_floor: bool = True
 
     # --- metrics ---
     metrics_enabled: bool = True

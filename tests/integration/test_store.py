@@ -287,6 +287,63 @@ def test_full_path_to_an_escalation_linked_to_its_incident_once(store: Store) ->
     assert json.loads(json.dumps(record.to_dict()))["analysis"]["severity_rating"] == 4
 
 
+def test_finish_takes_a_claimed_event_to_its_linked_escalation_in_one_write(store: Store) -> None:
+    # GIVEN a claimed event
+    store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")
+    # WHEN the model's analysis, its triage and the incident are written at once, twice
+    analysis = ANALYSIS.model_copy(update={"model_calls": 2})
+    first = store.finish(
+        "evt#1",
+        owner="w1",
+        analysis=analysis,
+        decision=ESCALATE,
+        incident_id="inc#a#1",
+        notification_id="sns-1",
+    )
+    again = store.finish("evt#1", owner="w1", analysis=analysis, decision=ESCALATE, incident_id="inc#b#1")
+    # THEN the event is escalated, linked once, its lease free and its model calls counted once
+    assert first.status == again.status == "escalated"
+    record = store.get("evt#1")
+    assert record is not None and not record.needs_notification and record.lease_expires_at == 0
+    assert (record.incident_id, record.notification_id, record.model_calls) == ("inc#a#1", "sns-1", 2)
+    assert record.analysis == analysis and record.triage == ESCALATE
+    # AND its history reads as the three steps did
+    assert [a["action"] for a in record.backend_actions] == ["stored_analysis", "triaged", "linked_incident"]
+
+
+def test_finish_without_an_incident_leaves_the_escalation_to_be_joined(store: Store) -> None:
+    # GIVEN a claimed event whose incident join failed
+    store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")
+    # WHEN it is finished without a link
+    record = store.finish("evt#1", owner="w1", analysis=ANALYSIS, decision=ESCALATE)
+    # THEN it is escalated, its analysis kept, waiting for its incident
+    assert record.status == "escalated" and record.needs_notification and record.analysis == ANALYSIS
+    # AND a redelivery links it
+    store.claim(make_event(), owner="w2", lease_s=LEASE_S, message_id="m2")
+    assert store.link_incident("evt#1", owner="w2", incident_id="inc#a#1", notification_id="sns-1")
+
+
+def test_finish_as_monitoring_puts_the_event_in_the_monitoring_window(store: Store) -> None:
+    store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")
+    store.finish(
+        "evt#1", owner="w1", analysis=ANALYSIS.model_copy(update={"severity_rating": 3}), decision=MONITOR
+    )
+    assert [r.key for r in store.iter_monitoring(since=T0, until=T0)] == ["evt#1"]
+
+
+def test_finish_after_the_lease_moved_on_raises_lease_lost(store: Store, clock: FakeClock) -> None:
+    # GIVEN w1's lease expired during its model call and w2 claimed the event
+    store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")
+    clock.advance(LEASE_S + 1)
+    store.claim(make_event(), owner="w2", lease_s=LEASE_S, message_id="m2")
+    # WHEN w1 finishes THEN it is told, and nothing is written
+    with pytest.raises(RetryableError) as lost:
+        store.finish("evt#1", owner="w1", analysis=ANALYSIS, decision=ESCALATE)
+    assert lost.value.reason == "lease_lost"
+    record = store.get("evt#1")
+    assert record is not None and record.status == "processing"
+
+
 def test_a_link_after_the_lease_moved_on_leaves_the_new_lease_alone(store: Store, clock: FakeClock) -> None:
     # GIVEN an escalation whose lease expired while w1 joined its incident, and w2 took it
     store.claim(make_event(), owner="w1", lease_s=LEASE_S, message_id="m1")

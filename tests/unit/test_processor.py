@@ -8,6 +8,8 @@ same flow over SQS, DynamoDB and SNS on moto's server.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,9 +22,9 @@ from worker.errors import ConfigurationError, PermanentError, RetryableError, Ru
 from worker.incidents import IncidentJoiner, MemoryIncidentRepo
 from worker.metrics import Metrics
 from worker.pipeline import processor as processor_module
-from worker.pipeline.outcome import DelayPolicy, redelivery_delay
+from worker.pipeline.outcome import DelayPolicy, Outcome, redelivery_delay
 from worker.pipeline.processor import EventProcessor
-from worker.pipeline.reuse import AnalysisReuse
+from worker.pipeline.reuse import AnalysisReuse, SkipPolicy
 from worker.store.memory import MemoryStore
 from worker.store.records import EventRecord
 
@@ -51,6 +53,10 @@ class FlakyStore(MemoryStore):
     def save_analysis(self, *args: Any, **kwargs: Any) -> EventRecord:
         self._maybe_fail("save_analysis")
         return super().save_analysis(*args, **kwargs)
+
+    def finish(self, *args: Any, **kwargs: Any) -> EventRecord:
+        self._maybe_fail("finish")
+        return super().finish(*args, **kwargs)
 
     def link_incident(self, *args: Any, **kwargs: Any) -> bool:
         self._maybe_fail("link_incident")
@@ -280,9 +286,10 @@ def test_a_redelivered_escalation_without_its_link_joins_again_counted_once(
     notifier: FakeNotifier,
     incidents: FlakyIncidents,
 ) -> None:
-    # GIVEN an escalation that joined and was notified, but whose link write failed
+    # GIVEN an escalation that joined and was notified, but whose one write after the
+    # model call (analysis, triage and link) failed
     agents.analyst.severity = 5
-    store.fail("link_incident", RetryableError("throttled", reason="store_unavailable"))
+    store.fail("finish", RetryableError("throttled", reason="store_unavailable"))
     first = processor.process(body(), "m1")
     assert (first.kind, first.reason) == ("retry", "store_unavailable")
     # WHEN it is redelivered
@@ -349,7 +356,7 @@ def test_a_redelivery_of_the_holders_own_message_is_not_a_duplicate_copy(
 
 def test_a_retry_carries_the_events_own_attempts(processor: EventProcessor, store: FlakyStore) -> None:
     # GIVEN the analysis write fails on the first two deliveries
-    store.fail("save_analysis", *[RetryableError("throttled", reason="store_unavailable")] * 2)
+    store.fail("finish", *[RetryableError("throttled", reason="store_unavailable")] * 2)
     # WHEN the event is delivered twice
     first = processor.process(body(), "m1")
     second = processor.process(body(), "m1")
@@ -367,7 +374,7 @@ def test_a_retry_after_a_gap_longer_than_any_retry_waits_starts_a_new_episode(
     # GIVEN a processor whose retries are seen again within 100 s
     processor = make_processor(store, agents, notifier, metrics, retry_episode_gap_s=100)
     # AND an event whose analysis write failed on three deliveries, 50 s apart
-    store.fail("save_analysis", *[RetryableError("throttled", reason="store_unavailable")] * 4)
+    store.fail("finish", *[RetryableError("throttled", reason="store_unavailable")] * 4)
     early = []
     for _ in range(3):
         early.append(processor.process(body(), "m1").attempts)
@@ -486,7 +493,7 @@ def test_a_lost_analysis_write_is_retried_and_asks_the_model_again(
     processor: EventProcessor, store: FlakyStore, agents: FakeAgents
 ) -> None:
     # GIVEN the write of the analysis fails once
-    store.fail("save_analysis", RetryableError("throttled", reason="store_unavailable"))
+    store.fail("finish", RetryableError("throttled", reason="store_unavailable"))
     first = processor.process(body(), "m1")
     # THEN the delivery is retried (the model was called) and the lease is free
     assert (first.kind, first.model_called) == ("retry", True)
@@ -583,6 +590,44 @@ def test_events_of_one_signature_reuse_the_first_analysis(
     assert metrics.total("AnalysesReused") == 1
 
 
+def test_events_of_one_signature_arriving_together_make_one_model_call(
+    store: FlakyStore, agents: FakeAgents, notifier: FakeNotifier, metrics: Metrics, clock: FakeClock
+) -> None:
+    # GIVEN reuse on, and a model that answers only once the other events have arrived
+    reuse = AnalysisReuse(store, window_s=900, clock=clock)
+    processor = make_processor(store, agents, notifier, metrics, reuse=reuse)
+    asked, answer = threading.Event(), threading.Event()
+    real_analyze = agents.analyst.analyze
+
+    def slow_analyze(*args: Any, **kwargs: Any) -> Any:
+        asked.set()
+        answer.wait(timeout=10)
+        return real_analyze(*args, **kwargs)
+
+    agents.analyst.analyze = slow_analyze  # type: ignore[method-assign]
+    outcomes: list[Outcome] = []
+    # WHEN five events of one attack from five addresses arrive at once
+    threads = [
+        threading.Thread(
+            target=lambda n=n: outcomes.append(
+                processor.process(body(f"e{n}", source_ip=f"203.0.113.{n}"), f"m{n}")
+            )
+        )
+        for n in range(5)
+    ]
+    for thread in threads:
+        thread.start()
+    assert asked.wait(timeout=10)
+    time.sleep(0.1)  # the others are at the lead by now (or past it: they wait either way)
+    answer.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    # THEN the model is asked once; the others reuse its answer
+    assert agents.analyst.calls == 1
+    assert sorted(o.model_called for o in outcomes) == [False, False, False, False, True]
+    assert all(o.kind == "done" for o in outcomes)
+
+
 def test_without_reuse_every_event_asks_the_model(
     store: FlakyStore, agents: FakeAgents, notifier: FakeNotifier, metrics: Metrics
 ) -> None:
@@ -596,7 +641,7 @@ def test_an_event_nothing_matched_skips_the_model(
     store: FlakyStore, agents: FakeAgents, notifier: FakeNotifier, metrics: Metrics
 ) -> None:
     # GIVEN skipping on WHEN a request no rule matched arrives
-    processor = make_processor(store, agents, notifier, metrics, skip_unmatched=True)
+    processor = make_processor(store, agents, notifier, metrics, skip=SkipPolicy())
     outcome = processor.process(body(action="ALLOW", rule_name=""), "m1")
     # THEN the rules close it without a model call, in one write
     assert (outcome.status, outcome.model_called, agents.analyst.calls) == ("closed", False, 0)

@@ -38,7 +38,7 @@ from secops_core.contract import (
 from secops_core.errors import ContractError
 from secops_core.ingest.normalize import decode_payload, is_request, normalize_event, parse_request
 from secops_core.triage import triage
-from secops_core.waf.floor import severity_floor
+from secops_core.waf.floor import explain_floor
 from worker.errors import (
     AlreadyInProgress,
     ConfigurationError,
@@ -50,7 +50,7 @@ from worker.errors import (
 from worker.metrics import Metrics as EmfMetrics
 from worker.pipeline.incident_step import IncidentStep
 from worker.pipeline.outcome import Outcome
-from worker.pipeline.reuse import AnalysisReuse, Reused, skippable, skipped_analysis
+from worker.pipeline.reuse import AnalysisReuse, Lead, Reused, SkipPolicy, skipped_analysis
 from worker.ports import Agents, EventRepo, IncidentJoin, Metrics, Notifier
 from worker.store.keys import MAX_EXCERPT_BYTES, rejection_key
 from worker.store.records import Decided, EventRecord
@@ -106,12 +106,12 @@ class EventProcessor:
         model_call_budget: int = 3,
         max_deliveries: int | None = None,
         reuse: AnalysisReuse | None = None,
-        skip_unmatched: bool = False,
+        skip: SkipPolicy | None = None,
         model_free: bool = False,
         retry_episode_gap_s: float | None = None,
     ) -> None:
         """``reuse`` shares model analyses by signature (None: every event asks);
-        ``skip_unmatched`` lets the rules decide events where nothing matched;
+        ``skip`` names the events the rules decide without a model (None: none);
         ``model_free`` says the runtime answers without a model (the in-process rules
         provider), so asking it before any write is cheap and every event takes the
         fast path; ``retry_episode_gap_s`` is the longest a retry can wait between two
@@ -131,7 +131,7 @@ class EventProcessor:
         self.metrics: Metrics = metrics or EmfMetrics(enabled=False)
         self.incidents = IncidentStep(incidents=incidents, notifier=notifier, metrics=self.metrics)
         self.reuse = reuse
-        self.skip_unmatched = skip_unmatched
+        self.skip = skip
         self.model_free = model_free
         self.retry_episode_gap_s = retry_episode_gap_s
         # Leases held by work in progress (owner -> event key), so the ones a shutdown
@@ -150,65 +150,78 @@ class EventProcessor:
         # arrive in one batch must not both pass the claim.
         owner = f"{self.owner}#{uuid.uuid4().hex[:8]}"
         with structlog.contextvars.bound_contextvars(event_key=event.event_key):
+            lead = None
             if parsed.workflow == "analyze":
                 fast = self._fast_path(event, message_id)
-                if fast is not None:
+                if isinstance(fast, Outcome):
                     return fast
+                lead = fast
             try:
-                record = self.store.claim(
-                    event,
-                    owner=owner,
-                    lease_s=self.lease_s,
-                    message_id=message_id,
-                    episode_gap_s=self.retry_episode_gap_s,
-                )
-            except AlreadyInProgress as exc:
-                # A message that claimed the event before is the holder's own (redelivered
-                # while its work runs on); any other is a duplicate copy that can look again
-                # soon, since the holder may be about to finish.
-                other = message_id not in exc.message_ids
-                log.info(
-                    "event_in_progress_elsewhere",
-                    lease_expires_in_s=exc.lease_expires_in_s,
-                    lease_held_by_other=other,
-                )
-                return Outcome(
-                    "in_progress",
-                    event.event_key,
-                    reason="in_progress",
-                    delay_s=max(1.0, exc.lease_expires_in_s or self.lease_s),
-                    lease_held_by_other=other,
-                )
-            except RetryableError as exc:
-                return Outcome("retry", event.event_key, reason=exc.reason)
-            except PermanentError as exc:
-                # Valid, but too big to store (event_too_large): bad input all the same.
-                return self._reject_unclaimed(event, body, message_id, exc)
-            except ConfigurationError as exc:
-                # The table is missing or not ours: the deployment is wrong, not the event,
-                # so it must not be retried into the DLQ. Open the circuit like an outage.
-                log.error("store_unusable", reason=exc.reason, error=exc.message)
-                return Outcome("unavailable", event.event_key, reason=exc.reason)
-            with self._claims_lock:
-                self._claims[owner] = event.event_key
-            try:
-                outcome = self._advance(record, parsed, message_id, owner)
-            except BaseException:
-                self._release(event.event_key, owner)
-                raise
+                return self._full_path(parsed, body, message_id, owner)
             finally:
-                with self._claims_lock:
-                    self._claims.pop(owner, None)
-            # The last step gave the lease back in its own write (closed, monitoring), or
-            # we never held one (a finished event is returned without a lease).
-            if record.lease_owner == owner and not outcome.lease_released:
-                self._release(event.event_key, owner)
-            return outcome
+                # Saved for reuse by now, or given up: the signature's waiters go on.
+                if lead is not None:
+                    lead.release()
+
+    def _full_path(self, parsed: ParsedMessage, body: str, message_id: str, owner: str) -> Outcome:
+        """Claim, then resume the state machine from wherever the event's record is."""
+        event = parsed.event
+        try:
+            record = self.store.claim(
+                event,
+                owner=owner,
+                lease_s=self.lease_s,
+                message_id=message_id,
+                episode_gap_s=self.retry_episode_gap_s,
+            )
+        except AlreadyInProgress as exc:
+            # A message that claimed the event before is the holder's own (redelivered
+            # while its work runs on); any other is a duplicate copy that can look again
+            # soon, since the holder may be about to finish.
+            other = message_id not in exc.message_ids
+            log.info(
+                "event_in_progress_elsewhere",
+                lease_expires_in_s=exc.lease_expires_in_s,
+                lease_held_by_other=other,
+            )
+            return Outcome(
+                "in_progress",
+                event.event_key,
+                reason="in_progress",
+                delay_s=max(1.0, exc.lease_expires_in_s or self.lease_s),
+                lease_held_by_other=other,
+            )
+        except RetryableError as exc:
+            return Outcome("retry", event.event_key, reason=exc.reason)
+        except PermanentError as exc:
+            # Valid, but too big to store (event_too_large): bad input all the same.
+            return self._reject_unclaimed(event, body, message_id, exc)
+        except ConfigurationError as exc:
+            # The table is missing or not ours: the deployment is wrong, not the event,
+            # so it must not be retried into the DLQ. Open the circuit like an outage.
+            log.error("store_unusable", reason=exc.reason, error=exc.message)
+            return Outcome("unavailable", event.event_key, reason=exc.reason)
+        with self._claims_lock:
+            self._claims[owner] = event.event_key
+        try:
+            outcome = self._advance(record, parsed, message_id, owner)
+        except BaseException:
+            self._release(event.event_key, owner)
+            raise
+        finally:
+            with self._claims_lock:
+                self._claims.pop(owner, None)
+        # The last step gave the lease back in its own write (closed, monitoring), or
+        # we never held one (a finished event is returned without a lease).
+        if record.lease_owner == owner and not outcome.lease_released:
+            self._release(event.event_key, owner)
+        return outcome
 
     # ---- the fast path --------------------------------------------------------------------
 
-    def _fast_path(self, event: WafEvent, message_id: str) -> Outcome | None:
-        """Decide without a model and write the event once; None to take the full path.
+    def _fast_path(self, event: WafEvent, message_id: str) -> Outcome | Lead | None:
+        """Decide without a model and write the event once; else take the full path,
+        with the signature's :class:`Lead` if this caller is to ask the model for it.
 
         An escalation joins its incident (and notifies what it crossed) before the
         write, so the write carries the link: one write for the event. If the event has
@@ -218,8 +231,8 @@ class EventProcessor:
         key = event.event_key
         try:
             decided = self._decide_without_model(event)
-            if decided is None:
-                return None
+            if not isinstance(decided, Decided):
+                return decided
             if decided.decision.status == "escalated":
                 joined = self.incidents.join(
                     event, decided.analysis, severity=decided.decision.severity_rating
@@ -259,25 +272,27 @@ class EventProcessor:
             "done", key, status=record.status, severity=severity, notified=notified, lease_released=True
         )
 
-    def _decide_without_model(self, event: WafEvent) -> Decided | None:
-        """The event's analysis and triage if no model call is needed for them, else None."""
-        floor = severity_floor(event)
+    def _decide_without_model(self, event: WafEvent) -> Decided | Lead | None:
+        """The event's analysis and triage if no model call is needed for them; else
+        the signature's lead if this caller is to ask the model, or None."""
+        floor, findings = explain_floor(event)
         reused_from = None
-        if self.skip_unmatched and skippable(floor):
+        if self.skip is not None and self.skip.skips(event, floor, findings):
             analysis = skipped_analysis(event, floor)
             self.metrics.count("ModelSkipped")
         elif self.model_free:
             # Asking a runtime without a model costs less than reading a saved analysis.
             analysis = self.agents.analyst.analyze(event).analysis
-        elif (found := self._find_reusable(event, floor)) is not None:
+        else:
+            found = self._find_reusable(event, floor)
+            if not isinstance(found, Reused):
+                return found
             analysis, reused_from = found.analysis, found.origin
             self.metrics.count("AnalysesReused")
-        else:
-            return None
         # The worker triages from the severity, as on the full path.
         return Decided(event, analysis, triage(analysis.severity_rating), reused_from=reused_from)
 
-    def _find_reusable(self, event: WafEvent, floor: SeverityFloorInfo) -> Reused | None:
+    def _find_reusable(self, event: WafEvent, floor: SeverityFloorInfo) -> Reused | Lead | None:
         if self.reuse is None:
             return None
         try:
@@ -341,13 +356,16 @@ class EventProcessor:
             return Outcome("duplicate", key, status=record.status, severity=_severity(record))
         model_called = degraded = lease_released = False
         try:
+            notified = False
             if record.status == "processing":
                 analysis, model_called = self._analyze(parsed, record, owner)
                 degraded = analysis.degraded
-                record = self.store.save_analysis(key, owner=owner, analysis=analysis)
                 if model_called and parsed.workflow == "analyze":
                     self._save_for_reuse(event, analysis)
+                record, notified = self._finish(record, analysis, owner)
+                lease_released = True
             if record.status == "analyzed":
+                # Saved by a step of its own (an older worker, or a crash between steps).
                 assert record.analysis is not None
                 # The worker triages, once, from the severity it stored; the runtime's
                 # `triage` answer is not read. The status drives the worker's own side
@@ -360,8 +378,7 @@ class EventProcessor:
                 last_step = decision.status != "escalated"
                 record = self.store.apply_triage(key, owner=owner, decision=decision, release=last_step)
                 lease_released = last_step and record.lease_expires_at == 0
-            notified = False
-            if record.needs_notification:
+            if record.needs_notification and not lease_released:
                 assert record.event is not None and record.analysis is not None
                 assert record.triage is not None
                 joined = self.incidents.join(
@@ -422,6 +439,40 @@ class EventProcessor:
             degraded=degraded,
             lease_released=lease_released,
         )
+
+    def _finish(self, record: EventRecord, analysis: Analysis, owner: str) -> tuple[EventRecord, bool]:
+        """Save ``analysis``, its triage and, for an escalation, its incident in one write;
+        the record and whether this caller notified.
+
+        An escalation joins its incident first, so the write carries the link. If the
+        join fails, the analysis is saved all the same (the model is never asked twice
+        for it) and the join's error is raised after the write: the event stays
+        escalated without its incident, and the redelivery joins it.
+        """
+        assert record.event is not None
+        decision = triage(analysis.severity_rating)
+        incident_id = notification_id = None
+        notified = False
+        failed: WorkerError | ClientError | None = None
+        if decision.status == "escalated":
+            try:
+                joined = self.incidents.join(record.event, analysis, severity=decision.severity_rating)
+            except (WorkerError, ClientError) as exc:
+                failed = exc
+            else:
+                incident_id, notification_id = joined.incident_id, joined.notification_id
+                notified = bool(joined.message_ids)
+        record = self.store.finish(
+            record.key,
+            owner=owner,
+            analysis=analysis,
+            decision=decision,
+            incident_id=incident_id,
+            notification_id=notification_id,
+        )
+        if failed is not None:
+            raise failed
+        return record, notified
 
     def _analyze(self, parsed: ParsedMessage, record: EventRecord, owner: str) -> tuple[Analysis, bool]:
         """The analysis to save, within the event's model budget (docs/architecture.md,

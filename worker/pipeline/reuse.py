@@ -6,16 +6,20 @@ analysis the model made for the first of them (``analyzed_by: reuse``, with the 
 the event it came from), its text re-rendered for the event. A process keeps the
 signatures it saw in memory; a store item per signature lets replicas share them.
 
-Events whose decision a model cannot change skip it: the floor is 0 and no rule
-matched, so there is nothing to analyze (setting ``SECOPS_SKIP_MODEL_UNMATCHED``).
+Events whose decision a model has no business changing skip it (:class:`SkipPolicy`):
+nothing matched and the floor is 0, so there is nothing to analyze
+(``SECOPS_SKIP_MODEL_UNMATCHED``); or the WAF blocked a request for who sent it, how
+fast or how big it was, not for what it carried (``SECOPS_SKIP_MODEL_BLOCKED_NOISE``);
+or the floor is 5, which no answer can change (``SECOPS_SKIP_MODEL_MAX_FLOOR``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -25,6 +29,7 @@ from secops_core.contract import Analysis, SeverityFloorInfo, WafEvent
 from secops_core.patterns import normalize_uri
 from secops_core.rules_analysis import rules_analysis
 from secops_core.waf.actions import REACHED_ACTIONS
+from secops_core.waf.catalog import CLASSES
 from worker.ports import SignatureRepo
 from worker.store.records import SavedAnalysis
 
@@ -119,9 +124,58 @@ def render_for(saved: SavedAnalysis, event: WafEvent, floor: SeverityFloorInfo) 
     )
 
 
-def skippable(floor: SeverityFloorInfo) -> bool:
-    """Nothing matched and the floor is 0: no model can find an attack in it."""
-    return floor.severity == 0 and floor.attack_class.strip().lower() == _NOTHING_MATCHED
+# Catalog kinds that judge the sender, its rate or its size (IP lists, anonymizers,
+# geography, bot categories and signals, rate and size limits): no payload finding.
+NOISE_KINDS = frozenset({"reputation", "bot", "volume"})
+# The top of the scale: a floor of 5 leaves a model nothing to decide.
+MAX_SEVERITY = 5
+# The highest floor blocked noise has in the catalog (a blocked bad bot or size limit).
+NOISE_MAX_FLOOR = 2
+
+
+@dataclass(frozen=True, slots=True)
+class SkipPolicy:
+    """Which events the rules decide without asking a model.
+
+    ``unmatched``: nothing matched and the floor is 0; no model can find an attack
+    in it. ``blocked_noise``: the WAF blocked the request, and only for who sent it,
+    how fast or how big it was (a reputation list, a bot category, a rate or size
+    limit; catalog kinds in :data:`NOISE_KINDS`), with a floor of at most 2. The
+    request never reached the application and carried no payload finding, so the
+    model could only read the same fields the rules graded; these are the bulk of a
+    WAF's blocks (a scanner's fleet, a bot swarm) and would otherwise cost a model
+    call per distinct URI. Any payload finding (an attack, fraud), anything that
+    reached the application, or an unknown class still goes to the model.
+    ``max_floor``: the floor is 5; the final severity is never below the floor, so
+    no answer can change the severity or the triage, and the page goes out without
+    waiting for a model (the rules' text and the catalog's follow-up stand in).
+    """
+
+    unmatched: bool = True
+    blocked_noise: bool = True
+    max_floor: bool = True
+
+    def skips(self, event: WafEvent, floor: SeverityFloorInfo, findings: Sequence[SeverityFloorInfo]) -> bool:
+        """Whether ``event`` is decided without a model, from its floor and every
+        finding that competed for it (:func:`secops_core.waf.floor.explain_floor`)."""
+        if self.unmatched and floor.severity == 0 and _class(floor) == _NOTHING_MATCHED:
+            return True
+        if self.max_floor and floor.severity >= MAX_SEVERITY:
+            return True
+        if not self.blocked_noise or disposition(event) != "blocked" or floor.severity > NOISE_MAX_FLOOR:
+            return False
+        # Every finding, not just the winner: a request a reputation list blocked may
+        # also carry an injection a counting rule saw, graded the same.
+        return all(_noise(f) for f in (floor, *findings))
+
+
+def _class(floor: SeverityFloorInfo) -> str:
+    return floor.attack_class.strip().lower()
+
+
+def _noise(finding: SeverityFloorInfo) -> bool:
+    known = CLASSES.get(_class(finding))
+    return known is not None and known.kind in NOISE_KINDS
 
 
 def skipped_analysis(event: WafEvent, floor: SeverityFloorInfo) -> Analysis:
@@ -135,12 +189,36 @@ class Reused:
     origin: str  # the event key whose model analysis this is
 
 
+class Lead:
+    """The one caller of a process asking the model for a signature's first analysis;
+    the others wait for its answer. :meth:`release` once the analysis is saved (or
+    the attempt given up), whatever happened."""
+
+    def __init__(self, owner: AnalysisReuse, signature: str) -> None:
+        self._owner = owner
+        self.signature = signature
+        self.done = threading.Event()
+
+    def release(self) -> None:
+        self._owner._release(self)
+
+
+# How long a caller waits for the lead's model answer before asking the model itself:
+# longer than a model call normally takes, short beside a lease.
+DEFAULT_LEAD_WAIT_S = 30.0
+
+
 class AnalysisReuse:
     """Saved analyses by signature: the process's memory first, then the store.
 
     ``AnalysisReuse(repo, window_s=900)``; thread-safe. An analysis is reused while it
     is younger than ``window_s``: long enough to cover a campaign, short enough that a
     better model or a changed rule set takes over within minutes.
+
+    Single flight: the first caller of a signature nobody has analyzed gets a
+    :class:`Lead` and asks the model; callers of that signature arriving meanwhile
+    wait (up to ``lead_wait_s``) for its answer instead of each asking the model, so
+    the first seconds of a flood cost one call, not one per worker thread.
     """
 
     def __init__(
@@ -150,24 +228,53 @@ class AnalysisReuse:
         window_s: float,
         clock: Callable[[], float] = worker.clock.epoch,
         max_cached: int = MAX_CACHED_SIGNATURES,
+        lead_wait_s: float = DEFAULT_LEAD_WAIT_S,
     ) -> None:
         self.repo = repo
         self.window_s = window_s
+        self.lead_wait_s = lead_wait_s
         self._clock = clock
         self._max_cached = max_cached
         self._cache: OrderedDict[str, SavedAnalysis] = OrderedDict()
+        self._leads: dict[str, Lead] = {}
         self._lock = threading.Lock()
 
-    def find(self, event: WafEvent, floor: SeverityFloorInfo) -> Reused | None:
-        """This event's analysis from a fresh one of its signature, or None."""
+    def find(self, event: WafEvent, floor: SeverityFloorInfo) -> Reused | Lead | None:
+        """This event's analysis from a fresh one of its signature; else a :class:`Lead`
+        (the caller asks the model, saves, then releases it), or None when another
+        caller's lead took longer than ``lead_wait_s`` (ask the model anyway).
+        """
         signature = analysis_signature(event, floor)
-        saved = self._cached(signature)
-        if saved is None:
-            saved = self.repo.get_signature(signature)
-            if saved is None or not self._fresh(saved):
+        deadline = time.monotonic() + self.lead_wait_s
+        looked_up = False
+        while True:
+            saved = self._cached(signature)
+            if saved is not None:
+                return Reused(render_for(saved, event, floor), saved.origin)
+            with self._lock:
+                lead = self._leads.get(signature)
+            if lead is None:
+                if not looked_up:
+                    looked_up = True
+                    saved = self.repo.get_signature(signature)
+                    if saved is not None and self._fresh(saved):
+                        self._remember(signature, saved)
+                        continue
+                with self._lock:
+                    if signature not in self._leads:
+                        self._leads[signature] = lead = Lead(self, signature)
+                        return lead
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not lead.done.wait(remaining):
+                log.info("reuse_lead_wait_expired", signature=signature)
                 return None
-            self._remember(signature, saved)
-        return Reused(render_for(saved, event, floor), saved.origin)
+
+    def _release(self, lead: Lead) -> None:
+        with self._lock:
+            if self._leads.get(lead.signature) is lead:
+                del self._leads[lead.signature]
+        lead.done.set()
 
     def save(self, event: WafEvent, analysis: Analysis) -> None:
         """Keep a model's analysis of ``event`` for the events of its signature.

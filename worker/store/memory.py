@@ -43,6 +43,7 @@ from worker.store.records import (
     SavedAnalysis,
     analysis_attributes,
     decided_item,
+    finished_actions,
     merged_pattern,
     most_notified_for,
     pattern_adds_events,
@@ -177,6 +178,51 @@ class MemoryStore:
             except _StepLost as lost:
                 return lost.record
             item["model_calls"] = item.get("model_calls", 0) + analysis.model_calls
+            self._touch(item, now)
+            return self._record(item)
+
+    def finish(
+        self,
+        key: str,
+        *,
+        owner: str,
+        analysis: Analysis,
+        decision: TriageDecision,
+        incident_id: str | None = None,
+        notification_id: str | None = None,
+    ) -> EventRecord:
+        if decision.status not in TRIAGE_STATUSES:
+            raise ValueError(f"not a triage status: {decision.status}")
+        now = self._clock()
+        at = iso_from_epoch(now)
+        changes: Item = {
+            "status": decision.status,
+            "analysis": analysis.model_dump_json(),
+            **analysis_attributes(analysis),
+            "analyzed_at": at,
+            "triage": decision.model_dump_json(),
+            "triage_action": decision.action,
+            "triaged_at": at,
+            "lease_expires_at": 0,
+        }
+        if incident_id is not None:
+            changes["incident_id"] = incident_id
+            changes["notified_at"] = at
+            changes["notification_id"] = notification_id or f"incident:{incident_id}"
+        actions = finished_actions(analysis, decision, at, incident_id, owner)
+        with self._lock:
+            try:
+                item = self._step(key, owner=owner, expect="processing", changes=changes, entry=actions[0])
+            except _StepLost as lost:
+                return lost.record
+            for entry in actions[1:]:
+                self._append(item, entry)
+            item["model_calls"] = item.get("model_calls", 0) + analysis.model_calls
+            if decision.status == "monitoring":
+                item["mon_pk"], item["mon_sk"] = MONITORING_PK, item["event_sk"]
+            else:
+                item.pop("mon_pk", None)
+                item.pop("mon_sk", None)
             self._touch(item, now)
             return self._record(item)
 

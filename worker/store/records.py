@@ -386,6 +386,24 @@ class Decided:
     reused_from: str | None = None
 
 
+def finished_actions(
+    analysis: Analysis, decision: TriageDecision, at: str, incident_id: str | None, owner: str
+) -> list[dict[str, Any]]:
+    """The audit entries of a finish: the same three the separate steps append."""
+    actions: list[dict[str, Any]] = [
+        {
+            "action": "stored_analysis",
+            "at": at,
+            "severity_rating": analysis.severity_rating,
+            "analyzed_by": analysis.analyzed_by,
+        },
+        {"action": "triaged", "at": at, "status": decision.status},
+    ]
+    if incident_id is not None:
+        actions.append({"action": "linked_incident", "at": at, "incident_id": incident_id, "by": owner})
+    return actions
+
+
 def decided_item(decided: Decided, *, message_id: str, now_iso: str) -> dict[str, Any]:
     """The whole record of a decided event, as the full state machine would have left it
     (the TTL is the backend's). Raises PermanentError for an event too large to keep.

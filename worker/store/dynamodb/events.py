@@ -37,6 +37,7 @@ from worker.store.records import (
     EventRecord,
     analysis_attributes,
     decided_item,
+    finished_actions,
     restarted_episode,
     step_result,
     truncate_utf8,
@@ -166,6 +167,37 @@ class EventOps(DynamoTable):
                 "analyzed_by": analysis.analyzed_by,
             },
         )
+        return self._step(key, owner=owner, expect="processing", update=self._touch(update, now))
+
+    def finish(
+        self,
+        key: str,
+        *,
+        owner: str,
+        analysis: Analysis,
+        decision: TriageDecision,
+        incident_id: str | None = None,
+        notification_id: str | None = None,
+    ) -> EventRecord:
+        """processing → its terminal status in one write (save, triage and link at once)."""
+        if decision.status not in TRIAGE_STATUSES:
+            raise ValueError(f"not a triage status: {decision.status}")
+        now = self._clock()
+        at = self._now_iso(now)
+        update = Update().set("status", decision.status).set("analysis", analysis.model_dump_json())
+        for name, value in analysis_attributes(analysis).items():
+            update.set(name, value)
+        update.set("analyzed_at", at).increment("model_calls", analysis.model_calls)
+        update.set("triage", decision.model_dump_json()).set("triage_action", decision.action)
+        update.set("triaged_at", at).set("lease_expires_at", 0)
+        if decision.status == "monitoring":
+            update.set("mon_pk", MONITORING_PK).set_expr("mon_sk", update.name("event_sk"))
+        else:
+            update.remove("mon_pk", "mon_sk")
+        update.append("backend_actions", *finished_actions(analysis, decision, at, incident_id, owner))
+        if incident_id is not None:
+            update.set("incident_id", incident_id).set("notified_at", at)
+            update.set("notification_id", notification_id or f"incident:{incident_id}")
         return self._step(key, owner=owner, expect="processing", update=self._touch(update, now))
 
     def add_model_calls(self, key: str, *, owner: str, calls: int) -> EventRecord:
