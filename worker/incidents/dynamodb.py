@@ -117,17 +117,18 @@ class DynamoIncidentRepo(JoiningRepo):
             return cached
         pointer = self.table._get_item(pointer_key(group.hash))
         if pointer is None:
-            return 0, None
+            # No pointer until the group's second incident: the first is found by its id.
+            first = self._load(incident_id(group.hash, 1))
+            return (1, first) if first is not None else (0, None)
         seq = int(from_item(pointer)["seq"])
         return seq, self._load(incident_id(group.hash, seq))
 
     def _advance(self, group: GroupKey, seq: int) -> int:
         update = Update().set("seq", seq + 1).set("group", group.text).set("kind", "incident_group")
-        condition = (
-            "attribute_not_exists(pk)"
-            if seq == 0
-            else f"{update.name('seq')} = {update.value(seq, 'expected')}"
-        )
+        condition = f"{update.name('seq')} = {update.value(seq, 'expected')}"
+        if seq <= 1:
+            # The first incident is written without a pointer (see JoiningRepo.join).
+            condition = f"attribute_not_exists(pk) OR {condition}"
         try:
             self.table._update(pointer_key(group.hash), update, condition=condition, returns="NONE")
         except ConditionFailed as lost:
@@ -142,13 +143,23 @@ class DynamoIncidentRepo(JoiningRepo):
         item = self.table._get_item(incident)
         return _record(item) if item else None
 
-    def _write(self, before: IncidentRecord | None, after: IncidentRecord) -> IncidentRecord:
-        update = Update()
+    def _write(
+        self, before: IncidentRecord | None, after: IncidentRecord, *, claims: Sequence[str] = ()
+    ) -> IncidentRecord:
+        update = _Update()
         for name, value in after.to_fields().items():
             if name not in _NOT_JOINED:
                 update.set(name, value)
-        # A claim sets one entry of this map, which needs the map to exist already.
-        update.set_if_absent("pending_claims", {})
+        now = self._clock()
+        if before is None:
+            # A claim sets one entry of this map, which needs the map to exist already.
+            update.set("pending_claims", dict.fromkeys(claims, now))
+        else:
+            for n, milestone in enumerate(claims):
+                update.names[f"#claim{n}"] = milestone
+                update.set_path(f"{update.name('pending_claims')}.#claim{n}", update.value(now, "claimed_at"))
+        if claims:
+            update.add_to_set("claimed", *claims)
         update.set("kind", "incident").set("mon_pk", INDEX_PK)
         update.set("mon_sk", f"{sort_time(after.last_seen)}#{after.id}")
         update.set("ttl", ttl_after(after.open_until.timestamp(), self.table.ttl_days))

@@ -58,14 +58,20 @@ class MemoryIncidentRepo(JoiningRepo):
         self._pointers: dict[str, int] = {}
         self._items: dict[str, IncidentRecord] = {}
 
+    def _seq(self, group_hash: str) -> int:
+        """The group's current seq: its pointer, else 1 once its first incident exists."""
+        if group_hash in self._pointers:
+            return self._pointers[group_hash]
+        return 1 if incident_id(group_hash, 1) in self._items else 0
+
     def _current(self, group: GroupKey) -> tuple[int, IncidentRecord | None]:
         with self._lock:
-            seq = self._pointers.get(group.hash, 0)
+            seq = self._seq(group.hash)
             return seq, self._items.get(incident_id(group.hash, seq)) if seq else None
 
     def _advance(self, group: GroupKey, seq: int) -> int:
         with self._lock:
-            current = self._pointers.get(group.hash, 0)
+            current = self._seq(group.hash)
             if current == seq:
                 self._pointers[group.hash] = current = seq + 1
             return current
@@ -77,22 +83,25 @@ class MemoryIncidentRepo(JoiningRepo):
         with self._lock:
             return self._items.get(incident)
 
-    def _write(self, before: IncidentRecord | None, after: IncidentRecord) -> IncidentRecord:
+    def _write(
+        self, before: IncidentRecord | None, after: IncidentRecord, *, claims: Sequence[str] = ()
+    ) -> IncidentRecord:
+        now = self._clock()
         with self._lock:
             stored = self._items.get(after.id)
             if (stored is None) != (before is None) or (
                 stored is not None and before is not None and stored.version != before.version
             ):
                 raise VersionConflict(stored)
-            if stored is not None:
-                after = replace(
-                    after,
-                    claimed=stored.claimed,
-                    pending_claims=stored.pending_claims,
-                    notices=stored.notices,
-                    last_failure=stored.last_failure,
-                    status_history=stored.status_history,
-                )
+            kept = stored if stored is not None else after
+            after = replace(
+                after,
+                claimed=kept.claimed | frozenset(claims),
+                pending_claims={**kept.pending_claims, **dict.fromkeys(claims, now)},
+                notices=kept.notices,
+                last_failure=kept.last_failure,
+                status_history=kept.status_history,
+            )
             self._items[after.id] = after
             return after
 

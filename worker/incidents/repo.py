@@ -77,6 +77,9 @@ class Crossing:
 
     incident: IncidentRecord
     milestone: Milestone
+    # Claimed by the join's own write (the join that crosses a milestone is the only
+    # one that can: the write is conditional on the version it folded).
+    claimed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,9 +198,12 @@ class JoiningRepo(ABC):
     def _load(self, incident: str) -> IncidentRecord | None: ...
 
     @abstractmethod
-    def _write(self, before: IncidentRecord | None, after: IncidentRecord) -> IncidentRecord:
+    def _write(
+        self, before: IncidentRecord | None, after: IncidentRecord, *, claims: Sequence[str] = ()
+    ) -> IncidentRecord:
         """Write ``after`` if the incident is still ``before`` (absent if None), keeping
-        its claims, notices and status history; raise VersionConflict otherwise.
+        its claims, notices and status history and claiming ``claims`` (milestone ids)
+        in the same write; raise VersionConflict otherwise.
         """
 
     @abstractmethod
@@ -228,7 +234,11 @@ class JoiningRepo(ABC):
                 pending = self._screen(
                     group=group, seq=seq, record=record, pending=pending, screened=screened, done=done
                 )
-            elif seq == 0 or (record is not None and not record.accepts(pending[0].at)):
+            elif seq == 0:
+                # A group's first incident needs no pointer: its conditional creation is
+                # the race two replicas run, and the loser joins what the winner wrote.
+                seq = 1
+            elif record is not None and not record.accepts(pending[0].at):
                 moved = self._advance(group, seq)
                 if moved != seq + 1:
                     lost += 1  # another writer opened it first
@@ -238,17 +248,17 @@ class JoiningRepo(ABC):
                 after = step.after
                 if step.new:
                     started = time.monotonic()
+                    # Claimed in the write that crosses them: no claim write of their own.
+                    found = crossed(record, step.after, growth_factor=self.growth_factor)
                     try:
-                        after = self._write(record, step.after)
+                        after = self._write(record, step.after, claims=[m.id for m in found])
                     except VersionConflict as conflict:
                         lost += 1
                         record = conflict.current
                         self._check_attempts(group, lost)
                         self._backoff(lost, time.monotonic() - started)
                         continue
-                    done.crossings.extend(
-                        Crossing(after, m) for m in crossed(record, after, growth_factor=self.growth_factor)
-                    )
+                    done.crossings.extend(Crossing(after, m, claimed=True) for m in found)
                 done.new.extend(step.new)
                 done.place(after, step.new + step.duplicate)
                 screened.add(after.id)

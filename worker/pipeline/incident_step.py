@@ -68,7 +68,12 @@ class IncidentStep:
         sent = tuple(
             message_id
             for crossing in crossings
-            if (message_id := self.notify(crossing.incident, crossing.milestone, event, analysis)) is not None
+            if (
+                message_id := self.notify(
+                    crossing.incident, crossing.milestone, event, analysis, claimed=crossing.claimed
+                )
+            )
+            is not None
         )
         return Joined(joined.incident.id, joined.new, sent)
 
@@ -88,7 +93,7 @@ class IncidentStep:
             owed = _owed_openings(r for r in result.records if r.id not in opened_now)
             stale = self._stale(result.records, (*result.crossings, *owed))
             for crossing in (*result.crossings, *owed, *stale):
-                self.notify(crossing.incident, crossing.milestone)
+                self.notify(crossing.incident, crossing.milestone, claimed=crossing.claimed)
         return placed
 
     def _stale(
@@ -111,10 +116,13 @@ class IncidentStep:
         milestone: Milestone,
         event: WafEvent | None = None,
         analysis: Analysis | None = None,
+        *,
+        claimed: bool = False,
     ) -> str | None:
-        """Publish one milestone if this caller wins its claim; the message id, or None."""
+        """Publish one milestone if this caller wins its claim (or ``claimed``: its join
+        claimed it already); the message id, or None."""
         repo = self.incidents.repo
-        if not repo.claim_milestone(incident.id, milestone.id):
+        if not claimed and not repo.claim_milestone(incident.id, milestone.id):
             return None
         try:
             delivery = self.notifier.notify_incident(incident, milestone, event=event, analysis=analysis)
