@@ -143,9 +143,9 @@ class Settings(CommonSettings):
     # A milestone claimed this long ago and never notified was left by a dead worker:
     # the incident's next event sends it. Above the notifier's publish retry budget.
     incident_claim_stale_s: float = Field(default=120.0, ge=10)
-    # Group commit: events of one group arriving within this window share one write.
-    # Short beside a model call, so the first page of an attack is not held back.
-    incident_join_window_s: float = Field(default=0.1, ge=0, le=5)
+    # Group commit: events folding into an open incident within this window share one
+    # write. The join that opens an incident (the first page) does not wait for it.
+    incident_join_window_s: float = Field(default=0.3, ge=0, le=5)
     incident_join_max_batch: int = Field(default=100, ge=1, le=1000)
 
     # --- model economy ---

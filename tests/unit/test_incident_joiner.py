@@ -87,11 +87,12 @@ def test_one_event_twice_in_one_batch_is_new_for_one_caller() -> None:
 
 
 def test_a_full_batch_flushes_before_its_window() -> None:
-    # GIVEN a window far longer than the test and batches of four
+    # GIVEN a window far longer than the test, batches of four, and an open incident
     joiner = IncidentJoiner(MemoryIncidentRepo(quiet_s=3600), window_s=3600, max_batch=4)
+    joiner.join(contribution(0))
     done: list[EventJoin] = []
     threads = [
-        threading.Thread(target=lambda n=n: done.append(joiner.join(contribution(n)))) for n in range(4)
+        threading.Thread(target=lambda n=n: done.append(joiner.join(contribution(n)))) for n in range(1, 5)
     ]
     # WHEN four callers arrive
     for t in threads:
@@ -99,7 +100,16 @@ def test_a_full_batch_flushes_before_its_window() -> None:
     for t in threads:
         t.join(timeout=60)
     # THEN they were answered without waiting out the window
-    assert len(done) == 4 and joiner.flushes == 1
+    assert len(done) == 4 and joiner.flushes == 2
+
+
+def test_the_join_that_opens_an_incident_does_not_wait_for_the_window() -> None:
+    # GIVEN a window far longer than the test
+    joiner = IncidentJoiner(MemoryIncidentRepo(quiet_s=3600), window_s=3600)
+    # WHEN the first event of an attack joins THEN it opens the incident at once
+    first = joiner.join(contribution(1))
+    assert first.new and [c.milestone.id for c in first.crossings] == ["opened"]
+    assert joiner.flushes == 1
 
 
 class FailingRepo(MemoryIncidentRepo):

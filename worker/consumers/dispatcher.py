@@ -37,6 +37,10 @@ ACK_LINGER_S = 0.2
 _FLUSH_TIMEOUT_S = 5.0
 # How often a poll loop that is waiting (all slots busy, a probe out) refreshes its beat.
 _IDLE_BEAT_S = 1.0
+# While work is in flight, a receive waits this long for more slots to free up, so a
+# busy consumer pulls a few full batches instead of many of one or two messages (a
+# receive is a billed request either way). Short beside any event's processing.
+RECEIVE_GATHER_S = 0.1
 
 
 @dataclass(eq=False)
@@ -205,6 +209,7 @@ class Dispatcher:
             free = self._wait_for_free_slot()
             if free <= 0:
                 continue
+            free = self._gather_slots(free)
             # Read after the wait for a slot: the work that freed it may have opened the
             # circuit, and a stale "closed" would pull a batch into a runtime that is down.
             state = self.circuit.state
@@ -271,6 +276,20 @@ class Dispatcher:
             # The beat writes a file: never while holding the lock every work thread,
             # the acker and the heartbeat need.
             self._beat()
+
+    def _gather_slots(self, free: int) -> int:
+        """Free slots after waiting up to ``RECEIVE_GATHER_S`` for a full batch's worth,
+        while other work is in flight (with nothing in flight, receive at once)."""
+        deadline = time.monotonic() + RECEIVE_GATHER_S
+        with self._lock:
+            while free < self.batch_size and not self._stop.is_set():
+                busy = sum(1 for m in self._in_flight.values() if not m.acking)
+                free = self.concurrency - busy
+                remaining = deadline - time.monotonic()
+                if busy == 0 or free >= self.batch_size or remaining <= 0:
+                    break
+                self._lock.wait(timeout=remaining)
+        return free
 
     def _receive(self, count: int) -> list[Delivery]:
         try:

@@ -4,20 +4,28 @@ In a flood every worker thread escalates an event of the same attack at once. Ea
 calls :meth:`IncidentJoiner.join` and blocks; the first caller of a group leads a batch:
 it waits a short window (or until the batch is full) while later callers of that group
 join its batch, then makes one repository join for all of them and hands each caller
-its own answer. One group's batches flush one after the other, so they never race each
-other on the incident's version; a batch that waits on a flush keeps collecting. That is
-what keeps a flood near one incident write per batch instead of one per event.
+its own answer. A group with no incident this joiner knows to be open flushes at once:
+that join is the one that opens the incident and pages, and the window must not delay
+it; only the events folding into an open incident wait. (An incident resolved by
+another process still looks open here: the join that opens its successor waits one
+window, at most ``window_s``.) One group's batches flush one
+after the other, so they never race each other on the incident's version; a batch that
+waits on a flush keeps collecting. That is what keeps a flood near one incident write
+per batch instead of one per event.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import structlog
 
 from worker.incidents.grouping import GroupBy
+from worker.incidents.keys import CACHED_GROUPS
 from worker.incidents.records import Contribution, IncidentRecord
 from worker.incidents.repo import Crossing, IncidentRepo, JoinResult
 
@@ -52,10 +60,10 @@ class _Group:
 
 
 class IncidentJoiner:
-    """``IncidentJoiner(repo, group_by="source", window_s=0.1, max_batch=100)``; thread-safe."""
+    """``IncidentJoiner(repo, group_by="source", window_s=0.3, max_batch=100)``; thread-safe."""
 
     def __init__(
-        self, repo: IncidentRepo, *, group_by: GroupBy = "source", window_s: float = 0.1, max_batch: int = 100
+        self, repo: IncidentRepo, *, group_by: GroupBy = "source", window_s: float = 0.3, max_batch: int = 100
     ) -> None:
         if window_s < 0 or max_batch < 1:
             raise ValueError("window_s must be >= 0 and max_batch >= 1")
@@ -65,6 +73,9 @@ class IncidentJoiner:
         self.max_batch = max_batch
         self._cond = threading.Condition()
         self._groups: dict[str, _Group] = {}
+        # Group hash -> the end of the quiet period of its incident as last joined, for
+        # the groups whose incident is open: only their joins wait for the window.
+        self._open_until: OrderedDict[str, datetime] = OrderedDict()
         self.joins = 0  # contributions joined
         self.flushes = 0  # repository joins made
 
@@ -91,8 +102,11 @@ class IncidentJoiner:
         return waiter.answer
 
     def _collect(self, key: str, state: _Group) -> list[_Waiter]:
-        deadline = time.monotonic() + self.window_s
         with self._cond:
+            open_until = self._open_until.get(key)
+            first = state.waiting[0].contribution.at if state.waiting else None
+            known_open = open_until is not None and first is not None and first <= open_until
+            deadline = time.monotonic() + (self.window_s if known_open else 0.0)
             while True:
                 remaining = deadline - time.monotonic()
                 full = len(state.waiting) >= self.max_batch
@@ -110,6 +124,7 @@ class IncidentJoiner:
         try:
             group = batch[0].contribution.group(self.group_by)
             result = self.repo.join(group, [w.contribution for w in batch])
+            self._note_open(key, result.record)
             _hand_out(batch, result)
         except Exception as exc:
             log.warning("incident_join_failed", group=key, events=len(batch), error=str(exc))
@@ -123,6 +138,16 @@ class IncidentJoiner:
                 self._cond.notify_all()
             for waiter in batch:
                 waiter.done.set()
+
+    def _note_open(self, key: str, record: IncidentRecord) -> None:
+        with self._cond:
+            if record.status == "resolved":
+                self._open_until.pop(key, None)
+                return
+            self._open_until[key] = record.open_until
+            self._open_until.move_to_end(key)
+            while len(self._open_until) > CACHED_GROUPS:
+                self._open_until.popitem(last=False)
 
 
 def _hand_out(batch: list[_Waiter], result: JoinResult) -> None:
