@@ -80,17 +80,42 @@ def test_a_reused_analysis_names_the_events_own_fields() -> None:
     assert "event req-002" in found.analysis.security_analysis
 
 
-def test_replicas_share_saved_analyses_through_the_store() -> None:
-    # GIVEN one replica saved an analysis
+def test_replicas_share_an_analysis_through_the_store_once_its_signature_repeats() -> None:
+    # GIVEN one replica saved an analysis of an attack it has seen once
     clock = FakeClock(T0)
     store = MemoryStore(clock=clock)
     first = event("e1")
-    AnalysisReuse(store, window_s=900, clock=clock).save(first, model_analysis(first))
-    # WHEN another replica (an empty cache) sees the same attack
+    one = AnalysisReuse(store, window_s=900, clock=clock)
+    one.save(first, model_analysis(first))
+    # THEN nothing is written for it yet: most distinct attacks never repeat
+    assert store.get_signature(signature(first)) is None
+    # WHEN the attack repeats at that replica
     second = event("e2", source_ip="203.0.113.9")
-    found = AnalysisReuse(store, window_s=900, clock=clock).find(second, severity_floor(second))
-    # THEN it reuses the analysis
+    assert isinstance(one.find(second, severity_floor(second)), Reused)
+    # THEN another replica (an empty cache) reuses the analysis through the store
+    third = event("e3", source_ip="203.0.113.10")
+    found = AnalysisReuse(store, window_s=900, clock=clock).find(third, severity_floor(third))
     assert isinstance(found, Reused) and found.origin == first.event_key
+
+
+def test_a_repeating_signature_is_written_to_the_store_once() -> None:
+    clock = FakeClock(T0)
+    store = MemoryStore(clock=clock)
+    writes: list[str] = []
+    put = store.put_signature
+
+    def counted(saved: Any, *, ttl_s: float) -> None:
+        writes.append(saved.signature)
+        put(saved, ttl_s=ttl_s)
+
+    store.put_signature = counted  # type: ignore[method-assign]
+    reuse = AnalysisReuse(store, window_s=900, clock=clock)
+    first = event("e1")
+    reuse.save(first, model_analysis(first))
+    for n in range(2, 12):
+        other = event(f"e{n}")
+        assert isinstance(reuse.find(other, severity_floor(other)), Reused)
+    assert writes == [signature(first)]
 
 
 def test_an_analysis_older_than_the_window_is_not_reused() -> None:

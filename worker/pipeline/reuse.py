@@ -4,7 +4,10 @@ An attack is many requests that differ only in who sent them and in the payload'
 details. Events with the same *analysis signature* within the reuse window take the
 analysis the model made for the first of them (``analyzed_by: reuse``, with the key of
 the event it came from), its text re-rendered for the event. A process keeps the
-signatures it saw in memory; a store item per signature lets replicas share them.
+signatures it saw in memory; a store item per signature lets replicas share them,
+written once the signature repeats (most distinct attacks are seen once, and their
+item would be a write nobody reads; a replica that meets a repeat first asks the model
+once more, at worst).
 
 Events whose decision a model has no business changing skip it (:class:`SkipPolicy`):
 nothing matched and the floor is 0, so there is nothing to analyze
@@ -237,6 +240,7 @@ class AnalysisReuse:
         self._max_cached = max_cached
         self._cache: OrderedDict[str, SavedAnalysis] = OrderedDict()
         self._leads: dict[str, Lead] = {}
+        self._shared: set[str] = set()  # signatures this process knows are in the store
         self._lock = threading.Lock()
 
     def find(self, event: WafEvent, floor: SeverityFloorInfo) -> Reused | Lead | None:
@@ -250,6 +254,7 @@ class AnalysisReuse:
         while True:
             saved = self._cached(signature)
             if saved is not None:
+                self._share(saved)
                 return Reused(render_for(saved, event, floor), saved.origin)
             with self._lock:
                 lead = self._leads.get(signature)
@@ -258,6 +263,8 @@ class AnalysisReuse:
                     looked_up = True
                     saved = self.repo.get_signature(signature)
                     if saved is not None and self._fresh(saved):
+                        with self._lock:
+                            self._shared.add(signature)  # it is in the store already
                         self._remember(signature, saved)
                         continue
                 with self._lock:
@@ -292,8 +299,22 @@ class AnalysisReuse:
             fields=tuple(_own_fields(event)),
             saved_at=self._clock(),
         )
+        with self._lock:
+            self._shared.discard(signature)  # a new analysis: the store's copy is older
         self._remember(signature, saved)
-        self.repo.put_signature(saved, ttl_s=self.window_s)
+
+    def _share(self, saved: SavedAnalysis) -> None:
+        """Write a signature that repeated to the store, once, for the other replicas."""
+        with self._lock:
+            if saved.signature in self._shared:
+                return
+            self._shared.add(saved.signature)
+        try:
+            self.repo.put_signature(saved, ttl_s=max(1.0, self.window_s - (self._clock() - saved.saved_at)))
+        except BaseException:
+            with self._lock:
+                self._shared.discard(saved.signature)
+            raise
 
     def _fresh(self, saved: SavedAnalysis) -> bool:
         return self._clock() - saved.saved_at <= self.window_s
@@ -305,6 +326,7 @@ class AnalysisReuse:
                 return None
             if not self._fresh(saved):
                 del self._cache[signature]
+                self._shared.discard(signature)
                 return None
             self._cache.move_to_end(signature)
             return saved
@@ -314,4 +336,5 @@ class AnalysisReuse:
             self._cache[signature] = saved
             self._cache.move_to_end(signature)
             while len(self._cache) > self._max_cached:
-                self._cache.popitem(last=False)
+                evicted, _ = self._cache.popitem(last=False)
+                self._shared.discard(evicted)
