@@ -283,12 +283,12 @@ def test_a_notice_keeps_what_each_channel_did(repo: JoiningRepo) -> None:
 
 
 def test_a_release_after_every_channel_failed_keeps_the_latest_failure(repo: JoiningRepo) -> None:
-    # GIVEN a milestone no channel took, twice
+    # GIVEN a milestone no channel took, twice (the join that opened it claimed it)
     record = repo.join(GROUP, [contribution(1)]).record
     first = (ChannelResult("sns", ok=False, reason="notify_failed", error="RetryableError: throttled"),)
     second = (ChannelResult("sns", ok=False, reason="notify_not_authorized", error="denied"),)
-    for failed in (first, second):
-        assert repo.claim_milestone(record.id, "opened") is True
+    for n, failed in enumerate((first, second)):
+        assert n == 0 or repo.claim_milestone(record.id, "opened") is True
         # WHEN its claim is given back with what the channels answered
         assert repo.release_milestone(record.id, "opened", failed=failed) is True
     # THEN the incident keeps only the latest failure (bounded however often it fails),

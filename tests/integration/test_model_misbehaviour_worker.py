@@ -144,6 +144,9 @@ def run_case(
             model_read_timeout_s=READ_TIMEOUT_S,
             model_call_budget=BUDGET,
             on_runtime_unavailable=policy,
+            # Every event must meet the model here, the noise and the floor-5 ones too.
+            skip_model_blocked_noise=False,
+            skip_model_max_floor=False,
         )
         env = make_env(settings)
         agents = Agents.from_settings(

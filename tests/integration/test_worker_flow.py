@@ -174,8 +174,12 @@ def test_poison_message_reaches_the_dlq_with_its_rejection_recorded(env: Env) ->
 
 
 def test_a_model_that_obeys_an_injection_cannot_lower_the_severity(unique: str, tmp_path: Path) -> None:
-    # GIVEN a model that answers 0 to everything and an allowed Log4J probe
-    env = make_env(fast_settings(unique, tmp_path), model=ScriptedModel([LOW_ASSESSMENT], cycle=True))
+    # GIVEN a model that answers 0 to everything and an allowed Log4J probe (floor 5,
+    # asked all the same: the skip for a floor of 5 is off)
+    env = make_env(
+        fast_settings(unique, tmp_path, skip_model_max_floor=False),
+        model=ScriptedModel([LOW_ASSESSMENT], cycle=True),
+    )
     event = simplified(
         "evt-log4j",
         action="ALLOW",

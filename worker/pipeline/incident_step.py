@@ -61,10 +61,14 @@ class IncidentStep:
         """
         contribution = replace(Contribution.from_event(event, analysis), severity=severity)
         joined = self.incidents.join(contribution)
+        incident = joined.incident
         crossings: Sequence[Crossing] = joined.crossings
         if not joined.new:
-            crossings = _owed_openings([joined.incident])
-        crossings = (*crossings, *self._stale([joined.incident], crossings))
+            # A redelivery (rare): what is owed is read fresh, since the join may have
+            # answered from a cache that predates a failed publish giving its claim back.
+            incident = self.incidents.repo.get(incident.id) or incident
+            crossings = _owed_openings([incident])
+        crossings = (*crossings, *self._stale([incident], crossings))
         sent = tuple(
             message_id
             for crossing in crossings
@@ -75,7 +79,7 @@ class IncidentStep:
             )
             is not None
         )
-        return Joined(joined.incident.id, joined.new, sent)
+        return Joined(incident.id, joined.new, sent)
 
     def join_many(self, members: Iterable[tuple[WafEvent, Analysis]], *, severity: int) -> Mapping[str, str]:
         """Join many events at once (the monitor's escalated patterns), one repository
