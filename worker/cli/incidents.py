@@ -44,6 +44,7 @@ from worker.incidents import (
     IncidentStatus,
     StatusConflict,
 )
+from worker.incidents.factory import dynamo_repo
 from worker.incidents.records import ChannelResult, Notice
 from worker.notify.channel import ChannelsRejected, ChannelsUnavailable
 from worker.notify.fanout import FanoutNotifier
@@ -277,14 +278,8 @@ def _dynamodb(settings: Settings) -> Any:
 
 
 def _repo(settings: Settings, client: Any) -> DynamoIncidentRepo:
-    """The incident repository over the store's table."""
-    return DynamoIncidentRepo(
-        settings.table_name,
-        client=client,
-        ttl_days=settings.event_ttl_days,
-        quiet_s=settings.incident_quiet_s,
-        growth_factor=settings.incident_growth_factor,
-    )
+    """The incident repository over the store's table, as the worker configures it."""
+    return dynamo_repo(settings, client=client)
 
 
 def _incident_id(text: str) -> str:

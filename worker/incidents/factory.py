@@ -9,9 +9,10 @@ from worker.incidents.joiner import IncidentJoiner
 from worker.settings import Settings
 
 
-def dynamo_joiner(settings: Settings, *, client: Any = None) -> IncidentJoiner:
-    """The worker's joiner over the store's table, configured from ``settings``."""
-    repo = DynamoIncidentRepo(
+def dynamo_repo(settings: Settings, *, client: Any = None) -> DynamoIncidentRepo:
+    """The incident repository over the store's table, configured from ``settings``
+    (the worker's and the CLI's alike: a claim goes stale after the same time for both)."""
+    return DynamoIncidentRepo(
         settings.table_name,
         client=client,
         ttl_days=settings.event_ttl_days,
@@ -19,8 +20,12 @@ def dynamo_joiner(settings: Settings, *, client: Any = None) -> IncidentJoiner:
         growth_factor=settings.incident_growth_factor,
         claim_stale_s=settings.incident_claim_stale_s,
     )
+
+
+def dynamo_joiner(settings: Settings, *, client: Any = None) -> IncidentJoiner:
+    """The worker's joiner over the store's table, configured from ``settings``."""
     return IncidentJoiner(
-        repo,
+        dynamo_repo(settings, client=client),
         group_by=settings.incident_group_by,
         window_s=settings.incident_join_window_s,
         max_batch=settings.incident_join_max_batch,
