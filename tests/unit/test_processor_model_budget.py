@@ -62,6 +62,7 @@ def processor(
     *,
     rules: bool = False,
     max_deliveries: int | None = None,
+    retry_episode_gap_s: float | None = None,
 ) -> EventProcessor:
     return EventProcessor(
         store=store,
@@ -74,6 +75,7 @@ def processor(
         metrics=metrics,
         model_call_budget=BUDGET,
         max_deliveries=max_deliveries,
+        retry_episode_gap_s=retry_episode_gap_s,
     )
 
 
@@ -187,6 +189,24 @@ def test_an_unreachable_runtime_waits_until_the_last_delivery_then_the_floor_dec
     assert record is not None and record.analysis is not None and record.status == "escalated"
     assert record.analysis.degraded and record.analysis.analyzed_by == "rules"
     assert [m for _, m in notifier.incidents] == ["opened"]  # its incident opened
+
+
+def test_a_replayed_message_waits_again_instead_of_counting_its_earlier_deliveries(
+    agents: FakeAgents, notifier: FakeNotifier, metrics: CountingMetrics
+) -> None:
+    # GIVEN a runtime that cannot be reached, a queue that dead-letters after 3 receives,
+    # and an event that already spent its three deliveries waiting (then went to the DLQ)
+    clock = FakeClock(T0)
+    store = MemoryStore(clock=clock)
+    agents.analyst.errors = [RuntimeUnavailable("refused", reason="connection")] * 5
+    worker = processor(store, agents, notifier, metrics, max_deliveries=3, retry_episode_gap_s=600)
+    outcomes = [worker.process(body(), "m1") for _ in range(2)]
+    # WHEN an operator replays it an hour later (a new message, a fresh receive count)
+    clock.advance(3600)
+    outcomes.append(worker.process(body(), "m2"))
+    # THEN its first delivery of the new episode waits for the runtime again: only the
+    # episode's last delivery falls back to the floor
+    assert [o.kind for o in outcomes] == ["unavailable", "unavailable", "unavailable"]
 
 
 def test_a_lost_answer_counts_its_budget_as_spent(

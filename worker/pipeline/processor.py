@@ -509,7 +509,9 @@ class EventProcessor:
             if lost[0]:
                 self.metrics.count("ModelCalls", lost[0])
                 spent = self._spend(event.event_key, owner, lost[0])
-            last_delivery = self.max_deliveries is not None and record.attempts >= self.max_deliveries
+            # This retry episode's deliveries: a message replayed from the DLQ has a fresh
+            # receive count, so the event's all-time attempts would end it on its first.
+            last_delivery = self.max_deliveries is not None and record.episode_attempts >= self.max_deliveries
             by_policy = self.fallback_to_rules and isinstance(exc, RuntimeUnavailable)
             if not (by_policy or spent >= self.model_call_budget or last_delivery):
                 raise
