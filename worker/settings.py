@@ -145,7 +145,7 @@ class Settings(CommonSettings):
     incident_claim_stale_s: float = Field(default=120.0, ge=10)
     # Group commit: events folding into an open incident within this window share one
     # write. The join that opens an incident (the first page) does not wait for it.
-    incident_join_window_s: float = Field(default=0.3, ge=0, le=5)
+    incident_join_window_s: float = Field(default=0.5, ge=0, le=5)
     incident_join_max_batch: int = Field(default=100, ge=1, le=1000)
 
     # --- model economy ---

@@ -274,7 +274,7 @@ def test_incident_settings_have_their_defaults_and_are_checked(monkeypatch: pyte
     # GIVEN no incident variables: the documented defaults
     defaults = Settings()
     assert (defaults.incident_group_by, defaults.incident_quiet_s) == ("source", 3600)
-    assert (defaults.incident_growth_factor, defaults.incident_join_window_s) == (10.0, 0.3)
+    assert (defaults.incident_growth_factor, defaults.incident_join_window_s) == (10.0, 0.5)
     # WHEN the grouping is set to a choice, it is taken; a wrong one is refused
     monkeypatch.setenv("SECOPS_INCIDENT_GROUP_BY", "signature")
     assert Settings().incident_group_by == "signature"

@@ -60,10 +60,10 @@ class _Group:
 
 
 class IncidentJoiner:
-    """``IncidentJoiner(repo, group_by="source", window_s=0.3, max_batch=100)``; thread-safe."""
+    """``IncidentJoiner(repo, group_by="source", window_s=0.5, max_batch=100)``; thread-safe."""
 
     def __init__(
-        self, repo: IncidentRepo, *, group_by: GroupBy = "source", window_s: float = 0.3, max_batch: int = 100
+        self, repo: IncidentRepo, *, group_by: GroupBy = "source", window_s: float = 0.5, max_batch: int = 100
     ) -> None:
         if window_s < 0 or max_batch < 1:
             raise ValueError("window_s must be >= 0 and max_batch >= 1")
