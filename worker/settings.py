@@ -142,7 +142,7 @@ class Settings(CommonSettings):
     incident_growth_factor: float = Field(default=10.0, gt=1.0)
     # A milestone claimed this long ago and never notified was left by a dead worker:
     # the incident's next event sends it. Above the notifier's publish retry budget.
-    incident_claim_stale_s: float = Field(default=120.0, ge=10)
+    incident_claim_stale_s: float = Field(default=300.0, ge=10)
     # Group commit: events folding into an open incident within this window share one
     # write. The join that opens an incident (the first page) does not wait for it.
     incident_join_window_s: float = Field(default=0.5, ge=0, le=5)

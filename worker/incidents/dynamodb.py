@@ -86,7 +86,7 @@ def _record(item: Item) -> IncidentRecord:
 
 class DynamoIncidentRepo(JoiningRepo):
     """``DynamoIncidentRepo(table_name, client=None, ttl_days=30, quiet_s=3600,
-    growth_factor=10.0, claim_stale_s=120, clock=worker.clock.epoch)``; the table is the store's
+    growth_factor=10.0, claim_stale_s=300, clock=worker.clock.epoch)``; the table is the store's
     (``secops setup`` creates it).
     """
 

@@ -39,7 +39,7 @@ def _without(record: IncidentRecord, milestone: str) -> dict[str, float]:
 
 
 class MemoryIncidentRepo(JoiningRepo):
-    """``MemoryIncidentRepo(quiet_s=3600, growth_factor=10.0, claim_stale_s=120,
+    """``MemoryIncidentRepo(quiet_s=3600, growth_factor=10.0, claim_stale_s=300,
     clock=worker.clock.epoch)``.
     """
 

@@ -37,7 +37,7 @@ log = structlog.get_logger("worker.incidents")
 
 # A claim without a notice is taken to be a dead worker's after this long; it must
 # exceed the notifier's publish retry budget, or a slow publish is sent twice.
-DEFAULT_CLAIM_STALE_S = 120.0
+DEFAULT_CLAIM_STALE_S = 300.0
 
 # Where a status may go: resolved is final (the group's next event opens a new incident).
 STATUS_TARGETS: Mapping[str, frozenset[str]] = {
