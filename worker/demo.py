@@ -4,6 +4,8 @@ moto's server runs in-process on a free loopback port and the real worker code t
 to it over HTTP, exactly as it would to AWS. The runtime runs in-process with the
 offline ``rules`` provider. The bundled samples hold both event shapes, blocked and
 counted attacks, noise, a repeated IP + URI campaign and a few malformed messages.
+Every incident channel is enabled, and what each received is read back
+(``worker/demo_channels.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from worker import clock, timeshift
+from worker.demo_channels import DEMO_CHANNELS
 
 SAMPLES = "events.jsonl"
 
@@ -83,6 +86,7 @@ def run_demo(*, events_file: str | None = None, as_json: bool = False) -> int:
                 concurrency=8,
                 metrics_enabled=False,
                 monitor_enabled=False,
+                channels=DEMO_CHANNELS,
                 health_file=str(Path(tmp) / "health"),
                 log_level=os.environ.get("SECOPS_LOG_LEVEL", "ERROR"),
                 log_format="console",
@@ -102,6 +106,7 @@ def run_demo(*, events_file: str | None = None, as_json: bool = False) -> int:
 
 def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> dict[str, Any]:
     from worker.daemon import Clients, build_worker, run_worker
+    from worker.demo_channels import connect_channels, events_client, read_channels
     from worker.pipeline.monitor_job import MonitorJob
     from worker.resources import setup_resources
     from worker.store import EventStore
@@ -112,8 +117,11 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
 
     clients = Clients.from_settings(settings)
     store = EventStore(settings.table_name, client=clients.dynamodb)
-    step(f"moto server at {os.environ['AWS_ENDPOINT_URL']}: creating queue, DLQ, topics, table")
-    resources, _ = setup_resources(settings, sqs=clients.sqs, sns=clients.sns, store=store)
+    step(f"moto server at {os.environ['AWS_ENDPOINT_URL']}: creating queue, DLQ, topics, table, event bus")
+    events = events_client(settings)
+    resources, _ = setup_resources(settings, sqs=clients.sqs, sns=clients.sns, store=store, events=events)
+    step("enabling Security Hub; a rule on the bus and a chat topic subscription read back what they get")
+    channel_taps = connect_channels(settings, clients, resources, events)
     taps = {
         "critical": _tap(clients, resources.critical_topic_arn, "demo-critical-tap"),
         "monitoring": _tap(clients, resources.monitoring_topic_arn, "demo-monitoring-tap"),
@@ -148,6 +156,8 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
         records, outcomes, notifications, dlq, monitor, len(message_ids), incidents=incidents
     )
     summary["log_file"] = log_file_summary(store, log_file)
+    summary["channels"] = list(settings.enabled_channels)
+    summary.update(read_channels(clients.sqs, channel_taps, incident_order=[i.id for i in incidents]))
     return summary
 
 
@@ -266,8 +276,10 @@ def _print_summary(console: Console, s: dict[str, Any]) -> None:
     console.print()
     console.print(
         f"[bold]secops demo[/]: {s['messages_sent']} messages → {s['events']} events, "
-        f"{s['model_calls']} model calls, {sum(len(v) for v in s['notifications'].values())} notifications "
-        f"delivered, {len(s['rejected'])} messages in the DLQ — {s['elapsed_s']} s"
+        f"{s['model_calls']} model calls, {len(s['rejected'])} messages in the DLQ — {s['elapsed_s']} s\n"
+        f"delivered: {sum(len(v) for v in s['notifications'].values())} SNS notifications, "
+        f"{len(s['securityhub_findings'])} Security Hub findings, "
+        f"{len(s['eventbridge_events'])} EventBridge events, {len(s['chat_cards'])} chat cards"
     )
     table = Table(title="Events by severity and triage", title_justify="left")
     table.add_column("severity", justify="right")
@@ -317,6 +329,9 @@ def _print_summary(console: Console, s: dict[str, Any]) -> None:
         for subject in subjects:
             note.add_row(topic, subject)
     console.print(note)
+    from worker.demo_channels import print_channels
+
+    print_channels(console, s)
     if s["rejected"]:
         rej = Table(title="Rejected messages", title_justify="left")
         for col in ("where", "key", "reason", "detail", "receives"):

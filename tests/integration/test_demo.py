@@ -15,7 +15,7 @@ from tests.fixtures.worker_process import cli_env, run_cli
 pytestmark = pytest.mark.slow
 
 
-def test_demo_json_shows_incidents_notifications_patterns_and_rejections() -> None:
+def test_demo_json_shows_incidents_notifications_channels_patterns_and_rejections() -> None:
     # WHEN the embedded default runs
     result = run_cli("demo", "--json", env=cli_env(None), timeout=120)
 
@@ -48,6 +48,39 @@ def test_demo_json_shows_incidents_notifications_patterns_and_rejections() -> No
     [campaign_incident] = [i for i in incidents if i["source"] == campaign[0]["source_ip"]]
     assert campaign_incident["count"] >= 5
     assert sum(i["notices"] for i in incidents) == len(summary["notifications"]["critical"])
+    # every incident channel is enabled, and each received every milestone
+    assert summary["channels"] == ["sns", "chat", "securityhub", "eventbridge"]
+    by_id = {i["id"]: i for i in incidents}
+    # EventBridge: what a rule on source secops-worker routed to a queue, one event per
+    # milestone, one `Incident Opened` per incident
+    events = summary["eventbridge_events"]
+    assert {e["source"] for e in events} == {"secops-worker"}
+    assert len(events) == sum(i["notices"] for i in incidents)
+    opened = [e["incident"] for e in events if e["detail_type"] == "Incident Opened"]
+    assert sorted(opened) == sorted(by_id)
+    assert all(e["milestone"] == "opened" for e in events if e["detail_type"] == "Incident Opened")
+    # Security Hub: one finding per incident (read back with GetFindings), with the
+    # incident's severity and the totals of its latest milestone (a later event that
+    # crossed none is counted at the next)
+    findings = summary["securityhub_findings"]
+    assert sorted(f["incident"] for f in findings) == sorted(by_id)
+    assert len({f["id"] for f in findings}) == len(findings)
+    labels = {4: "HIGH", 5: "CRITICAL"}
+    for finding in findings:
+        incident = by_id[finding["incident"]]
+        latest = max(e["count"] for e in events if e["incident"] == finding["incident"])
+        assert finding["count"] == latest <= incident["count"]
+        assert finding["severity"] == labels[incident["severity"]]
+        assert finding["title"] and finding["types"] and finding["updated_at"]
+        assert finding["workflow"] == "NEW"
+    # chat: one card per milestone, threaded by incident id
+    cards = summary["chat_cards"]
+    assert len(cards) == len(critical)
+    assert {c["thread_id"] for c in cards} == set(by_id)
+    for incident_id, incident in by_id.items():
+        thread = [c for c in cards if c["thread_id"] == incident_id]
+        assert len(thread) == incident["notices"]
+        assert [c["milestone"] for c in thread].count("opened") == 1
     # the malformed messages went to the DLQ with their recorded reasons
     rejected = summary["rejected"]
     assert len(rejected) == 3 and {r["where"] for r in rejected} == {"DLQ"}
