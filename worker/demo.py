@@ -24,7 +24,6 @@ from rich.console import Console
 from rich.table import Table
 
 from worker import clock, timeshift
-from worker.demo_channels import DEMO_CHANNELS
 
 SAMPLES = "events.jsonl"
 
@@ -65,6 +64,7 @@ def run_demo(*, events_file: str | None = None, as_json: bool = False) -> int:
         os.environ.pop(name, None)
 
     from secops_core.logs import configure_logging
+    from worker.demo_channels import DEMO_CHANNELS
     from worker.embedded import embedded_aws
     from worker.settings import Settings
 
@@ -120,7 +120,7 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
     step(f"moto server at {os.environ['AWS_ENDPOINT_URL']}: creating queue, DLQ, topics, table, event bus")
     events = events_client(settings)
     resources, _ = setup_resources(settings, sqs=clients.sqs, sns=clients.sns, store=store, events=events)
-    step("enabling Security Hub; a rule on the bus and a chat topic subscription read back what they get")
+    step("enabling Security Hub, routing the bus to a queue, tapping the chat topic (to read them back)")
     channel_taps = connect_channels(settings, clients, resources, events)
     taps = {
         "critical": _tap(clients, resources.critical_topic_arn, "demo-critical-tap"),
