@@ -46,7 +46,7 @@ from worker.incidents import (
 )
 from worker.incidents.factory import dynamo_repo
 from worker.incidents.records import ChannelResult, Notice
-from worker.notify.channel import ChannelsRejected, ChannelsUnavailable
+from worker.notify.channel import ChannelsRejected, ChannelsUnavailable, Delivery
 from worker.notify.fanout import FanoutNotifier
 from worker.settings import Settings
 from worker.store import EventRecord
@@ -207,6 +207,11 @@ def _resend_resolution(
             f"({exc.message}); run `secops incidents resolve {record.id}` again to retry",
             EXIT_FAILED,
         ) from None
+    return _note_resolution(repo, record, delivery)
+
+
+def _note_resolution(repo: DynamoIncidentRepo, record: IncidentRecord, delivery: Delivery) -> dict[str, Any]:
+    """Record the delivered ``resolved`` milestone and describe it for the command's output."""
     repo.record_notice(record.id, RESOLVED.id, delivery.message_id, channels=delivery.results)
     return {
         "milestone": RESOLVED.id,
@@ -240,13 +245,7 @@ def _announce_resolution(
             f"run `secops incidents resolve {record.id}` again to send it",
             EXIT_FAILED,
         ) from None
-    repo.record_notice(record.id, RESOLVED.id, delivery.message_id, channels=delivery.results)
-    return {
-        "milestone": RESOLVED.id,
-        "sent": True,
-        "message_id": delivery.message_id,
-        "channels": [r.to_dict() for r in delivery.results],
-    }
+    return _note_resolution(repo, record, delivery)
 
 
 # ---- wiring ----------------------------------------------------------------------------------

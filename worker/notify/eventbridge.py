@@ -24,22 +24,21 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, Self
 
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from botocore.exceptions import ClientError
 from tenacity.wait import wait_base
 
 from secops_core.contract import Analysis, WafEvent
 from secops_core.text import TRUNCATION_SUFFIX
 from worker import clock
 from worker.aws import client as aws_client
-from worker.errors import ConfigurationError, RetryableError
 from worker.incidents.milestones import Milestone, MilestoneKind
 from worker.incidents.records import IncidentRecord
 from worker.notify import retry
 from worker.notify.channel import ChannelName
-from worker.notify.retry import error_code, is_transient
 from worker.notify.sanitize import clean
 from worker.settings import Settings
 
@@ -122,17 +121,13 @@ def _permanent(code: str, bus: str) -> tuple[str, str]:
     return "eventbridge_rejected", "EventBridge refused the event"
 
 
-class EventBridgeRejected(ConfigurationError):
+class EventBridgeRejected(retry.Rejected):
     """EventBridge refused an event for a reason retrying cannot fix (bus, IAM, input).
 
     ``reason`` is ``eventbridge_bus_not_found``, ``eventbridge_not_authorized``,
     ``eventbridge_invalid_event`` or ``eventbridge_rejected``; ``code`` is EventBridge's
     error code, of the call or of the entry.
     """
-
-    def __init__(self, message: str, *, reason: str, code: str) -> None:
-        super().__init__(message, reason=reason)
-        self.code = code
 
 
 def _entry_error(code: str, message: str) -> ClientError:
@@ -295,6 +290,14 @@ class EventBridgeChannel:
         self._max_attempts = max_attempts
         self._wait = wait or retry.default_wait()
         self._now = now
+        self._failures = retry.Failures(
+            events="eventbridge.put_",
+            rejected=EventBridgeRejected,
+            permanent=lambda code: _permanent(code, bus),
+            invalid_reason=_INVALID_EVENT,
+            failed_reason="eventbridge_failed",
+            detail=lambda exc: clean(retry.error_message(exc), 300),
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, *, client: Any = None, wait: wait_base | None = None) -> Self:
@@ -351,43 +354,21 @@ class EventBridgeChannel:
         """
         entry = self.entry(incident, milestone, event=event)
         logger = log.bind(incident_id=incident.id, milestone=milestone.id, bus=self.bus)
-        retrying = retry.retrying(
+        event_id, attempts = retry.call(
+            partial(self._put, entry),
+            failures=self._failures,
             max_attempts=self._max_attempts,
             wait=self._wait,
             logger=logger,
-            log_event="eventbridge.put_retry",
+            not_sent=f"EventBridge event for {incident.id}",
+            refused=f"EventBridge refused the event for {incident.id} on bus {self.bus!r}",
+            failed=f"EventBridge put on bus {self.bus!r}",
         )
-        try:
-            event_id: str = retrying(self._put, entry)
-        except ParamValidationError as exc:
-            logger.error("eventbridge.put_rejected", error_code="ParamValidationError")
-            raise EventBridgeRejected(
-                f"EventBridge event for {incident.id} was not sent: invalid request: {exc}",
-                reason=_INVALID_EVENT,
-                code="ParamValidationError",
-            ) from exc
-        except (ClientError, BotoCoreError) as exc:
-            attempts = retrying.statistics.get("attempt_number", 1)
-            code = error_code(exc)
-            if isinstance(exc, ClientError) and not is_transient(exc):
-                reason, hint = _permanent(code, self.bus)
-                logger.error("eventbridge.put_rejected", error_code=code, reason=reason)
-                raise EventBridgeRejected(
-                    f"EventBridge refused the event for {incident.id} on bus {self.bus!r} "
-                    f"({code}: {clean(_client_message(exc), 300)}): {hint}",
-                    reason=reason,
-                    code=code,
-                ) from exc
-            logger.error("eventbridge.put_failed", error_code=code, attempts=attempts)
-            raise RetryableError(
-                f"EventBridge put on bus {self.bus!r} failed after {attempts} attempt(s): {code}",
-                reason="eventbridge_failed",
-            ) from exc
         logger.info(
             "eventbridge.put",
             event_id=event_id,
             detail_type=entry["DetailType"],
-            attempts=retrying.statistics.get("attempt_number", 1),
+            attempts=attempts,
         )
         return event_id
 
@@ -404,7 +385,3 @@ class EventBridgeChannel:
                 str(result.get("ErrorCode") or "Unknown"), str(result.get("ErrorMessage") or "")
             )
         return str(result["EventId"])
-
-
-def _client_message(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Message", ""))

@@ -19,10 +19,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from botocore.exceptions import BotoCoreError, ClientError
 from tenacity.wait import wait_base
 
 from secops_core.contract import Analysis, WafEvent
@@ -38,7 +39,8 @@ from worker.notify.asff import (
     resolution_note,
 )
 from worker.notify.channel import ChannelName
-from worker.notify.retry import default_wait, error_code, is_transient, retrying
+from worker.notify.retry import Failures, Rejected, default_wait, error_code, error_message, is_transient
+from worker.notify.retry import call as call_with_retries
 from worker.notify.sanitize import clean
 from worker.settings import Settings
 
@@ -80,7 +82,7 @@ _PERMANENT: dict[str, tuple[str, str]] = {
 _DEFAULT_PERMANENT = ("securityhub_rejected", "Security Hub refused the finding")
 
 
-class FindingRejected(ConfigurationError):
+class FindingRejected(Rejected):
     """Security Hub refused a finding for a reason that retrying cannot fix.
 
     A configuration error, like SNS's ``NotificationRejected``: the deployment needs
@@ -90,16 +92,25 @@ class FindingRejected(ConfigurationError):
     ``code`` is Security Hub's error code.
     """
 
-    def __init__(self, message: str, *, reason: str, code: str) -> None:
-        super().__init__(message, reason=reason)
-        self.code = code
-
 
 def _is_transient(exc: BaseException) -> bool:
     if is_transient(exc):
         return True
     code = error_code(exc)
     return isinstance(exc, ClientError) and (code in _TRANSIENT or "throttl" in code.lower())
+
+
+_FAILURES = Failures(
+    events="securityhub.",
+    rejected=FindingRejected,
+    permanent=lambda code: _PERMANENT.get(code, _DEFAULT_PERMANENT),
+    invalid_reason=_INVALID[0],
+    invalid_hint=_INVALID[1],
+    failed_reason="notify_failed",
+    retry_on=_is_transient,
+    # A proxy's HTML error page or a long validation text: one short line.
+    detail=lambda exc: clean(error_message(exc), 300),
+)
 
 
 def _failure(operation: str, failed: list[dict[str, Any]], count: int) -> ClientError:
@@ -229,39 +240,17 @@ class SecurityHubChannel:
 
     def _call(self, logger: Any, operation: str, call: Callable[..., None], *args: Any) -> int:
         """``call(*args)`` with retries; the attempts it took. Failures are classified."""
-        loop = retrying(
+        _, attempts = call_with_retries(
+            partial(call, *args),
+            failures=_FAILURES,
             max_attempts=self._max_attempts,
             wait=self._wait,
             logger=logger.bind(operation=operation),
-            log_event="securityhub.retry",
-            retry_on=_is_transient,
+            not_sent=f"Security Hub {operation}",
+            refused=f"Security Hub refused {operation}",
+            failed=f"Security Hub {operation}",
         )
-        try:
-            loop(call, *args)
-        except ParamValidationError as exc:
-            logger.error("securityhub.rejected", operation=operation, error_code="ParamValidationError")
-            reason, hint = _INVALID
-            raise FindingRejected(
-                f"Security Hub {operation} was not sent: invalid request: {exc}: {hint}",
-                reason=reason,
-                code="ParamValidationError",
-            ) from exc
-        except (ClientError, BotoCoreError) as exc:
-            attempts = loop.statistics.get("attempt_number", 1)
-            code = error_code(exc)
-            if isinstance(exc, ClientError) and not _is_transient(exc):
-                reason, hint = _PERMANENT.get(code, _DEFAULT_PERMANENT)
-                # A proxy's HTML error page or a long validation text: one short line.
-                message = clean(exc.response.get("Error", {}).get("Message", ""), 300)
-                logger.error("securityhub.rejected", operation=operation, error_code=code, reason=reason)
-                raise FindingRejected(
-                    f"Security Hub refused {operation} ({code}: {message}): {hint}", reason=reason, code=code
-                ) from exc
-            logger.error("securityhub.failed", operation=operation, error_code=code, attempts=attempts)
-            raise RetryableError(
-                f"Security Hub {operation} failed after {attempts} attempt(s): {code}", reason="notify_failed"
-            ) from exc
-        return int(loop.statistics.get("attempt_number", 1))
+        return attempts
 
     def _caller_account(self) -> str:
         """The account the credentials belong to: a finding's ``AwsAccountId`` must be it."""

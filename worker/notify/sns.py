@@ -12,15 +12,14 @@ The fan-out (:mod:`worker.notify.fanout`) is what implements the ``Notifier`` po
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from tenacity.wait import wait_base
 
 from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
 from worker.aws import client as aws_client
-from worker.errors import ConfigurationError, RetryableError
 from worker.incidents import IncidentRecord, Milestone
 from worker.notify import retry
 from worker.notify.channel import ChannelName
@@ -30,7 +29,6 @@ from worker.notify.render import (
     incident_notification,
     pattern_notification,
 )
-from worker.notify.retry import error_code, is_transient
 from worker.notify.sanitize import sanitize_attributes, sanitize_subject
 
 log = structlog.get_logger("worker.notifier")
@@ -65,7 +63,7 @@ _PERMANENT: dict[str, tuple[str, str]] = {
 _DEFAULT_PERMANENT = ("notify_rejected", "SNS refused the notification")
 
 
-class NotificationRejected(ConfigurationError):
+class NotificationRejected(retry.Rejected):
     """SNS refused a publish for a reason that retrying cannot fix (topic, IAM, input).
 
     A configuration error, not bad input: the event's state is saved and the message
@@ -75,9 +73,14 @@ class NotificationRejected(ConfigurationError):
     ``notify_invalid_parameter`` or ``notify_rejected``; ``code`` is SNS's error code.
     """
 
-    def __init__(self, message: str, *, reason: str, code: str) -> None:
-        super().__init__(message, reason=reason)
-        self.code = code
+
+_FAILURES = retry.Failures(
+    events="sns.publish_",
+    rejected=NotificationRejected,
+    permanent=lambda code: _PERMANENT.get(code, _DEFAULT_PERMANENT),
+    invalid_reason="notify_invalid_parameter",
+    failed_reason="notify_failed",
+)
 
 
 # ---- publishing ----------------------------------------------------------------------------
@@ -129,42 +132,21 @@ class SnsPublisher:
         if notification.group_id is not None:
             request["MessageGroupId"] = notification.group_id
 
-        retrying = retry.retrying(
-            max_attempts=self._max_attempts, wait=self._wait, logger=logger, log_event="sns.publish_retry"
+        response, attempts = retry.call(
+            partial(self._client.publish, **request),
+            failures=_FAILURES,
+            max_attempts=self._max_attempts,
+            wait=self._wait,
+            logger=logger,
+            not_sent=f"SNS publish to {notification.topic_arn}",
+            refused=f"SNS refused to publish to {notification.topic_arn}",
+            failed=f"SNS publish to {notification.topic_arn}",
         )
-        try:
-            response = retrying(self._client.publish, **request)
-        except ParamValidationError as exc:
-            logger.error("sns.publish_rejected", error_code="ParamValidationError")
-            raise NotificationRejected(
-                f"SNS publish to {notification.topic_arn} was not sent: invalid request: {exc}",
-                reason="notify_invalid_parameter",
-                code="ParamValidationError",
-            ) from exc
-        except (ClientError, BotoCoreError) as exc:
-            attempts = retrying.statistics.get("attempt_number", 1)
-            code = error_code(exc)
-            if isinstance(exc, ClientError) and not is_transient(exc):
-                reason, hint = _PERMANENT.get(code, _DEFAULT_PERMANENT)
-                logger.error("sns.publish_rejected", error_code=code, reason=reason)
-                raise NotificationRejected(
-                    f"SNS refused to publish to {notification.topic_arn} "
-                    f"({code}: {exc.response.get('Error', {}).get('Message', '')}): {hint}",
-                    reason=reason,
-                    code=code,
-                ) from exc
-            # Transient failures past the budget, and client-side failures such as
-            # missing credentials, are worth another try once the message comes back.
-            logger.error("sns.publish_failed", error_code=code, attempts=attempts)
-            raise RetryableError(
-                f"SNS publish to {notification.topic_arn} failed after {attempts} attempt(s): {code}",
-                reason="notify_failed",
-            ) from exc
         message_id = str(response["MessageId"])
         logger.info(
             "sns.published",
             message_id=message_id,
-            attempts=retrying.statistics.get("attempt_number", 1),
+            attempts=attempts,
             fifo=notification.group_id is not None,
         )
         return message_id
