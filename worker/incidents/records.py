@@ -10,7 +10,7 @@ after a crash between the join and the event's own write, is recognized.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
@@ -205,6 +205,16 @@ class IncidentRecord:
         notified: their claimer died before publishing, so they may be claimed again.
         """
         return tuple(sorted(m for m, at in self.pending_claims.items() if at < now - stale_s))
+
+    def claim_wait(self, now: float, stale_s: float, *, besides: Collection[str] = ()) -> float | None:
+        """Seconds until the first claim that is neither notified nor stale yet (other
+        than ``besides``) goes stale; None if there is none."""
+        live = [
+            at + stale_s - now
+            for milestone, at in self.pending_claims.items()
+            if at >= now - stale_s and milestone not in besides
+        ]
+        return max(0.0, min(live)) if live else None
 
     def counted(self, event_key: str) -> bool:
         """Whether this incident already counted ``event_key``."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -127,6 +127,11 @@ class IncidentRepo(Protocol):
         """The milestones of ``record`` claimed, never notified, and stale by now."""
         ...
 
+    def claim_wait(self, record: IncidentRecord, *, besides: Collection[str] = ()) -> float | None:
+        """Seconds until a claim of ``record`` not yet notified (other than ``besides``)
+        goes stale, or None when none is pending."""
+        ...
+
     def release_milestone(
         self, incident: str, milestone: str, *, failed: Sequence[ChannelResult] = ()
     ) -> bool:
@@ -183,6 +188,9 @@ class JoiningRepo(ABC):
 
     def stale_claims(self, record: IncidentRecord) -> tuple[str, ...]:
         return record.stale_claims(self._clock(), self.claim_stale_s)
+
+    def claim_wait(self, record: IncidentRecord, *, besides: Collection[str] = ()) -> float | None:
+        return record.claim_wait(self._clock(), self.claim_stale_s, besides=besides)
 
     # ---- storage steps ---------------------------------------------------------------
 

@@ -14,6 +14,7 @@ a claim without a notice: once stale, the incident's next event claims it again.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -22,13 +23,18 @@ import structlog
 from botocore.exceptions import ClientError
 
 from secops_core.contract import Analysis, WafEvent
-from worker.errors import WorkerError
+from worker.errors import RetryableError, WorkerError
 from worker.incidents import OPENED, Contribution, Crossing, GroupKey, IncidentRecord, Milestone
 from worker.incidents.milestones import milestone_named
 from worker.notify.channel import ChannelsRejected, ChannelsUnavailable
 from worker.ports import IncidentJoin, Metrics, Notifier
 
 log = structlog.get_logger("worker.incidents")
+
+# Recording a notice is a small idempotent write worth a few quick tries (0.1, 0.3,
+# 0.9 s): a notice left unrecorded makes its milestone be sent a second time.
+_NOTICE_ATTEMPTS = 4
+_NOTICE_BACKOFF_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,27 @@ class IncidentStep:
             )
             is not None
         )
+        if not joined.new:
+            self._wait_for_pending(incident, crossings)
         return Joined(incident.id, joined.new, sent)
+
+    def _wait_for_pending(self, incident: IncidentRecord, crossings: Sequence[Crossing]) -> None:
+        """A redelivery finds a milestone claimed but not yet notified: its claimer may
+        still be publishing, or may have died after the claim (a SIGKILL between the
+        join that claimed it and the publish). Acknowledging now could lose that page
+        for good (an attack that stopped brings no later event to take the claim over),
+        so the delivery comes back once the claim is stale, and then takes it over.
+        """
+        wait = self.incidents.repo.claim_wait(incident, besides={c.milestone.id for c in crossings})
+        if wait is None:
+            return
+        log.info("incident_milestone_pending", incident=incident.id, stale_in_s=round(wait, 1))
+        raise RetryableError(
+            f"incident {incident.id} has a milestone claimed and not yet notified; "
+            f"looking again once the claim is stale ({wait:.0f} s)",
+            reason="milestone_pending",
+            delay_s=wait + 1,
+        )
 
     def join_many(self, members: Iterable[tuple[WafEvent, Analysis]], *, severity: int) -> Mapping[str, str]:
         """Join many events at once (the monitor's escalated patterns), one repository
@@ -138,14 +164,22 @@ class IncidentStep:
             raise
         message_id = delivery.message_id or f"incident:{incident.id}"
         self.metrics.count("Notifications", dimensions={"Topic": "critical"})
-        try:
-            repo.record_notice(incident.id, milestone.id, message_id, channels=delivery.results)
-        except (WorkerError, ClientError) as exc:
-            # The claim stays without its notice: once stale, the incident's next
-            # event sends the milestone again (a duplicate beats a lost page).
-            log.warning(
-                "incident_notice_not_recorded", incident=incident.id, milestone=milestone.id, error=str(exc)
-            )
+        for attempt in range(_NOTICE_ATTEMPTS):
+            try:
+                repo.record_notice(incident.id, milestone.id, message_id, channels=delivery.results)
+                break
+            except (WorkerError, ClientError) as exc:
+                if attempt < _NOTICE_ATTEMPTS - 1:
+                    time.sleep(_NOTICE_BACKOFF_S * 3**attempt)
+                    continue
+                # The claim stays without its notice: once stale, it is sent again (a
+                # duplicate beats a lost page), so a lost notice costs a second page.
+                log.warning(
+                    "incident_notice_not_recorded",
+                    incident=incident.id,
+                    milestone=milestone.id,
+                    error=str(exc),
+                )
         log.info(
             "incident_notified",
             incident=incident.id,
