@@ -83,7 +83,10 @@ def instrument(worker: Any, evidence: EvidenceLog) -> None:
         (worker.store, "escalate_from_pattern", hooks.pattern_escalation),
         (worker.store, "claim_pattern_notification", hooks.pattern_claim),
         (worker.store, "decide", hooks.decide),
+        (worker.store, "finish", hooks.step("finished")),
         (worker.incidents.repo, "claim_milestone", hooks.milestone_claim),
+        # A join claims the milestones it crosses in its own write.
+        (worker.incidents.repo, "join", hooks.join_claims),
         # Every SNS publish (escalations, patterns, the sns and chat channels) goes through it.
         (worker.notifier.sns.publisher, "publish", hooks.publish),
     ):
@@ -218,6 +221,21 @@ class _Hooks:
             won = bool(original(incident, milestone))
             self.evidence.record("milestone_claimed", key=incident, milestone=milestone, won=won)
             return won
+
+        return wrapped
+
+    def join_claims(self, original: Method) -> Method:
+        def wrapped(group: Any, contributions: Any) -> Any:
+            result = original(group, contributions)
+            for crossing in result.crossings:
+                if crossing.claimed:
+                    self.evidence.record(
+                        "milestone_claimed",
+                        key=crossing.incident.id,
+                        milestone=crossing.milestone.id,
+                        won=True,
+                    )
+            return result
 
         return wrapped
 

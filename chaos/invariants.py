@@ -203,11 +203,20 @@ class Checker:
                 k: v
                 for k, v in notifications.items()
                 if k
-                not in ("duplicates", "never_notified", "window", "unlinked", "miscounted", "opened_twice")
+                not in (
+                    "duplicates",
+                    "resent_after_kill",
+                    "never_notified",
+                    "window",
+                    "unlinked",
+                    "miscounted",
+                    "opened_twice",
+                )
             }
             | {
                 "duplicate_notifications": len(notifications["duplicates"]),
                 "openings_lost_in_claim_publish_window": len(notifications["window"]),
+                "milestones_resent_after_a_kill_mid_publish": len(notifications["resent_after_kill"]),
                 "in_window_by_cause": dict(Counter(w["cause"] for w in notifications["window"])),
                 "in_window_evidence": notifications["window"][:_EXAMPLES],
             },
@@ -378,15 +387,19 @@ class Checker:
             entry = {"incident": incident, "cause": cause, "timeline": self.story(incident)}
             (window if cause == "killed_after_claim" else never).append(entry)
 
-        duplicates = [
-            {
+        duplicates: list[dict[str, Any]] = []
+        resent: list[dict[str, Any]] = []
+        for (incident, milestone), deliveries in milestones.items():
+            if len(deliveries) < 2:
+                continue
+            entry = {
                 "key": incident,
                 "why": f"milestone {milestone} delivered {len(deliveries)} times",
                 "timeline": self.story(incident),
             }
-            for (incident, milestone), deliveries in milestones.items()
-            if len(deliveries) > 1
-        ]
+            # At least once by design: a publisher killed after its publish and before
+            # recording the notice leaves a claim that goes stale and is sent again.
+            (resent if self._killed_mid_publish(incident) else duplicates).append(entry)
         # A pattern is notified once per count (counts only grow); a body that did not
         # parse counts as its own message, so it can never pose as a duplicate.
         pattern_counts = Counter(
@@ -408,12 +421,27 @@ class Checker:
             "pattern_notifications_delivered": len(d.monitoring),
             "patterns_notified": len(patterns_delivered),
             "duplicates": duplicates,
+            "resent_after_kill": resent,
             "window": window,
             "never_notified": never,
             "unlinked": unlinked,
             "miscounted": miscounted,
             "opened_twice": opened_twice,
         }
+
+    def _killed_mid_publish(self, incident: str) -> bool:
+        """Whether a process that started publishing ``incident`` was SIGKILLed after
+        that start without having recorded the publish as done."""
+        records = self.by_key.get(incident, [])
+        for start in (r for r in records if r["kind"] == "publish_start"):
+            killed = self.sigkilled.get(start["proc"])
+            done = any(
+                r["kind"] == "published" and r["proc"] == start["proc"] and r["t"] >= start["t"]
+                for r in records
+            )
+            if killed is not None and killed >= start["t"] and not done:
+                return True
+        return False
 
     def _claim_cause(self, incident: str, item: dict[str, Any]) -> str:
         """Why an incident's opening was never delivered, from the claim's evidence and

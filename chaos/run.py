@@ -217,6 +217,9 @@ def worker_settings(config: RunConfig, resources: dict[str, str]) -> dict[str, s
         "SECOPS_CIRCUIT_OPEN_S": "2",
         "SECOPS_CIRCUIT_FAILURE_THRESHOLD": "3",
         "SECOPS_NOTIFY_MAX_ATTEMPTS": "4",
+        # A milestone claimed by a killed worker is taken over within the run (the
+        # default, 300 s, outlasts it); still above a publish's retry budget here.
+        "SECOPS_INCIDENT_CLAIM_STALE_S": str(max(10, config.lease_s)),
         "SECOPS_MONITOR_INTERVAL_S": str(MONITOR_INTERVAL_S),
         "SECOPS_MONITOR_HOURS": "1",
         "SECOPS_MONITOR_THRESHOLD": "5",
