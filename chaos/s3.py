@@ -66,6 +66,9 @@ def _environment(kills: int) -> None:
             "SECOPS_HEARTBEAT_INTERVAL_S": "5",
             # Each kill costs the notification a receive; it must not reach the DLQ for it.
             "SECOPS_MAX_RECEIVE_COUNT": str(kills + 5),
+            # A milestone claimed by a killed worker is taken over within the run (the
+            # default, 300 s, would hold its event's redelivery that long).
+            "SECOPS_INCIDENT_CLAIM_STALE_S": "10",
             "SECOPS_LOG_CHECKPOINT_S": "0.05",
             "SECOPS_METRICS_ENABLED": "false",
             "SECOPS_MONITOR_ENABLED": "false",
