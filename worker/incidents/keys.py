@@ -38,7 +38,9 @@ MAX_DIGESTS = 4096
 
 # A join re-reads and retries when another writer moved the incident first; beyond this
 # many conflicts in one call the caller gets a retryable error (the message comes back).
-JOIN_ATTEMPTS = 10
+# Each replica's joiner makes one write per batch, so conflicts grow with the replicas
+# flooding one incident: 16 rounds (about 10 s of capped backoff at most) covers a fleet.
+JOIN_ATTEMPTS = 16
 # Lost writes back off exponentially from the time a write took (at least a few
 # milliseconds, one DynamoDB round trip) up to a cap that keeps a join within seconds,
 # far inside a message's visibility timeout.
