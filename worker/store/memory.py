@@ -42,19 +42,45 @@ from worker.store.records import (
     PatternRecord,
     SavedAnalysis,
     analysis_attributes,
+    analysis_entry,
     decided_item,
     finished_actions,
+    link_entry,
     merged_pattern,
     most_notified_for,
     pattern_adds_events,
     restarted_episode,
     step_result,
+    triage_entry,
     truncate_utf8,
 )
 
 log = structlog.get_logger("worker.store")
 
 Item = dict[str, Any]
+
+
+def _analysis_changes(analysis: Analysis, at: str) -> Item:
+    """The fields a saved analysis sets (its model calls are added apart)."""
+    return {"analysis": analysis.model_dump_json(), **analysis_attributes(analysis), "analyzed_at": at}
+
+
+def _triage_changes(decision: TriageDecision, at: str) -> Item:
+    return {
+        "status": decision.status,
+        "triage": decision.model_dump_json(),
+        "triage_action": decision.action,
+        "triaged_at": at,
+    }
+
+
+def _index(item: Item, decision: TriageDecision) -> None:
+    """Only `monitoring` events are in the monitoring index."""
+    if decision.status == "monitoring":
+        item["mon_pk"], item["mon_sk"] = MONITORING_PK, item["event_sk"]
+    else:
+        item.pop("mon_pk", None)
+        item.pop("mon_sk", None)
 
 
 class MemoryStore:
@@ -160,21 +186,13 @@ class MemoryStore:
 
     def save_analysis(self, key: str, *, owner: str, analysis: Analysis) -> EventRecord:
         now = self._clock()
-        changes = {
-            "status": "analyzed",
-            "analysis": analysis.model_dump_json(),
-            **analysis_attributes(analysis),
-            "analyzed_at": iso_from_epoch(now),
-        }
-        entry = {
-            "action": "stored_analysis",
-            "at": iso_from_epoch(now),
-            "severity_rating": analysis.severity_rating,
-            "analyzed_by": analysis.analyzed_by,
-        }
+        at = iso_from_epoch(now)
+        changes = {"status": "analyzed", **_analysis_changes(analysis, at)}
         with self._lock:
             try:
-                item = self._step(key, owner=owner, expect="processing", changes=changes, entry=entry)
+                item = self._step(
+                    key, owner=owner, expect="processing", changes=changes, entry=analysis_entry(analysis, at)
+                )
             except _StepLost as lost:
                 return lost.record
             item["model_calls"] = item.get("model_calls", 0) + analysis.model_calls
@@ -195,34 +213,21 @@ class MemoryStore:
             raise ValueError(f"not a triage status: {decision.status}")
         now = self._clock()
         at = iso_from_epoch(now)
-        changes: Item = {
-            "status": decision.status,
-            "analysis": analysis.model_dump_json(),
-            **analysis_attributes(analysis),
-            "analyzed_at": at,
-            "triage": decision.model_dump_json(),
-            "triage_action": decision.action,
-            "triaged_at": at,
-            "lease_expires_at": 0,
-        }
+        changes = {**_analysis_changes(analysis, at), **_triage_changes(decision, at), "lease_expires_at": 0}
         if incident_id is not None:
             changes["incident_id"] = incident_id
             changes["notified_at"] = at
             changes["notification_id"] = notification_id or f"incident:{incident_id}"
-        actions = finished_actions(analysis, decision, at, incident_id, owner)
+        first, *rest = finished_actions(analysis, decision, at, incident_id, owner)
         with self._lock:
             try:
-                item = self._step(key, owner=owner, expect="processing", changes=changes, entry=actions[0])
+                item = self._step(key, owner=owner, expect="processing", changes=changes, entry=first)
             except _StepLost as lost:
                 return lost.record
-            for entry in actions[1:]:
+            for entry in rest:
                 self._append(item, entry)
             item["model_calls"] = item.get("model_calls", 0) + analysis.model_calls
-            if decision.status == "monitoring":
-                item["mon_pk"], item["mon_sk"] = MONITORING_PK, item["event_sk"]
-            else:
-                item.pop("mon_pk", None)
-                item.pop("mon_sk", None)
+            _index(item, decision)
             self._touch(item, now)
             return self._record(item)
 
@@ -255,25 +260,18 @@ class MemoryStore:
         if decision.status not in TRIAGE_STATUSES:
             raise ValueError(f"not a triage status: {decision.status}")
         now = self._clock()
-        changes: Item = {
-            "status": decision.status,
-            "triage": decision.model_dump_json(),
-            "triage_action": decision.action,
-            "triaged_at": iso_from_epoch(now),
-        }
+        at = iso_from_epoch(now)
+        changes = _triage_changes(decision, at)
         if release:
             changes["lease_expires_at"] = 0
-        entry = {"action": "triaged", "at": iso_from_epoch(now), "status": decision.status}
         with self._lock:
             try:
-                item = self._step(key, owner=owner, expect="analyzed", changes=changes, entry=entry)
+                item = self._step(
+                    key, owner=owner, expect="analyzed", changes=changes, entry=triage_entry(decision, at)
+                )
             except _StepLost as lost:
                 return lost.record
-            if decision.status == "monitoring":
-                item["mon_pk"], item["mon_sk"] = MONITORING_PK, item["event_sk"]
-            else:
-                item.pop("mon_pk", None)
-                item.pop("mon_sk", None)
+            _index(item, decision)
             self._touch(item, now)
             return self._record(item)
 
@@ -289,15 +287,7 @@ class MemoryStore:
             item["notified_at"], item["notification_id"] = iso_from_epoch(now), notification_id
             if item.get("lease_owner") == owner:
                 item["lease_expires_at"] = 0
-            self._append(
-                item,
-                {
-                    "action": "linked_incident",
-                    "at": iso_from_epoch(now),
-                    "incident_id": incident_id,
-                    "by": owner,
-                },
-            )
+            self._append(item, link_entry(incident_id, iso_from_epoch(now), owner))
             self._touch(item, now)
             return True
 

@@ -386,21 +386,33 @@ class Decided:
     reused_from: str | None = None
 
 
+def analysis_entry(analysis: Analysis, at: str) -> dict[str, Any]:
+    """The audit entry of a saved analysis."""
+    return {
+        "action": "stored_analysis",
+        "at": at,
+        "severity_rating": analysis.severity_rating,
+        "analyzed_by": analysis.analyzed_by,
+    }
+
+
+def triage_entry(decision: TriageDecision, at: str) -> dict[str, Any]:
+    """The audit entry of an applied triage."""
+    return {"action": "triaged", "at": at, "status": decision.status}
+
+
+def link_entry(incident_id: str, at: str, owner: str) -> dict[str, Any]:
+    """The audit entry of an escalation linked to its incident."""
+    return {"action": "linked_incident", "at": at, "incident_id": incident_id, "by": owner}
+
+
 def finished_actions(
     analysis: Analysis, decision: TriageDecision, at: str, incident_id: str | None, owner: str
 ) -> list[dict[str, Any]]:
     """The audit entries of a finish: the same three the separate steps append."""
-    actions: list[dict[str, Any]] = [
-        {
-            "action": "stored_analysis",
-            "at": at,
-            "severity_rating": analysis.severity_rating,
-            "analyzed_by": analysis.analyzed_by,
-        },
-        {"action": "triaged", "at": at, "status": decision.status},
-    ]
+    actions = [analysis_entry(analysis, at), triage_entry(decision, at)]
     if incident_id is not None:
-        actions.append({"action": "linked_incident", "at": at, "incident_id": incident_id, "by": owner})
+        actions.append(link_entry(incident_id, at, owner))
     return actions
 
 

@@ -36,10 +36,13 @@ from worker.store.records import (
     Decided,
     EventRecord,
     analysis_attributes,
+    analysis_entry,
     decided_item,
     finished_actions,
+    link_entry,
     restarted_episode,
     step_result,
+    triage_entry,
     truncate_utf8,
 )
 
@@ -153,20 +156,9 @@ class EventOps(DynamoTable):
     def save_analysis(self, key: str, *, owner: str, analysis: Analysis) -> EventRecord:
         """processing → analyzed. Idempotent: an event already past it is returned as is."""
         now = self._clock()
-        update = Update().set("status", "analyzed").set("analysis", analysis.model_dump_json())
-        # Top-level copies so the console and ad-hoc queries can read them.
-        for name, value in analysis_attributes(analysis).items():
-            update.set(name, value)
-        update.set("analyzed_at", self._now_iso(now)).increment("model_calls", analysis.model_calls)
-        update.append(
-            "backend_actions",
-            {
-                "action": "stored_analysis",
-                "at": self._now_iso(now),
-                "severity_rating": analysis.severity_rating,
-                "analyzed_by": analysis.analyzed_by,
-            },
-        )
+        at = self._now_iso(now)
+        update = _set_analysis(Update().set("status", "analyzed"), analysis, at)
+        update.append("backend_actions", analysis_entry(analysis, at))
         return self._step(key, owner=owner, expect="processing", update=self._touch(update, now))
 
     def finish(
@@ -184,16 +176,7 @@ class EventOps(DynamoTable):
             raise ValueError(f"not a triage status: {decision.status}")
         now = self._clock()
         at = self._now_iso(now)
-        update = Update().set("status", decision.status).set("analysis", analysis.model_dump_json())
-        for name, value in analysis_attributes(analysis).items():
-            update.set(name, value)
-        update.set("analyzed_at", at).increment("model_calls", analysis.model_calls)
-        update.set("triage", decision.model_dump_json()).set("triage_action", decision.action)
-        update.set("triaged_at", at).set("lease_expires_at", 0)
-        if decision.status == "monitoring":
-            update.set("mon_pk", MONITORING_PK).set_expr("mon_sk", update.name("event_sk"))
-        else:
-            update.remove("mon_pk", "mon_sk")
+        update = _set_triage(_set_analysis(Update(), analysis, at), decision, at).set("lease_expires_at", 0)
         update.append("backend_actions", *finished_actions(analysis, decision, at, incident_id, owner))
         if incident_id is not None:
             update.set("incident_id", incident_id).set("notified_at", at)
@@ -243,17 +226,9 @@ class EventOps(DynamoTable):
         if decision.status not in TRIAGE_STATUSES:
             raise ValueError(f"not a triage status: {decision.status}")
         now = self._clock()
-        update = Update().set("status", decision.status).set("triage", decision.model_dump_json())
-        update.set("triage_action", decision.action).set("triaged_at", self._now_iso(now))
-        if decision.status == "monitoring":
-            # event_sk was written by the claim; copying it keeps this one write.
-            update.set("mon_pk", MONITORING_PK).set_expr("mon_sk", update.name("event_sk"))
-        else:
-            update.remove("mon_pk", "mon_sk")
-        update.append(
-            "backend_actions",
-            {"action": "triaged", "at": self._now_iso(now), "status": decision.status},
-        )
+        at = self._now_iso(now)
+        update = _set_triage(Update(), decision, at)
+        update.append("backend_actions", triage_entry(decision, at))
         if release:
             update.set("lease_expires_at", 0)
         return self._step(key, owner=owner, expect="analyzed", update=self._touch(update, now))
@@ -299,10 +274,7 @@ class EventOps(DynamoTable):
         now = self._clock()
         update = Update().set("incident_id", incident_id).set("notified_at", self._now_iso(now))
         update.set("notification_id", notification_id)
-        update.append(
-            "backend_actions",
-            {"action": "linked_incident", "at": self._now_iso(now), "incident_id": incident_id, "by": owner},
-        )
+        update.append("backend_actions", link_entry(incident_id, self._now_iso(now), owner))
         condition = (
             f"{update.name('status')} = {update.value('escalated', 'escalated')} "
             f"AND attribute_not_exists({update.name('incident_id')})"
@@ -450,6 +422,25 @@ class EventOps(DynamoTable):
             if not last:
                 return
             params["ExclusiveStartKey"] = last
+
+
+def _set_analysis(update: Update, analysis: Analysis, at: str) -> Update:
+    """The fields a saved analysis sets, with top-level copies the console and ad-hoc
+    queries read, and the model calls it adds."""
+    update.set("analysis", analysis.model_dump_json())
+    for name, value in analysis_attributes(analysis).items():
+        update.set(name, value)
+    return update.set("analyzed_at", at).increment("model_calls", analysis.model_calls)
+
+
+def _set_triage(update: Update, decision: TriageDecision, at: str) -> Update:
+    """The fields a triage sets; only `monitoring` is in the monitoring index (event_sk
+    was written by the claim, so copying it keeps this one write)."""
+    update.set("status", decision.status).set("triage", decision.model_dump_json())
+    update.set("triage_action", decision.action).set("triaged_at", at)
+    if decision.status == "monitoring":
+        return update.set("mon_pk", MONITORING_PK).set_expr("mon_sk", update.name("event_sk"))
+    return update.remove("mon_pk", "mon_sk")
 
 
 def _record(item: Item) -> EventRecord:
