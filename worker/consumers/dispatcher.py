@@ -252,7 +252,12 @@ class Dispatcher:
     def _may_return(self) -> int:
         """In-flight messages that may yet be deliverable again (all but those being acked)."""
         with self._lock:
-            return sum(not m.acking for m in self._in_flight.values())
+            return self._holding_slots()
+
+    def _holding_slots(self) -> int:
+        """In-flight messages holding a slot (the lock held): a message waiting only for
+        its ack is done with its slot."""
+        return sum(not m.acking for m in self._in_flight.values())
 
     def _probe_in_flight(self) -> bool:
         with self._lock:
@@ -268,8 +273,7 @@ class Dispatcher:
         """Free slots; waits while there are none, beating outside the lock meanwhile."""
         while True:
             with self._lock:
-                # A message waiting only for its ack is done with its slot.
-                free = self.concurrency - sum(1 for m in self._in_flight.values() if not m.acking)
+                free = self.concurrency - self._holding_slots()
                 if free > 0 or self._stop.is_set():
                     return free
                 self._lock.wait(timeout=_IDLE_BEAT_S)
@@ -283,7 +287,7 @@ class Dispatcher:
         deadline = time.monotonic() + RECEIVE_GATHER_S
         with self._lock:
             while free < self.batch_size and not self._stop.is_set():
-                busy = sum(1 for m in self._in_flight.values() if not m.acking)
+                busy = self._holding_slots()
                 free = self.concurrency - busy
                 remaining = deadline - time.monotonic()
                 if busy == 0 or free >= self.batch_size or remaining <= 0:
