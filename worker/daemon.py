@@ -22,17 +22,19 @@ from worker.consumers.router import MessageRouter
 from worker.consumers.s3_objects import LogObjectHandler
 from worker.consumers.sqs import SqsSource
 from worker.health import HealthBeacon
-from worker.incidents import IncidentJoiner
 from worker.incidents.factory import dynamo_joiner
+from worker.incidents.joiner import IncidentJoiner
 from worker.metrics import Metrics, emf_wanted
 from worker.notify.channels import build_notifier
 from worker.notify.fanout import FanoutNotifier
+from worker.pipeline.monitor_job import MonitorJob
 from worker.pipeline.outcome import DelayPolicy
 from worker.pipeline.processor import EventProcessor
 from worker.pipeline.reuse import AnalysisReuse, SkipPolicy
 from worker.resources import Resources, resolve_resources
+from worker.scheduler import start_monitor_scheduler
 from worker.settings import Settings
-from worker.store import EventStore
+from worker.store.dynamodb import EventStore
 
 log = structlog.get_logger("worker.daemon")
 
@@ -79,6 +81,7 @@ class Worker:
     metrics: Metrics
     owner: str
     incidents: IncidentJoiner
+    monitor: MonitorJob
 
 
 def owner_id() -> str:
@@ -176,8 +179,32 @@ def build_worker(
         metrics=metrics,
         health=HealthBeacon(settings.health_file),
     )
+    monitor = MonitorJob(
+        store=store,
+        monitor_agent=agents.monitor,
+        notifier=notifier,
+        incidents=incidents,
+        owner=owner,
+        interval_s=settings.monitor_interval_s,
+        hours=settings.monitor_hours,
+        threshold=settings.monitor_threshold,
+        growth_factor=settings.monitor_growth_factor,
+        chunk_size=settings.monitor_chunk_size,
+        metrics=metrics,
+    )
     return Worker(
-        settings, clients, resources, store, notifier, agents, processor, consumer, metrics, owner, incidents
+        settings,
+        clients,
+        resources,
+        store,
+        notifier,
+        agents,
+        processor,
+        consumer,
+        metrics,
+        owner,
+        incidents,
+        monitor,
     )
 
 
@@ -198,9 +225,9 @@ def run_worker(worker: Worker, *, with_scheduler: bool = True) -> int:
     """Run the consumer (and the monitor scheduler) until a signal or idle exit."""
     scheduler = None
     if with_scheduler and worker.settings.monitor_enabled:
-        from worker.scheduler import start_monitor_scheduler
-
-        scheduler = start_monitor_scheduler(worker)
+        scheduler = start_monitor_scheduler(
+            worker.monitor, interval_s=worker.settings.monitor_interval_s, hours=worker.settings.monitor_hours
+        )
     install_signal_handlers(worker.consumer.stop)
     log.info(
         "worker_started",

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -17,9 +16,6 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from worker.errors import WorkerError
 from worker.pipeline.monitor_job import MonitorJob, MonitorStopped
-
-if TYPE_CHECKING:
-    from worker.daemon import Worker
 
 log = structlog.get_logger("worker.scheduler")
 
@@ -68,11 +64,10 @@ class MonitorScheduler:
         self.scheduler.shutdown(wait=True)
 
 
-def start_monitor_scheduler(worker: Worker) -> MonitorScheduler:
-    """Start the monitor job for a built worker; the caller shuts it down."""
-    settings = worker.settings
-    job = MonitorJob.from_worker(worker)
-    scheduler = build_scheduler(job, interval_s=settings.monitor_interval_s)
+def start_monitor_scheduler(job: MonitorJob, *, interval_s: int, hours: int) -> MonitorScheduler:
+    """Start ``job`` (built by the composition root) every ``interval_s``; the caller
+    shuts it down."""
+    scheduler = build_scheduler(job, interval_s=interval_s)
     scheduler.start()
-    log.info("monitor_scheduled", interval_s=settings.monitor_interval_s, hours=settings.monitor_hours)
+    log.info("monitor_scheduled", interval_s=interval_s, hours=hours)
     return MonitorScheduler(scheduler, job)

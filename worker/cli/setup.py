@@ -21,7 +21,7 @@ def register(sub: Subparsers) -> None:
 def cmd_setup(args: argparse.Namespace) -> int:
     from worker.daemon import Clients
     from worker.resources import setup_resources
-    from worker.store import EventStore
+    from worker.store.dynamodb import EventStore
 
     settings = one_shot_settings()
     configure_logs(settings, one_shot_level="WARNING")
