@@ -31,6 +31,9 @@ from worker.pipeline.outcome import DelayPolicy
 from worker.pipeline.processor import EventProcessor
 from worker.pipeline.reuse import AnalysisReuse, SkipPolicy
 from worker.resources import Resources, resolve_resources
+from worker.response.blocker import Blocker
+from worker.response.factory import build_blocker, build_responder
+from worker.response.responder import PolicyResponder
 from worker.settings import Settings
 from worker.store import EventStore
 
@@ -79,6 +82,11 @@ class Worker:
     metrics: Metrics
     owner: str
     incidents: IncidentJoiner
+    # Response actions (docs/architecture.md, "Response actions"): the blocker whenever an
+    # IP set is configured (its expiry pass runs even with the policy off), the policy
+    # unless SECOPS_RESPONSE_MODE=off.
+    blocker: Blocker | None = None
+    responder: PolicyResponder | None = None
 
 
 def owner_id() -> str:
@@ -111,6 +119,8 @@ def build_worker(
     owner = owner_id()
     # One joiner per process: its group commit batches every worker thread's joins.
     incidents = dynamo_joiner(settings, client=clients.dynamodb)
+    blocker = build_blocker(settings, dynamodb=clients.dynamodb)
+    responder = build_responder(settings, blocker=blocker, metrics=metrics)
     processor = EventProcessor(
         store=store,
         agents=agents,
@@ -132,6 +142,7 @@ def build_worker(
         model_free=model_free,
         # A retry is seen again within its message's visibility plus the longest delay.
         retry_episode_gap_s=settings.retry_max_delay_s + settings.visibility_timeout_s,
+        responder=responder,
     )
     circuit = CircuitBreaker(
         failure_threshold=settings.circuit_failure_threshold,
@@ -177,7 +188,19 @@ def build_worker(
         health=HealthBeacon(settings.health_file),
     )
     return Worker(
-        settings, clients, resources, store, notifier, agents, processor, consumer, metrics, owner, incidents
+        settings,
+        clients,
+        resources,
+        store,
+        notifier,
+        agents,
+        processor,
+        consumer,
+        metrics,
+        owner,
+        incidents,
+        blocker=blocker,
+        responder=responder,
     )
 
 
@@ -197,7 +220,7 @@ def install_signal_handlers(stop: Callable[[], None]) -> None:
 def run_worker(worker: Worker, *, with_scheduler: bool = True) -> int:
     """Run the consumer (and the monitor scheduler) until a signal or idle exit."""
     scheduler = None
-    if with_scheduler and worker.settings.monitor_enabled:
+    if with_scheduler and (worker.settings.monitor_enabled or worker.blocker is not None):
         from worker.scheduler import start_monitor_scheduler
 
         scheduler = start_monitor_scheduler(worker)

@@ -32,7 +32,7 @@ from worker import clock
 from worker.errors import RetryableError, WorkerError
 from worker.metrics import Metrics as EmfMetrics
 from worker.pipeline.incident_step import IncidentStep
-from worker.ports import IncidentJoin, Metrics, Monitor, MonitorStore, Notifier
+from worker.ports import IncidentJoin, Metrics, Monitor, MonitorStore, Notifier, Responder
 from worker.store.records import EventRecord
 
 if TYPE_CHECKING:
@@ -105,6 +105,7 @@ class MonitorJob:
         metrics: Metrics | None = None,
         write_attempts: int = WRITE_ATTEMPTS,
         write_backoff_s: float = WRITE_BACKOFF_S,
+        responder: Responder | None = None,
     ) -> None:
         self.store = store
         self.monitor_agent = monitor_agent
@@ -120,7 +121,10 @@ class MonitorJob:
         self.write_attempts = max(1, write_attempts)
         self.write_backoff_s = write_backoff_s
         self.incidents = IncidentStep(
-            incidents=incidents, notifier=notifier, metrics=metrics or EmfMetrics(enabled=False)
+            incidents=incidents,
+            notifier=notifier,
+            metrics=metrics or EmfMetrics(enabled=False),
+            responder=responder,
         )
         # Set on shutdown: a long run stops between chunks/patterns instead of holding
         # the process past the drain timeout.
@@ -149,6 +153,7 @@ class MonitorJob:
             chunk_size=settings.monitor_chunk_size,
             now=now,
             metrics=worker.metrics,
+            responder=worker.responder,
         )
 
     # ---- entry points -----------------------------------------------------------------
