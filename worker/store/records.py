@@ -188,6 +188,26 @@ def step_result(current: EventRecord, *, owner: str, expect: str) -> EventRecord
     )
 
 
+def keepable_event_json(event: WafEvent) -> str | None:
+    """The event as the store keeps it (JSON), or None when it is too large to keep."""
+    event_json = event.model_dump_json()
+    return event_json if len(event_json.encode()) <= MAX_EVENT_JSON_BYTES else None
+
+
+def stored_event_json(event: WafEvent) -> str:
+    """The event as the store keeps it; PermanentError for an event too large to keep
+    (DynamoDB caps an item at 400 KB, shared with the analysis and the history)."""
+    event_json = keepable_event_json(event)
+    if event_json is None:
+        size = len(event.model_dump_json().encode())
+        raise PermanentError(
+            f"event {event.event_key} is {size} bytes as JSON; "
+            f"the store keeps events up to {MAX_EVENT_JSON_BYTES}",
+            reason="event_too_large",
+        )
+    return event_json
+
+
 def restarted_episode(claimed: EventRecord, *, gap_s: float | None) -> int | None:
     """The episode base a claim sets when it came longer than ``gap_s`` after the one
     before (longer than any retry waits, so not a retry: a replay), else None.
@@ -431,13 +451,7 @@ def decided_item(decided: Decided, *, message_id: str, now_iso: str) -> dict[str
         raise ValueError(f"not a triage status: {decision.status}")
     if decision.status == "escalated" and decided.incident_id is None:
         raise ValueError("an escalation is written with its incident")
-    event_json = event.model_dump_json()
-    if len(event_json.encode()) > MAX_EVENT_JSON_BYTES:
-        raise PermanentError(
-            f"event {event.event_key} is {len(event_json.encode())} bytes as JSON; "
-            f"the store keeps events up to {MAX_EVENT_JSON_BYTES}",
-            reason="event_too_large",
-        )
+    event_json = stored_event_json(event)
     event_sk = monitoring_sort_key(event.timestamp, event.event_key)
     item: dict[str, Any] = {
         "pk": event.event_key,
