@@ -36,6 +36,8 @@ from worker.response.factory import build_blocker, build_responder
 from worker.response.responder import PolicyResponder
 from worker.settings import Settings
 from worker.store import EventStore
+from worker.suppressions.cache import SuppressionCache
+from worker.suppressions.dynamodb import DynamoSuppressionRepo
 
 log = structlog.get_logger("worker.daemon")
 
@@ -82,6 +84,7 @@ class Worker:
     metrics: Metrics
     owner: str
     incidents: IncidentJoiner
+    suppressions: SuppressionCache | None = None
     # Response actions (docs/architecture.md, "Response actions"): the blocker whenever an
     # IP set is configured (its expiry pass runs even with the policy off), the policy
     # unless SECOPS_RESPONSE_MODE=off.
@@ -119,6 +122,10 @@ def build_worker(
     owner = owner_id()
     # One joiner per process: its group commit batches every worker thread's joins.
     incidents = dynamo_joiner(settings, client=clients.dynamodb)
+    suppressions = SuppressionCache(
+        DynamoSuppressionRepo(settings.table_name, client=clients.dynamodb),
+        refresh_s=settings.suppression_refresh_s,
+    )
     blocker = build_blocker(settings, dynamodb=clients.dynamodb)
     responder = build_responder(settings, blocker=blocker, metrics=metrics)
     processor = EventProcessor(
@@ -142,6 +149,7 @@ def build_worker(
         model_free=model_free,
         # A retry is seen again within its message's visibility plus the longest delay.
         retry_episode_gap_s=settings.retry_max_delay_s + settings.visibility_timeout_s,
+        suppressions=suppressions,
         responder=responder,
     )
     circuit = CircuitBreaker(
@@ -199,6 +207,7 @@ def build_worker(
         metrics,
         owner,
         incidents,
+        suppressions,
         blocker=blocker,
         responder=responder,
     )
