@@ -117,10 +117,12 @@ class Settings(CommonSettings):
     securityhub_product_arn: str | None = None
     securityhub_region: str | None = None
     # The EventBridge channel's bus: a name (`default` is the account's default bus, which
-    # setup never creates) or the ARN of a bus, possibly in another account.
+    # setup never creates) or the ARN of a bus, possibly in another account. PutEvents
+    # takes a name of `[.\-_A-Za-z0-9]` (no `/`: that is a partner bus, which takes no
+    # events from us) or an ARN.
     eventbridge_bus: str = Field(
         default="secops-incidents",
-        pattern=r"^(arn:aws[a-z-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/)?[/.\-_A-Za-z0-9]{1,256}$",
+        pattern=r"^(arn:aws[a-z-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/)?[.\-_A-Za-z0-9]{1,256}$",
     )
 
     # --- health ---
