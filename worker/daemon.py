@@ -25,6 +25,7 @@ from worker.health import HealthBeacon
 from worker.incidents.factory import dynamo_joiner
 from worker.incidents.joiner import IncidentJoiner
 from worker.metrics import Metrics, emf_wanted
+from worker.notify.blocks import build_block_announcer
 from worker.notify.channels import build_notifier
 from worker.notify.fanout import FanoutNotifier
 from worker.pipeline.monitor_job import MonitorJob
@@ -32,9 +33,15 @@ from worker.pipeline.outcome import DelayPolicy
 from worker.pipeline.processor import EventProcessor
 from worker.pipeline.reuse import AnalysisReuse, SkipPolicy
 from worker.resources import Resources, resolve_resources
+from worker.response.blocker import Blocker
+from worker.response.expiry import ExpiryJob
+from worker.response.factory import build_blocker, build_responder
+from worker.response.responder import PolicyResponder
 from worker.scheduler import start_monitor_scheduler
 from worker.settings import Settings
 from worker.store.dynamodb import EventStore
+from worker.suppressions.cache import SuppressionCache
+from worker.suppressions.dynamodb import DynamoSuppressionRepo
 
 log = structlog.get_logger("worker.daemon")
 
@@ -82,6 +89,14 @@ class Worker:
     owner: str
     incidents: IncidentJoiner
     monitor: MonitorJob
+    suppressions: SuppressionCache | None = None
+    # Response actions (docs/architecture.md, "Response actions"): the blocker whenever an
+    # IP set is configured (its expiry pass runs even with the policy off), the policy
+    # unless SECOPS_RESPONSE_MODE=off.
+    blocker: Blocker | None = None
+    responder: PolicyResponder | None = None
+    # The blocker's expiry pass, scheduled beside the monitor job.
+    expiry: ExpiryJob | None = None
 
 
 def owner_id() -> str:
@@ -114,6 +129,18 @@ def build_worker(
     owner = owner_id()
     # One joiner per process: its group commit batches every worker thread's joins.
     incidents = dynamo_joiner(settings, client=clients.dynamodb)
+    suppressions = SuppressionCache(
+        DynamoSuppressionRepo(settings.table_name, client=clients.dynamodb),
+        refresh_s=settings.suppression_refresh_s,
+    )
+    blocker = build_blocker(
+        settings,
+        dynamodb=clients.dynamodb,
+        listener=build_block_announcer(
+            settings, sns_client=clients.sns, resources=resources, metrics=metrics
+        ),
+    )
+    responder = build_responder(settings, blocker=blocker, metrics=metrics)
     processor = EventProcessor(
         store=store,
         agents=agents,
@@ -135,6 +162,8 @@ def build_worker(
         model_free=model_free,
         # A retry is seen again within its message's visibility plus the longest delay.
         retry_episode_gap_s=settings.retry_max_delay_s + settings.visibility_timeout_s,
+        suppressions=suppressions,
+        responder=responder,
     )
     circuit = CircuitBreaker(
         failure_threshold=settings.circuit_failure_threshold,
@@ -191,6 +220,19 @@ def build_worker(
         growth_factor=settings.monitor_growth_factor,
         chunk_size=settings.monitor_chunk_size,
         metrics=metrics,
+        suppressions=suppressions,
+        responder=responder,
+    )
+    expiry = (
+        ExpiryJob(
+            blocker=blocker,
+            lock=store,
+            owner=owner,
+            interval_s=settings.response_expiry_interval_s,
+            metrics=metrics,
+        )
+        if blocker is not None
+        else None
     )
     return Worker(
         settings,
@@ -205,6 +247,10 @@ def build_worker(
         owner,
         incidents,
         monitor,
+        suppressions,
+        blocker=blocker,
+        responder=responder,
+        expiry=expiry,
     )
 
 
@@ -224,9 +270,13 @@ def install_signal_handlers(stop: Callable[[], None]) -> None:
 def run_worker(worker: Worker, *, with_scheduler: bool = True) -> int:
     """Run the consumer (and the monitor scheduler) until a signal or idle exit."""
     scheduler = None
-    if with_scheduler and worker.settings.monitor_enabled:
+    settings = worker.settings
+    if with_scheduler and (settings.monitor_enabled or worker.expiry is not None):
         scheduler = start_monitor_scheduler(
-            worker.monitor, interval_s=worker.settings.monitor_interval_s, hours=worker.settings.monitor_hours
+            worker.monitor if settings.monitor_enabled else None,
+            interval_s=settings.monitor_interval_s,
+            hours=settings.monitor_hours,
+            expiry=worker.expiry,
         )
     install_signal_handlers(worker.consumer.stop)
     log.info(

@@ -56,8 +56,14 @@ ADAPTERS = (
     "worker.notify.sns",
     "worker.ops",
     "worker.resources",
+    "worker.response.dynamodb",
+    "worker.response.factory",
+    "worker.response.memory",
+    "worker.response.wafv2",
     "worker.store.dynamodb",
     "worker.store.memory",
+    "worker.suppressions.dynamodb",
+    "worker.suppressions.memory",
 )
 PIPELINE = "worker.pipeline"
 DAEMON = "worker.daemon"

@@ -31,7 +31,16 @@ from secops_core.patterns import normalize_uri
 from worker import clock
 from worker.errors import RetryableError, StoreError, WorkerError
 from worker.pipeline.incident_step import IncidentStep
-from worker.ports import NULL_METRICS, IncidentJoin, Metrics, Monitor, MonitorStore, Notifier
+from worker.ports import (
+    NULL_METRICS,
+    IncidentJoin,
+    Metrics,
+    Monitor,
+    MonitorStore,
+    Notifier,
+    Responder,
+    Suppressions,
+)
 from worker.retry import backoff, retrying
 from worker.store.records import EventRecord
 
@@ -102,8 +111,12 @@ class MonitorJob:
         metrics: Metrics | None = None,
         write_attempts: int = WRITE_ATTEMPTS,
         write_backoff_s: float = WRITE_BACKOFF_S,
+        suppressions: Suppressions | None = None,
+        responder: Responder | None = None,
     ) -> None:
         self.store = store
+        # Monitored events an operator has since suppressed form no pattern.
+        self.suppressions = suppressions
         self.monitor_agent = monitor_agent
         self.notifier = notifier
         self.owner = owner
@@ -116,7 +129,12 @@ class MonitorJob:
         self.metrics = metrics
         self.write_attempts = max(1, write_attempts)
         self.write_backoff_s = write_backoff_s
-        self.incidents = IncidentStep(incidents=incidents, notifier=notifier, metrics=metrics or NULL_METRICS)
+        self.incidents = IncidentStep(
+            incidents=incidents,
+            notifier=notifier,
+            metrics=metrics or NULL_METRICS,
+            responder=responder,
+        )
         # Set on shutdown: a long run stops between chunks/patterns instead of holding
         # the process past the drain timeout.
         self.stop_event = threading.Event()
@@ -162,7 +180,7 @@ class MonitorJob:
             for r in self._retrying(
                 "iter_monitoring", lambda: list(self.store.iter_monitoring(since=since, until=now))
             )
-            if r.event is not None
+            if r.event is not None and not self._suppressed(r.event)
         }
         events = [r.event for r in records.values() if r.event is not None]
         run = MonitorRun(slot=slot, ran=True, events_read=len(events))
@@ -191,6 +209,9 @@ class MonitorJob:
         if failures:
             raise RetryableError(f"{failures} patterns could not be applied", reason="monitor_partial")
         return run
+
+    def _suppressed(self, event: WafEvent) -> bool:
+        return self.suppressions is not None and self.suppressions.match(event) is not None
 
     def _check_stop(self) -> None:
         if self.stop_event.is_set():

@@ -81,6 +81,8 @@ class EventRecord:
     episode_base: int = 0
     prev_claim_at: float = 0.0
     last_claim_at: float = 0.0
+    # The operator's suppression that closed this event above its floor, if one did.
+    suppressed_by: str | None = None
 
     @property
     def episode_attempts(self) -> int:
@@ -130,6 +132,7 @@ class EventRecord:
             episode_base=int(data.get("episode_base", 0)),
             prev_claim_at=float(data.get("prev_claim_at", 0)),
             last_claim_at=float(data.get("last_claim_at", 0)),
+            suppressed_by=data.get("suppressed_by"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,6 +158,7 @@ class EventRecord:
             "model_calls": self.model_calls,
             "incident_id": self.incident_id,
             "reused_from": self.reused_from,
+            "suppressed_by": self.suppressed_by,
         }
 
 
@@ -404,6 +408,8 @@ class Decided:
     incident_id: str | None = None  # an escalation's incident, joined before the write
     notification_id: str | None = None
     reused_from: str | None = None
+    # An operator's suppression closed it (docs/architecture.md, "Suppressions").
+    suppressed_by: str | None = None
 
 
 def analysis_entry(analysis: Analysis, at: str) -> dict[str, Any]:
@@ -469,6 +475,7 @@ def decided_item(decided: Decided, *, message_id: str, now_iso: str) -> dict[str
         "notified_at": now_iso if decided.incident_id else None,
         "notification_id": decided.notification_id if decided.incident_id else None,
         "reused_from": decided.reused_from,
+        "suppressed_by": decided.suppressed_by,
         "backend_actions": [
             {
                 "action": "decided",
@@ -476,6 +483,7 @@ def decided_item(decided: Decided, *, message_id: str, now_iso: str) -> dict[str
                 "status": decision.status,
                 "severity_rating": analysis.severity_rating,
                 "analyzed_by": analysis.analyzed_by,
+                **({"suppressed_by": decided.suppressed_by} if decided.suppressed_by else {}),
             }
         ],
     }
