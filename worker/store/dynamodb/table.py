@@ -60,6 +60,15 @@ class ConditionFailed(Exception):
         self.old = old
 
 
+class TransactionCancelled(Exception):
+    """A TransactWriteItems was cancelled; ``reasons`` are the code of each item's
+    cancellation, in order (``"None"`` for an item that was not the cause)."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(f"transaction cancelled: {reasons}")
+        self.reasons = reasons
+
+
 # ---- attribute values ----------------------------------------------------------------
 # boto3's own (de)serializers do the wire format; around them, numbers cross as
 # Decimal (boto3 refuses floats, which lose precision) and come back as int or float,
@@ -218,6 +227,9 @@ class DynamoTable:
             code = error.get("Code", "")
             if code == "ConditionalCheckFailedException":
                 raise ConditionFailed(exc.response.get("Item")) from None
+            if code == "TransactionCanceledException":
+                reasons = exc.response.get("CancellationReasons", [])
+                raise TransactionCancelled([str(r.get("Code", "None")) for r in reasons]) from exc
             if code == "ResourceNotFoundException":
                 raise ConfigurationError(
                     f"DynamoDB table {self.table_name!r} does not exist (or is not reachable "
