@@ -15,6 +15,7 @@ from worker.cli import (
     health,
     incidents,
     monitor,
+    put_log,
     rules,
     run,
     send,
@@ -24,7 +25,9 @@ from worker.cli.common import EXIT_OK, Parser
 from worker.cli.errors import explain
 
 # The order of `secops --help`.
-COMMAND_GROUPS = (run, setup, send, health, demo, analyze, monitor, incidents, block, dlq, rules, backfill)
+COMMAND_GROUPS = (
+    run, setup, send, health, demo, analyze, monitor, incidents, block, dlq, rules, backfill, put_log,
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
