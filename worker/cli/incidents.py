@@ -35,6 +35,8 @@ from worker.cli.common import (
     out,
     positive_int,
 )
+from worker.cli.false_positive import ResolveStep, add_false_positive_arguments
+from worker.cli.false_positive import prepare as prepare_false_positive
 from worker.incidents import (
     INCIDENT_STATUSES,
     RESOLVED,
@@ -85,6 +87,8 @@ def register(sub: Subparsers) -> None:
         action.add_argument("--by", default=None, help="who (default: the login name)")
         action.add_argument("--json", action="store_true", help="print JSON only")
         action.set_defaults(handler=cmd_ack if name == "ack" else cmd_resolve)
+        if name == "resolve":
+            add_false_positive_arguments(action)
 
 
 # ---- the commands ----------------------------------------------------------------------------
@@ -135,10 +139,16 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
-    return _set_status(args, "resolved")
+    # Steps of the resolution beyond the status, each checked before the status changes.
+    steps: list[ResolveStep] = []
+    if args.false_positive:
+        steps.append(prepare_false_positive(args, _incident_id(args.incident)))
+    return _set_status(args, "resolved", steps=steps)
 
 
-def _set_status(args: argparse.Namespace, status: IncidentStatus) -> int:
+def _set_status(
+    args: argparse.Namespace, status: IncidentStatus, *, steps: Sequence[ResolveStep] = ()
+) -> int:
     settings = _settings()
     incident = _incident_id(args.incident)
     repo = _repo(settings, _dynamodb(settings))
@@ -165,7 +175,12 @@ def _set_status(args: argparse.Namespace, status: IncidentStatus) -> int:
             if owed
             else _announce_resolution(settings, repo, record)
         )
-    result = {"incident": listed(record), "notification": notification}
+    result: dict[str, Any] = {"incident": listed(record), "notification": notification}
+    step_lines: list[str] = []
+    for step in steps:
+        name, value, lines = step(record)
+        result[name] = value
+        step_lines += lines
     if args.json:
         out(json.dumps(result, indent=2))
     else:
@@ -174,6 +189,8 @@ def _set_status(args: argparse.Namespace, status: IncidentStatus) -> int:
         if notification is not None:
             line += "; " + ("notified" if notification["sent"] else "already announced")
         _console().print(Text(line))
+        for extra in step_lines:
+            _console().print(Text(extra))
     return EXIT_OK
 
 
