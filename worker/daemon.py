@@ -25,6 +25,7 @@ from worker.health import HealthBeacon
 from worker.incidents import IncidentJoiner
 from worker.incidents.factory import dynamo_joiner
 from worker.metrics import Metrics, emf_wanted
+from worker.notify.blocks import build_block_announcer
 from worker.notify.channels import build_notifier
 from worker.notify.fanout import FanoutNotifier
 from worker.pipeline.outcome import DelayPolicy
@@ -126,7 +127,13 @@ def build_worker(
         DynamoSuppressionRepo(settings.table_name, client=clients.dynamodb),
         refresh_s=settings.suppression_refresh_s,
     )
-    blocker = build_blocker(settings, dynamodb=clients.dynamodb)
+    blocker = build_blocker(
+        settings,
+        dynamodb=clients.dynamodb,
+        listener=build_block_announcer(
+            settings, sns_client=clients.sns, resources=resources, metrics=metrics
+        ),
+    )
     responder = build_responder(settings, blocker=blocker, metrics=metrics)
     processor = EventProcessor(
         store=store,

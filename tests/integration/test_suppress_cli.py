@@ -99,7 +99,8 @@ def test_a_false_positive_incident_becomes_a_suppression_that_closes_the_next_ev
     result = cli.json("incidents", "resolve", record.incident_id, "--false-positive", "--note", "our search")
     # THEN the incident is resolved and the narrowest scope covering its events is created
     assert result["incident"]["status"] == "resolved"
-    created = result["false_positive"]
+    created = result["false_positive"]["suppression"]
+    assert result["false_positive"]["blocks"]["summary"] == "no IP set configured"
     assert created["covers_incident_events"] == {"covered": 3, "events": 3}
     suppression = created["suppression"]
     assert suppression["scope"] == {

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from worker.cli import (
     analyze,
     backfill,
+    block,
     demo,
     dlq,
     health,
@@ -35,6 +36,7 @@ COMMAND_GROUPS = (
     monitor,
     incidents,
     suppress,
+    block,
     tune,
     dlq,
     rules,

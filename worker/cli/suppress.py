@@ -9,7 +9,6 @@ or one of another class that reached the application, without ``--force``.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -22,9 +21,11 @@ from worker.cli.common import (
     CliError,
     Parser,
     Subparsers,
-    configure_logs,
+    command_settings,
+    console,
     duration,
-    one_shot_settings,
+    dynamodb_client,
+    login,
     out,
 )
 from worker.suppressions.keys import DEFAULT_EXPIRY_DAYS
@@ -112,7 +113,7 @@ def add_decision_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_list(args: argparse.Namespace) -> int:
     from worker import clock
 
-    settings, repo = _repo()
+    settings, repo = repo_of()
     now = clock.now()
     found = [s for s in repo.list() if args.all or s.active(now)]
     if args.json:
@@ -137,7 +138,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             s.created_by,
             s.reason,
         )
-    _console().print(table)
+    console().print(table)
     return EXIT_OK
 
 
@@ -156,7 +157,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         )
     except ScopeError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    settings, repo = _repo()
+    settings, repo = repo_of()
     result = create(settings, repo, scope, args)
     _print_created(args, result)
     return EXIT_OK
@@ -217,7 +218,7 @@ def refusal(scope: Scope, seen: Preview) -> str:
 def cmd_show(args: argparse.Namespace) -> int:
     from worker import clock
 
-    _, repo = _repo()
+    _, repo = repo_of()
     found = repo.get(_id(args.id))
     if found is None:
         raise CliError(f"no suppression {args.id}", EXIT_FAILED)
@@ -234,7 +235,7 @@ def cmd_end(args: argparse.Namespace) -> int:
     from worker import clock
     from worker.suppressions.repo import SuppressionConflict
 
-    _, repo = _repo()
+    _, repo = repo_of()
     now = clock.now()
     try:
         ended = repo.end(_id(args.id), args.how, by=args.by or login(), at=now)
@@ -261,7 +262,7 @@ def view(suppression: Suppression, now: datetime) -> dict[str, Any]:
 def read_history(settings: Settings, *, since: datetime, until: datetime) -> Any:
     from worker.tuning.history import DynamoEventHistory
 
-    return DynamoEventHistory(settings.table_name, client=_dynamodb(settings)).iter_events(
+    return DynamoEventHistory(settings.table_name, client=dynamodb_client(settings)).iter_events(
         since=since, until=until
     )
 
@@ -291,20 +292,12 @@ def created_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _repo() -> tuple[Settings, DynamoSuppressionRepo]:
+def repo_of() -> tuple[Settings, DynamoSuppressionRepo]:
+    """The command's settings and the suppressions in the store's table."""
     from worker.suppressions.dynamodb import DynamoSuppressionRepo
 
-    settings = one_shot_settings()
-    configure_logs(settings, one_shot_level="WARNING")
-    return settings, DynamoSuppressionRepo(settings.table_name, client=_dynamodb(settings))
-
-
-def _dynamodb(settings: Settings) -> Any:
-    from worker import aws
-
-    return aws.client(
-        "dynamodb", session=aws.aws_session(settings.aws_region), localstack=settings.localstack
-    )
+    settings = command_settings()
+    return settings, DynamoSuppressionRepo(settings.table_name, client=dynamodb_client(settings))
 
 
 def _id(text: str) -> str:
@@ -321,22 +314,7 @@ def _when(moment: datetime | None) -> str:
     return "-" if moment is None else f"{moment:%Y-%m-%d %H:%M}"
 
 
-def login() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no login name (a container with an unnamed uid)
-        return "secops-cli"
-
-
-def _console() -> Any:
-    import sys
-
-    from rich.console import Console
-
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-
-
 def print_line(text: str) -> None:
     from rich.text import Text
 
-    _console().print(Text(text))
+    console().print(Text(text))

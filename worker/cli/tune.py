@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from worker.cli.common import EXIT_OK, CliError, Subparsers, configure_logs, duration, one_shot_settings, out
+from worker.cli.common import EXIT_OK, CliError, Subparsers, command_settings, duration, out
 
 if TYPE_CHECKING:
     from worker.tuning.inputs import RuleCounts
@@ -59,8 +59,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from worker.tuning.history import DynamoEventHistory
     from worker.tuning.inputs import ReadTally, logged_events, stored_events
 
-    settings = one_shot_settings()
-    configure_logs(settings, one_shot_level="WARNING")
+    settings = command_settings()
     until = clock.now()
     since = until - timedelta(seconds=args.since)
     clients = Clients.from_settings(settings)

@@ -180,7 +180,12 @@ def default_product_arn(partition: str, region: str, account_id: str) -> str:
 
 def finding_id(incident: IncidentRecord) -> str:
     """The finding's id: one per incident, stable across its milestones."""
-    return f"secops-worker/incidents/{incident.group_hash}/{incident.seq}"
+    return finding_id_of(incident.group_hash, incident.seq)
+
+
+def finding_id_of(group_hash: str, seq: int) -> str:
+    """The finding id of the ``seq``-th incident of a group (a block's note finds it)."""
+    return f"secops-worker/incidents/{group_hash}/{seq}"
 
 
 def severity(rating: int) -> tuple[SeverityLabel, int]:

@@ -8,14 +8,15 @@ set or a denied permission a :class:`~worker.errors.ConfigurationError`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.errors import ConfigurationError, RetryableError
+from worker.response.addresses import IpVersion
 from worker.response.ipset import IpSetEditor, LockLost
-from worker.response.records import IpSetRef
+from worker.response.records import IpSetRef, Scope
 
 _RETRYABLE_CODES = frozenset(
     {"WAFInternalErrorException", "ThrottlingException", "WAFUnavailableEntityException"}
@@ -91,3 +92,57 @@ class WafIpSets(IpSetEditor):
         except BotoCoreError as exc:
             raise RetryableError(f"WAF {operation} failed: {exc}", reason="waf_unavailable") from exc
         return response
+
+
+def ensure_ip_set(client: Any, *, name: str, scope: Scope, version: IpVersion) -> tuple[IpSetRef, bool]:
+    """The IP set ``name`` in ``scope``, created empty if absent; True if it was created.
+
+    An existing set of that name is adopted (its addresses kept) if its address version
+    matches; otherwise it is a configuration error.
+    """
+    params: dict[str, Any] = {"Scope": scope, "Limit": 100}
+    while True:
+        page = client.list_ip_sets(**params)
+        for summary in page.get("IPSets", []):
+            if summary["Name"] == name:
+                found = client.get_ip_set(Name=name, Scope=scope, Id=summary["Id"])["IPSet"]
+                if found.get("IPAddressVersion") != version:
+                    raise ConfigurationError(
+                        f"IP set {name} ({scope}) holds {found.get('IPAddressVersion')} addresses, "
+                        f"not {version}",
+                        reason="waf_misconfigured",
+                    )
+                return IpSetRef(
+                    name=name, id=summary["Id"], scope=scope, version=version, arn=summary["ARN"]
+                ), False
+        marker = page.get("NextMarker")
+        if not marker or not page.get("IPSets"):
+            break
+        params["NextMarker"] = marker
+    created = client.create_ip_set(
+        Name=name,
+        Scope=scope,
+        IPAddressVersion=version,
+        Addresses=[],
+        Description="Sources blocked for a bounded time by secops-worker (secops block list)",
+    )["Summary"]
+    return IpSetRef(name=name, id=created["Id"], scope=scope, version=version, arn=created["ARN"]), True
+
+
+def web_acl_rule(
+    sets: Sequence[IpSetRef], *, name: str = "secops-blocked-sources", priority: int = 0
+) -> dict[str, Any]:
+    """The rule a person adds to the web ACL so the IP sets block (ahead of the other rules)."""
+    references = [{"IPSetReferenceStatement": {"ARN": s.arn}} for s in sets]
+    statement = references[0] if len(references) == 1 else {"OrStatement": {"Statements": references}}
+    return {
+        "Name": name,
+        "Priority": priority,
+        "Action": {"Block": {}},
+        "Statement": statement,
+        "VisibilityConfig": {
+            "SampledRequestsEnabled": True,
+            "CloudWatchMetricsEnabled": True,
+            "MetricName": name,
+        },
+    }
