@@ -32,7 +32,7 @@ from worker import clock
 from worker.errors import RetryableError, WorkerError
 from worker.metrics import Metrics as EmfMetrics
 from worker.pipeline.incident_step import IncidentStep
-from worker.ports import IncidentJoin, Metrics, Monitor, MonitorStore, Notifier, Suppressions
+from worker.ports import IncidentJoin, Metrics, Monitor, MonitorStore, Notifier, Responder, Suppressions
 from worker.store.records import EventRecord
 
 if TYPE_CHECKING:
@@ -106,6 +106,7 @@ class MonitorJob:
         write_attempts: int = WRITE_ATTEMPTS,
         write_backoff_s: float = WRITE_BACKOFF_S,
         suppressions: Suppressions | None = None,
+        responder: Responder | None = None,
     ) -> None:
         self.store = store
         # Monitored events an operator has since suppressed form no pattern.
@@ -123,7 +124,10 @@ class MonitorJob:
         self.write_attempts = max(1, write_attempts)
         self.write_backoff_s = write_backoff_s
         self.incidents = IncidentStep(
-            incidents=incidents, notifier=notifier, metrics=metrics or EmfMetrics(enabled=False)
+            incidents=incidents,
+            notifier=notifier,
+            metrics=metrics or EmfMetrics(enabled=False),
+            responder=responder,
         )
         # Set on shutdown: a long run stops between chunks/patterns instead of holding
         # the process past the drain timeout.
@@ -153,6 +157,7 @@ class MonitorJob:
             now=now,
             metrics=worker.metrics,
             suppressions=worker.suppressions,
+            responder=worker.responder,
         )
 
     # ---- entry points -----------------------------------------------------------------
