@@ -136,6 +136,10 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
     resources, _ = setup_resources(settings, sqs=clients.sqs, sns=clients.sns, store=store, events=events)
     step("enabling Security Hub, routing the bus to a queue, tapping the chat topic (to read them back)")
     channel_taps = connect_channels(settings, clients, resources, events)
+    from worker.demo_blocks import blocks_summary, with_ip_sets
+
+    step("creating the block IP sets in WAFv2 and turning the response policy on")
+    settings = with_ip_sets(settings)
     taps = {
         "critical": _tap(clients, resources.critical_topic_arn, "demo-critical-tap"),
         "monitoring": _tap(clients, resources.monitoring_topic_arn, "demo-monitoring-tap"),
@@ -166,12 +170,19 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
     notifications = {name: _drain(clients.sqs, url) for name, url in taps.items()}
     dlq = _drain(clients.sqs, resources.dlq_url, peek=True) if resources.dlq_url else []
     incidents = _incidents(settings, clients)
+    step("running the block expiry pass as if the block period were over")
+    blocks = blocks_summary(worker, incidents)
+    notifications = {name: [*notifications[name], *_drain(clients.sqs, url)] for name, url in taps.items()}
     summary = _summarize(
         records, outcomes, notifications, dlq, monitor, len(message_ids), incidents=incidents
     )
+    summary["blocks"] = blocks
     summary["log_file"] = log_file_summary(store, log_file)
     summary["channels"] = list(settings.enabled_channels)
     summary.update(read_channels(clients.sqs, channel_taps, incident_order=[i.id for i in incidents]))
+    from worker.demo_blocks import split_block_notices
+
+    split_block_notices(summary)
     return summary
 
 
@@ -361,8 +372,10 @@ def _print_summary(console: Console, s: dict[str, Any]) -> None:
         for subject in subjects:
             note.add_row(topic, subject)
     console.print(note)
+    from worker.demo_blocks import print_blocks
     from worker.demo_channels import print_channels
 
+    print_blocks(console, s["blocks"])
     print_channels(console, s)
     if s["rejected"]:
         rej = Table(title="Rejected messages", title_justify="left")

@@ -90,6 +90,19 @@ def test_demo_json_shows_incidents_notifications_channels_patterns_and_rejection
         thread = [c for c in cards if c["thread_id"] == incident_id]
         assert len(thread) == incident["notices"]
         assert [c["milestone"] for c in thread].count("opened") == 1
+    # response actions: the incidents that reached the application blocked their sources
+    # in moto's WAFv2 IP set, except the allowlisted one; the expiry pass took them all out
+    blocks = summary["blocks"]
+    blocked = {b["incident"] for b in blocks["decided"]}
+    assert blocked and blocked <= set(by_id)
+    assert all(by_id[i]["reached_app"] for i in blocked)
+    assert [r["reason"] for r in blocks["refused"]] == ["allowlisted"]
+    assert sorted(blocks["in_ip_set"]) == sorted(b["network"] for b in blocks["decided"])
+    assert sorted(blocks["expired"]) == sorted(blocks["in_ip_set"])
+    assert blocks["in_ip_set_after_expiry"] == []
+    # each block and its expiry announced once on SNS, chat and EventBridge
+    for channel in ("sns", "chat", "eventbridge"):
+        assert len(blocks["notices"][channel]) == 2 * len(blocks["decided"]), channel
     # the malformed messages went to the DLQ with their recorded reasons
     rejected = summary["rejected"]
     assert len(rejected) == 3 and {r["where"] for r in rejected} == {"DLQ"}

@@ -20,14 +20,30 @@ from worker.cli import (
     run,
     send,
     setup,
+    suppress,
+    tune,
 )
 from worker.cli.common import EXIT_OK, Parser
 from worker.cli.errors import explain
 
 # The order of `secops --help`.
 COMMAND_GROUPS = (
-    run, setup, send, health, demo, analyze, monitor, incidents, block, dlq, rules, backfill, put_log,
-)  # fmt: skip
+    run,
+    setup,
+    send,
+    health,
+    demo,
+    analyze,
+    monitor,
+    incidents,
+    suppress,
+    block,
+    tune,
+    dlq,
+    rules,
+    backfill,
+    put_log,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
