@@ -2,23 +2,24 @@
 
 Table: partition key ``pk`` (S), on demand, TTL on ``ttl``, and one sparse index
 ``monitoring-by-time`` (``mon_pk``, ``mon_sk``) holding only events in `monitoring`.
-Events, patterns, slot locks and saved analyses (``sig#``) live side by side.
+Events, patterns, slot locks, saved analyses (``sig#``), object checkpoints (``obj#``) and
+per-window aggregates (``agg#``) live side by side.
 Every state change is one conditional write, with ``ReturnValuesOnConditionCheckFailure``
 handing back the record that won; the rules themselves are in :mod:`worker.store.records`.
 """
 
 from __future__ import annotations
 
-from worker.store.dynamodb.checkpoints import CheckpointOps
+from worker.store.dynamodb.aggregates import WindowCountOps
 from worker.store.dynamodb.events import EventOps
 from worker.store.dynamodb.locks import LockOps
 from worker.store.dynamodb.patterns import PatternOps
 from worker.store.dynamodb.signatures import SignatureOps
 
 
-class EventStore(EventOps, PatternOps, LockOps, CheckpointOps, SignatureOps):
+class EventStore(EventOps, PatternOps, LockOps, WindowCountOps, SignatureOps):
     """Everything the worker keeps in DynamoDB: the EventRepo, PatternRepo, SlotLock,
-    CheckpointRepo and SignatureRepo ports.
+    CheckpointRepo, WindowCountRepo and SignatureRepo ports.
 
     ``EventStore(table_name, client=None, ttl_days=30, clock=worker.clock.epoch)``:
     ``client`` is a low-level boto3 DynamoDB client (default: one from
