@@ -6,12 +6,25 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from worker.cli import analyze, backfill, demo, dlq, health, incidents, monitor, rules, run, send, setup
+from worker.cli import (
+    analyze,
+    backfill,
+    demo,
+    dlq,
+    health,
+    incidents,
+    monitor,
+    rules,
+    run,
+    send,
+    setup,
+    stats,
+)
 from worker.cli.common import EXIT_OK, Parser
 from worker.cli.errors import explain
 
 # The order of `secops --help`.
-COMMAND_GROUPS = (run, setup, send, health, demo, analyze, monitor, incidents, dlq, rules, backfill)
+COMMAND_GROUPS = (run, setup, send, health, demo, analyze, monitor, incidents, stats, dlq, rules, backfill)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -246,3 +246,44 @@ def merge_counts(counts: Iterable[WindowCount]) -> list[WindowCount]:
         into.distinct_sources = max(union + unlisted[key], most[key])
         into.exact = unlisted[key] == 0 or most[key] >= union + unlisted[key]
     return sorted(merged.values(), key=lambda c: (-c.requests, c.key.hour, c.key.rule, c.key.uri_template))
+
+
+@dataclass(frozen=True)
+class RuleTotal:
+    """One rule's (or label's) counted requests over a span of windows."""
+
+    web_acl: str
+    rule: str
+    attack_class: str
+    requests: int
+    windows: int
+    by_action: dict[str, int]
+
+
+def totals_by_rule(counts: Iterable[WindowCount]) -> list[RuleTotal]:
+    """Counted requests per web ACL and rule, most first: the read seam for reports that
+    ask how much a rule acts without becoming events (the tuning report, ``secops stats``)."""
+    grouped: dict[tuple[str, str], list[WindowCount]] = {}
+    for count in counts:
+        grouped.setdefault((count.key.web_acl, count.key.rule), []).append(count)
+    totals = []
+    for (web_acl, rule), members in grouped.items():
+        by_action: Counter[str] = Counter()
+        for member in members:
+            by_action[member.key.action] += member.requests
+        totals.append(
+            RuleTotal(
+                web_acl=web_acl,
+                rule=rule,
+                attack_class=members[0].attack_class,
+                requests=sum(by_action.values()),
+                windows=len(members),
+                by_action=dict(by_action),
+            )
+        )
+    return sorted(totals, key=lambda t: (-t.requests, t.web_acl, t.rule))
+
+
+def counted_from(counts: Iterable[WindowCount], source: str) -> list[WindowCount]:
+    """The windows in which ``source`` is a listed source (its requests, not the window's)."""
+    return [count for count in counts if source in count.sources]
