@@ -33,6 +33,8 @@ from worker.pipeline.reuse import AnalysisReuse, SkipPolicy
 from worker.resources import Resources, resolve_resources
 from worker.settings import Settings
 from worker.store import EventStore
+from worker.suppressions.cache import SuppressionCache
+from worker.suppressions.dynamodb import DynamoSuppressionRepo
 
 log = structlog.get_logger("worker.daemon")
 
@@ -79,6 +81,7 @@ class Worker:
     metrics: Metrics
     owner: str
     incidents: IncidentJoiner
+    suppressions: SuppressionCache | None = None
 
 
 def owner_id() -> str:
@@ -111,6 +114,10 @@ def build_worker(
     owner = owner_id()
     # One joiner per process: its group commit batches every worker thread's joins.
     incidents = dynamo_joiner(settings, client=clients.dynamodb)
+    suppressions = SuppressionCache(
+        DynamoSuppressionRepo(settings.table_name, client=clients.dynamodb),
+        refresh_s=settings.suppression_refresh_s,
+    )
     processor = EventProcessor(
         store=store,
         agents=agents,
@@ -132,6 +139,7 @@ def build_worker(
         model_free=model_free,
         # A retry is seen again within its message's visibility plus the longest delay.
         retry_episode_gap_s=settings.retry_max_delay_s + settings.visibility_timeout_s,
+        suppressions=suppressions,
     )
     circuit = CircuitBreaker(
         failure_threshold=settings.circuit_failure_threshold,
@@ -177,7 +185,18 @@ def build_worker(
         health=HealthBeacon(settings.health_file),
     )
     return Worker(
-        settings, clients, resources, store, notifier, agents, processor, consumer, metrics, owner, incidents
+        settings,
+        clients,
+        resources,
+        store,
+        notifier,
+        agents,
+        processor,
+        consumer,
+        metrics,
+        owner,
+        incidents,
+        suppressions,
     )
 
 

@@ -154,6 +154,25 @@ def gzip_ndjson(records: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> byt
     return out.getvalue()
 
 
+def gzip_members(records: Iterator[dict[str, Any]] | list[dict[str, Any]], *, per_member: int) -> bytes:
+    """Concatenated gzip members of ``per_member`` NDJSON records each.
+
+    Firehose and CloudWatch Logs subscriptions write an object this way: one member per
+    delivered batch, often over a megabyte inflated, so a member ends inside any fixed-size
+    read of the decompressor.
+    """
+    batch: list[dict[str, Any]] = []
+    members: list[bytes] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) == per_member:
+            members.append(gzip_ndjson(batch))
+            batch = []
+    if batch:
+        members.append(gzip_ndjson(batch))
+    return b"".join(members)
+
+
 def log_key(account: str, region: str, web_acl: str, moment: datetime, name: str) -> str:
     """Where WAF's S3 logging puts a file: the date-partitioned layout."""
     return f"AWSLogs/{account}/WAFLogs/{region}/{web_acl}/{moment:%Y/%m/%d/%H/%M}/{name}"

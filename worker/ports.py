@@ -30,6 +30,7 @@ from worker.notify.channel import Delivery
 from worker.store.aggregates import WindowCount
 from worker.store.checkpoints import ObjectCheckpoint
 from worker.store.records import Decided, EventRecord, PatternRecord, SavedAnalysis
+from worker.suppressions.model import EndHow, Suppression, SuppressionMatch
 
 Dimensions = Mapping[str, str]
 
@@ -259,6 +260,44 @@ class IncidentJoin(Protocol):
         """Count one event in its incident (once, however often it comes); the answer
         carries the milestones this caller must claim and notify."""
         ...
+
+
+class SuppressionRepo(Protocol):
+    """Operators' suppressions and their hits (docs/architecture.md, "Suppressions").
+
+    ``create`` raises :class:`~worker.suppressions.repo.DuplicateSuppression` for an id
+    that exists; ``end`` raises :class:`~worker.suppressions.repo.SuppressionConflict`
+    when the suppression changed between its read and its write.
+    """
+
+    def create(self, suppression: Suppression) -> Suppression: ...
+
+    def get(self, suppression_id: str) -> Suppression | None:
+        """One suppression with its hits, or None."""
+        ...
+
+    def list(self, *, with_hits: bool = True) -> list[Suppression]:
+        """Every kept suppression (active, expired, removed), oldest first."""
+        ...
+
+    def end(self, suppression_id: str, how: EndHow, *, by: str, at: datetime) -> Suppression | None:
+        """Expire it now or remove it, kept for the audit; None if there is no such one."""
+        ...
+
+    def count_hit(self, suppression_id: str, event_key: str, *, at: datetime) -> bool:
+        """Count one suppressed event once, however often it is delivered; False if it
+        was counted before."""
+        ...
+
+
+class Suppressions(Protocol):
+    """What the pipeline asks of the suppressions in force (:class:`worker.suppressions.SuppressionCache`)."""
+
+    def match(self, event: WafEvent) -> SuppressionMatch | None:
+        """The suppression that covers ``event`` (with the event's floor), or None."""
+        ...
+
+    def count_hit(self, suppression_id: str, event_key: str) -> bool: ...
 
 
 class Notifier(Protocol):

@@ -148,6 +148,11 @@ class Settings(CommonSettings):
     incident_join_window_s: float = Field(default=0.5, ge=0, le=5)
     incident_join_max_batch: int = Field(default=100, ge=1, le=1000)
 
+    # --- suppressions (docs/architecture.md, "Suppressions") ---
+    # Each replica reads the operators' suppressions again this often: a new, expired
+    # or removed one applies everywhere within it (a minute at most).
+    suppression_refresh_s: float = Field(default=30.0, gt=0, le=60)
+
     # --- model economy ---
     # Events of one analysis signature (rules, labels, class, blocked/reached, method,
     # URI template) reuse the model's analysis of the first for this long.

@@ -192,14 +192,17 @@ class _Gunzip(io.RawIOBase):
     def _fill(self, limit: int) -> bytes:
         while True:
             member = self._member
-            if member.unconsumed_tail:
-                data = member.unconsumed_tail
-            elif member.eof:
+            # ``eof`` first: when a member ends inside a size-limited call, the bytes after
+            # it sit in ``unused_data`` and also stay in ``unconsumed_tail``; feeding the tail
+            # back to the finished member returns nothing, forever.
+            if member.eof:
                 # The next member, if any (Firehose and CloudWatch concatenate them).
                 data = member.unused_data or self._raw.read(_GZIP_READ_BYTES)
                 if not data:
                     return b""
                 self._member = member = zlib.decompressobj(wbits=31)
+            elif member.unconsumed_tail:
+                data = member.unconsumed_tail
             else:
                 data = self._raw.read(_GZIP_READ_BYTES)
                 if not data:

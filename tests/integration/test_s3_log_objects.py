@@ -21,8 +21,9 @@ from secops_core.ingest.normalize import normalize_event
 from secops_core.ingest.s3_logs import keep_record
 from secops_core.ingest.s3_notifications import S3ObjectRef
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
+from tests.fixtures.worker_process import cli_env, run_cli
 from worker.consumers.s3_objects import LogObjectHandler
-from worker.log_samples import gzip_ndjson, log_key, ndjson, waf_log_records
+from worker.log_samples import gzip_members, gzip_ndjson, log_key, ndjson, waf_log_records
 from worker.store import rejection_key
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")
@@ -200,6 +201,27 @@ def test_firehose_concatenated_records(env: Env) -> None:
     done = checkpoint(env, key, etag)
     assert (done.read, done.bad) == (40, 0)
     assert_events(env, kept_keys(records))
+
+
+@pytest.mark.timeout(300)
+def test_multi_member_gzip_through_secops_run(env: Env, aws_endpoint: str) -> None:
+    # GIVEN a Firehose-style object: 3 gzip members of 1,500 records, each inflating far
+    # past the decompressor's 256 KiB output per call (the file that used to spin forever)
+    records = sample(4500, ratio=0.01, seed=7)
+    key, etag = put(env, gzip_members(records, per_member=1500), name="firehose-members.gz")
+    env.send([s3_notification(env, key, etag)])
+    # WHEN `secops run` drains the queue as ECS runs it
+    done_run = run_cli(
+        "run",
+        env=cli_env(aws_endpoint, env.settings, exit_when_idle_polls=2, wait_time_s=1, log_format="json"),
+        timeout=240,
+    )
+    # THEN it ends, the checkpoint counts every record once and each kept one is an event
+    assert done_run.returncode == 0, done_run.stderr[-2000:]
+    done = checkpoint(env, key, etag)
+    assert done.complete and (done.read, done.kept, done.bad) == (4500, 45, 0)
+    assert_events(env, kept_keys(records))
+    assert_queues_empty(env)
 
 
 def test_cloudwatch_logs_envelopes(env: Env) -> None:

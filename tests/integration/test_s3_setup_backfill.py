@@ -11,7 +11,7 @@ import pytest
 from secops_core.ingest.s3_logs import keep_record
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from worker.cli import main
-from worker.log_samples import gzip_ndjson, log_key, waf_log_records
+from worker.log_samples import gzip_members, gzip_ndjson, log_key, waf_log_records
 from worker.resources import LOG_NOTIFICATION_ID, setup_resources
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")
@@ -108,6 +108,22 @@ def test_backfill_reads_only_the_range_and_a_rerun_skips_what_is_complete(
     assert (second["read_now"], second["complete_before"], second["sent"]) == (0, 2, 0)
     # AND the kept records are on the events queue as events
     assert env.queue_counts(env.resources.queue_url)[0] == kept[0] + kept[1]
+
+
+@pytest.mark.timeout(300)
+def test_backfill_reads_a_multi_member_gzip_to_the_end(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a Firehose-style object of 3 gzip members, each inflating past 1 MB, then another file
+    moment = DAY + timedelta(hours=4, minutes=5)
+    records = list(waf_log_records(4500, matched_ratio=0.01, start=moment, seed=9))
+    key = log_key("000000000000", "us-east-1", "shop-prod", moment, "firehose-members.gz")
+    env.clients.s3.put_object(Bucket=bucket(env), Key=key, Body=gzip_members(records, per_member=1500))
+    after = put_hour(env, 6, 4)
+    # WHEN the backfill runs over the prefix
+    assert main(["backfill", f"s3://{bucket(env)}/{ACL_PREFIX}"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    # THEN it read both files to the end and sent every kept record of every member
+    kept = sum(keep_record(r, "matched") for r in records)
+    assert (summary["read_now"], summary["sent"], summary["failed"]) == (2, kept + after, 0)
 
 
 def test_backfill_refuses_what_is_not_an_s3_address(capsys: pytest.CaptureFixture[str]) -> None:

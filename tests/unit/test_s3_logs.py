@@ -16,7 +16,7 @@ from secops_core.ingest.s3_logs import (
     keep_record,
     open_log_stream,
 )
-from worker.log_samples import gzip_ndjson, ndjson, waf_log_records
+from worker.log_samples import gzip_members, gzip_ndjson, ndjson, waf_log_records
 
 START = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 
@@ -96,6 +96,35 @@ def test_a_long_run_without_newlines_is_read_in_pieces(monkeypatch: pytest.Monke
     # THEN every record is still framed
     assert reader.counts.read == 50 and reader.counts.bad == 0
     assert len(kept) == sum(keep_record(r, "matched") for r in sample)
+
+
+@pytest.mark.timeout(60)
+def test_multi_member_gzip_with_firehose_sized_members() -> None:
+    # GIVEN a Firehose-style object: 4 gzip members of 1,500 records, each inflating to
+    # about 1.6 MB, far past the decompressor's 256 KiB output per call
+    sample = records(6000, ratio=0.02)
+    data = gzip_members(sample, per_member=1500)
+    assert data.count(b"\x1f\x8b\x08") >= 4
+    # WHEN it is read
+    kept, reader = read(data)
+    # THEN it ends, and every record of every member is read once
+    assert kept == [compact(r) for r in sample if keep_record(r, "matched")]
+    assert (reader.counts.read, reader.counts.bad, reader.done) == (6000, 0, 6000)
+
+
+@pytest.mark.timeout(60)
+def test_a_member_cut_mid_line_and_an_empty_member_read_as_one_stream() -> None:
+    # GIVEN members whose boundaries fall inside a record, and an empty member between them
+    sample = records(1200, ratio=0.1)
+    text = ndjson(sample)
+    cuts = (400_000, 400_001, 900_123)
+    pieces = [text[a:b] for a, b in zip((0, *cuts), (*cuts, len(text)), strict=True)]
+    data = b"".join(gzip.compress(piece) for piece in pieces)
+    # WHEN it is read
+    kept, reader = read(data)
+    # THEN the records are exactly those of the one-member file
+    assert kept == [compact(r) for r in sample if keep_record(r, "matched")]
+    assert (reader.counts.read, reader.counts.bad) == (1200, 0)
 
 
 def envelope(messages: list[str], kind: str = "DATA_MESSAGE") -> dict[str, Any]:

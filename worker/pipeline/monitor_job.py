@@ -32,7 +32,7 @@ from worker import clock
 from worker.errors import RetryableError, WorkerError
 from worker.metrics import Metrics as EmfMetrics
 from worker.pipeline.incident_step import IncidentStep
-from worker.ports import IncidentJoin, Metrics, Monitor, MonitorStore, Notifier
+from worker.ports import IncidentJoin, Metrics, Monitor, MonitorStore, Notifier, Suppressions
 from worker.store.records import EventRecord
 
 if TYPE_CHECKING:
@@ -105,8 +105,11 @@ class MonitorJob:
         metrics: Metrics | None = None,
         write_attempts: int = WRITE_ATTEMPTS,
         write_backoff_s: float = WRITE_BACKOFF_S,
+        suppressions: Suppressions | None = None,
     ) -> None:
         self.store = store
+        # Monitored events an operator has since suppressed form no pattern.
+        self.suppressions = suppressions
         self.monitor_agent = monitor_agent
         self.notifier = notifier
         self.owner = owner
@@ -149,6 +152,7 @@ class MonitorJob:
             chunk_size=settings.monitor_chunk_size,
             now=now,
             metrics=worker.metrics,
+            suppressions=worker.suppressions,
         )
 
     # ---- entry points -----------------------------------------------------------------
@@ -186,7 +190,7 @@ class MonitorJob:
             for r in self._retrying(
                 "iter_monitoring", lambda: list(self.store.iter_monitoring(since=since, until=now))
             )
-            if r.event is not None
+            if r.event is not None and not self._suppressed(r.event)
         }
         events = [r.event for r in records.values() if r.event is not None]
         run = MonitorRun(slot=slot, ran=True, events_read=len(events))
@@ -215,6 +219,9 @@ class MonitorJob:
         if failures:
             raise RetryableError(f"{failures} patterns could not be applied", reason="monitor_partial")
         return run
+
+    def _suppressed(self, event: WafEvent) -> bool:
+        return self.suppressions is not None and self.suppressions.match(event) is not None
 
     def _check_stop(self) -> None:
         if self.stop_event.is_set():

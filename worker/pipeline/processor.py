@@ -51,7 +51,8 @@ from worker.metrics import Metrics as EmfMetrics
 from worker.pipeline.incident_step import IncidentStep
 from worker.pipeline.outcome import Outcome
 from worker.pipeline.reuse import AnalysisReuse, Lead, Reused, SkipPolicy, skipped_analysis
-from worker.ports import Agents, EventRepo, IncidentJoin, Metrics, Notifier
+from worker.pipeline.suppressed import suppressed_decision
+from worker.ports import Agents, EventRepo, IncidentJoin, Metrics, Notifier, Suppressions
 from worker.store.keys import MAX_EXCERPT_BYTES, rejection_key
 from worker.store.records import Decided, EventRecord
 
@@ -109,13 +110,15 @@ class EventProcessor:
         skip: SkipPolicy | None = None,
         model_free: bool = False,
         retry_episode_gap_s: float | None = None,
+        suppressions: Suppressions | None = None,
     ) -> None:
         """``reuse`` shares model analyses by signature (None: every event asks);
         ``skip`` names the events the rules decide without a model (None: none);
         ``model_free`` says the runtime answers without a model (the in-process rules
         provider), so asking it before any write is cheap and every event takes the
         fast path; ``retry_episode_gap_s`` is the longest a retry can wait between two
-        claims: a longer gap (a replay) restarts the event's back-off.
+        claims: a longer gap (a replay) restarts the event's back-off;
+        ``suppressions`` are the operator's, in force (None: none).
         """
         self.store = store
         self.agents = agents
@@ -134,6 +137,7 @@ class EventProcessor:
         self.skip = skip
         self.model_free = model_free
         self.retry_episode_gap_s = retry_episode_gap_s
+        self.suppressions = suppressions
         # Leases held by work in progress (owner -> event key), so the ones a shutdown
         # abandons can be given back instead of blocking redeliveries for lease_s.
         self._claims: dict[str, str] = {}
@@ -150,6 +154,9 @@ class EventProcessor:
         # arrive in one batch must not both pass the claim.
         owner = f"{self.owner}#{uuid.uuid4().hex[:8]}"
         with structlog.contextvars.bound_contextvars(event_key=event.event_key):
+            suppressed = self._suppressed(event, message_id)
+            if suppressed is not None:
+                return suppressed
             lead = None
             if parsed.workflow == "analyze":
                 fast = self._fast_path(event, message_id)
@@ -272,6 +279,48 @@ class EventProcessor:
             "done", key, status=record.status, severity=severity, notified=notified, lease_released=True
         )
 
+    def _suppressed(self, event: WafEvent, message_id: str) -> Outcome | None:
+        """Close an event an operator's suppression covers, in one write at its floor,
+        and count it for the suppression; None when none covers it, or the event has a
+        record already (the full path resumes it, and counts a suppressed one's hit).
+        """
+        match = self.suppressions.match(event) if self.suppressions is not None else None
+        if match is None:
+            return None
+        key = event.event_key
+        try:
+            record = self.store.decide(suppressed_decision(event, match), message_id=message_id)
+        except PermanentError:
+            return None  # too large to keep: the full path records the rejection
+        except ConfigurationError as exc:
+            log.error("configuration_error", reason=exc.reason, error=exc.message)
+            return Outcome("unavailable", key, reason=exc.reason)
+        except RetryableError as exc:
+            log.warning("step_failed_retryable", reason=exc.reason, error=exc.message)
+            return Outcome("retry", key, reason=exc.reason, delay_s=exc.delay_s)
+        if record is None:
+            return None
+        severity = match.floor.severity
+        log.info("event_suppressed", suppressed_by=match.suppression.id, severity_floor=severity)
+        self.metrics.count("EventsSuppressed")
+        done = Outcome("done", key, status=record.status, severity=severity, lease_released=True)
+        return self._count_hit(key, match.suppression.id) or done
+
+    def _count_hit(self, key: str, suppression_id: str) -> Outcome | None:
+        """Count a suppressed event for its suppression (once, however often it comes);
+        an Outcome to retry when the count could not be written, so a redelivery does."""
+        if self.suppressions is None:
+            return None
+        try:
+            self.suppressions.count_hit(suppression_id, key)
+        except ConfigurationError as exc:
+            log.error("configuration_error", reason=exc.reason, error=exc.message)
+            return Outcome("unavailable", key, reason=exc.reason)
+        except RetryableError as exc:
+            log.warning("suppression_hit_failed", reason=exc.reason, error=exc.message)
+            return Outcome("retry", key, reason=exc.reason, delay_s=exc.delay_s)
+        return None
+
     def _decide_without_model(self, event: WafEvent) -> Decided | Lead | None:
         """The event's analysis and triage if no model call is needed for them; else
         the signature's lead if this caller is to ask the model, or None."""
@@ -351,6 +400,11 @@ class EventProcessor:
             # Bad input stays bad: reject again with the recorded reason, no model call.
             return self._rejected(record, message_id)
         if record.is_terminal and not record.needs_notification:
+            if record.suppressed_by is not None:
+                # The delivery that closed it may have died before counting it.
+                not_counted = self._count_hit(key, record.suppressed_by)
+                if not_counted is not None:
+                    return not_counted
             log.info("duplicate_acknowledged", status=record.status, attempts=record.attempts)
             self.metrics.count("Duplicates")
             return Outcome("duplicate", key, status=record.status, severity=_severity(record))

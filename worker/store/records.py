@@ -81,6 +81,8 @@ class EventRecord:
     episode_base: int = 0
     prev_claim_at: float = 0.0
     last_claim_at: float = 0.0
+    # The operator's suppression that closed this event above its floor, if one did.
+    suppressed_by: str | None = None
 
     @property
     def episode_attempts(self) -> int:
@@ -130,6 +132,7 @@ class EventRecord:
             episode_base=int(data.get("episode_base", 0)),
             prev_claim_at=float(data.get("prev_claim_at", 0)),
             last_claim_at=float(data.get("last_claim_at", 0)),
+            suppressed_by=data.get("suppressed_by"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,6 +158,7 @@ class EventRecord:
             "model_calls": self.model_calls,
             "incident_id": self.incident_id,
             "reused_from": self.reused_from,
+            "suppressed_by": self.suppressed_by,
         }
 
 
@@ -182,6 +186,26 @@ def step_result(current: EventRecord, *, owner: str, expect: str) -> EventRecord
         f"event {current.key} is {current.status}, not {expect}: steps out of order",
         reason="invalid_transition",
     )
+
+
+def keepable_event_json(event: WafEvent) -> str | None:
+    """The event as the store keeps it (JSON), or None when it is too large to keep."""
+    event_json = event.model_dump_json()
+    return event_json if len(event_json.encode()) <= MAX_EVENT_JSON_BYTES else None
+
+
+def stored_event_json(event: WafEvent) -> str:
+    """The event as the store keeps it; PermanentError for an event too large to keep
+    (DynamoDB caps an item at 400 KB, shared with the analysis and the history)."""
+    event_json = keepable_event_json(event)
+    if event_json is None:
+        size = len(event.model_dump_json().encode())
+        raise PermanentError(
+            f"event {event.event_key} is {size} bytes as JSON; "
+            f"the store keeps events up to {MAX_EVENT_JSON_BYTES}",
+            reason="event_too_large",
+        )
+    return event_json
 
 
 def restarted_episode(claimed: EventRecord, *, gap_s: float | None) -> int | None:
@@ -384,6 +408,8 @@ class Decided:
     incident_id: str | None = None  # an escalation's incident, joined before the write
     notification_id: str | None = None
     reused_from: str | None = None
+    # An operator's suppression closed it (docs/architecture.md, "Suppressions").
+    suppressed_by: str | None = None
 
 
 def analysis_entry(analysis: Analysis, at: str) -> dict[str, Any]:
@@ -425,13 +451,7 @@ def decided_item(decided: Decided, *, message_id: str, now_iso: str) -> dict[str
         raise ValueError(f"not a triage status: {decision.status}")
     if decision.status == "escalated" and decided.incident_id is None:
         raise ValueError("an escalation is written with its incident")
-    event_json = event.model_dump_json()
-    if len(event_json.encode()) > MAX_EVENT_JSON_BYTES:
-        raise PermanentError(
-            f"event {event.event_key} is {len(event_json.encode())} bytes as JSON; "
-            f"the store keeps events up to {MAX_EVENT_JSON_BYTES}",
-            reason="event_too_large",
-        )
+    event_json = stored_event_json(event)
     event_sk = monitoring_sort_key(event.timestamp, event.event_key)
     item: dict[str, Any] = {
         "pk": event.event_key,
@@ -455,6 +475,7 @@ def decided_item(decided: Decided, *, message_id: str, now_iso: str) -> dict[str
         "notified_at": now_iso if decided.incident_id else None,
         "notification_id": decided.notification_id if decided.incident_id else None,
         "reused_from": decided.reused_from,
+        "suppressed_by": decided.suppressed_by,
         "backend_actions": [
             {
                 "action": "decided",
@@ -462,6 +483,7 @@ def decided_item(decided: Decided, *, message_id: str, now_iso: str) -> dict[str
                 "status": decision.status,
                 "severity_rating": analysis.severity_rating,
                 "analyzed_by": analysis.analyzed_by,
+                **({"suppressed_by": decided.suppressed_by} if decided.suppressed_by else {}),
             }
         ],
     }

@@ -4,20 +4,18 @@ Table: partition key ``pk`` (S), on demand, TTL on ``ttl``, and one sparse index
 ``monitoring-by-time`` (``mon_pk``, ``mon_sk``) holding only events in `monitoring`.
 Events, patterns, slot locks, saved analyses (``sig#``), object checkpoints (``obj#``) and
 per-window aggregates (``agg#``) live side by side.
-Every state change is one conditional write, with ``ReturnValuesOnConditionCheckFailure``
-handing back the record that won; the rules themselves are in :mod:`worker.store.records`.
+The steps are :mod:`worker.store.steps`; this backend implements their storage
+operations (:mod:`worker.store.dynamodb.storage`), each one conditional write; a
+checkpoint saved with window counts is one transaction (:mod:`worker.store.dynamodb.aggregates`).
 """
 
 from __future__ import annotations
 
 from worker.store.dynamodb.aggregates import WindowCountOps
-from worker.store.dynamodb.events import EventOps
-from worker.store.dynamodb.locks import LockOps
-from worker.store.dynamodb.patterns import PatternOps
-from worker.store.dynamodb.signatures import SignatureOps
+from worker.store.dynamodb.storage import DynamoStorage
 
 
-class EventStore(EventOps, PatternOps, LockOps, WindowCountOps, SignatureOps):
+class EventStore(DynamoStorage, WindowCountOps):
     """Everything the worker keeps in DynamoDB: the EventRepo, PatternRepo, SlotLock,
     CheckpointRepo, WindowCountRepo and SignatureRepo ports.
 
