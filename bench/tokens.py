@@ -51,9 +51,7 @@ def call_size(request: Any) -> CallSize:
     """The size of one :class:`tests.fixtures.scripted_model.RecordedRequest`."""
     system = request.system_prompt or ""
     tools = json.dumps(request.tool_specs, separators=(",", ":")) if request.tool_specs else ""
-    texts = [
-        block["text"] for message in request.messages for block in message["content"] if "text" in block
-    ]
+    texts = [block["text"] for message in request.messages for block in message["content"] if "text" in block]
     message_text = "\n".join(texts)
     return CallSize(
         system=estimate_tokens(system),

@@ -9,10 +9,12 @@ the way LocalStack's own tooling does.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 
 from worker.errors import ConfigurationError
@@ -53,14 +55,24 @@ def client(
     return session.client(service, config=config, endpoint_url=endpoint_url)
 
 
+@functools.cache
+def endpoint_variable(service: str) -> str:
+    """The per-service endpoint variable botocore itself reads for the client ``service``:
+    ``AWS_ENDPOINT_URL_`` and the service id of its model, hyphenized, in upper snake
+    case. It is not the client name: ``events`` is ``AWS_ENDPOINT_URL_EVENTBRIDGE``.
+    """
+    service_id = botocore.session.get_session().get_service_model(service).service_id
+    hyphenized: str = service_id.hyphenize()
+    return "AWS_ENDPOINT_URL_" + hyphenized.replace("-", "_").upper()
+
+
 def localstack_endpoint(service: str) -> str | None:
     """LocalStack's endpoint for ``service``, or None when the standard variables choose one.
 
     An explicit ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>`` always wins: it
     is what every other AWS tool on the machine follows too.
     """
-    service_variable = "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_").replace(" ", "_")
-    if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get(service_variable):
+    if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get(endpoint_variable(service)):
         return None
     try:
         from localstack_client import config as localstack_config

@@ -25,12 +25,16 @@ from worker.health import HealthBeacon
 from worker.incidents import IncidentJoiner
 from worker.incidents.factory import dynamo_joiner
 from worker.metrics import Metrics, emf_wanted
+from worker.notify.blocks import build_block_announcer
 from worker.notify.channels import build_notifier
 from worker.notify.fanout import FanoutNotifier
 from worker.pipeline.outcome import DelayPolicy
 from worker.pipeline.processor import EventProcessor
 from worker.pipeline.reuse import AnalysisReuse, SkipPolicy
 from worker.resources import Resources, resolve_resources
+from worker.response.blocker import Blocker
+from worker.response.factory import build_blocker, build_responder
+from worker.response.responder import PolicyResponder
 from worker.settings import Settings
 from worker.store import EventStore
 from worker.suppressions.cache import SuppressionCache
@@ -82,6 +86,11 @@ class Worker:
     owner: str
     incidents: IncidentJoiner
     suppressions: SuppressionCache | None = None
+    # Response actions (docs/architecture.md, "Response actions"): the blocker whenever an
+    # IP set is configured (its expiry pass runs even with the policy off), the policy
+    # unless SECOPS_RESPONSE_MODE=off.
+    blocker: Blocker | None = None
+    responder: PolicyResponder | None = None
 
 
 def owner_id() -> str:
@@ -118,6 +127,14 @@ def build_worker(
         DynamoSuppressionRepo(settings.table_name, client=clients.dynamodb),
         refresh_s=settings.suppression_refresh_s,
     )
+    blocker = build_blocker(
+        settings,
+        dynamodb=clients.dynamodb,
+        listener=build_block_announcer(
+            settings, sns_client=clients.sns, resources=resources, metrics=metrics
+        ),
+    )
+    responder = build_responder(settings, blocker=blocker, metrics=metrics)
     processor = EventProcessor(
         store=store,
         agents=agents,
@@ -140,6 +157,7 @@ def build_worker(
         # A retry is seen again within its message's visibility plus the longest delay.
         retry_episode_gap_s=settings.retry_max_delay_s + settings.visibility_timeout_s,
         suppressions=suppressions,
+        responder=responder,
     )
     circuit = CircuitBreaker(
         failure_threshold=settings.circuit_failure_threshold,
@@ -197,6 +215,8 @@ def build_worker(
         owner,
         incidents,
         suppressions,
+        blocker=blocker,
+        responder=responder,
     )
 
 
@@ -216,7 +236,7 @@ def install_signal_handlers(stop: Callable[[], None]) -> None:
 def run_worker(worker: Worker, *, with_scheduler: bool = True) -> int:
     """Run the consumer (and the monitor scheduler) until a signal or idle exit."""
     scheduler = None
-    if with_scheduler and worker.settings.monitor_enabled:
+    if with_scheduler and (worker.settings.monitor_enabled or worker.blocker is not None):
         from worker.scheduler import start_monitor_scheduler
 
         scheduler = start_monitor_scheduler(worker)

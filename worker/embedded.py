@@ -7,8 +7,10 @@ One correction to moto: its DynamoDB backend evaluates a condition expression an
 applies the write without a lock, so two concurrent conditional writes to one item can
 both succeed (measured: 22 double claims in 60 two-thread races). Real DynamoDB makes
 each conditional write atomic, and the whole idempotency design rests on that, so the
-server serializes DynamoDB requests. SQS and SNS stay concurrent (long polls must not
-block each other).
+server serializes DynamoDB requests. Its WAFv2 backend compares an IP set's LockToken
+and replaces the set in two steps the same way, so WAFv2 requests are serialized too
+(real WAF rejects every write but one for a given token). SQS and SNS stay concurrent
+(long polls must not block each other).
 """
 
 from __future__ import annotations
@@ -37,17 +39,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The JSON-protocol services whose conditional writes must be atomic, by X-Amz-Target prefix.
+_SERIALIZED_TARGETS = ("DynamoDB_", "AWSWAF_")
+
+
 class _SerializeDynamoDB:
-    """WSGI middleware: one DynamoDB request at a time, as DynamoDB's item atomicity implies."""
+    """WSGI middleware: one DynamoDB (or WAFv2) request at a time, as their atomic
+    conditional writes imply."""
 
     def __init__(self, app: WsgiApp) -> None:
         self.app = app
-        self.lock = threading.Lock()
+        self.locks = {prefix: threading.Lock() for prefix in _SERIALIZED_TARGETS}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        lock = next((self.locks[p] for p in _SERIALIZED_TARGETS if target.startswith(p)), None)
+        if lock is None:
             return self.app(environ, start_response)
-        with self.lock:
+        with lock:
             # Materialize the body inside the lock: the write happens while it is built.
             return list(self.app(environ, start_response))
 

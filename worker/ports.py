@@ -10,7 +10,7 @@ plugs in without touching it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
@@ -27,6 +27,15 @@ from secops_core.contract import (
 )
 from worker.incidents import Contribution, EventJoin, GroupBy, IncidentRecord, IncidentRepo, Milestone
 from worker.notify.channel import Delivery
+from worker.response.records import (
+    AuditAction,
+    BlockCaps,
+    BlockOpening,
+    BlockRecord,
+    BlockResult,
+    IpSetChange,
+    IpSetRef,
+)
 from worker.store.aggregates import WindowCount
 from worker.store.checkpoints import ObjectCheckpoint
 from worker.store.records import Decided, EventRecord, PatternRecord, SavedAnalysis
@@ -331,6 +340,70 @@ class Notifier(Protocol):
         escalated_keys: Sequence[str],
         grown_from: int | None = None,
     ) -> str: ...
+
+
+class IpSetWriter(Protocol):
+    """A WAF IP set, edited the way several writers can share it (docs/architecture.md,
+    "Response actions"): read, merge, write under the set's lock token, retry a lost
+    write, read back. Networks are CIDRs; one already present (or already absent) is
+    not an error and is not written twice.
+
+    Raises :class:`~worker.errors.RetryableError` (unavailable, or the lock kept being
+    lost past the retry budget), :class:`~worker.errors.ConfigurationError` (no such
+    set, access denied) or :class:`~worker.errors.PermanentError` (``ip_set_full``: the
+    merge would pass WAF's 10,000 addresses per set).
+    """
+
+    def add(self, ip_set: IpSetRef, networks: Collection[str]) -> IpSetChange: ...
+
+    def remove(self, ip_set: IpSetRef, networks: Collection[str]) -> IpSetChange: ...
+
+    def addresses(self, ip_set: IpSetRef) -> frozenset[str]:
+        """The set's networks, canonical."""
+        ...
+
+
+class BlockRepo(Protocol):
+    """Block records and their audit trail; every change is one conditional write."""
+
+    def open_block(self, block: BlockRecord, *, caps: BlockCaps) -> BlockOpening:
+        """Record ``block`` as active unless its network is in force in its set already
+        (then that record comes back, ``opened=False``) or a cap is reached (``refused``).
+        A removed record is reopened as its next generation, its history kept."""
+        ...
+
+    def begin_removal(self, key: str, *, generation: int) -> BlockRecord | None:
+        """active → removing for generation ``generation`` (removing stays removing);
+        None if that generation is no longer in the set."""
+        ...
+
+    def finish_removal(
+        self, key: str, *, generation: int, action: AuditAction, by: str, reason: str
+    ) -> BlockRecord | None:
+        """active|removing → removed, with its audit entry; None if done already."""
+        ...
+
+    def get_block(self, key: str) -> BlockRecord | None: ...
+
+    def blocks_in_force(self) -> list[BlockRecord]:
+        """Every active or removing block, soonest expiry first."""
+        ...
+
+    def expired_blocks(self, *, now: float, limit: int = 500) -> list[BlockRecord]:
+        """Blocks in force whose expiry is at or before ``now``, oldest first."""
+        ...
+
+    def removed_blocks(self, *, since: float) -> list[BlockRecord]:
+        """Blocks removed at or after ``since``, oldest first (the audit)."""
+        ...
+
+
+class Responder(Protocol):
+    """What an incident's milestone may do beyond telling: block its sources
+    (:class:`worker.response.responder.PolicyResponder`). Never raises for a refusal or
+    a failed block: those are logged, counted and returned."""
+
+    def respond(self, incident: IncidentRecord) -> Sequence[BlockResult]: ...
 
 
 class Analyst(Protocol):

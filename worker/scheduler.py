@@ -1,4 +1,5 @@
-"""APScheduler inside ``secops run``: the monitor job on an interval, in every replica.
+"""APScheduler inside ``secops run``: the monitor job and the block expiry pass on their
+intervals, in every replica.
 
 - ``coalesce=True``: runs missed while the process was busy or asleep collapse to one;
 - ``max_instances=1``: never two runs of the job at once in one process;
@@ -17,6 +18,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from worker.errors import WorkerError
 from worker.pipeline.monitor_job import MonitorJob, MonitorStopped
+from worker.response.expiry import ExpiryJob
+from worker.response.expiry import safe_tick as expiry_tick
 
 if TYPE_CHECKING:
     from worker.daemon import Worker
@@ -36,8 +39,12 @@ def _safe_tick(job: MonitorJob) -> None:
         log.exception("monitor_run_crashed")
 
 
-def build_scheduler(job: MonitorJob, *, interval_s: int, first_run_in_s: float = 5.0) -> BackgroundScheduler:
+def build_scheduler(
+    job: MonitorJob | None, *, interval_s: int, first_run_in_s: float = 5.0
+) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone=UTC)
+    if job is None:
+        return scheduler
     scheduler.add_job(
         _safe_tick,
         IntervalTrigger(seconds=interval_s, timezone=UTC),
@@ -55,24 +62,56 @@ def build_scheduler(job: MonitorJob, *, interval_s: int, first_run_in_s: float =
     return scheduler
 
 
-class MonitorScheduler:
-    """The scheduler and its job, stopped together: the job first, then the scheduler."""
+def add_expiry_job(scheduler: BackgroundScheduler, job: ExpiryJob, *, first_run_in_s: float = 1.0) -> None:
+    """The block expiry pass: every replica ticks, the slot lock lets one run per slot."""
+    scheduler.add_job(
+        expiry_tick,
+        IntervalTrigger(seconds=job.interval_s, timezone=UTC),
+        args=[job],
+        id="block-expiry",
+        name="block-expiry",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=max(1, job.interval_s // 2),
+        # Soon after start: blocks that expired while every worker was down go first.
+        next_run_time=datetime.now(UTC) + timedelta(seconds=first_run_in_s),
+        replace_existing=True,
+    )
 
-    def __init__(self, scheduler: BackgroundScheduler, job: MonitorJob) -> None:
+
+class MonitorScheduler:
+    """The scheduler and its jobs, stopped together: the jobs first, then the scheduler."""
+
+    def __init__(self, scheduler: BackgroundScheduler, job: MonitorJob | None) -> None:
         self.scheduler = scheduler
         self.job = job
 
     def shutdown(self) -> None:
         # A running pass stops at its next chunk or pattern; waiting for it is then short.
-        self.job.stop_event.set()
+        if self.job is not None:
+            self.job.stop_event.set()
         self.scheduler.shutdown(wait=True)
 
 
 def start_monitor_scheduler(worker: Worker) -> MonitorScheduler:
-    """Start the monitor job for a built worker; the caller shuts it down."""
+    """Start the monitor job (if enabled) and the block expiry pass (if an IP set is
+    configured) for a built worker; the caller shuts it down."""
     settings = worker.settings
-    job = MonitorJob.from_worker(worker)
+    job = MonitorJob.from_worker(worker) if settings.monitor_enabled else None
     scheduler = build_scheduler(job, interval_s=settings.monitor_interval_s)
+    if worker.blocker is not None:
+        add_expiry_job(
+            scheduler,
+            ExpiryJob(
+                blocker=worker.blocker,
+                lock=worker.store,
+                owner=worker.owner,
+                interval_s=settings.response_expiry_interval_s,
+                metrics=worker.metrics,
+            ),
+        )
+        log.info("block_expiry_scheduled", interval_s=settings.response_expiry_interval_s)
     scheduler.start()
-    log.info("monitor_scheduled", interval_s=settings.monitor_interval_s, hours=settings.monitor_hours)
+    if job is not None:
+        log.info("monitor_scheduled", interval_s=settings.monitor_interval_s, hours=settings.monitor_hours)
     return MonitorScheduler(scheduler, job)

@@ -18,6 +18,8 @@ TransportName = Literal["inprocess", "http", "agentcore"]
 UnavailablePolicy = Literal["wait", "rules"]
 IncidentGroupBy = Literal["source", "source_net", "signature"]
 LogFilter = Literal["matched", "blocked", "all"]
+ResponseMode = Literal["off", "dry_run", "on"]
+BlockPrefixChoice = Literal["address", "network"]
 
 # AWS limits the settings are checked against at start-up.
 SQS_MAX_WAIT_S = 20
@@ -32,6 +34,8 @@ CHANNEL_CHOICES = ("sns", "chat", "securityhub", "eventbridge")
 # the whole long poll plus a slow answer; the health check's limit must leave room for
 # that, or an idle worker reads as dead.
 HEALTH_SLACK_S = 10
+# AWS WAF holds at most 10,000 addresses in one IP set (worker.response.keys).
+WAF_MAX_ADDRESSES = 10_000
 
 
 class Settings(CommonSettings):
@@ -113,10 +117,12 @@ class Settings(CommonSettings):
     securityhub_product_arn: str | None = None
     securityhub_region: str | None = None
     # The EventBridge channel's bus: a name (`default` is the account's default bus, which
-    # setup never creates) or the ARN of a bus, possibly in another account.
+    # setup never creates) or the ARN of a bus, possibly in another account. PutEvents
+    # takes a name of `[.\-_A-Za-z0-9]` (no `/`: that is a partner bus, which takes no
+    # events from us) or an ARN.
     eventbridge_bus: str = Field(
         default="secops-incidents",
-        pattern=r"^(arn:aws[a-z-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/)?[/.\-_A-Za-z0-9]{1,256}$",
+        pattern=r"^(arn:aws[a-z-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/)?[.\-_A-Za-z0-9]{1,256}$",
     )
 
     # --- health ---
@@ -166,6 +172,40 @@ class Settings(CommonSettings):
     # A floor of 5 (the most a severity can be): no answer can change the decision.
     skip_model_max_floor: bool = True
 
+    # --- response actions (docs/architecture.md, "Response actions") ---
+    # `off` (default): nothing is ever blocked automatically; `dry_run`: the decision is
+    # taken, logged and shown, nothing is written; `on`: the source goes into the IP set.
+    response_mode: ResponseMode = "off"
+    # The WAF IP sets blocks are written to, by ARN (`secops setup --ip-set NAME` prints
+    # them); IPv4 and IPv6 sets are separate in WAF. A missing one blocks no such address.
+    response_ip_set_v4: str | None = None
+    response_ip_set_v6: str | None = None
+    # CIDRs never blocked, comma-separated; private, loopback, link-local and the
+    # documentation ranges are always in it unless released in the next setting.
+    response_allowlist: str = ""
+    # Reserved ranges that MAY be blocked: any of private, loopback, link_local,
+    # documentation (the demo releases documentation, where its samples live).
+    response_blockable_ranges: str = ""
+    # `address` blocks the source itself; `network` its /24 (IPv4) or /64 (IPv6).
+    response_block_prefix: BlockPrefixChoice = "address"
+    # Which incidents block: severity (reaching the application, unless turned off),
+    # or at least this many events (0 = off), or this rate per minute (0 = off).
+    response_min_severity: int = Field(default=4, ge=1, le=5)
+    response_reached_app_only: bool = True
+    response_min_events: int = Field(default=0, ge=0)
+    response_min_rate_per_min: float = Field(default=0.0, ge=0)
+    # The block period, and how it grows for a network blocked again within the window.
+    response_duration_s: int = Field(default=14400, ge=60)
+    response_repeat_window_s: int = Field(default=86400, ge=0)
+    response_repeat_factor: float = Field(default=2.0, ge=1.0)
+    response_max_duration_s: int = Field(default=604800, ge=60)
+    # Guards: blocks opened per clock hour, and blocks in force at once (all sets).
+    response_max_per_hour: int = Field(default=50, ge=1)
+    response_max_total: int = Field(default=1000, ge=1)
+    # How often the expiry pass runs (once per slot across replicas): a block outlives
+    # its expiry by at most this plus the IP set write's retry budget.
+    response_expiry_interval_s: int = Field(default=60, ge=10, le=3600)
+
     # --- metrics ---
     metrics_enabled: bool = True
     metrics_namespace: str = "SecOpsWorker"
@@ -187,6 +227,11 @@ class Settings(CommonSettings):
     def enabled_channels(self) -> tuple[str, ...]:
         """The channels of ``SECOPS_CHANNELS``, in order, each once."""
         return tuple(self.channels.split(","))
+
+    def _response_problems(self) -> list[str]:
+        from worker.response.config import response_problems
+
+        return response_problems(self)
 
     @model_validator(mode="after")
     def _check_aws_limits(self) -> Self:
@@ -221,6 +266,7 @@ class Settings(CommonSettings):
                 f"SECOPS_HEALTH_MAX_AGE_S={self.health_max_age_s:g} must exceed SECOPS_WAIT_TIME_S="
                 f"{self.wait_time_s} + {HEALTH_SLACK_S} s: a long poll is that long without a heartbeat"
             )
+        problems.extend(self._response_problems())
         if self.transport == "agentcore" and not self.agent_runtime_arn:
             problems.append("SECOPS_TRANSPORT=agentcore needs SECOPS_AGENT_RUNTIME_ARN")
         if problems:

@@ -1,15 +1,16 @@
 """S3 "object created" notifications, in every shape they reach the events queue.
 
-S3 can tell the queue about a new log object three ways, and an SNS topic in between adds
-a fourth (docs/architecture.md, "Consumers"):
+S3 can tell the queue about a new log object three ways, and an SNS topic in between
+wraps any of them (docs/architecture.md, "Consumers"):
 
 1. an S3 event notification sent to SQS directly: ``{"Records": [{"eventSource": "aws:s3",
    "eventName": "ObjectCreated:Put", "s3": {"bucket": {...}, "object": {...}}}]}``;
 2. the ``s3:TestEvent`` S3 sends once when a notification is configured (nothing to read);
-3. either of those wrapped in an SNS envelope (raw message delivery off):
-   ``{"Type": "Notification", "Message": "<the S3 JSON as a string>"}``;
-4. an EventBridge event: ``{"source": "aws.s3", "detail-type": "Object Created",
-   "detail": {"bucket": {"name": ...}, "object": {"key": ..., "etag": ...}}}``.
+3. an EventBridge event: ``{"source": "aws.s3", "detail-type": "Object Created",
+   "detail": {"bucket": {"name": ...}, "object": {"key": ..., "etag": ...}}}``;
+4. any of those wrapped in an SNS envelope (raw message delivery off; an EventBridge
+   rule whose target is a topic): ``{"Type": "Notification", "Message": "<the JSON as a
+   string>"}``.
 
 Object keys arrive URL-encoded with ``+`` for spaces (``a+b%2Bc`` is ``a b+c``). Pure:
 this module reads JSON that is already parsed and touches no network.
@@ -79,13 +80,17 @@ def parse_s3_notification(payload: Any) -> S3Notification | None:
             inner = json.loads(payload["Message"])
         except ValueError:
             return None
-        found = _direct(inner)
+        found = _eventbridge(inner) if _is_eventbridge(inner) else _direct(inner)
         return (
             None if found is None else S3Notification("sns", found.objects, found.test_event, found.ignored)
         )
-    if payload.get("source") == "aws.s3" and "detail-type" in payload:
+    if _is_eventbridge(payload):
         return _eventbridge(payload)
     return _direct(payload)
+
+
+def _is_eventbridge(payload: Any) -> bool:
+    return isinstance(payload, Mapping) and payload.get("source") == "aws.s3" and "detail-type" in payload
 
 
 def _direct(payload: Any) -> S3Notification | None:

@@ -11,7 +11,6 @@ from bench.day_traffic import ATTACKER_IP, DayPlan, HourMix, day_records
 from bench.s3 import Prices
 from bench.tokens import estimate_tokens
 from secops_core.ingest.log_filter import RelevanceFilter
-from secops_core.waf.relevance import Relevance
 
 
 def _verdicts(plan: DayPlan, hour: int) -> Counter[tuple[str, str]]:

@@ -270,6 +270,6 @@ def _any_finding() -> dict[str, Any]:
     keys = (
         "SchemaVersion", "ProductName", "GeneratorId", "Types", "CreatedAt", "UpdatedAt",
         "FirstObservedAt", "LastObservedAt", "Severity", "FindingProviderFields", "Title",
-        "Description", "Resources", "ProductFields", "RecordState", "Network", "Action", "Workflow",
+        "Description", "Resources", "ProductFields", "RecordState", "Action", "Workflow",
     )  # fmt: skip
     return dict.fromkeys(keys, ANY)

@@ -207,7 +207,7 @@ def test_hostile_event_is_delivered_sanitized(sns: Any, sqs: Any, topics: dict[s
     (envelope,) = drain(sqs, target.queue_url, 1)
     assert envelope["MessageId"] == message_id
     subject = envelope["Subject"]
-    assert 1 <= len(subject) <= 100
+    assert 1 <= len(subject) < 100
     assert all(0x20 <= ord(ch) <= 0x7E for ch in subject)
     assert subject.startswith("[SecOps] ESCALATE sev 5 Rule X-Evil: 1 from 198.51.100.23 POST /a")
     document = document_of(envelope)

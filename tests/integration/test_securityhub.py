@@ -19,7 +19,7 @@ from tests.unit.test_notifier_sanitize import make_analysis, make_event
 from worker.aws import client as aws_client
 from worker.incidents.keys import incident_id
 from worker.incidents.milestones import OPENED, RESOLVED, crossed
-from worker.incidents.records import IncidentRecord, StatusChange
+from worker.incidents.records import ChannelResult, IncidentRecord, Notice, StatusChange
 from worker.notify.asff import finding_id
 from worker.notify.securityhub import SecurityHubChannel
 from worker.settings import Settings
@@ -74,6 +74,12 @@ def grow(record: IncidentRecord, first: int, last: int, **kwargs: Any) -> Incide
     return fold(record, batch, group=record.group, seq=record.seq, quiet_s=QUIET_S, now=0).after
 
 
+def recorded(record: IncidentRecord, milestone: str, at: datetime) -> IncidentRecord:
+    """``record`` with the notice of a Security Hub write at ``at``."""
+    notice = Notice(milestone, at.isoformat(), "m", (ChannelResult("securityhub", ok=True, id="f"),))
+    return replace(record, notices=(*record.notices, notice))
+
+
 def test_the_finding_exists_once_per_incident_and_is_updated_in_place(
     hub: SecurityHubChannel, securityhub: Any, clock: Clock, unique: str
 ) -> None:
@@ -85,12 +91,14 @@ def test_the_finding_exists_once_per_incident_and_is_updated_in_place(
     [created] = findings(securityhub, first)
 
     # WHEN it grows past 10 and then 100 events, each milestone published a minute later
-    grown = first
+    # (and recorded on the incident, as the pipeline does after each publish)
+    grown = recorded(first, OPENED.id, clock.at)
     for last in (12, 140):
         before, grown = grown, grow(grown, grown.count + 1, last, ip=ip)
         clock.at += timedelta(minutes=1)
         for milestone in crossed(before, grown):
             hub.publish_incident(grown, milestone, event=event)
+            grown = recorded(grown, milestone.id, clock.at)
 
     # THEN Security Hub holds one finding for it, carrying the new totals
     [updated] = findings(securityhub, grown)
@@ -99,7 +107,8 @@ def test_the_finding_exists_once_per_incident_and_is_updated_in_place(
     assert updated["ProductFields"]["secops/milestone"] == "growth:100"
     assert created["ProductFields"]["secops/event_count"] == "1"
     # AND it was updated, not recreated: same creation, later update and last observation
-    assert updated["CreatedAt"] == created["CreatedAt"] == updated["FirstObservedAt"]
+    assert updated["CreatedAt"] == created["CreatedAt"] == created["UpdatedAt"]
+    assert updated["FirstObservedAt"] == created["FirstObservedAt"]
     assert updated["UpdatedAt"] > created["UpdatedAt"]
     assert updated["LastObservedAt"] > created["LastObservedAt"]
     # AND what a person sees: title, severity, types, resources, the IPv6 source
@@ -112,7 +121,7 @@ def test_the_finding_exists_once_per_incident_and_is_updated_in_place(
         "Partition": "aws",
         "Region": "us-east-1",
     }
-    assert updated["Network"]["SourceIpV6"] == ip
+    assert updated["ProductFields"]["secops/source_ip"] == ip
     assert updated["ProductArn"] == "arn:aws:securityhub:us-east-1:123456789012:product/123456789012/default"
     assert updated["Workflow"] == {"Status": "NEW"}
 

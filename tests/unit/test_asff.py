@@ -15,7 +15,7 @@ from tests.unit.test_incident_rules import QUIET_S, T0, contribution, fold, open
 from tests.unit.test_notifier_sanitize import make_analysis, make_event
 from worker.incidents.grouping import ANY_SOURCE
 from worker.incidents.milestones import OPENED, RESOLVED, Milestone
-from worker.incidents.records import IncidentRecord, StatusChange
+from worker.incidents.records import ChannelResult, IncidentRecord, Notice, StatusChange
 from worker.notify.asff import (
     CLASS_TYPES,
     DESCRIPTION_MAX,
@@ -95,12 +95,16 @@ def test_one_stable_id_per_incident_across_milestones() -> None:
     grown = fold(
         first, [contribution(i) for i in range(2, 13)], group=first.group, seq=1, quiet_s=QUIET_S, now=0
     ).after
+    # AND the opening's Security Hub write recorded on it
+    hub = ChannelResult("securityhub", ok=True, id=finding_id(first))
+    grown = replace(grown, notices=(Notice("opened", "2026-11-25T10:00:00.050+00:00", "m", (hub,)),))
     # WHEN both are rendered
     a, b = finding(first), finding(grown, GROWTH)
-    # THEN the id is the same, the creation is the first event, the update is now
+    # THEN the id is the same, the creation is when the incident opened, the update is now
     assert a["Id"] == b["Id"] == finding_id(first)
     assert len(a["Id"]) <= ID_MAX
-    assert b["CreatedAt"] == b["FirstObservedAt"] == "2026-11-25T10:00:00.000Z"
+    assert a["CreatedAt"] == a["UpdatedAt"] == b["CreatedAt"] == "2026-11-25T10:00:00.000Z"
+    assert b["FirstObservedAt"] == "2026-11-25T10:00:00.000Z"
     assert b["UpdatedAt"] == "2026-11-25T10:05:00.000Z"
     assert b["ProductFields"]["secops/event_count"] == "12"
     # AND a second incident of the same group is another finding
@@ -129,10 +133,10 @@ def test_last_observed_is_last_seen_and_updated_never_precedes_created() -> None
     record = opened(contribution(1, at=ahead), contribution(2, at=ahead + timedelta(seconds=30)))
     # WHEN rendered at NOW (before the events' own times)
     rendered = finding(record)
-    # THEN LastObservedAt is the last event and UpdatedAt is not before it
+    # THEN the events' times are the observed times, and no event time is a write time
+    assert rendered["FirstObservedAt"] == "2026-11-25T11:00:00.000Z"
     assert rendered["LastObservedAt"] == "2026-11-25T11:00:30.000Z"
-    assert rendered["UpdatedAt"] >= rendered["CreatedAt"]
-    assert rendered["UpdatedAt"] == rendered["LastObservedAt"]
+    assert rendered["UpdatedAt"] == rendered["CreatedAt"] == "2026-11-25T10:00:00.000Z"
 
 
 def test_workflow_only_when_the_finding_is_created() -> None:
@@ -260,16 +264,17 @@ def test_without_acl_host_or_country_there_is_still_one_resource_and_no_country(
     assert record.id in rendered["Resources"][0]["Id"]
     remote = rendered["Action"]["NetworkConnectionAction"]["RemoteIpDetails"]
     assert "Country" not in remote
-    assert "DestinationDomain" not in rendered["Network"]
+    assert "Network" not in rendered
 
 
 def test_source_ip_country_and_direction() -> None:
     # GIVEN a blocked incident from an IPv4 source in Germany
     rendered = finding(opened(contribution(1, country="de")))
-    # THEN the network is inbound from that IP and the action says blocked, from DE
-    assert rendered["Network"] == {"Direction": "IN", "Protocol": "TCP", "SourceIpV4": "203.0.113.7"}
+    # THEN the action is an inbound connection (IN, as ASFF spells it) from that IP,
+    # blocked, from DE; the retired Network object is not sent
+    assert "Network" not in rendered
     action = rendered["Action"]["NetworkConnectionAction"]
-    assert action["ConnectionDirection"] == "INBOUND"
+    assert action["ConnectionDirection"] == "IN"
     assert action["Blocked"] is True
     assert action["RemoteIpDetails"] == {"IpAddressV4": "203.0.113.7", "Country": {"CountryCode": "DE"}}
     # AND once a request reached the application it is no longer "blocked"
@@ -280,10 +285,9 @@ def test_source_ip_country_and_direction() -> None:
 def test_ipv6_source() -> None:
     # GIVEN an IPv6 attacker
     rendered = finding(opened(contribution(1, ip="2001:DB8::1")))
-    # THEN it is SourceIpV6 (compressed), and RemoteIpDetails (IPv4 only) holds no address
-    assert rendered["Network"]["SourceIpV6"] == "2001:db8::1"
-    assert "SourceIpV4" not in rendered["Network"]
+    # THEN RemoteIpDetails (IPv4 only) holds no address; the source is a product field
     assert "IpAddressV4" not in rendered["Action"]["NetworkConnectionAction"]["RemoteIpDetails"]
+    assert rendered["ProductFields"]["secops/source_ip"] == "2001:db8::1"
 
 
 def test_distributed_incident_names_many_sources_and_its_top_ip() -> None:
@@ -297,7 +301,7 @@ def test_distributed_incident_names_many_sources_and_its_top_ip() -> None:
     rendered = finding(record)
     # THEN the title says many sources, the host comes from the target, the IP is the top one
     assert rendered["Title"] == "SQL injection from many sources on shop.example"
-    assert rendered["Network"]["SourceIpV4"] == "198.51.100.9"
+    assert rendered["Action"]["NetworkConnectionAction"]["RemoteIpDetails"]["IpAddressV4"] == "198.51.100.9"
     assert rendered["Resources"][0]["Id"] == "shop.example"
     assert rendered["ProductFields"]["secops/distinct_sources"] == "2"
 

@@ -56,3 +56,27 @@ def test_without_the_setting_clients_keep_the_standard_chain(localstack_host: st
     # LOCALSTACK_HOST alone changes nothing: the flag is the opt-in.
     client = aws.client("sqs", region="us-east-1")
     assert client.meta.endpoint_url == "https://sqs.us-east-1.amazonaws.com"
+
+
+@pytest.mark.parametrize(
+    "service",
+    ["sqs", "sns", "dynamodb", "s3", "events", "securityhub", "sts", "bedrock-runtime", "bedrock-agentcore"],
+)
+def test_the_endpoint_variable_is_the_one_botocore_reads(
+    service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN only the variable this module names for the service, set to a loopback URL
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    name = aws.endpoint_variable(service)
+    monkeypatch.setenv(name, "http://127.0.0.1:9")
+    # THEN a client botocore builds for the service goes there: it is botocore's variable
+    assert aws.client(service, region="us-east-1").meta.endpoint_url == "http://127.0.0.1:9", name
+
+
+def test_eventbridge_s_variable_is_not_events(localstack_host: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the user's EventBridge endpoint in the variable botocore reads for `events`
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EVENTBRIDGE", "http://127.0.0.1:2")
+    # THEN LocalStack discovery leaves the events client to it, instead of overriding it
+    assert aws.endpoint_variable("events") == "AWS_ENDPOINT_URL_EVENTBRIDGE"
+    assert aws.localstack_endpoint("events") is None
+    assert aws.client("events", localstack=True).meta.endpoint_url == "http://127.0.0.1:2"

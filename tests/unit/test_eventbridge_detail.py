@@ -360,7 +360,18 @@ def test_from_settings_takes_the_bus_and_the_attempt_budget() -> None:
     assert Settings().eventbridge_bus == "secops-incidents"
 
 
-@pytest.mark.parametrize("bus", ["", "bad bus", "x" * 257, "arn:aws:sns:us-east-1:111122223333:topic"])
+@pytest.mark.parametrize(
+    "bus",
+    [
+        "",
+        "bad bus",
+        "x" * 257,
+        "arn:aws:sns:us-east-1:111122223333:topic",
+        # PutEvents takes `[.\-_A-Za-z0-9]+` as a name: a `/` (a partner bus) is refused
+        "aws.partner/example.com/123/bus",
+        "team/incidents",
+    ],
+)
 def test_a_malformed_bus_is_refused_at_start_up(bus: str) -> None:
     with pytest.raises(ValidationError, match="eventbridge_bus"):
         Settings(eventbridge_bus=bus)

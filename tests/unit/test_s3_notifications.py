@@ -93,6 +93,26 @@ def test_eventbridge_object_created() -> None:
     assert (found.objects[0].key, found.objects[0].version) == ("k x.log", "v9")
 
 
+def test_sns_envelope_of_an_eventbridge_object_created() -> None:
+    # GIVEN EventBridge's Object Created event, routed by a rule to an SNS topic that
+    # the events queue subscribes to (raw message delivery off)
+    inner = {
+        "version": "0",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "detail": {"bucket": {"name": "logs"}, "object": {"key": "a/b.log.gz", "size": 7, "etag": "e2"}},
+    }
+    body = {"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": json.dumps(inner)}
+    # WHEN it is parsed
+    found = parse_s3_notification(body)
+    # THEN the object is named, marked as via SNS; a removal through SNS is acknowledged
+    assert found is not None and found.via == "sns"
+    assert [(o.bucket, o.key, o.etag) for o in found.objects] == [("logs", "a/b.log.gz", "e2")]
+    deleted = {"detail-type": "Object Deleted", "source": "aws.s3", "detail": {}}
+    removal = parse_s3_notification({"Type": "Notification", "Message": json.dumps(deleted)})
+    assert removal is not None and removal.objects == () and removal.ignored == 1
+
+
 def test_other_s3_events_are_acknowledged_without_a_read() -> None:
     # GIVEN a removal, by S3 directly and by EventBridge
     removal = direct()

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from worker.cli import (
     analyze,
     backfill,
+    block,
     demo,
     dlq,
     health,
@@ -24,7 +25,21 @@ from worker.cli.common import EXIT_OK, Parser
 from worker.cli.errors import explain
 
 # The order of `secops --help`.
-COMMAND_GROUPS = (run, setup, send, health, demo, analyze, monitor, incidents, stats, dlq, rules, backfill)
+COMMAND_GROUPS = (
+    run,
+    setup,
+    send,
+    health,
+    demo,
+    analyze,
+    monitor,
+    incidents,
+    stats,
+    block,
+    dlq,
+    rules,
+    backfill,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ there; logs go to stderr and a one-shot command emits no metrics (see
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 from typing import Any, NoReturn
@@ -121,3 +122,33 @@ def configure_logs(settings: Settings, *, one_shot_level: str | None = None) -> 
 def out(text: str) -> None:
     """One result line on stdout."""
     sys.stdout.write(text + "\n")
+
+
+def command_settings() -> Settings:
+    """The settings of a one-shot command, its logs quiet unless a level was asked for."""
+    settings = one_shot_settings()
+    configure_logs(settings, one_shot_level="WARNING")
+    return settings
+
+
+def dynamodb_client(settings: Settings) -> Any:
+    from worker import aws
+
+    return aws.client(
+        "dynamodb", session=aws.aws_session(settings.aws_region), localstack=settings.localstack
+    )
+
+
+def login() -> str:
+    """Who typed the command, for the audit trails."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container with an unnamed uid)
+        return "secops-cli"
+
+
+def console() -> Any:
+    """A rich console for tables; off a terminal (a pipe, a CI log) rich assumes 80 columns."""
+    from rich.console import Console
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)

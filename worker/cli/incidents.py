@@ -10,10 +10,8 @@ rules, a model's analysis) is cleaned and shown as plain text, never as console 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,12 +27,14 @@ from worker.cli.common import (
     CliError,
     Parser,
     Subparsers,
-    configure_logs,
     duration,
-    one_shot_settings,
     out,
     positive_int,
 )
+from worker.cli.common import command_settings as _settings
+from worker.cli.common import console as _console
+from worker.cli.common import dynamodb_client as _dynamodb
+from worker.cli.common import login as _login
 from worker.incidents import (
     INCIDENT_STATUSES,
     RESOLVED,
@@ -48,6 +48,7 @@ from worker.incidents.factory import dynamo_repo
 from worker.incidents.records import ChannelResult, Notice
 from worker.notify.channel import ChannelsRejected, ChannelsUnavailable, Delivery
 from worker.notify.fanout import FanoutNotifier
+from worker.response.records import BlockRecord
 from worker.settings import Settings
 from worker.store import EventRecord
 from worker.store.aggregates import WindowCount, counted_from
@@ -85,6 +86,12 @@ def register(sub: Subparsers) -> None:
         action.add_argument("--note", default="", help="why, for the status history")
         action.add_argument("--by", default=None, help="who (default: the login name)")
         action.add_argument("--json", action="store_true", help="print JSON only")
+        if name == "resolve":
+            action.add_argument(
+                "--false-positive",
+                action="store_true",
+                help="it was no attack: also undo what it caused (its sources' blocks go at once)",
+            )
         action.set_defaults(handler=cmd_ack if name == "ack" else cmd_resolve)
 
 
@@ -129,11 +136,29 @@ def cmd_show(args: argparse.Namespace) -> int:
         store.window_counts(since=record.first_seen, until=record.last_seen), record.source
     )
     view = incident_view(record, [samples[k] for k in keys if k in samples], counted)
+    blocks = incident_blocks(settings, client, record)
+    view["blocks"] = [b.to_dict() for b in blocks]
     if args.json:
         out(json.dumps(view, indent=2, default=str))
     else:
-        render_incident(_console(), record, view)
+        console = _console()
+        render_incident(console, record, view)
+        for block in blocks:
+            state = (
+                block.line if block.in_set else f"{block.target} in ipset {block.ip_set.name}: {block.status}"
+            )
+            console.print(Text(f"Block: {state} ({block.reason}); undo: {block.undo_command}"))
     return EXIT_OK
+
+
+def incident_blocks(settings: Settings, client: Any, record: IncidentRecord) -> list[BlockRecord]:
+    """The blocks ``record`` decided, in force or removed since it began."""
+    from worker.response.dynamodb import DynamoBlockRepo
+
+    repo = DynamoBlockRepo(settings.table_name, client=client, ttl_days=settings.event_ttl_days)
+    since = record.first_seen.timestamp() - 60
+    found = [*repo.blocks_in_force(), *repo.removed_blocks(since=since)]
+    return [b for b in found if b.incident_id == record.id]
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
@@ -171,7 +196,11 @@ def _set_status(args: argparse.Namespace, status: IncidentStatus) -> int:
             if owed
             else _announce_resolution(settings, repo, record)
         )
-    result = {"incident": listed(record), "notification": notification}
+    result: dict[str, Any] = {"incident": listed(record), "notification": notification}
+    if status == "resolved" and getattr(args, "false_positive", False):
+        result["false_positive"] = {
+            name: step(settings, record, by) for name, step in FALSE_POSITIVE_STEPS.items()
+        }
     if args.json:
         out(json.dumps(result, indent=2))
     else:
@@ -179,8 +208,36 @@ def _set_status(args: argparse.Namespace, status: IncidentStatus) -> int:
         line = f"{incident} {verb} by {by}" + (f": {args.note}" if args.note else "")
         if notification is not None:
             line += "; " + ("notified" if notification["sent"] else "already announced")
+        for name, outcome in result.get("false_positive", {}).items():
+            line += f"; {name}: {outcome['summary']}"
         _console().print(Text(line))
     return EXIT_OK
+
+
+def _unblock_sources(settings: Settings, record: IncidentRecord, by: str) -> dict[str, Any]:
+    """Remove the blocks the incident decided, at once (they were a mistake)."""
+    from worker.cli.block import blocker_from_settings
+    from worker.response.config import ip_sets
+    from worker.response.records import person
+
+    if not ip_sets(settings):
+        return {"summary": "no IP set configured", "removed": []}
+    removed = blocker_from_settings(settings).unblock_incident(
+        record.id, by=person(by), reason="incident resolved as a false positive"
+    )
+    networks = [r.network for r in removed]
+    return {
+        "summary": f"unblocked {', '.join(networks)}" if networks else "nothing was blocked",
+        "removed": networks,
+    }
+
+
+# What `resolve --false-positive` does besides resolving: each step undoes or prevents
+# one consequence of the incident and returns its part of the output ({"summary": ...}).
+# A new consequence (a suppression of what matched) is one more entry here.
+FALSE_POSITIVE_STEPS: dict[str, Callable[[Settings, IncidentRecord, str], dict[str, Any]]] = {
+    "blocks": _unblock_sources,
+}
 
 
 def _owed_resolution_channels(settings: Settings, record: IncidentRecord) -> tuple[str, ...]:
@@ -257,12 +314,6 @@ def _announce_resolution(
 # ---- wiring ----------------------------------------------------------------------------------
 
 
-def _settings() -> Settings:
-    settings = one_shot_settings()
-    configure_logs(settings, one_shot_level="WARNING")
-    return settings
-
-
 def _notifier(settings: Settings) -> FanoutNotifier:
     """The worker's notifier: the same channels, on the same topics, as the worker's."""
     from worker.daemon import Clients
@@ -272,14 +323,6 @@ def _notifier(settings: Settings) -> FanoutNotifier:
     clients = Clients.from_settings(settings)
     resources = resolve_resources(settings, sqs=clients.sqs, sns=clients.sns)
     return build_notifier(settings, clients=clients, resources=resources)
-
-
-def _dynamodb(settings: Settings) -> Any:
-    from worker import aws
-
-    return aws.client(
-        "dynamodb", session=aws.aws_session(settings.aws_region), localstack=settings.localstack
-    )
 
 
 def _repo(settings: Settings, client: Any) -> DynamoIncidentRepo:
@@ -298,18 +341,6 @@ def _incident_id(text: str) -> str:
             f"{text!r} is not an incident id (inc#<hash>#<n>, as `incidents list` shows)"
         ) from None
     return text
-
-
-def _login() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no login name (a container with an unnamed uid)
-        return "secops-cli"
-
-
-def _console() -> Console:
-    # Off a terminal (a pipe, a CI log) rich assumes 80 columns; the tables need more.
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 # ---- views (JSON-able) ---------------------------------------------------------------------

@@ -2,7 +2,14 @@
 
 One incident is one finding: its ``Id`` is derived from the incident id, so every
 milestone re-imports the same finding with a new ``UpdatedAt`` and the grown totals,
-and Security Hub shows one row per attack, not one per event. Every string that an
+and Security Hub shows one row per attack, not one per event.
+
+Times: ``CreatedAt`` is when the worker opened the incident, and the write that creates
+the finding has ``UpdatedAt`` equal to it. Every later write has ``UpdatedAt`` = the
+time of that write, strictly later than every earlier write of the same finding, even
+from a replica whose clock is behind (Security Hub ignores an import whose ``UpdatedAt``
+is not later than the stored one). The events' own times (attacker-influenced, maybe in
+the future) go to ``FirstObservedAt`` / ``LastObservedAt`` only. Every string that an
 attacker or a model wrote (URIs, rule names of custom rules, the Host header, the
 model's analysis) is cleaned to one line without control or invisible characters and
 cut to the ASFF limit of its field (docs/architecture.md, "Untrusted text").
@@ -28,7 +35,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from secops_core.contract import Analysis, WafEvent
@@ -52,8 +59,15 @@ PRODUCT_FIELD_KEY_MAX = 127
 PRODUCT_FIELD_VALUE_MAX = 2048
 RESOURCE_ID_MAX = 512
 OTHER_DETAIL_VALUE_MAX = 1023
-DOMAIN_MAX = 253
 NOTE_MAX = 512
+# A host name as the event carried it (the attacker's Host header): only an upper bound
+# for the work on it; each field it reaches is cut to that field's own limit.
+HOST_MAX = 253
+# The partitions a Resource may name (the ``Partition`` enum of the Security Hub API).
+PARTITIONS = frozenset({"aws", "aws-cn", "aws-us-gov", "aws-us-iso", "aws-us-iso-b"})
+# ``UpdatedAt`` of the n-th write of a finding is at least this much later per write
+# than every earlier write the incident recorded (ASFF timestamps have milliseconds).
+_WRITE_STEP = timedelta(milliseconds=1)
 # Security Hub adds its own aws/securityhub/* product fields to the same map of 50.
 _OWN_PRODUCT_FIELDS_MAX = PRODUCT_FIELDS_MAX - 10
 # How many sample URIs, rules and countries are listed one per product field.
@@ -166,7 +180,12 @@ def default_product_arn(partition: str, region: str, account_id: str) -> str:
 
 def finding_id(incident: IncidentRecord) -> str:
     """The finding's id: one per incident, stable across its milestones."""
-    return f"secops-worker/incidents/{incident.group_hash}/{incident.seq}"
+    return finding_id_of(incident.group_hash, incident.seq)
+
+
+def finding_id_of(group_hash: str, seq: int) -> str:
+    """The finding id of the ``seq``-th incident of a group (a block's note finds it)."""
+    return f"secops-worker/incidents/{group_hash}/{seq}"
 
 
 def severity(rating: int) -> tuple[SeverityLabel, int]:
@@ -200,6 +219,40 @@ def timestamp(at: datetime) -> str:
     return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def write_times(incident: IncidentRecord, now: datetime) -> tuple[datetime, datetime]:
+    """``CreatedAt`` and ``UpdatedAt`` of the finding's write at ``now``.
+
+    ``CreatedAt`` is when the worker opened the incident (stable across writes). Until a
+    Security Hub write is recorded on the incident, this write creates the finding and
+    ``UpdatedAt`` = ``CreatedAt``. After k recorded writes, ``UpdatedAt`` is ``now`` or,
+    when this clock is behind, the latest of ``CreatedAt`` and the recorded writes plus
+    k milliseconds. Each earlier write sent either its own ``now`` (before its recording
+    time, on the same clock) or such a base plus fewer milliseconds, so the new one is
+    strictly later than all of them. Two milestones of one incident published at the
+    same moment by two replicas see neither's record; the later import of the two may
+    then be ignored, and the next milestone carries the totals again.
+    """
+    aware = now if now.tzinfo else now.replace(tzinfo=UTC)
+    created = _parsed(incident.created_at) or min(incident.first_seen, aware)
+    writes = [
+        at
+        for notice in incident.notices
+        if any(c.channel == "securityhub" and c.ok for c in notice.channels)
+        and (at := _parsed(notice.at)) is not None
+    ]
+    if not writes:
+        return created, created
+    return created, max(aware, max(created, *writes) + _WRITE_STEP * len(writes))
+
+
+def _parsed(text: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def build_finding(
     incident: IncidentRecord,
     milestone: Milestone,
@@ -218,9 +271,7 @@ def build_finding(
     """
     label, normalized = severity(incident.max_severity)
     types = finding_types(incident.attack_class)
-    created = timestamp(incident.first_seen)
-    # UpdatedAt must not precede CreatedAt, even with a skewed event clock.
-    updated = timestamp(max(now, incident.last_seen, incident.first_seen))
+    created, updated = write_times(incident, now)
     finding: dict[str, Any] = {
         "SchemaVersion": SCHEMA_VERSION,
         "Id": finding_id(incident),
@@ -229,9 +280,9 @@ def build_finding(
         "GeneratorId": generator_id(incident.attack_class),
         "AwsAccountId": context.account_id,
         "Types": types,
-        "CreatedAt": created,
-        "UpdatedAt": updated,
-        "FirstObservedAt": created,
+        "CreatedAt": timestamp(created),
+        "UpdatedAt": timestamp(updated),
+        "FirstObservedAt": timestamp(incident.first_seen),
         "LastObservedAt": timestamp(incident.last_seen),
         "Severity": {"Label": label, "Normalized": normalized, "Original": str(incident.max_severity)},
         "FindingProviderFields": {
@@ -244,11 +295,7 @@ def build_finding(
         "ProductFields": product_fields(incident, milestone, event),
         "RecordState": "ACTIVE",
     }
-    network, action = network_details(incident, event)
-    if network:
-        finding["Network"] = network
-    if action:
-        finding["Action"] = action
+    finding["Action"] = action_details(incident, event)
     if milestone.id == OPENED.id:
         finding["Workflow"] = {"Status": "NEW"}
     return finding
@@ -304,76 +351,66 @@ def resources(
         found.append(_web_acl(acl, context))
     host = _host(incident, event)
     target = _text(host or incident.target or "", RESOURCE_ID_MAX)
-    other: dict[str, Any] = {
-        "Type": "Other",
-        "Id": target or f"secops-worker/{incident.id}"[:RESOURCE_ID_MAX],
-        "Partition": context.partition,
-        "Region": context.region,
-    }
     details = {"kind": "web application" if target else "unknown target"}
     if incident.target:
         details["target"] = _text(incident.target, OTHER_DETAIL_VALUE_MAX)
-    other["Details"] = {"Other": details}
-    found.append(other)
+    found.append(
+        _resource(
+            "Other", target or f"secops-worker/{incident.id}"[:RESOURCE_ID_MAX], context, details=details
+        )
+    )
     return found
+
+
+def _resource(
+    kind: str, ident: str, context: FindingContext, *, region: str = "", details: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """One ``Resources`` entry; ``Partition`` only when it is one the API enumerates (a
+    newer partition than the model's is left out rather than refused)."""
+    resource: dict[str, Any] = {"Type": kind, "Id": ident}
+    if context.partition in PARTITIONS:
+        resource["Partition"] = context.partition
+    resource["Region"] = region or context.region
+    if details is not None:
+        resource["Details"] = {"Other": details}
+    return resource
 
 
 def _web_acl(acl: str, context: FindingContext) -> dict[str, Any]:
     wafv2 = _WAFV2_ACL.match(acl)
     if wafv2:
         # CloudFront web ACLs are global; their ARN says us-east-1.
-        return {"Type": "AwsWafv2WebAcl", "Id": acl, "Partition": context.partition, "Region": wafv2.group(1)}
+        return _resource("AwsWafv2WebAcl", acl, context, region=wafv2.group(1))
     classic = _WAF_CLASSIC_ACL.match(acl)
     if classic:
         kind = "AwsWafRegionalWebAcl" if classic.group(1) == "waf-regional" else "AwsWafWebAcl"
-        return {
-            "Type": kind,
-            "Id": acl,
-            "Partition": context.partition,
-            "Region": classic.group(2) or context.region,
-        }
+        return _resource(kind, acl, context, region=classic.group(2))
     # A name or id, not an ARN (simplified events): still worth showing, as Other.
-    return {
-        "Type": "Other",
-        "Id": acl,
-        "Partition": context.partition,
-        "Region": context.region,
-        "Details": {"Other": {"kind": "web ACL"}},
-    }
+    return _resource("Other", acl, context, details={"kind": "web ACL"})
 
 
-def network_details(
-    incident: IncidentRecord, event: WafEvent | None = None
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """``Network`` (source IP, inbound, the host) and ``Action`` (an inbound connection
-    from the source, its country, and whether every request was blocked).
+def action_details(incident: IncidentRecord, event: WafEvent | None = None) -> dict[str, Any]:
+    """``Action``: an inbound connection from the source (its IPv4 address and country;
+    an IPv6 source is in the product fields), and whether every request was blocked.
+
+    The retired ``Network`` object is not sent: what it held is here, and its
+    ``DestinationDomain`` (128 characters) would carry the attacker's Host header.
     """
     address = _source_address(incident, event)
-    host = _host(incident, event)
-    network: dict[str, Any] = {"Direction": "IN", "Protocol": "TCP"}
     remote: dict[str, Any] = {}
-    if address is not None:
-        if address.version == 4:
-            network["SourceIpV4"] = str(address)
-            remote["IpAddressV4"] = str(address)
-        else:
-            network["SourceIpV6"] = str(address)
-    if host:
-        network["DestinationDomain"] = _text(host, DOMAIN_MAX)
+    if address is not None and address.version == 4:
+        remote["IpAddressV4"] = str(address)
     country = _country(incident, event)
     if country:
         remote["Country"] = {"CountryCode": country}
-    action: dict[str, Any] = {
-        "ActionType": "NETWORK_CONNECTION",
-        "NetworkConnectionAction": {
-            "ConnectionDirection": "INBOUND",
-            "Protocol": "TCP",
-            "Blocked": incident.reached_app == 0,
-        },
+    connection: dict[str, Any] = {
+        "ConnectionDirection": "IN",
+        "Protocol": "TCP",
+        "Blocked": incident.reached_app == 0,
     }
     if remote:
-        action["NetworkConnectionAction"]["RemoteIpDetails"] = remote
-    return (network if len(network) > 2 else None), action
+        connection["RemoteIpDetails"] = remote
+    return {"ActionType": "NETWORK_CONNECTION", "NetworkConnectionAction": connection}
 
 
 def product_fields(
@@ -399,6 +436,10 @@ def product_fields(
     }
     if event is not None:
         fields["secops/latest_event"] = event.event_key
+    address = _source_address(incident, event)
+    if address is not None:
+        # The only place an IPv6 source appears: RemoteIpDetails holds IPv4 addresses.
+        fields["secops/source_ip"] = str(address)
     for name, counts in (
         ("uri", incident.uri_templates),
         ("rule", incident.rules),
@@ -451,10 +492,10 @@ def _distinct(counts: Mapping[str, int]) -> str:
 
 def _host(incident: IncidentRecord, event: WafEvent | None) -> str:
     if event is not None and event.host:
-        return _text(event.host.strip().lower(), DOMAIN_MAX)
+        return _text(event.host.strip().lower(), HOST_MAX)
     # A `signature` target is "host uri-template", or only the template without a host.
     head = (incident.target or "").split(" ", 1)[0]
-    return _text(head, DOMAIN_MAX) if head and "/" not in head else ""
+    return _text(head, HOST_MAX) if head and "/" not in head else ""
 
 
 def _source(incident: IncidentRecord) -> str:

@@ -372,6 +372,24 @@ class EventBridgeChannel:
         )
         return event_id
 
+    def publish_entry(self, entry: dict[str, Any], *, what: str) -> str:
+        """Put one entry of another document on this bus (a source block, see
+        :mod:`worker.notify.blocks`) with the same retries; its EventBridge event id."""
+        entry = {**entry, "EventBusName": self.bus}
+        logger = log.bind(bus=self.bus, detail_type=entry.get("DetailType"), subject=what)
+        event_id, attempts = retry.call(
+            partial(self._put, entry),
+            failures=self._failures,
+            max_attempts=self._max_attempts,
+            wait=self._wait,
+            logger=logger,
+            not_sent=f"EventBridge event for {what}",
+            refused=f"EventBridge refused the event for {what} on bus {self.bus!r}",
+            failed=f"EventBridge put on bus {self.bus!r}",
+        )
+        logger.info("eventbridge.put", event_id=event_id, attempts=attempts)
+        return event_id
+
     def _put(self, entry: dict[str, Any]) -> str:
         """One ``PutEvents`` call; a failed entry raises a ClientError with its code.
 

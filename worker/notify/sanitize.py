@@ -18,9 +18,9 @@ from secops_core.text import sanitize_text
 
 NotificationKind = Literal["escalation", "pattern", "incident"]
 
-# SNS accepts subjects of up to 100 printable ASCII characters (the docs say "less than
-# 100"; the service and moto accept exactly 100).
-SUBJECT_MAX_CHARS = 100
+# SNS subjects are printable ASCII and "must be less than 100 characters long" (the
+# Publish API reference): 99 at most, whatever a particular endpoint lets through.
+SUBJECT_MAX_CHARS = 99
 SUBJECT_FALLBACK = "SecOps notification"
 SUBJECT_ELLIPSIS = "..."
 # Work on a hostile subject is bounded: only this much of the input is examined.
@@ -69,12 +69,12 @@ def _shorten(text: str, limit: int, cut: bool) -> str:
 
 
 def sanitize_subject(text: str) -> str:
-    """Return ``text`` as a valid SNS subject: 1 to 100 printable ASCII characters.
+    """Return ``text`` as a valid SNS subject: 1 to 99 printable ASCII characters.
 
     Line breaks, tabs and Unicode spaces become single spaces; control and invisible
     characters are removed; accented letters lose their accents (NFKD) and any other
     non-ASCII character becomes ``?``. The result never starts or ends with whitespace,
-    is cut to 100 characters ending in ``...`` when longer, and falls back to
+    is cut to 99 characters ending in ``...`` when longer, and falls back to
     ``SUBJECT_FALLBACK`` when nothing printable is left. Only the first few KiB of the
     input are examined, so a huge hostile value costs no more than a short one.
     """

@@ -17,7 +17,7 @@ It implements ``IncidentChannel`` (docs/architecture.md, "Ports").
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -233,6 +233,21 @@ class SecurityHubChannel:
             FindingIdentifiers=[{"Id": finding_id(incident), "ProductArn": context.product_arn}],
             Workflow={"Status": "RESOLVED"},
             Note=resolution_note(incident),
+        )
+        unprocessed = response.get("UnprocessedFindings") or []
+        if unprocessed:
+            raise _failure("BatchUpdateFindings", unprocessed, len(unprocessed))
+
+    def note_finding(self, finding: str, note: Mapping[str, str]) -> None:
+        """Set ``note`` on the finding ``finding`` (a block of its incident's source)."""
+        context = self.context()
+        logger = log.bind(finding_id=finding)
+        self._call(logger, "BatchUpdateFindings", self._note, finding, context, note)
+        logger.info("securityhub.noted")
+
+    def _note(self, finding: str, context: FindingContext, note: Mapping[str, str]) -> None:
+        response = self._client.batch_update_findings(
+            FindingIdentifiers=[{"Id": finding, "ProductArn": context.product_arn}], Note=dict(note)
         )
         unprocessed = response.get("UnprocessedFindings") or []
         if unprocessed:

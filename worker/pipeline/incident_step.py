@@ -24,10 +24,10 @@ from botocore.exceptions import ClientError
 
 from secops_core.contract import Analysis, WafEvent
 from worker.errors import RetryableError, WorkerError
-from worker.incidents import OPENED, Contribution, Crossing, GroupKey, IncidentRecord, Milestone
+from worker.incidents import OPENED, RESOLVED, Contribution, Crossing, GroupKey, IncidentRecord, Milestone
 from worker.incidents.milestones import milestone_named
 from worker.notify.channel import ChannelsRejected, ChannelsUnavailable
-from worker.ports import IncidentJoin, Metrics, Notifier
+from worker.ports import IncidentJoin, Metrics, Notifier, Responder
 
 log = structlog.get_logger("worker.incidents")
 
@@ -54,10 +54,20 @@ class Joined:
 class IncidentStep:
     """Join, then claim -> publish -> record each milestone this caller owns."""
 
-    def __init__(self, *, incidents: IncidentJoin, notifier: Notifier, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        *,
+        incidents: IncidentJoin,
+        notifier: Notifier,
+        metrics: Metrics,
+        responder: Responder | None = None,
+    ) -> None:
         self.incidents = incidents
         self.notifier = notifier
         self.metrics = metrics
+        # Response actions (off by default): the milestone's publisher applies the
+        # response policy to the incident, once per milestone across replicas.
+        self.responder = responder
 
     def join(self, event: WafEvent, analysis: Analysis, *, severity: int) -> Joined:
         """Count ``event`` (escalated at ``severity``) in its incident and notify what it crossed.
@@ -187,6 +197,8 @@ class IncidentStep:
             count=incident.count,
             failed=[r.channel for r in delivery.failed],
         )
+        if self.responder is not None and milestone.id != RESOLVED.id:
+            self.responder.respond(incident)
         return message_id
 
 

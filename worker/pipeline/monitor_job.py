@@ -32,7 +32,16 @@ from worker import clock
 from worker.errors import RetryableError, WorkerError
 from worker.metrics import Metrics as EmfMetrics
 from worker.pipeline.incident_step import IncidentStep
-from worker.ports import IncidentJoin, Metrics, Monitor, MonitorStore, Notifier, Suppressions, WindowCountRepo
+from worker.ports import (
+    IncidentJoin,
+    Metrics,
+    Monitor,
+    MonitorStore,
+    Notifier,
+    Responder,
+    Suppressions,
+    WindowCountRepo,
+)
 from worker.store.aggregates import totals_by_rule
 from worker.store.records import EventRecord
 
@@ -116,6 +125,7 @@ class MonitorJob:
         write_backoff_s: float = WRITE_BACKOFF_S,
         suppressions: Suppressions | None = None,
         counts: WindowCountRepo | None = None,
+        responder: Responder | None = None,
     ) -> None:
         self.store = store
         # Monitored events an operator has since suppressed form no pattern.
@@ -134,7 +144,10 @@ class MonitorJob:
         self.write_attempts = max(1, write_attempts)
         self.write_backoff_s = write_backoff_s
         self.incidents = IncidentStep(
-            incidents=incidents, notifier=notifier, metrics=metrics or EmfMetrics(enabled=False)
+            incidents=incidents,
+            notifier=notifier,
+            metrics=metrics or EmfMetrics(enabled=False),
+            responder=responder,
         )
         # Set on shutdown: a long run stops between chunks/patterns instead of holding
         # the process past the drain timeout.
@@ -165,6 +178,7 @@ class MonitorJob:
             metrics=worker.metrics,
             suppressions=worker.suppressions,
             counts=worker.store,
+            responder=worker.responder,
         )
 
     # ---- entry points -----------------------------------------------------------------

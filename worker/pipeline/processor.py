@@ -52,7 +52,7 @@ from worker.pipeline.incident_step import IncidentStep
 from worker.pipeline.outcome import Outcome
 from worker.pipeline.reuse import AnalysisReuse, Lead, Reused, SkipPolicy, skipped_analysis
 from worker.pipeline.suppressed import suppressed_decision
-from worker.ports import Agents, EventRepo, IncidentJoin, Metrics, Notifier, Suppressions
+from worker.ports import Agents, EventRepo, IncidentJoin, Metrics, Notifier, Responder, Suppressions
 from worker.store.keys import MAX_EXCERPT_BYTES, rejection_key
 from worker.store.records import Decided, EventRecord
 
@@ -111,6 +111,7 @@ class EventProcessor:
         model_free: bool = False,
         retry_episode_gap_s: float | None = None,
         suppressions: Suppressions | None = None,
+        responder: Responder | None = None,
     ) -> None:
         """``reuse`` shares model analyses by signature (None: every event asks);
         ``skip`` names the events the rules decide without a model (None: none);
@@ -118,7 +119,8 @@ class EventProcessor:
         provider), so asking it before any write is cheap and every event takes the
         fast path; ``retry_episode_gap_s`` is the longest a retry can wait between two
         claims: a longer gap (a replay) restarts the event's back-off;
-        ``suppressions`` are the operator's, in force (None: none).
+        ``suppressions`` are the operator's, in force (None: none); ``responder``
+        applies the response policy to each incident milestone published (None: off).
         """
         self.store = store
         self.agents = agents
@@ -132,7 +134,9 @@ class EventProcessor:
         # unreachable runtime on its last delivery is decided by the floor instead.
         self.max_deliveries = max_deliveries
         self.metrics: Metrics = metrics or EmfMetrics(enabled=False)
-        self.incidents = IncidentStep(incidents=incidents, notifier=notifier, metrics=self.metrics)
+        self.incidents = IncidentStep(
+            incidents=incidents, notifier=notifier, metrics=self.metrics, responder=responder
+        )
         self.reuse = reuse
         self.skip = skip
         self.model_free = model_free

@@ -1,0 +1,207 @@
+"""``secops block list|add|remove|sync``: a person's hand on the response actions.
+
+Every command works on the IP sets of ``SECOPS_RESPONSE_IP_SET_V4/V6`` and the block
+records in the store's table, behind the same guards as the policy (allowlist, caps,
+WAF's size limit), whatever ``SECOPS_RESPONSE_MODE`` says: a person may block with the
+automatic response off. Each change is recorded with ``person:<login>`` and the reason,
+and announced on the enabled channels. ``--json`` makes the result the only thing on
+stdout (docs/architecture.md, "Response actions").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+
+from rich.table import Table
+from rich.text import Text
+
+from worker.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Parser,
+    Subparsers,
+    command_settings,
+    console,
+    duration,
+    dynamodb_client,
+    login,
+    out,
+)
+from worker.response.blocker import Blocker
+from worker.response.records import BlockRecord, iso, person
+from worker.settings import Settings
+
+_REMOVED_SINCE = "7d"
+
+
+def register(sub: Subparsers) -> None:
+    block = sub.add_parser("block", help="list, add, remove or reconcile blocked sources in the WAF IP sets")
+    actions = block.add_subparsers(dest="block_command", metavar="ACTION", parser_class=Parser)
+    actions.required = True
+
+    listing = actions.add_parser("list", help="blocks in force, soonest expiry first")
+    listing.add_argument(
+        "--removed",
+        type=duration,
+        metavar="SINCE",
+        help=f"also blocks removed within this long, with their audit trail (e.g. {_REMOVED_SINCE})",
+    )
+    listing.add_argument("--json", action="store_true", help="print JSON only")
+    listing.set_defaults(handler=cmd_list)
+
+    add = actions.add_parser("add", help="block an address (or CIDR) for a bounded time")
+    add.add_argument("address", help="an IPv4/IPv6 address, or a CIDR")
+    add.add_argument("--for", dest="for_s", type=duration, required=True, help="how long: 90m, 4h, 2d")
+    add.add_argument("--reason", required=True, help="why, for the audit trail and the notification")
+    add.add_argument("--incident", default=None, help="the incident it answers (inc#<hash>#<n>)")
+    add.add_argument(
+        "--network", action="store_true", help="block the /24 (IPv4) or /64 (IPv6) of the address"
+    )
+    add.add_argument("--by", default=None, help="who (default: the login name)")
+    add.add_argument("--dry-run", action="store_true", help="show what would be blocked, write nothing")
+    add.add_argument("--json", action="store_true", help="print JSON only")
+    add.set_defaults(handler=cmd_add)
+
+    remove = actions.add_parser(
+        "remove", help="unblock an address (whatever network of it is blocked) or CIDR"
+    )
+    remove.add_argument("address", help="an address, or the CIDR as `list` shows it")
+    remove.add_argument("--reason", default="removed by hand", help="why, for the audit trail")
+    remove.add_argument("--by", default=None, help="who (default: the login name)")
+    remove.add_argument("--json", action="store_true", help="print JSON only")
+    remove.set_defaults(handler=cmd_remove)
+
+    sync = actions.add_parser(
+        "sync", help="reconcile the records with the IP sets: expired out, missing in; report drift"
+    )
+    sync.add_argument("--check", action="store_true", help="report the drift only, change nothing")
+    sync.add_argument("--json", action="store_true", help="print JSON only")
+    sync.set_defaults(handler=cmd_sync)
+
+
+# ---- the commands ----------------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from worker import clock
+
+    blocker = blocker_from_settings(command_settings())
+    in_force = blocker.repo.blocks_in_force()
+    removed = blocker.repo.removed_blocks(since=clock.epoch() - args.removed) if args.removed else []
+    if args.json:
+        out(
+            json.dumps({"blocks": [b.to_dict() for b in in_force], "removed": [b.to_dict() for b in removed]})
+        )
+        return EXIT_OK
+    screen = console()
+    if in_force:
+        screen.print(blocks_table(in_force, title="Blocks in force"))
+    else:
+        screen.print("No blocks in force.")
+    if removed:
+        screen.print(blocks_table(removed, title="Removed"))
+    return EXIT_OK
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    blocker = blocker_from_settings(command_settings(), dry_run=args.dry_run)
+    result = blocker.block(
+        args.address,
+        duration_s=args.for_s,
+        reason=args.reason,
+        decided_by=person(args.by or login()),
+        incident_id=args.incident,
+        prefix="network" if args.network else "address",
+    )
+    if args.json:
+        out(json.dumps(result.to_dict()))
+    elif result.outcome == "refused":
+        raise CliError(result.line, EXIT_FAILED)
+    else:
+        lines = [result.line]
+        if result.record is not None and result.outcome != "dry_run":
+            lines.append(f"undo: {result.record.undo_command}")
+        console().print(Text("\n".join(lines)))
+    return EXIT_FAILED if result.outcome == "refused" else EXIT_OK
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    blocker = blocker_from_settings(command_settings())
+    try:
+        removed = blocker.unblock(args.address, by=person(args.by or login()), reason=args.reason)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    if args.json:
+        out(json.dumps({"removed": [r.to_dict() for r in removed]}))
+    elif not removed:
+        raise CliError(f"{args.address} is not blocked by secops (see `secops block list`)", EXIT_FAILED)
+    else:
+        console().print(Text("\n".join(f"unblocked {r.target} from ipset {r.ip_set.name}" for r in removed)))
+    return EXIT_OK if removed else EXIT_FAILED
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    blocker = blocker_from_settings(command_settings())
+    report = blocker.sync(repair=not args.check)
+    if args.json:
+        out(json.dumps(report.to_dict()))
+    else:
+        screen = console()
+        verb = "repaired" if report.repaired else "found (not changed: --check)"
+        for label, items in (
+            ("expired, removed now", report.expired),
+            (f"recorded in force but missing from the set, {verb}", report.missing),
+            (f"in the set but removed by secops, {verb}", report.stale),
+            ("in the set, never blocked by secops (left alone)", report.foreign),
+        ):
+            if items:
+                screen.print(Text(f"{label}: {', '.join(items)}"))
+        if not (report.drift or report.expired or report.foreign):
+            screen.print("The IP sets match the block records.")
+    return EXIT_FAILED if report.drift and not report.repaired else EXIT_OK
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def blocker_from_settings(settings: Settings, *, dry_run: bool = False) -> Blocker:
+    """The blocker a person's command uses: never the policy's dry run, announced on the channels."""
+    from worker.daemon import Clients
+    from worker.notify.blocks import build_block_announcer
+    from worker.resources import resolve_resources
+    from worker.response.factory import build_blocker
+
+    clients = Clients.from_settings(settings)
+    listener = None
+    if not dry_run:
+        resources = resolve_resources(settings, sqs=clients.sqs, sns=clients.sns)
+        listener = build_block_announcer(settings, sns_client=clients.sns, resources=resources)
+    blocker = build_blocker(settings, dynamodb=dynamodb_client(settings), dry_run=dry_run, listener=listener)
+    if blocker is None:
+        raise CliError(
+            "no IP set configured: set SECOPS_RESPONSE_IP_SET_V4 and/or SECOPS_RESPONSE_IP_SET_V6 "
+            "(`secops setup --ip-set NAME` creates them and prints their ARNs)",
+            EXIT_USAGE,
+        )
+    return blocker
+
+
+def blocks_table(blocks: Sequence[BlockRecord], *, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("network", "ip set", "until", "incident", "decided by", "reason", "status"):
+        table.add_column(column)
+    for block in blocks:
+        table.add_row(
+            Text(block.network),
+            Text(block.ip_set.label),
+            Text(iso(block.removed_at if block.removed_at is not None else block.expires_at)),
+            Text(block.incident_id or "-"),
+            Text(block.decided_by),
+            Text(block.reason[:60]),
+            Text(block.status),
+        )
+    return table

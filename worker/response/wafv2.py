@@ -1,0 +1,148 @@
+"""The WAFv2 adapter of the IpSetWriter port: GetIPSet and UpdateIPSet with the LockToken.
+
+This module is where botocore's errors become the worker's (:mod:`worker.errors`):
+a lost lock becomes :class:`~worker.response.ipset.LockLost` (the editor retries it),
+throttling, 5xx and network faults a :class:`~worker.errors.RetryableError`, a missing
+set or a denied permission a :class:`~worker.errors.ConfigurationError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from worker.errors import ConfigurationError, RetryableError
+from worker.response.addresses import IpVersion
+from worker.response.ipset import IpSetEditor, LockLost
+from worker.response.records import IpSetRef, Scope
+
+_RETRYABLE_CODES = frozenset(
+    {"WAFInternalErrorException", "ThrottlingException", "WAFUnavailableEntityException"}
+)
+_CONFIGURATION_CODES = frozenset(
+    {
+        "WAFNonexistentItemException",
+        "AccessDeniedException",
+        "WAFInvalidParameterException",
+        "WAFInvalidOperationException",
+        "UnrecognizedClientException",
+    }
+)
+
+
+class WafIpSets(IpSetEditor):
+    """IP sets in AWS WAF (v2). ``clients`` maps a region to a boto3 ``wafv2`` client
+    (CLOUDFRONT sets are managed in us-east-1); ``client`` alone serves every region.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: Any = None,
+        client_for: Callable[[str | None], Any] | None = None,
+        **options: Any,
+    ) -> None:
+        """``options`` are :class:`IpSetEditor`'s (attempts, wait, sleep, max_addresses)."""
+        super().__init__(**options)
+        if client is None and client_for is None:
+            raise ValueError("a wafv2 client or a client factory is needed")
+        self._client = client
+        self._client_for = client_for
+
+    def client(self, ip_set: IpSetRef) -> Any:
+        if self._client_for is not None:
+            return self._client_for(ip_set.region)
+        return self._client
+
+    def _read(self, ip_set: IpSetRef) -> tuple[list[str], str]:
+        response = self._call(ip_set, "get_ip_set", Name=ip_set.name, Scope=ip_set.scope, Id=ip_set.id)
+        return list(response["IPSet"].get("Addresses", [])), str(response["LockToken"])
+
+    def _write(self, ip_set: IpSetRef, addresses: list[str], token: str) -> None:
+        self._call(
+            ip_set,
+            "update_ip_set",
+            Name=ip_set.name,
+            Scope=ip_set.scope,
+            Id=ip_set.id,
+            Addresses=addresses,
+            LockToken=token,
+        )
+
+    def _call(self, ip_set: IpSetRef, operation: str, **params: Any) -> dict[str, Any]:
+        try:
+            response: dict[str, Any] = getattr(self.client(ip_set), operation)(**params)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            message = f"WAF {operation} on IP set {ip_set.label}: {code}: {error.get('Message', '')}"
+            if code == "WAFOptimisticLockException":
+                raise LockLost(message) from None
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+            if code in _RETRYABLE_CODES or status >= 500 or status == 429:
+                raise RetryableError(message, reason="waf_unavailable") from exc
+            if code in _CONFIGURATION_CODES:
+                raise ConfigurationError(
+                    message + " (check SECOPS_RESPONSE_IP_SET_V4/V6 and the task role's wafv2 permissions)",
+                    reason="waf_misconfigured",
+                ) from exc
+            raise RetryableError(message, reason="waf_error") from exc
+        except BotoCoreError as exc:
+            raise RetryableError(f"WAF {operation} failed: {exc}", reason="waf_unavailable") from exc
+        return response
+
+
+def ensure_ip_set(client: Any, *, name: str, scope: Scope, version: IpVersion) -> tuple[IpSetRef, bool]:
+    """The IP set ``name`` in ``scope``, created empty if absent; True if it was created.
+
+    An existing set of that name is adopted (its addresses kept) if its address version
+    matches; otherwise it is a configuration error.
+    """
+    params: dict[str, Any] = {"Scope": scope, "Limit": 100}
+    while True:
+        page = client.list_ip_sets(**params)
+        for summary in page.get("IPSets", []):
+            if summary["Name"] == name:
+                found = client.get_ip_set(Name=name, Scope=scope, Id=summary["Id"])["IPSet"]
+                if found.get("IPAddressVersion") != version:
+                    raise ConfigurationError(
+                        f"IP set {name} ({scope}) holds {found.get('IPAddressVersion')} addresses, "
+                        f"not {version}",
+                        reason="waf_misconfigured",
+                    )
+                return IpSetRef(
+                    name=name, id=summary["Id"], scope=scope, version=version, arn=summary["ARN"]
+                ), False
+        marker = page.get("NextMarker")
+        if not marker or not page.get("IPSets"):
+            break
+        params["NextMarker"] = marker
+    created = client.create_ip_set(
+        Name=name,
+        Scope=scope,
+        IPAddressVersion=version,
+        Addresses=[],
+        Description="Sources blocked for a bounded time by secops-worker (secops block list)",
+    )["Summary"]
+    return IpSetRef(name=name, id=created["Id"], scope=scope, version=version, arn=created["ARN"]), True
+
+
+def web_acl_rule(
+    sets: Sequence[IpSetRef], *, name: str = "secops-blocked-sources", priority: int = 0
+) -> dict[str, Any]:
+    """The rule a person adds to the web ACL so the IP sets block (ahead of the other rules)."""
+    references = [{"IPSetReferenceStatement": {"ARN": s.arn}} for s in sets]
+    statement = references[0] if len(references) == 1 else {"OrStatement": {"Statements": references}}
+    return {
+        "Name": name,
+        "Priority": priority,
+        "Action": {"Block": {}},
+        "Statement": statement,
+        "VisibilityConfig": {
+            "SampledRequestsEnabled": True,
+            "CloudWatchMetricsEnabled": True,
+            "MetricName": name,
+        },
+    }
