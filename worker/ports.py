@@ -271,6 +271,15 @@ class IncidentJoin(Protocol):
         ...
 
 
+class EventHistory(Protocol):
+    """Stored events by event time, for reports that look back (suppression previews,
+    the tuning report): a full read of the table, never on the pipeline's path."""
+
+    def iter_events(self, *, since: datetime, until: datetime) -> Iterator[EventRecord]:
+        """Every stored event with event time in [since, until], in no particular order."""
+        ...
+
+
 class SuppressionRepo(Protocol):
     """Operators' suppressions and their hits (docs/architecture.md, "Suppressions").
 

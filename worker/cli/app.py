@@ -20,6 +20,8 @@ from worker.cli import (
     send,
     setup,
     stats,
+    suppress,
+    tune,
 )
 from worker.cli.common import EXIT_OK, Parser
 from worker.cli.errors import explain
@@ -34,8 +36,10 @@ COMMAND_GROUPS = (
     analyze,
     monitor,
     incidents,
+    suppress,
     stats,
     block,
+    tune,
     dlq,
     rules,
     backfill,

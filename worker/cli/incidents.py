@@ -35,6 +35,8 @@ from worker.cli.common import command_settings as _settings
 from worker.cli.common import console as _console
 from worker.cli.common import dynamodb_client as _dynamodb
 from worker.cli.common import login as _login
+from worker.cli.false_positive import add_suppression_arguments
+from worker.cli.false_positive import prepare as prepare_suppression
 from worker.incidents import (
     INCIDENT_STATUSES,
     RESOLVED,
@@ -90,9 +92,12 @@ def register(sub: Subparsers) -> None:
             action.add_argument(
                 "--false-positive",
                 action="store_true",
-                help="it was no attack: also undo what it caused (its sources' blocks go at once)",
+                help="it was no attack: also undo what it caused (its sources' blocks go at once) "
+                "and suppress events like its own (see --scope)",
             )
         action.set_defaults(handler=cmd_ack if name == "ack" else cmd_resolve)
+        if name == "resolve":
+            add_suppression_arguments(action)
 
 
 # ---- the commands ----------------------------------------------------------------------------
@@ -166,10 +171,17 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
-    return _set_status(args, "resolved")
+    steps: dict[str, FalsePositiveStep] = {}
+    if args.false_positive:
+        steps = dict(FALSE_POSITIVE_STEPS)
+        # Checked now, so a refused scope leaves the incident as it was.
+        steps["suppression"] = prepare_suppression(args, _incident_id(args.incident))
+    return _set_status(args, "resolved", steps=steps)
 
 
-def _set_status(args: argparse.Namespace, status: IncidentStatus) -> int:
+def _set_status(
+    args: argparse.Namespace, status: IncidentStatus, *, steps: Mapping[str, FalsePositiveStep] | None = None
+) -> int:
     settings = _settings()
     incident = _incident_id(args.incident)
     repo = _repo(settings, _dynamodb(settings))
@@ -197,10 +209,8 @@ def _set_status(args: argparse.Namespace, status: IncidentStatus) -> int:
             else _announce_resolution(settings, repo, record)
         )
     result: dict[str, Any] = {"incident": listed(record), "notification": notification}
-    if status == "resolved" and getattr(args, "false_positive", False):
-        result["false_positive"] = {
-            name: step(settings, record, by) for name, step in FALSE_POSITIVE_STEPS.items()
-        }
+    if steps:
+        result["false_positive"] = {name: step(settings, record, by) for name, step in steps.items()}
     if args.json:
         out(json.dumps(result, indent=2))
     else:
@@ -234,8 +244,10 @@ def _unblock_sources(settings: Settings, record: IncidentRecord, by: str) -> dic
 
 # What `resolve --false-positive` does besides resolving: each step undoes or prevents
 # one consequence of the incident and returns its part of the output ({"summary": ...}).
-# A new consequence (a suppression of what matched) is one more entry here.
-FALSE_POSITIVE_STEPS: dict[str, Callable[[Settings, IncidentRecord, str], dict[str, Any]]] = {
+# The suppression of what matched is prepared (and checked) before the status changes,
+# then joins these (worker/cli/false_positive.py).
+FalsePositiveStep = Callable[[Settings, IncidentRecord, str], dict[str, Any]]
+FALSE_POSITIVE_STEPS: dict[str, FalsePositiveStep] = {
     "blocks": _unblock_sources,
 }
 
