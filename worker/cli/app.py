@@ -20,6 +20,7 @@ from worker.cli import (
     run,
     send,
     setup,
+    stats,
     suppress,
     tune,
 )
@@ -37,6 +38,7 @@ COMMAND_GROUPS = (
     monitor,
     incidents,
     suppress,
+    stats,
     block,
     tune,
     dlq,
