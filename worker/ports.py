@@ -36,6 +36,7 @@ from worker.response.records import (
     IpSetChange,
     IpSetRef,
 )
+from worker.store.aggregates import WindowCount
 from worker.store.checkpoints import ObjectCheckpoint
 from worker.store.records import Decided, EventRecord, PatternRecord, SavedAnalysis
 from worker.suppressions.model import EndHow, Suppression, SuppressionMatch
@@ -226,6 +227,31 @@ class CheckpointRepo(Protocol):
         ...
 
     def get_object(self, bucket: str, key: str, version: str) -> ObjectCheckpoint | None: ...
+
+
+class WindowCountRepo(Protocol):
+    """Per-window aggregates of counted log records (docs/architecture.md, "Relevance").
+
+    ``save_object_counted`` stores an object's checkpoint and the window counts of its
+    current segment in one atomic step, with the rules of ``CheckpointRepo.save_object``
+    (only while the lease is ours, else :class:`~worker.errors.RetryableError`
+    ``lease_lost``, and then neither is stored); at most
+    :data:`~worker.store.aggregates.MAX_COUNTS_PER_SAVE` counts at a time.
+    ``window_counts`` reads the windows from ``since`` to ``until`` merged per key.
+    """
+
+    def save_object_counted(
+        self,
+        checkpoint: ObjectCheckpoint,
+        counts: Sequence[WindowCount],
+        *,
+        owner: str,
+        lease_s: int,
+        complete: bool = False,
+        release: bool = False,
+    ) -> ObjectCheckpoint: ...
+
+    def window_counts(self, *, since: datetime, until: datetime) -> list[WindowCount]: ...
 
 
 class IncidentJoin(Protocol):

@@ -19,6 +19,7 @@ from worker.cli import (
     run,
     send,
     setup,
+    stats,
     suppress,
     tune,
 )
@@ -36,6 +37,7 @@ COMMAND_GROUPS = (
     monitor,
     incidents,
     suppress,
+    stats,
     block,
     tune,
     dlq,

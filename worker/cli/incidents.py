@@ -53,6 +53,7 @@ from worker.notify.fanout import FanoutNotifier
 from worker.response.records import BlockRecord
 from worker.settings import Settings
 from worker.store import EventRecord
+from worker.store.aggregates import WindowCount, counted_from
 
 # Untrusted text in a table cell or a paragraph: long enough to recognize, short enough to scan.
 _CELL_CHARS = 60
@@ -134,7 +135,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     keys = list(dict.fromkeys((*record.first_events, *record.latest_events)))
     store = EventStore(settings.table_name, client=client, ttl_days=settings.event_ttl_days)
     samples = store.get_many(keys) if keys else {}
-    view = incident_view(record, [samples[k] for k in keys if k in samples])
+    # What the source also sent that was counted, not stored as events (docs/architecture.md,
+    # "Relevance"): the reputation or rate blocks beside the attack, say.
+    counted = counted_from(
+        store.window_counts(since=record.first_seen, until=record.last_seen), record.source
+    )
+    view = incident_view(record, [samples[k] for k in keys if k in samples], counted)
     blocks = incident_blocks(settings, client, record)
     view["blocks"] = [b.to_dict() for b in blocks]
     if args.json:
@@ -473,8 +479,11 @@ def analysis_view(record: EventRecord) -> dict[str, Any] | None:
     return {"event_key": record.key, **record.analysis.model_dump(mode="json")}
 
 
-def incident_view(record: IncidentRecord, samples: Sequence[EventRecord]) -> dict[str, Any]:
-    """Everything ``show`` prints, as JSON."""
+def incident_view(
+    record: IncidentRecord, samples: Sequence[EventRecord], counted: Sequence[WindowCount] = ()
+) -> dict[str, Any]:
+    """Everything ``show`` prints, as JSON; ``counted``: the windows of counted log records
+    (blocked for the sender, rate or size) in which the incident's source appears."""
     analysed = next((s for s in samples if s.analysis is not None), None)
     return {
         **record.to_dict(),
@@ -482,6 +491,17 @@ def incident_view(record: IncidentRecord, samples: Sequence[EventRecord]) -> dic
         "timeline": timeline(record),
         "samples": [sample_view(s) for s in samples],
         "analysis": analysis_view(analysed) if analysed else None,
+        "counted_from_source": [
+            {
+                "hour": c.key.hour,
+                "rule": c.key.rule,
+                "action": c.key.action,
+                "uri_template": c.key.uri_template,
+                "attack_class": c.attack_class,
+                "requests": c.sources.get(record.source, 0),
+            }
+            for c in counted
+        ],
     }
 
 
@@ -579,6 +599,16 @@ def render_incident(console: Console, record: IncidentRecord, view: Mapping[str,
     ):
         if counts:
             console.print(_counts_table(title, counts))
+    counted = view.get("counted_from_source") or []
+    if counted:
+        table = Table(title="Also counted from this source (not events)", title_justify="left")
+        for column in ("hour", "rule", "action", "URI template", "requests"):
+            table.add_column(column, justify="right" if column == "requests" else "left")
+        for c in counted[:_TOP_SHOWN]:
+            table.add_row(
+                c["hour"], _cell(c["rule"], 48), c["action"], _cell(c["uri_template"], 40), str(c["requests"])
+            )
+        console.print(table)
     if view["samples"]:
         samples = Table(title="Sample events (the first and the latest)", title_justify="left")
         # Whole keys, folded if need be: they are what an operator looks up next.
