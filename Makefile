@@ -5,10 +5,13 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.synced
 
-.PHONY: run test lint fmt bench chaos clean venv
+.PHONY: run serve test lint fmt bench chaos clean venv
 
 run: $(STAMP) ## the embedded default: moto in-process, rules provider, bundled samples
 	$(BIN)/secops demo
+
+serve: $(STAMP) ## the demo, then its backend kept up (Ctrl-C stops it) for a second shell's secops commands
+	$(BIN)/secops demo --serve
 
 # Four workers on two cores: the integration tests mostly wait (moto over HTTP, worker
 # subprocesses, drain timeouts), so the suite takes about 7 minutes instead of 15.

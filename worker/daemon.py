@@ -19,7 +19,7 @@ from worker.agents import Agents
 from worker.consumers.circuit import CircuitBreaker, circuit_logger
 from worker.consumers.dispatcher import Dispatcher
 from worker.consumers.router import MessageRouter
-from worker.consumers.s3_objects import LogObjectHandler
+from worker.consumers.s3_objects import LogObjectHandler, read_limits
 from worker.consumers.sqs import SqsSource
 from worker.health import HealthBeacon
 from worker.incidents.factory import dynamo_joiner
@@ -183,6 +183,10 @@ def build_worker(
         # Late-bound: the dispatcher is built next, and a stop ends a read at a checkpoint.
         stopping=lambda: consumer.stopping,
         metrics=metrics,
+        limits=read_limits(settings),
+        buckets=settings.log_bucket_rules,
+        # Late-bound like `stopping`.
+        progress=lambda activity: consumer.note_progress(activity),  # noqa: PLW0108
     )
     router = MessageRouter(events=processor.process, log_objects=log_objects)
     consumer = Dispatcher(
@@ -221,6 +225,7 @@ def build_worker(
         chunk_size=settings.monitor_chunk_size,
         metrics=metrics,
         suppressions=suppressions,
+        counts=store,
         responder=responder,
     )
     expiry = (

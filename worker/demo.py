@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from worker import clock, timeshift
+from worker.demo_operator import first_wave, operator_word
 
 SAMPLES = "events.jsonl"
 
@@ -49,59 +50,74 @@ def load_sample_lines(events_file: str | None) -> list[str]:
     ]
 
 
-def run_demo(*, events_file: str | None = None, as_json: bool = False) -> int:
+def run_demo(
+    *, events_file: str | None = None, as_json: bool = False, serve: bool = False, port: int = 0
+) -> int:
+    """The demo on the embedded backend, sealed from the surrounding environment; with
+    ``serve``, the backend then stays up (until Ctrl-C or SIGTERM) for a second shell."""
     # Off a terminal (CI logs, a pipe) rich assumes 80 columns; the tables need more.
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "demo",
-            "AWS_SECRET_ACCESS_KEY": "demo",  # moto accepts anything; nothing leaves the process
-            "AWS_REGION": "us-east-1",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-    )
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        os.environ.pop(name, None)
+    log_level = os.environ.get("SECOPS_LOG_LEVEL", "ERROR")
 
     from secops_core.logs import configure_logging
-    from worker.demo_channels import DEMO_CHANNELS
-    from worker.embedded import embedded_aws
-    from worker.settings import Settings
+    from worker.embedded import embedded_aws, sealed
 
     started = time.monotonic()
-    with embedded_aws() as endpoint:
-        os.environ["AWS_ENDPOINT_URL"] = endpoint
+    with embedded_aws(port) as endpoint, sealed(endpoint):
         with tempfile.TemporaryDirectory(prefix="secops-demo-") as tmp:
-            settings = Settings(
-                provider="rules",
-                transport="inprocess",
-                aws_region="us-east-1",
-                wait_time_s=1,
-                exit_when_idle_polls=2,
-                max_receive_count=3,
-                visibility_timeout_s=30,
-                heartbeat_interval_s=10,
-                retry_base_delay_s=1,
-                retry_max_delay_s=5,
-                concurrency=8,
-                metrics_enabled=False,
-                monitor_enabled=False,
-                channels=DEMO_CHANNELS,
-                health_file=str(Path(tmp) / "health"),
-                log_level=os.environ.get("SECOPS_LOG_LEVEL", "ERROR"),
-                log_format="console",
-            )
+            settings = demo_settings(str(Path(tmp) / "health"), log_level)
             configure_logging(settings.log_level, settings.log_format)
-            summary = _run(settings, load_sample_lines(events_file), console, quiet=as_json)
-    summary["elapsed_s"] = round(time.monotonic() - started, 2)
-    if as_json:
-        sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
-    else:
-        _print_summary(console, summary)
-        from worker.demo_s3 import print_log_file
+            lines = [*load_sample_lines(events_file), *first_wave()]
+            summary = _run(settings, lines, console, quiet=as_json)
+        summary["elapsed_s"] = round(time.monotonic() - started, 2)
+        if serve:
+            from worker.demo_serve import exports
 
-        print_log_file(console, summary["log_file"])
+            summary["serve"] = exports(endpoint, settings)
+        if as_json:
+            sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
+            sys.stdout.flush()
+        else:
+            _print_summary(console, summary)
+            from worker.demo_s3 import print_log_file
+
+            print_log_file(console, summary["log_file"])
+        if serve:
+            from worker.demo_serve import print_exports, wait_for_stop
+
+            if not as_json:
+                print_exports(console, summary["serve"])
+            wait_for_stop(endpoint)
     return 0
+
+
+def demo_settings(health_file: str, log_level: str) -> Any:
+    """The demo's settings, all of them given: nothing comes from the environment but
+    the log level (the environment is sealed while they are read)."""
+    from worker.demo_channels import DEMO_CHANNELS
+    from worker.embedded import EMBEDDED_REGION
+    from worker.settings import Settings
+
+    return Settings(
+        provider="rules",
+        transport="inprocess",
+        aws_region=EMBEDDED_REGION,
+        localstack=False,
+        wait_time_s=1,
+        exit_when_idle_polls=2,
+        max_receive_count=3,
+        visibility_timeout_s=30,
+        heartbeat_interval_s=10,
+        retry_base_delay_s=1,
+        retry_max_delay_s=5,
+        concurrency=8,
+        metrics_enabled=False,
+        monitor_enabled=False,
+        channels=DEMO_CHANNELS,
+        health_file=health_file,
+        log_level=log_level,
+        log_format="console",
+    )
 
 
 def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> dict[str, Any]:
@@ -121,11 +137,18 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
     resources, _ = setup_resources(settings, sqs=clients.sqs, sns=clients.sns, store=store, events=events)
     step("enabling Security Hub, routing the bus to a queue, tapping the chat topic (to read them back)")
     channel_taps = connect_channels(settings, clients, resources, events)
+    from worker.demo_blocks import blocks_summary, with_ip_sets
+
+    step("creating the block IP sets in WAFv2 and turning the response policy on")
+    settings = with_ip_sets(settings)
     taps = {
         "critical": _tap(clients, resources.critical_topic_arn, "demo-critical-tap"),
         "monitoring": _tap(clients, resources.monitoring_topic_arn, "demo-monitoring-tap"),
     }
-    step(f"sending {len(lines)} sample messages (both event shapes, a campaign, malformed ones)")
+    step(
+        f"sending {len(lines)} sample messages (both event shapes, a campaign, malformed ones, "
+        "a customer's search tripping a counted rule)"
+    )
     message_ids = []
     for start in range(0, len(lines), 10):
         entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(lines[start : start + 10])]
@@ -151,12 +174,21 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
     notifications = {name: _drain(clients.sqs, url) for name, url in taps.items()}
     dlq = _drain(clients.sqs, resources.dlq_url, peek=True) if resources.dlq_url else []
     incidents = _incidents(settings, clients)
+    step("running the block expiry pass as if the block period were over")
+    blocks = blocks_summary(worker, incidents)
+    notifications = {name: [*notifications[name], *_drain(clients.sqs, url)] for name, url in taps.items()}
     summary = _summarize(
         records, outcomes, notifications, dlq, monitor, len(message_ids), incidents=incidents
     )
+    summary["blocks"] = blocks
     summary["log_file"] = log_file_summary(store, log_file)
     summary["channels"] = list(settings.enabled_channels)
     summary.update(read_channels(clients.sqs, channel_taps, incident_order=[i.id for i in incidents]))
+    from worker.demo_blocks import split_block_notices
+
+    split_block_notices(summary)
+    # The customer's incident resolved as a false positive, more searches, secops tune.
+    summary["operator"] = operator_word(worker, incidents)
     return summary
 
 
@@ -190,6 +222,8 @@ def _drain(sqs: Any, url: str, *, peek: bool = False) -> list[dict[str, Any]]:
         )
         batch = response.get("Messages", [])
         if not batch:
+            if peek and messages:
+                _release(sqs, url, messages)
             return messages
         messages += batch
         if not peek:
@@ -197,6 +231,22 @@ def _drain(sqs: Any, url: str, *, peek: bool = False) -> list[dict[str, Any]]:
                 QueueUrl=url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
             )
+
+
+def _release(sqs: Any, url: str, messages: list[dict[str, Any]]) -> None:
+    """Make peeked messages visible again at once, so `secops dlq inspect` on a served
+    demo finds them."""
+    from worker.settings import SQS_MAX_BATCH
+
+    for start in range(0, len(messages), SQS_MAX_BATCH):
+        chunk = messages[start : start + SQS_MAX_BATCH]
+        sqs.change_message_visibility_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(chunk)
+            ],
+        )
 
 
 def _summarize(  # noqa: PLR0917 - one private call site, every argument named there
@@ -328,8 +378,10 @@ def _print_summary(console: Console, s: dict[str, Any]) -> None:
         for subject in subjects:
             note.add_row(topic, subject)
     console.print(note)
+    from worker.demo_blocks import print_blocks
     from worker.demo_channels import print_channels
 
+    print_blocks(console, s["blocks"])
     print_channels(console, s)
     if s["rejected"]:
         rej = Table(title="Rejected messages", title_justify="left")
@@ -338,3 +390,7 @@ def _print_summary(console: Console, s: dict[str, Any]) -> None:
         for r in s["rejected"]:
             rej.add_row(r["where"], r["event_key"][:30], r["reason"] or "?", r["detail"], str(r["receives"]))
         console.print(rej)
+    if "operator" in s:
+        from worker.demo_operator import print_operator
+
+        print_operator(console, s["operator"])

@@ -89,8 +89,9 @@ def _owner_gone(pid: int) -> bool:
     return False
 
 
-def check_health(path: str | Path, *, max_age_s: float) -> HealthStatus:
-    """Healthy when the heartbeat is younger than ``max_age_s`` and its owner still runs.
+def check_health(path: str | Path, *, max_age_s: float, max_stall_s: float | None = None) -> HealthStatus:
+    """Healthy when the heartbeat is younger than ``max_age_s``, its owner still runs and
+    no slot has gone ``max_stall_s`` without progress (a hung read is not healthy).
 
     The owner is checked only when the file was written in this PID namespace; a pid
     reused by another process after the owner died passes here, and the age catches it.
@@ -110,7 +111,17 @@ def check_health(path: str | Path, *, max_age_s: float) -> HealthStatus:
         return HealthStatus(
             False, f"heartbeat owner (pid {pid}) is gone: the worker exited without clearing it"
         )
+    stalled_s = data.get("stalled_s", 0)
+    stalled_s = float(stalled_s) if isinstance(stalled_s, int | float) else 0.0
+    if max_stall_s is not None and stalled_s > max_stall_s:
+        return HealthStatus(
+            False,
+            f"a slot made no progress for {stalled_s:.0f} s (limit {max_stall_s:.0f} s): "
+            f"{data.get('stalled') or 'unknown work'}",
+        )
     circuit = data.get("circuit", "closed")
     return HealthStatus(
-        True, f"ok: heartbeat {age:.1f} s old, circuit {circuit}, in flight {data.get('in_flight', 0)}"
+        True,
+        f"ok: heartbeat {age:.1f} s old, longest without progress {stalled_s:.0f} s, "
+        f"circuit {circuit}, in flight {data.get('in_flight', 0)}",
     )

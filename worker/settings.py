@@ -34,6 +34,9 @@ CHANNEL_CHOICES = ("sns", "chat", "securityhub", "eventbridge")
 # the whole long poll plus a slow answer; the health check's limit must leave room for
 # that, or an idle worker reads as dead.
 HEALTH_SLACK_S = 10
+# One SendMessageBatch carries 256 KiB of bodies and attributes (queues created before
+# the 1 MiB raise, and moto's): a kept record leaves room for its message attributes.
+LOG_RECORD_MAX_KIB = 250
 # AWS WAF holds at most 10,000 addresses in one IP set (worker.response.keys).
 WAF_MAX_ADDRESSES = 10_000
 
@@ -95,6 +98,25 @@ class Settings(CommonSettings):
     # How often a log file's checkpoint is saved while it is read (also how soon a stop
     # is honoured mid-file): far below the drain timeout.
     log_checkpoint_s: float = Field(default=5.0, gt=0, le=20)
+    # Bounds one log object cannot exceed, whatever it holds (docs/architecture.md,
+    # "Consumers"). Inflated bytes: a 128 MiB Firehose object of WAF JSON inflates to
+    # about 1.3 GiB. Ratio: WAF JSON compresses 10-40 times; a gzip bomb about 1000.
+    log_max_inflated_mib: int = Field(default=4096, ge=1)
+    log_max_inflation_ratio: float = Field(default=200.0, gt=1)
+    # Reading time per object, over every attempt (a 1.3 GiB object reads in about 10 s).
+    log_max_read_s: float = Field(default=900.0, gt=0)
+    # Records kept per object and per CloudWatch envelope (PutLogEvents takes 10,000 log
+    # events at most); the rest are counted as capped, not sent. Identical records of one
+    # object are counted as duplicates, not sent again.
+    log_max_kept_per_object: int = Field(default=50_000, ge=1)
+    log_max_kept_per_envelope: int = Field(default=10_000, ge=1)
+    # The largest record sent to the queue; a larger one is a bad line with its reason.
+    # A WAF record is a few KiB; one SendMessageBatch carries 256 KiB.
+    log_max_record_kib: int = Field(default=128, ge=1, le=LOG_RECORD_MAX_KIB)
+    # The buckets (and key prefixes) the worker may read, comma-separated: `NAME`,
+    # `NAME/PREFIX`, `*` as a wildcard in a name. A notification of any other object is
+    # rejected. WAF's own S3 logging writes only to buckets named `aws-waf-logs-*`.
+    log_buckets: str = "aws-waf-logs-*"
 
     # --- store ---
     # A claim on an event is a lease; a consumer that died frees the event after it.
@@ -128,6 +150,10 @@ class Settings(CommonSettings):
     # --- health ---
     health_file: str = "/tmp/secops-worker.health"  # noqa: S108 - per-container file
     health_max_age_s: float = Field(default=90.0, gt=0)
+    # A slot holding one message this long without progress (a log file's read that
+    # stopped advancing, an event stuck in a call) makes the worker unhealthy. Above the
+    # event lease: an event may hold its slot that long.
+    health_max_stall_s: float = Field(default=600.0, gt=0)
 
     # --- monitor job ---
     monitor_enabled: bool = True
@@ -228,6 +254,16 @@ class Settings(CommonSettings):
         """The channels of ``SECOPS_CHANNELS``, in order, each once."""
         return tuple(self.channels.split(","))
 
+    @property
+    def log_bucket_rules(self) -> tuple[tuple[str, str], ...]:
+        """``SECOPS_LOG_BUCKETS`` as (bucket pattern, key prefix) pairs."""
+        rules = []
+        for entry in self.log_buckets.split(","):
+            bucket, _, prefix = entry.strip().partition("/")
+            if bucket:
+                rules.append((bucket, prefix))
+        return tuple(rules)
+
     def _response_problems(self) -> list[str]:
         from worker.response.config import response_problems
 
@@ -266,6 +302,13 @@ class Settings(CommonSettings):
                 f"SECOPS_HEALTH_MAX_AGE_S={self.health_max_age_s:g} must exceed SECOPS_WAIT_TIME_S="
                 f"{self.wait_time_s} + {HEALTH_SLACK_S} s: a long poll is that long without a heartbeat"
             )
+        if self.health_max_stall_s <= max(self.lease_s, self.log_checkpoint_s):
+            problems.append(
+                f"SECOPS_HEALTH_MAX_STALL_S={self.health_max_stall_s:g} must exceed SECOPS_LEASE_S="
+                f"{self.lease_s}: an event may hold its slot that long"
+            )
+        if not self.log_bucket_rules:
+            problems.append("SECOPS_LOG_BUCKETS names no bucket: list at least one, e.g. aws-waf-logs-*")
         problems.extend(self._response_problems())
         if self.transport == "agentcore" and not self.agent_runtime_arn:
             problems.append("SECOPS_TRANSPORT=agentcore needs SECOPS_AGENT_RUNTIME_ARN")

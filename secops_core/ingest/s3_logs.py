@@ -17,19 +17,41 @@ counted and skipped on its bytes, before the JSON parse (:func:`certainly_noise`
 Nothing here stops on bad input: a line that is not JSON, not a WAF record or too large
 is counted with its line number, and a corrupt or truncated gzip stream ends the read with
 one bad line, the records before it kept. Only I/O errors of the stream itself propagate.
+
+Bounds hold whatever the object holds (:class:`ReadLimits`): bytes and ratio inflated,
+time, records kept per object and per CloudWatch envelope, the size of a kept record (what
+the queue can carry); identical records are counted, not kept twice. A bound reached is
+named in ``counts.limits``, never silent.
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
 import json
+import re
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
+from secops_core.ingest.log_stream import LogStream, ReadLimitReached, open_log_stream
 from secops_core.waf.actions import INTERRUPTING_ACTIONS
 from secops_core.waf.names import DEFAULT_ACTION_RULE
+
+__all__ = [
+    "KEEP_MODES",
+    "BadLine",
+    "KeepMode",
+    "KeptRecord",
+    "LogObjectReader",
+    "ReadCounts",
+    "ReadLimits",
+    "certainly_noise",
+    "is_waf_record",
+    "keep_record",
+    "open_log_stream",
+]
 
 KeepMode = Literal["matched", "blocked", "all"]
 KEEP_MODES: tuple[KeepMode, ...] = ("matched", "blocked", "all")
@@ -43,43 +65,88 @@ READ_CHUNK_BYTES = 1024 * 1024
 MAX_RECORD_BYTES = 4 * 1024 * 1024
 # The object's record keeps the first bad lines; the count covers all of them.
 MAX_BAD_LINES_KEPT = 100
-# The reader hands control back at least this often (in frames) even when it keeps nothing,
-# so a caller can checkpoint, heartbeat and honour a stop inside a long run of noise.
+# The reader hands control back at least this often (in frames, or in bytes framed or
+# skipped) even when it keeps nothing, so a caller can checkpoint, heartbeat, honour a
+# stop and the time bound inside a long run of noise, a long join or an oversized line.
 TICK_FRAMES = 2000
+TICK_BYTES = 16 * 1024 * 1024
 
-_GZIP_MAGIC = b"\x1f\x8b"
-# Compressed bytes read at a time; decompressed output is bounded by the reader's buffer.
-_GZIP_READ_BYTES = 64 * 1024
 _SPLIT = b"}{"
+_BOM = b"\xef\xbb\xbf"
 
-# A record is certainly default-allow noise when its bytes hold the default action's
-# ALLOW and no trace of any rule. Each "present" pattern is compact JSON (as WAF writes it)
-# and each "absent" one a bare key, so other spacing only means a full parse, never a
-# wrong skip. Quotes inside a JSON string are escaped, so request data (URI, headers, args)
-# cannot forge any of these patterns.
-_DEFAULT_RULE = b'"terminatingRuleId":"' + DEFAULT_ACTION_RULE.encode() + b'"'
-_ALLOW = b'"action":"ALLOW"'
-_RULE_ID = b'"ruleId"'
-_RATE_NAME = b'"rateBasedRuleName"'
-_RATE_ID = b'"rateBasedRuleId"'
-_LABELS = b'"labels"'
-_STR_PATTERNS = tuple(p.decode() for p in (_DEFAULT_RULE, _ALLOW, _RULE_ID, _RATE_NAME, _RATE_ID, _LABELS))
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """What one object may cost, whatever it holds (docs/architecture.md, "Consumers").
+
+    ``None`` turns a bound off. The defaults are the worker's settings' defaults.
+    """
+
+    max_inflated_bytes: int | None = 4 * 1024**3
+    max_inflation_ratio: float | None = 200.0
+    max_read_s: float | None = 900.0
+    max_kept: int | None = 50_000
+    # PutLogEvents takes at most 10,000 log events per batch: a bigger envelope is forged.
+    max_kept_per_envelope: int | None = 10_000
+    # What one queue message can carry, less room for its attributes.
+    max_kept_record_bytes: int = 128 * 1024
+
+
+# ---- the byte prefilter -------------------------------------------------------------------
+
+# A record is certainly default-allow noise when its bytes are in WAF's compact form and
+# hold the default action's ALLOW and no trace of any rule. The form is checked, never
+# assumed: ``terminatingRuleId`` and ``action`` each once (a duplicate key would let the
+# parse take another value), no ``\u`` escape anywhere (it could spell a key), no labels,
+# and every rule list or rule entry (keys ending ``Rule``, ``Rules``, ``RuleList``) empty
+# or null. Anything else, spacing included, means a full parse, never a wrong skip. Quotes
+# inside a JSON string are escaped, so request data (URI, headers, args) cannot forge any
+# of these patterns.
+_TERMINATING = '"terminatingRuleId":'
+_DEFAULT_RULE = _TERMINATING + '"' + DEFAULT_ACTION_RULE + '"'
+_ACTION = '"action":'
+_ALLOW = _ACTION + '"ALLOW"'
+_LABELS = '"labels"'
+_RULE_ENTRY = r'Rule(?:s|List)?":(?!\[\]|null)'
+_ESCAPE = r"\\u"
+
+
+@dataclass(frozen=True)
+class _NoisePatterns:
+    terminating: Any
+    default_rule: Any
+    action: Any
+    allow: Any
+    labels: Any
+    rule_entry: re.Pattern[Any]
+    escape: re.Pattern[Any]
+
+
+_BYTES = _NoisePatterns(
+    _TERMINATING.encode(),
+    _DEFAULT_RULE.encode(),
+    _ACTION.encode(),
+    _ALLOW.encode(),
+    _LABELS.encode(),
+    re.compile(_RULE_ENTRY.encode()),
+    re.compile(_ESCAPE.encode()),
+)
+_STR = _NoisePatterns(
+    _TERMINATING, _DEFAULT_RULE, _ACTION, _ALLOW, _LABELS, re.compile(_RULE_ENTRY), re.compile(_ESCAPE)
+)
 
 
 def certainly_noise(raw: bytes | str) -> bool:
-    """True only for a default-action ALLOW record with no rule, rate rule or label in it."""
-    if isinstance(raw, bytes):
-        # Spelled out rather than looped: this runs on every line of every log object.
-        return (
-            _DEFAULT_RULE in raw
-            and _ALLOW in raw
-            and _RULE_ID not in raw
-            and _RATE_NAME not in raw
-            and _RATE_ID not in raw
-            and _LABELS not in raw
-        )
-    default_rule, allow, *absent = _STR_PATTERNS
-    return default_rule in raw and allow in raw and not any(p in raw for p in absent)
+    """True only for a compact default-action ALLOW record with no rule or label in it."""
+    p = _BYTES if isinstance(raw, bytes) else _STR
+    # Spelled out rather than looped: this runs on every line of every log object.
+    first = raw.find(p.terminating)
+    if first < 0 or not raw.startswith(p.default_rule, first) or raw.find(p.terminating, first + 1) >= 0:
+        return False
+    first = raw.find(p.action)
+    if first < 0 or not raw.startswith(p.allow, first) or raw.find(p.action, first + 1) >= 0:
+        return False
+    return p.labels not in raw and p.escape.search(raw) is None and p.rule_entry.search(raw) is None
 
 
 def is_waf_record(record: Any) -> bool:
@@ -109,6 +176,9 @@ def keep_record(record: dict[str, Any], mode: KeepMode) -> bool:
     return False
 
 
+# ---- what a read hands out and counts -------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class KeptRecord:
     """A record to turn into an event: its JSON text exactly as the log holds it."""
@@ -125,104 +195,102 @@ class BadLine:
 
 @dataclass
 class ReadCounts:
-    """Records read (a CloudWatch envelope counts its log events), kept, skipped, bad."""
+    """Records read (a CloudWatch envelope counts its log events) and what became of each.
+
+    ``read == kept + skipped + bad + duplicates + capped``: a duplicate is a record to keep
+    identical to one already kept from this object; a capped one is a record to keep past
+    a bound on kept records. ``limits`` names every bound the object reached.
+    """
 
     read: int = 0
     kept: int = 0
     skipped: int = 0
     bad: int = 0
     bad_lines: list[BadLine] = field(default_factory=list)
+    duplicates: int = 0
+    capped: int = 0
+    limits: list[str] = field(default_factory=list)
 
     def add(self, other: ReadCounts) -> None:
         self.read += other.read
         self.kept += other.kept
         self.skipped += other.skipped
         self.bad += other.bad
+        self.duplicates += other.duplicates
+        self.capped += other.capped
         room = MAX_BAD_LINES_KEPT - len(self.bad_lines)
         if room > 0:
             self.bad_lines.extend(other.bad_lines[:room])
+        for name in other.limits:
+            self.note_limit(name)
 
     def note_bad(self, line: int, reason: str) -> None:
         self.bad += 1
         if len(self.bad_lines) < MAX_BAD_LINES_KEPT:
             self.bad_lines.append(BadLine(line, reason))
 
+    def note_limit(self, name: str) -> None:
+        if name not in self.limits:
+            self.limits.append(name)
 
-class _BodyReader(io.RawIOBase):
-    """Any object with ``read(n)`` (botocore's StreamingBody) as a raw stream to buffer."""
-
-    def __init__(self, body: Any) -> None:
-        self._body = body
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._body.read(len(buffer))
-        size = len(data)
-        buffer[:size] = data
-        return size
+    def refused(self, line: int, reason: str) -> None:
+        """A kept record the queue would not take after all: a bad line with its reason."""
+        self.kept -= 1
+        self.note_bad(line, reason)
 
 
-class _Gunzip(io.RawIOBase):
-    """Streaming gunzip of one or more concatenated members, output bounded per call.
+# ---- `}{` joins -----------------------------------------------------------------------------
 
-    Unlike ``gzip.GzipFile`` under a buffer, a truncated stream hands out every byte it
-    decompressed before the cut and only then raises ``EOFError``, so each whole line
-    before the cut is read.
+_ESCAPED = re.compile(rb"\\.", re.DOTALL)
+_STRINGS = re.compile(rb'"[^"]*"')
+
+
+def _structure(piece: bytes, in_string: bool) -> tuple[bool, int]:
+    """Whether ``piece`` ends inside a JSON string, and how much it opens minus closes.
+
+    One pass of C-speed scans per piece: escapes dropped, then strings, then brackets
+    counted. A piece of a `}{` run starts after a ``}`` and never inside an escape.
+    """
+    text = _ESCAPED.sub(b"", piece) if b"\\" in piece else piece
+    if in_string:
+        end = text.find(b'"')
+        if end < 0:
+            return True, 0
+        text = text[end + 1 :]
+    text = _STRINGS.sub(b"", text)
+    opened = text.find(b'"')
+    if opened >= 0:
+        text, in_string = text[:opened], True
+    else:
+        in_string = False
+    return in_string, text.count(b"{") + text.count(b"[") - text.count(b"}") - text.count(b"]")
+
+
+class _Join:
+    """A record that ``}{`` inside a string split: its pieces and JSON structure so far.
+
+    Each piece is scanned once and the whole parsed once, when its brackets close, so a
+    string holding any number of ``}{`` costs time linear in its length.
     """
 
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self._member = zlib.decompressobj(wbits=31)
-        self._in_member = False
-        self._out = b""
+    def __init__(self, line: int, first: bytes) -> None:
+        self.line = line
+        self.parts = bytearray(first)
+        self.in_string, self.depth = _structure(first, False)
 
-    def readable(self) -> bool:
-        return True
+    def add(self, piece: bytes) -> None:
+        self.parts += piece
+        self.in_string, opened = _structure(piece, self.in_string)
+        self.depth += opened
 
-    def readinto(self, buffer: Any) -> int:
-        if not self._out:
-            self._out = self._fill(len(buffer))
-        size = min(len(buffer), len(self._out))
-        buffer[:size] = self._out[:size]
-        self._out = self._out[size:]
-        return size
-
-    def _fill(self, limit: int) -> bytes:
-        while True:
-            member = self._member
-            # ``eof`` first: when a member ends inside a size-limited call, the bytes after
-            # it sit in ``unused_data`` and also stay in ``unconsumed_tail``; feeding the tail
-            # back to the finished member returns nothing, forever.
-            if member.eof:
-                # The next member, if any (Firehose and CloudWatch concatenate them).
-                data = member.unused_data or self._raw.read(_GZIP_READ_BYTES)
-                if not data:
-                    return b""
-                self._member = member = zlib.decompressobj(wbits=31)
-            elif member.unconsumed_tail:
-                data = member.unconsumed_tail
-            else:
-                data = self._raw.read(_GZIP_READ_BYTES)
-                if not data:
-                    if self._in_member:
-                        raise EOFError("compressed stream ended before the end-of-stream marker")
-                    return b""
-            self._in_member = True
-            out = member.decompress(data, limit)
-            if member.eof:
-                self._in_member = False
-            if out:
-                return out
+    @property
+    def open(self) -> bool:
+        return self.in_string or self.depth > 0
 
 
-def open_log_stream(body: Any) -> IO[bytes]:
-    """A buffered, decompressed view of ``body``: gunzipped if it starts with gzip's magic."""
-    buffered = io.BufferedReader(_BodyReader(body), buffer_size=_GZIP_READ_BYTES)
-    if buffered.peek(2)[:2] == _GZIP_MAGIC:
-        return io.BufferedReader(_Gunzip(buffered), buffer_size=256 * 1024)
-    return buffered
+# ---- the reader -----------------------------------------------------------------------------
+
+_Frame = tuple[int, bytes, bool, bool]
 
 
 class LogObjectReader:
@@ -230,11 +298,13 @@ class LogObjectReader:
 
     A *frame* is one record's bytes in the object: a line, or one object of a ``}{`` run
     (a CloudWatch envelope is one frame of many records). Iteration yields the kept
-    records of one frame at a time, or an empty list every ``TICK_FRAMES`` frames as a
-    chance to checkpoint or stop. ``done`` is how many frames are finished, those just
-    yielded included, and ``counts`` covers exactly those frames: once the caller has
-    sent what it was handed, a checkpoint of both is exact. ``start_after`` skips that
-    many frames without parsing them, the resume of a checkpoint.
+    records of one frame at a time, or an empty list at least every ``TICK_FRAMES``
+    frames or ``TICK_BYTES`` bytes as a chance to checkpoint or stop. ``done`` is how many
+    frames are finished, those just yielded included, and ``counts`` covers exactly those
+    frames: once the caller has sent what it was handed, a checkpoint of both is exact.
+    ``start_after`` skips that many frames without parsing them, the resume of a
+    checkpoint. A bound reached ends the read early with one bad line naming it, or
+    (kept records) counts the rest as ``capped``.
     """
 
     def __init__(
@@ -244,62 +314,121 @@ class LogObjectReader:
         keep: KeepMode = "matched",
         start_after: int = 0,
         loads: Loads = json.loads,
+        limits: ReadLimits | None = None,
+        time_budget_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stream = stream
         self.keep = keep
         self.start_after = start_after
         self.loads = loads
+        self.limits = limits or ReadLimits(max_read_s=None)
+        budget = self.limits.max_read_s if time_budget_s is None else time_budget_s
+        self._clock = clock
+        self._deadline = None if budget is None else clock() + budget
         self.done = start_after
         self.counts = ReadCounts()
+        # What the reader is doing, for the checkpoint and the health beat.
+        self.activity = "starting"
         # The frames read since ``done``, and what they added: committed together.
         self._pending = ReadCounts()
+        self._seen: set[bytes] = set()
+        self._since_tick = 0
+
+    @property
+    def inflated_bytes(self) -> int:
+        return self.stream.meter.inflated if isinstance(self.stream, LogStream) else 0
+
+    @property
+    def compressed_bytes(self) -> int:
+        return self.stream.meter.compressed if isinstance(self.stream, LogStream) else 0
 
     def __iter__(self) -> Iterator[list[KeptRecord]]:
-        joined: bytes | None = None
-        joined_line = 0
+        join: _Join | None = None
         index = 0
-        counts = self.counts
-        noise_filter = self.keep != "all"
-        for index, (frame_line, piece, split_before, split_after) in enumerate(self._frames(), start=1):
+        for item in self._frames():
+            if item is None or self._since_tick >= TICK_BYTES:
+                # A tick: nothing framed for a while, or many bytes framed since the last.
+                self._since_tick = 0
+                if self._out_of_time(index, join):
+                    return
+                yield []
+                if item is None:
+                    continue
+            line, piece, split_before, split_after = item
+            index += 1
             if index <= self.start_after:
                 continue
-            frame, line = piece, frame_line
-            if joined is not None:
-                frame, line = joined + piece, joined_line
-            elif not (split_before or split_after) and noise_filter and certainly_noise(frame):
-                # Nothing is pending here (no frame yields twice), so count straight in.
-                counts.read += 1
-                counts.skipped += 1
-                self.done = index
-                if index % TICK_FRAMES == 0:
-                    yield []
-                continue
-            try:
-                value = self.loads(frame)
-            except (ValueError, RecursionError):
-                if split_after and len(frame) < MAX_RECORD_BYTES:
-                    # `}{` inside a string value (a URI, a header) split a record: join the
-                    # next frame on. Without this, a request could hide its own log record.
-                    joined, joined_line = frame, line
-                    continue
-                joined = None
-                self._pending.read += 1
-                self._pending.note_bad(line, "not_json")
-                self._commit(index)
-                continue
-            joined = None
-            kept = list(self._frame_records(value, line, frame))
-            # Committed before the hand-over: the caller sends a frame's records whole.
-            self._commit(index)
-            if kept or index % TICK_FRAMES == 0:
-                yield kept
-        if joined is not None:
+            self._since_tick += len(piece)
+            result: list[KeptRecord] | _Join | None = None
+            if join is None:
+                result = self._take(index, piece, line, split_before, split_after)
+            else:
+                join.add(piece)
+                if not (join.open and split_after and len(join.parts) < MAX_RECORD_BYTES):
+                    # Closed, or it can grow no more: parsed once, whatever it holds.
+                    result, join = self._take(index, bytes(join.parts), join.line, True, False), None
+                    self.activity = "framing"
+            if isinstance(result, _Join):
+                join, result = result, None
+            if result or index % TICK_FRAMES == 0:
+                if self._out_of_time(index, join):
+                    return
+                yield result or []
+        if join is not None:
             self._pending.read += 1
-            self._pending.note_bad(joined_line, "not_json")
+            self._pending.note_bad(join.line, "not_json")
             self._commit(index)
         # A cut or corrupt compressed stream is counted where the frames ended.
         self.counts.add(self._pending)
         self._pending = ReadCounts()
+        self.activity = "done"
+
+    def _take(
+        self, index: int, frame: bytes, line: int, split_before: bool, split_after: bool
+    ) -> list[KeptRecord] | _Join | None:
+        """One frame: its kept records (committed), a join to start, or None (counted)."""
+        if frame.startswith(_BOM):
+            frame = frame[3:]
+        if not (split_before or split_after) and self.keep != "all" and certainly_noise(frame):
+            # Nothing is pending here (no frame yields twice), so count straight in.
+            self.counts.read += 1
+            self.counts.skipped += 1
+            self.done = index
+            return None
+        try:
+            value = self.loads(frame)
+        except (ValueError, RecursionError):
+            if split_after and len(frame) < MAX_RECORD_BYTES:
+                candidate = _Join(line, frame)
+                if candidate.open:
+                    # `}{` inside a string value (a URI, a header) split a record: join the
+                    # next frames on. Without this, a request could hide its own record.
+                    self.activity = f"joining a record split by '}}{{' (line {line})"
+                    return candidate
+            self._pending.read += 1
+            self._pending.note_bad(line, "not_json")
+            self._commit(index)
+            return None
+        kept = list(self._frame_records(value, line, frame))
+        # Committed before the hand-over: the caller sends a frame's records whole.
+        self._commit(index)
+        return kept
+
+    def _out_of_time(self, index: int, join: _Join | None) -> bool:
+        """Past the time bound: the read ends here with one bad line naming it."""
+        if self._deadline is None or self._clock() <= self._deadline:
+            return False
+        self._pending = ReadCounts()
+        line = join.line if join is not None else index
+        self._end_at_limit(line, "read_time")
+        return True
+
+    def _end_at_limit(self, line: int, name: str) -> None:
+        self.counts.read += 1
+        self.counts.note_bad(line, f"limit_{name}")
+        self.counts.note_limit(name)
+        self.activity = f"stopped at the {name} bound"
 
     def _frame_records(self, value: Any, line: int, frame: bytes) -> Iterator[KeptRecord]:
         if isinstance(value, dict) and "messageType" in value and "logEvents" in value:
@@ -319,19 +448,21 @@ class LogObjectReader:
         except UnicodeDecodeError:
             self._pending.note_bad(line, "not_utf8")
             return
-        self._pending.kept += 1
-        yield KeptRecord(line, body)
+        if self._admit(line, body, len(frame), None):
+            yield KeptRecord(line, body)
 
     def _envelope(self, envelope: dict[str, Any], line: int) -> Iterator[KeptRecord]:
         if envelope.get("messageType") != "DATA_MESSAGE":
             return  # CONTROL_MESSAGE: CloudWatch checking the destination is reachable
         events = envelope.get("logEvents")
+        kept_here = [0]
         for item in events if isinstance(events, list) else ():
             self._pending.read += 1
             message = item.get("message") if isinstance(item, dict) else None
             if not isinstance(message, str):
                 self._pending.note_bad(line, "not_a_waf_record")
                 continue
+            message = message.removeprefix("\ufeff")
             if self.keep != "all" and certainly_noise(message):
                 self._pending.skipped += 1
                 continue
@@ -342,35 +473,57 @@ class LogObjectReader:
                 continue
             if not is_waf_record(record):
                 self._pending.note_bad(line, "not_a_waf_record")
-            elif keep_record(record, self.keep):
-                self._pending.kept += 1
-                yield KeptRecord(line, message)
-            else:
+            elif not keep_record(record, self.keep):
                 self._pending.skipped += 1
+            elif self._admit(line, message, len(message.encode("utf-8")), kept_here):
+                yield KeptRecord(line, message)
+
+    def _admit(self, line: int, body: str, size: int, kept_here: list[int] | None) -> bool:
+        """Whether a record to keep is handed out: it fits a queue message, is not a copy
+        of one already kept from this object, and no bound on kept records is reached."""
+        limits, pending = self.limits, self._pending
+        if size > limits.max_kept_record_bytes:
+            pending.note_bad(line, "record_too_large_for_queue")
+            return False
+        digest = hashlib.blake2b(body.encode("utf-8"), digest_size=16).digest()
+        if digest in self._seen:
+            pending.duplicates += 1
+            return False
+        if kept_here is not None and limits.max_kept_per_envelope is not None:
+            if kept_here[0] >= limits.max_kept_per_envelope:
+                pending.capped += 1
+                pending.note_limit("kept_per_envelope")
+                return False
+            kept_here[0] += 1
+        if limits.max_kept is not None and self.counts.kept + pending.kept >= limits.max_kept:
+            pending.capped += 1
+            pending.note_limit("kept_per_object")
+            return False
+        self._seen.add(digest)
+        pending.kept += 1
+        return True
 
     def _commit(self, index: int) -> None:
         self.counts.add(self._pending)
         self._pending = ReadCounts()
         self.done = index
 
-    def _frames(self) -> Iterator[tuple[int, bytes, bool, bool]]:
-        """(line number, frame, split before, split after); a split is a ``}{`` boundary."""
+    def _frames(self) -> Iterator[_Frame | None]:
+        """(line number, frame, split before, split after); a split is a ``}{`` boundary.
+
+        ``None`` is a tick: many bytes went by (an oversized line skipped) with no frame.
+        """
         line_no = 0
         carry = b""
         carry_split = False
         at_line_start = True
         oversize = False
+        skipped = 0
+        self.activity = "framing"
         while True:
-            try:
-                chunk = self.stream.readline(READ_CHUNK_BYTES)
-            except (EOFError, zlib.error) as exc:
-                # Truncated or corrupt compression: what was read stands, the rest is lost.
-                self._pending.read += 1
-                reason = "truncated_gzip" if isinstance(exc, EOFError) else "corrupt_gzip"
-                self._pending.note_bad(line_no + 1 if at_line_start else line_no, reason)
-                return
+            chunk = self._readline(line_no + 1 if at_line_start else line_no)
             if not chunk:
-                if carry.strip():
+                if chunk is not None and carry.strip():
                     yield line_no, carry, carry_split, False
                 return
             if at_line_start:
@@ -382,28 +535,50 @@ class LogObjectReader:
                     yield line_no, chunk, False, False
                 continue
             if oversize:
-                oversize = not ended
-                at_line_start = ended
+                oversize, at_line_start = not ended, ended
+                skipped += len(chunk)
+                if skipped >= TICK_BYTES:
+                    skipped = 0
+                    yield None
                 continue
-            data = carry + chunk if carry else chunk
-            if ended:
-                data = data.rstrip(b"\r\n")
-            pieces = data.split(_SPLIT) if _SPLIT in data else [data]
-            last = len(pieces) - 1
-            framed = [
-                (b"{" if i else b"") + piece + (b"}" if i < last else b"") for i, piece in enumerate(pieces)
-            ]
-            emit = framed if ended else framed[:-1]
+            emit, rest = _split_run(carry + chunk if carry else chunk, ended)
             for i, frame in enumerate(emit):
-                before = carry_split if i == 0 else True
-                after = i < last
+                after = rest is not None or i < len(emit) - 1
                 if frame.strip():
-                    yield line_no, frame, before, after
-            if ended:
+                    yield line_no, frame, carry_split if i == 0 else True, after
+            if rest is None:
                 carry, carry_split, at_line_start = b"", False, True
                 continue
-            carry, carry_split, at_line_start = framed[-1], carry_split or last > 0, False
+            carry, carry_split, at_line_start = rest, carry_split or bool(emit), False
             if len(carry) > MAX_RECORD_BYTES:
                 self._pending.read += 1
-                self._pending.note_bad(line_no, "record_too_large")
+                envelope = b'"logEvents"' in carry[:4096] or b'"messageType"' in carry[:4096]
+                self._pending.note_bad(line_no, "envelope_too_large" if envelope else "record_too_large")
+                self.activity = f"skipping an oversized line (line {line_no})"
                 carry, carry_split, oversize = b"", False, True
+
+    def _readline(self, line: int) -> bytes | None:
+        """The next piece of a line; None when the stream ends early (counted here)."""
+        try:
+            return self.stream.readline(READ_CHUNK_BYTES)
+        except ReadLimitReached as exc:
+            self._pending = ReadCounts()
+            self._end_at_limit(line, exc.reason)
+        except (EOFError, zlib.error) as exc:
+            # Truncated or corrupt compression: what was read stands, the rest is lost.
+            self._pending.read += 1
+            self._pending.note_bad(line, "truncated_gzip" if isinstance(exc, EOFError) else "corrupt_gzip")
+        return None
+
+
+def _split_run(data: bytes, ended: bool) -> tuple[list[bytes], bytes | None]:
+    """The frames of ``data`` split at ``}{``, and the unfinished rest (None if the line
+    ended): its last frame waits for the next piece of the line."""
+    if ended:
+        data = data.rstrip(b"\r\n")
+    pieces = data.split(_SPLIT) if _SPLIT in data else [data]
+    last = len(pieces) - 1
+    framed = [(b"{" if i else b"") + piece + (b"}" if i < last else b"") for i, piece in enumerate(pieces)]
+    if ended:
+        return framed, None
+    return framed[:-1], framed[-1]

@@ -155,7 +155,7 @@ def test_a_heartbeat_in_flight_cannot_hide_a_message_its_outcome_made_visible(
     sqs.gates["change_message_visibility"] = lambda _: outcome_sent.set()
     consumer: Dispatcher
 
-    def process(_body: str, _message_id: str) -> Outcome:
+    def process(_body: str, _message_id: str, _attributes: object) -> Outcome:
         heartbeat_sent.wait(2.0)
         return Outcome("rejected", reason="invalid_json")
 
@@ -188,7 +188,7 @@ def test_a_heartbeat_in_flight_cannot_hide_a_message_released_at_the_drain_deadl
     sqs.gates["change_message_visibility_batch"] = slow_heartbeat
     sqs.gates["change_message_visibility"] = lambda _: released.set()
 
-    def process(_body: str, _message_id: str) -> Outcome:
+    def process(_body: str, _message_id: str, _attributes: object) -> Outcome:
         started.set()
         finish.wait(5.0)
         return Outcome("done")
@@ -231,7 +231,7 @@ def test_an_outcome_and_the_drain_deadline_never_both_own_a_message(queue: tuple
 
     sqs.gates["change_message_visibility"] = slow_retry
 
-    def process(_body: str, _message_id: str) -> Outcome:
+    def process(_body: str, _message_id: str, _attributes: object) -> Outcome:
         started.set()
         return Outcome("retry", reason="injected", delay_s=30)
 
@@ -258,7 +258,7 @@ def test_the_acker_keeps_deleting_after_a_stop_until_the_shutdown_closes_it(
     # between its stop check and registering a batch still lets that batch run and ack.
     sqs, url = queue
     sqs.inner.send_message(QueueUrl=url, MessageBody="late ack")
-    consumer = _consumer(sqs, url, lambda _b, _m: Outcome("done"))
+    consumer = _consumer(sqs, url, lambda _b, _m, _a: Outcome("done"))
     consumer.stop()
     acker = threading.Thread(target=consumer._ack_loop, daemon=True)
     acker.start()
@@ -291,7 +291,7 @@ def test_a_half_open_circuit_lets_one_probe_through_at_a_time(queue: tuple[Gated
     probe_started, probe_answer = threading.Event(), threading.Event()
     calls: list[str] = []
 
-    def process(body: str, _message_id: str) -> Outcome:
+    def process(body: str, _message_id: str, _attributes: object) -> Outcome:
         calls.append(body)
         if len(calls) == 1:
             probe_started.set()
@@ -327,7 +327,7 @@ def test_a_circuit_opened_by_the_work_that_freed_the_slot_stops_the_next_receive
     circuit = CircuitBreaker(failure_threshold=1, open_s=30)
     calls: list[str] = []
 
-    def process(body: str, _message_id: str) -> Outcome:
+    def process(body: str, _message_id: str, _attributes: object) -> Outcome:
         calls.append(body)
         time.sleep(0.3)
         return Outcome("unavailable", reason="runtime_unreachable", delay_s=30)
@@ -372,7 +372,7 @@ def test_the_heartbeat_stays_fresh_while_every_slot_is_busy_without_holding_the_
     sqs.inner.send_message_batch(QueueUrl=url, Entries=[{"Id": "0", "MessageBody": "busy"}])
     started = threading.Event()
 
-    def process(_body: str, _message_id: str) -> Outcome:
+    def process(_body: str, _message_id: str, _attributes: object) -> Outcome:
         started.set()
         time.sleep(2.5)
         return Outcome("done")
@@ -409,7 +409,7 @@ def test_a_heartbeat_refused_for_a_lost_receipt_handle_is_not_repeated(queue: tu
     started = threading.Event()
     metrics = Metrics(enabled=False)
 
-    def process(_body: str, _message_id: str) -> Outcome:
+    def process(_body: str, _message_id: str, _attributes: object) -> Outcome:
         started.set()
         time.sleep(0.8)
         return Outcome("done")
@@ -443,7 +443,7 @@ def test_a_heartbeat_skips_messages_whose_delete_is_on_its_way(queue: tuple[Gate
     consumer = _consumer(
         sqs,
         url,
-        lambda _b, _m: Outcome("done"),
+        lambda _b, _m, _a: Outcome("done"),
         exit_when_idle_polls=1,
         on_outcome=lambda _: settled.append(time.monotonic()),
     )
@@ -474,7 +474,7 @@ def test_a_failing_hook_costs_neither_a_work_thread_nor_a_message(queue: tuple[G
     consumer = _consumer(
         sqs,
         url,
-        lambda _b, _m: Outcome("done"),
+        lambda _b, _m, _a: Outcome("done"),
         concurrency=1,
         exit_when_idle_polls=2,
         metrics=metrics,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from secops_core.ingest.s3_notifications import S3ObjectRef
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from tests.fixtures.worker_process import cli_env, run_cli
 from worker.consumers.s3_objects import LogObjectHandler
+from worker.errors import AlreadyInProgress
 from worker.log_samples import gzip_members, gzip_ndjson, log_key, ndjson, waf_log_records
 from worker.store import rejection_key
 
@@ -403,3 +405,91 @@ def test_a_complete_object_is_never_read_again(env: Env) -> None:
     first = handler(env, owner="a").read_object(ref)
     again = handler(env, owner="b").read_object(ref)
     assert first.sent == 4 and again.skipped and again.sent == 0
+
+
+# ---- hostile objects (issue 19) -------------------------------------------------------------
+
+
+class GatedBody:
+    """An S3 body whose first read waits at a gate: a read held mid-object."""
+
+    def __init__(self, body: Any, gate: threading.Event, entered: threading.Event) -> None:
+        self.body, self.gate, self.entered = body, gate, entered
+
+    def read(self, size: int = -1) -> bytes:
+        self.entered.set()
+        self.gate.wait(30)
+        data: bytes = self.body.read(size)
+        return data
+
+    def close(self) -> None:
+        self.body.close()
+
+
+def test_a_second_slot_of_one_process_backs_off_from_an_object_being_read(env: Env) -> None:
+    # GIVEN one process's handler reading an object on one slot, held mid-read
+    key, etag = put(env, gzip_ndjson(sample(seed=21)))
+    ref = S3ObjectRef(bucket(env), key, etag=etag)
+    reader = handler(env, owner="one-process")
+    gate, entered = threading.Event(), threading.Event()
+    real_open = reader._open
+    opened = iter([True])
+    reader._open = lambda r: GatedBody(real_open(r), gate, entered) if next(opened, False) else real_open(r)  # type: ignore[method-assign]
+    results: list[Any] = []
+    first = threading.Thread(target=lambda: results.append(reader.read_object(ref)))
+    first.start()
+    assert entered.wait(30)
+    # WHEN a second slot of the same process gets another notification of the object
+    # THEN it backs off instead of reading it at the same time
+    with pytest.raises(AlreadyInProgress):
+        reader.read_object(ref)
+    gate.set()
+    first.join(30)
+    assert results and results[0].checkpoint.complete and results[0].sent == 4
+
+
+def test_a_record_larger_than_a_message_is_a_bad_line_and_the_file_goes_on(env: Env) -> None:
+    # GIVEN a file whose second kept record is 300 KiB (SQS takes 256 KiB per batch here)
+    records = sample(60, ratio=0.5, seed=22)
+    attacks = [r for r in records if keep_record(r, "matched")]
+    attacks[1]["httpRequest"]["args"] = "a" * 300_000
+    key, etag = put(env, gzip_ndjson(records))
+    env.send([s3_notification(env, key, etag)])
+    # WHEN the worker drains the queue
+    env.drain()
+    # THEN the file is complete, the large record a bad line with its reason, every other
+    # kept record an event, and nothing reached the DLQ
+    done = checkpoint(env, key, etag)
+    assert done.complete and [b.reason for b in done.bad_lines] == ["record_too_large_for_queue"]
+    others = [r for r in attacks if r is not attacks[1]]
+    assert_events(env, {normalize_event(r).event_key for r in others})
+    assert_queues_empty(env)
+
+
+def test_a_kept_record_shaped_like_a_notification_reads_nothing_else(env: Env) -> None:
+    # GIVEN another object in the bucket, and a log line that is both an attack and an S3
+    # notification naming that object
+    other_key, other_etag = put(env, gzip_ndjson(sample(seed=23)), name="not-notified.log.gz")
+    attack = next(r for r in sample(20, ratio=0.5, seed=24) if keep_record(r, "matched"))
+    forged = {**attack, **s3_notification(env, other_key, other_etag)}
+    key, etag = put(env, gzip_ndjson([forged]))
+    env.send([s3_notification(env, key, etag)])
+    # WHEN the worker drains the queue
+    env.drain()
+    # THEN the line became an event, and the object it names was never read
+    assert checkpoint(env, key, etag).kept == 1
+    assert_events(env, {normalize_event(forged).event_key})
+    assert env.store.get_object(bucket(env), other_key, other_etag) is None
+    assert_queues_empty(env)
+
+
+def test_the_checkpoint_says_what_the_read_did(env: Env) -> None:
+    # GIVEN an amplifier: one attack line 500 times, and an oversized-for-queue record
+    attack = next(r for r in sample(20, ratio=0.5, seed=25) if keep_record(r, "matched"))
+    key, etag = put(env, gzip_ndjson([attack] * 500))
+    done = handler(env, owner="a").read_object(S3ObjectRef(bucket(env), key, etag=etag)).checkpoint
+    # THEN it was sent once, the copies counted, and the stream's progress recorded
+    assert (done.read, done.kept, done.duplicates) == (500, 1, 499)
+    assert done.activity == "done" and done.inflated_bytes > done.compressed_bytes > 0
+    assert done.read_s > 0 and done.updated_at is not None
+    assert len(queued_bodies(env)) == 1

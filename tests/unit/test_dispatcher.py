@@ -7,6 +7,7 @@ with the interleaving forced by the source's gates.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ import pytest
 from tests.fixtures.memory_source import MemorySource, failing_receives
 from worker.consumers.circuit import CircuitBreaker
 from worker.consumers.dispatcher import Dispatcher, _InFlight
-from worker.health import HealthBeacon
+from worker.health import HealthBeacon, check_health
 from worker.metrics import Metrics
 from worker.pipeline.outcome import DelayPolicy, Outcome
 
@@ -39,7 +40,7 @@ def _dispatcher(source: MemorySource, process: Callable[[str, str], Outcome], **
     return Dispatcher(source=source, process=process, **options)
 
 
-def _done(_body: str, _message_id: str) -> Outcome:
+def _done(_body: str, _message_id: str, _attributes: object) -> Outcome:
     return Outcome("done")
 
 
@@ -99,7 +100,7 @@ def test_a_receive_never_asks_for_more_than_the_free_work_slots(
     source.send(*(f"s{n}" for n in range(10)))
     gate, started = threading.Event(), threading.Semaphore(0)
 
-    def held(_body: str, _message_id: str) -> Outcome:
+    def held(_body: str, _message_id: str, _attributes: object) -> Outcome:
         started.release()
         gate.wait(WAIT)
         return Outcome("done")
@@ -130,7 +131,7 @@ def test_a_finished_message_frees_its_slot_before_its_ack_is_sent(
     second_received = threading.Event()
     source.gates["ack"] = lambda _messages: second_received.wait(WAIT)
 
-    def process(body: str, _message_id: str) -> Outcome:
+    def process(body: str, _message_id: str, _attributes: object) -> Outcome:
         if body == "second":
             second_received.set()
         return Outcome("done")
@@ -185,7 +186,7 @@ def test_each_outcome_reaches_the_source_as_an_ack_or_a_release_with_its_delay(
     (message_id,) = source.send("one")
     dispatcher = _dispatcher(
         source,
-        lambda _b, _m: outcome,
+        lambda _b, _m, _a: outcome,
         circuit=CircuitBreaker(failure_threshold=9, open_s=30),
         on_outcome=lambda _: dispatcher.stop(),
     )
@@ -205,7 +206,7 @@ def test_a_crash_in_processing_is_retried_with_the_backoff_of_its_receive_count(
     (message_id,) = source.send("flaky")
     calls: list[int] = []
 
-    def process(_body: str, _message_id: str) -> Outcome:
+    def process(_body: str, _message_id: str, _attributes: object) -> Outcome:
         calls.append(1)
         if len(calls) < 3:
             raise RuntimeError("bug (injected)")
@@ -239,7 +240,7 @@ def test_a_lease_the_source_reports_lost_is_not_extended_again(
     finish = threading.Event()
     metrics = Metrics(enabled=False)
 
-    def process(_body: str, _message_id: str) -> Outcome:
+    def process(_body: str, _message_id: str, _attributes: object) -> Outcome:
         finish.wait(WAIT)
         return Outcome("done")
 
@@ -268,7 +269,7 @@ def test_an_open_circuit_stops_receiving(running: Callable[[Dispatcher], threadi
     outcomes = threading.Semaphore(0)
     dispatcher = _dispatcher(
         source,
-        lambda _b, _m: Outcome("unavailable", reason="runtime_unreachable"),
+        lambda _b, _m, _a: Outcome("unavailable", reason="runtime_unreachable"),
         concurrency=1,
         circuit=circuit,
         exit_when_idle_polls=0,
@@ -298,7 +299,7 @@ def test_a_half_open_circuit_receives_one_probe_and_its_success_reopens_the_flow
     source = MemorySource()
     source.send(*(f"p{n}" for n in range(6)))
     dispatcher = _dispatcher(
-        source, lambda _b, _m: Outcome("done", model_called=True), concurrency=4, circuit=circuit
+        source, lambda _b, _m, _a: Outcome("done", model_called=True), concurrency=4, circuit=circuit
     )
 
     # WHEN it runs until idle
@@ -320,7 +321,7 @@ def test_a_stop_gives_back_unstarted_work_first_and_lets_running_work_finish_und
     running_id, unstarted_id = source.send("running", "unstarted")
     started, finish = threading.Event(), threading.Event()
 
-    def process(_body: str, _message_id: str) -> Outcome:
+    def process(_body: str, _message_id: str, _attributes: object) -> Outcome:
         started.set()
         finish.wait(WAIT)
         return Outcome("done")
@@ -379,7 +380,7 @@ def test_work_that_outlives_the_drain_timeout_is_released_and_its_late_outcome_i
     (message_id,) = source.send("slow")
     started, finish, finished = threading.Event(), threading.Event(), threading.Event()
 
-    def process(_body: str, _message_id: str) -> Outcome:
+    def process(_body: str, _message_id: str, _attributes: object) -> Outcome:
         started.set()
         finish.wait(WAIT)
         return Outcome("done")
@@ -413,7 +414,7 @@ def test_an_idle_exit_clears_the_heartbeat_file(tmp_path: Path) -> None:
     beacon = HealthBeacon(tmp_path / "health", min_interval_s=0)
     seen: list[bool] = []
 
-    def process(_body: str, _message_id: str) -> Outcome:
+    def process(_body: str, _message_id: str, _attributes: object) -> Outcome:
         seen.append(beacon.path.exists())
         return Outcome("done")
 
@@ -455,7 +456,7 @@ def test_an_exception_out_of_the_poll_loop_clears_the_heartbeat_file_and_gives_w
     beacon = HealthBeacon(tmp_path / "health", min_interval_s=0)
     started = threading.Event()
 
-    def process(_body: str, _message_id: str) -> Outcome:
+    def process(_body: str, _message_id: str, _attributes: object) -> Outcome:
         started.set()
         return Outcome("done")
 
@@ -474,3 +475,31 @@ def test_an_exception_out_of_the_poll_loop_clears_the_heartbeat_file_and_gives_w
     # that was in flight still reached its ack
     assert not beacon.path.exists()
     assert source.ops_for(message_id)[-1] == ("ack", None)
+
+
+def test_a_slot_without_progress_shows_in_the_beat(
+    running: Callable[[Dispatcher], threading.Thread], tmp_path: Path
+) -> None:
+    # GIVEN work that reports progress once and then hangs (a read stuck in one place)
+    source = MemorySource()
+    source.send("stuck")
+    gate, reported = threading.Event(), threading.Event()
+    beacon = HealthBeacon(tmp_path / "health", min_interval_s=0)
+
+    def hangs(_body: str, _message_id: str, _attributes: object) -> Outcome:
+        dispatcher.note_progress("reading s3://b/k: framing, frame 0")
+        reported.set()
+        gate.wait(WAIT)
+        return Outcome("done")
+
+    dispatcher = _dispatcher(source, hangs, health=beacon)
+    running(dispatcher)
+    assert reported.wait(WAIT)
+    # WHEN time passes with no progress
+    _wait(lambda: dispatcher.stalled()[0] > 0.3, "the slot to stall")
+    _, activity = dispatcher.stalled()
+    # THEN the slot's stall and activity are what the beat carries to `secops health`
+    assert activity == "reading s3://b/k: framing, frame 0"
+    _wait(lambda: json.loads(beacon.path.read_text()).get("stalled_s", 0) > 0.3, "a beat with the stall")
+    assert not check_health(beacon.path, max_age_s=90, max_stall_s=0.2).healthy
+    gate.set()

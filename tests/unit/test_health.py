@@ -79,3 +79,21 @@ def test_clear_removes_the_file_and_a_late_beat_does_not_bring_it_back(tmp_path:
     # THEN the file stays gone and the check says so
     assert not beacon.path.exists()
     assert not check_health(beacon.path, max_age_s=90).healthy
+
+
+def test_a_slot_without_progress_past_the_bound_is_unhealthy(tmp_path: Path) -> None:
+    # GIVEN a fresh beat from a live worker whose slowest slot made no progress for 700 s
+    path = tmp_path / "health"
+    _write(
+        path,
+        pid=os.getpid(),
+        host=process_namespace(),
+        in_flight=2,
+        stalled_s=700.0,
+        stalled="reading s3://b/k: framing, frame 0",
+    )
+    # WHEN checked with a 600 s bound THEN it fails, saying which work is stuck
+    status = check_health(path, max_age_s=90, max_stall_s=600)
+    assert not status.healthy and "700 s" in status.message and "s3://b/k" in status.message
+    # AND within the bound it passes
+    assert check_health(path, max_age_s=90, max_stall_s=900).healthy

@@ -12,6 +12,7 @@ import pytest
 
 from secops_core.ingest.s3_logs import (
     LogObjectReader,
+    ReadLimits,
     certainly_noise,
     keep_record,
     open_log_stream,
@@ -258,3 +259,206 @@ def test_matches_of_every_kind_are_kept(fields: dict[str, Any]) -> None:
     record = {**records(1, ratio=0)[0], **fields}
     assert keep_record(record, "matched")
     assert not certainly_noise(compact(record).encode())
+
+
+# ---- hostile objects (issue 19): each bound holds whatever the object holds -----------------
+
+
+class CountingLoads:
+    """``json.loads`` that counts its calls: how many parses a read costs."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, raw: bytes | str) -> Any:
+        self.calls += 1
+        return json.loads(raw)
+
+
+def test_a_string_of_many_braces_is_joined_with_one_parse_per_record() -> None:
+    # GIVEN a `}{` run whose first record holds an unterminated string of 20,000 `}{` pairs
+    # (a record that used to be re-parsed once per pair: quadratic), then a real attack
+    attack = next(r for r in records(10, ratio=0.5) if keep_record(r, "matched"))
+    hostile = b'{"httpRequest":{"uri":"' + b"}{" * 20_000 + b"x"
+    loads = CountingLoads()
+    # WHEN it is read
+    kept, reader = read(hostile + compact(attack).encode() + b"\n", loads=loads)
+    # THEN the hostile run is one bad line, parsed once, and the attack after it is kept
+    assert loads.calls <= 3
+    assert [b.reason for b in reader.counts.bad_lines] == ["not_json"]
+    assert kept == [] or json.loads(kept[0])["httpRequest"]["requestId"] == attack["httpRequest"]["requestId"]
+
+
+def test_a_split_record_is_joined_in_linear_work_and_kept() -> None:
+    # GIVEN an attack whose URI holds 5,000 `}{` pairs, inside a `}{` run
+    attack = next(r for r in records(10, ratio=0.5) if keep_record(r, "matched"))
+    attack["httpRequest"]["uri"] = "/" + "}{" * 5000
+    noise = next(r for r in records(10, ratio=0.5) if not keep_record(r, "matched"))
+    loads = CountingLoads()
+    kept, reader = read((compact(noise) + compact(attack) + compact(noise)).encode(), loads=loads)
+    # THEN it is kept whole after a handful of parses, not one per pair
+    assert [json.loads(k)["httpRequest"]["uri"] for k in kept] == [attack["httpRequest"]["uri"]]
+    assert loads.calls <= 5 and reader.counts.bad == 0
+
+
+def test_a_long_join_hands_control_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a join far longer than a tick
+    import secops_core.ingest.s3_logs as s3_logs
+
+    monkeypatch.setattr(s3_logs, "TICK_FRAMES", 100)
+    hostile = b'{"httpRequest":{"uri":"' + b"}{" * 5_000 + b"x\n"
+    reader = LogObjectReader(open_log_stream(io.BytesIO(hostile)))
+    # WHEN it is read THEN it yields (a chance to checkpoint and stop) while it joins
+    handed = list(reader)
+    assert len(handed) >= 40 and reader.activity == "done"
+    assert reader.counts.bad == 1
+
+
+def test_the_time_bound_ends_a_read_with_a_bad_line_naming_it() -> None:
+    # GIVEN a clock that moves a second per look, and a 5 s budget
+    ticks = iter(range(1_000_000))
+    sample = records(20_000, ratio=0.01)
+    reader = LogObjectReader(
+        open_log_stream(io.BytesIO(gzip_ndjson(sample))), time_budget_s=5, clock=lambda: float(next(ticks))
+    )
+    # WHEN it is read THEN it stops early, its checkpoint position stands, the bound is named
+    list(reader)
+    assert reader.done < 20_000
+    assert reader.counts.limits == ["read_time"]
+    assert reader.counts.bad_lines[-1].reason == "limit_read_time"
+
+
+def test_a_kept_record_too_large_for_the_queue_is_a_bad_line_and_the_rest_goes_on() -> None:
+    # GIVEN an attack padded past what a queue message carries, between two attacks
+    attacks = [r for r in records(40, ratio=0.5) if keep_record(r, "matched")][:3]
+    attacks[1]["httpRequest"]["args"] = "a" * 300_000
+    # WHEN it is read under the default bounds
+    kept, reader = read(ndjson(attacks), limits=ReadLimits())
+    # THEN the large one is a bad line with its reason, and the ones around it are kept
+    assert [json.loads(k)["httpRequest"]["requestId"] for k in kept] == [
+        attacks[0]["httpRequest"]["requestId"],
+        attacks[2]["httpRequest"]["requestId"],
+    ]
+    assert [(b.line, b.reason) for b in reader.counts.bad_lines] == [(2, "record_too_large_for_queue")]
+
+
+def test_identical_records_are_counted_once_kept() -> None:
+    # GIVEN the same attack line 1,000 times (an amplifier)
+    attack = next(r for r in records(10, ratio=0.5) if keep_record(r, "matched"))
+    kept, reader = read(gzip.compress((compact(attack) + "\n").encode() * 1000))
+    # THEN it is kept once and the copies are counted
+    counts = reader.counts
+    assert len(kept) == 1 and (counts.read, counts.kept, counts.duplicates) == (1000, 1, 999)
+
+
+def test_kept_records_are_capped_per_object() -> None:
+    sample = records(400, ratio=0.5)
+    kept, reader = read(ndjson(sample), limits=ReadLimits(max_kept=50))
+    counts = reader.counts
+    assert len(kept) == 50 and counts.capped == sum(keep_record(r, "matched") for r in sample) - 50
+    assert counts.limits == ["kept_per_object"]
+    assert counts.read == counts.kept + counts.skipped + counts.bad + counts.duplicates + counts.capped
+
+
+def test_kept_records_are_capped_per_envelope() -> None:
+    # GIVEN one CloudWatch envelope of 300 distinct attacks, and a bound of 100 per envelope
+    attacks = [r for r in records(600, ratio=0.5) if keep_record(r, "matched")][:300]
+    data = compact(envelope([compact(r) for r in attacks])).encode()
+    kept, reader = read(data, limits=ReadLimits(max_kept_per_envelope=100))
+    # THEN 100 are kept and 200 counted as capped, each event read once
+    counts = reader.counts
+    assert (len(kept), counts.read, counts.capped, counts.limits) == (100, 300, 200, ["kept_per_envelope"])
+
+
+def test_an_oversized_envelope_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import secops_core.ingest.s3_logs as s3_logs
+
+    monkeypatch.setattr(s3_logs, "MAX_RECORD_BYTES", 50_000)
+    monkeypatch.setattr(s3_logs, "READ_CHUNK_BYTES", 10_000)
+    big = compact(envelope([compact(r) for r in records(200, ratio=0.5)])).encode() + b"\n"
+    _, reader = read(big)
+    assert [b.reason for b in reader.counts.bad_lines] == ["envelope_too_large"]
+
+
+def test_a_gzip_bomb_stops_at_the_byte_bound() -> None:
+    # GIVEN 64 MiB of zeros in one line, gzipped to about 64 KiB
+    bomb = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)
+    # WHEN read with a 16 MiB bound
+    reader = LogObjectReader(open_log_stream(io.BytesIO(bomb), max_inflated_bytes=16 * 1024 * 1024))
+    list(reader)
+    # THEN the read ends there, naming the bound
+    assert reader.counts.limits == ["inflated_bytes"]
+    assert reader.inflated_bytes <= 17 * 1024 * 1024
+
+
+def test_a_gzip_bomb_stops_at_the_ratio_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    import secops_core.ingest.log_stream as log_stream
+
+    monkeypatch.setattr(log_stream, "RATIO_GRACE_BYTES", 1024 * 1024)
+    bomb = gzip.compress(b"\0" * (32 * 1024 * 1024), compresslevel=9)
+    reader = LogObjectReader(open_log_stream(io.BytesIO(bomb), max_ratio=100))
+    list(reader)
+    assert reader.counts.limits == ["inflation_ratio"]
+    assert reader.inflated_bytes < 4 * 1024 * 1024
+
+
+def waf_noise() -> dict[str, Any]:
+    return next(r for r in records(10, ratio=0) if not keep_record(r, "matched"))
+
+
+def noise_text() -> str:
+    text = compact(waf_noise())
+    assert certainly_noise(text.encode()), "the sample must start as certain noise"
+    return text
+
+
+@pytest.mark.parametrize(
+    ("name", "edit"),
+    [
+        # A second `action` key: the parse takes the last one.
+        ("duplicate action", lambda t: t[:-1] + ',"action":"BLOCK"}'),
+        ("duplicate terminatingRuleId", lambda t: t[:-1] + ',"terminatingRuleId":"block-all"}'),
+        ("escaped key name", lambda t: t[:-1] + ',"l\\u0061bels":[{"name":"awswaf:x"}]}'),
+        ("escaped action key", lambda t: t[:-1] + ',"\\u0061ction":"BLOCK"}'),
+        (
+            "rule entry without ruleId",
+            lambda t: t.replace(
+                '"nonTerminatingMatchingRules":[],"requestHeadersInserted"',
+                '"nonTerminatingMatchingRules":[{"action":"COUNT"}],"requestHeadersInserted"',
+            ),
+        ),
+        (
+            "terminating rule without ruleId",
+            lambda t: t.replace('"terminatingRule":null', '"terminatingRule":{"action":"BLOCK"}', 1),
+        ),
+        (
+            "rate rule without ids",
+            lambda t: t.replace('"rateBasedRuleList":[]', '"rateBasedRuleList":[{"limitKey":"IP"}]'),
+        ),
+        (
+            "excluded rule without ruleId",
+            lambda t: t.replace('"excludedRules":null', '"excludedRules":[{"exclusionType":"X"}]', 1),
+        ),
+        (
+            "spaced action",
+            lambda t: t.replace('"action":"ALLOW"', '"action": "ALLOW"')[:-1] + ',"action" :"BLOCK"}',
+        ),
+    ],
+)
+def test_the_prefilter_refuses_what_is_not_in_compact_form(name: str, edit: Any) -> None:
+    # GIVEN a default-allow record rewritten so that a full parse keeps it
+    text = edit(noise_text())
+    assert keep_record(json.loads(text), "matched"), name
+    # THEN the byte prefilter does not skip it, as bytes or as an envelope's text, and it is kept
+    assert not certainly_noise(text.encode()) and not certainly_noise(text)
+    kept, _ = read((text + "\n").encode())
+    assert kept == [text]
+
+
+def test_a_bom_is_not_part_of_the_first_record() -> None:
+    # GIVEN a file that starts with a UTF-8 BOM before an attack
+    attack = next(r for r in records(10, ratio=0.5) if keep_record(r, "matched"))
+    kept, reader = read(b"\xef\xbb\xbf" + ndjson([attack, waf_noise()]))
+    # THEN the kept text is the record alone, and the noise after it is skipped
+    assert kept == [compact(attack)] and not kept[0].startswith("\ufeff")
+    assert reader.counts.skipped == 1

@@ -10,7 +10,12 @@ from botocore.exceptions import ClientError
 
 from secops_core.ingest.s3_notifications import S3Notification
 from worker.consumers.router import MessageRouter
-from worker.consumers.s3_objects import LogObjectHandler, ObjectUnreadable, _unreadable_or_retry
+from worker.consumers.s3_objects import (
+    LogObjectHandler,
+    ObjectUnreadable,
+    _unreadable_or_retry,
+    bucket_allowed,
+)
 from worker.errors import RetryableError
 from worker.pipeline.outcome import Outcome
 from worker.store.memory import MemoryCheckpoints, MemoryStore
@@ -36,7 +41,7 @@ class RecordingHandler(LogObjectHandler):
         return super().handle(notification, body, message_id)
 
 
-def route(body: str) -> tuple[Outcome, list[str], RecordingHandler]:
+def route(body: str, attributes: dict[str, str] | None = None) -> tuple[Outcome, list[str], RecordingHandler]:
     events: list[str] = []
 
     def process(text: str, _message_id: str) -> Outcome:
@@ -44,7 +49,11 @@ def route(body: str) -> tuple[Outcome, list[str], RecordingHandler]:
         return Outcome("done", "evt#x")
 
     handler = RecordingHandler()
-    return MessageRouter(events=process, log_objects=handler).process(body, "m-1"), events, handler
+    return (
+        MessageRouter(events=process, log_objects=handler).process(body, "m-1", attributes),
+        events,
+        handler,
+    )
 
 
 def test_events_go_to_the_processor() -> None:
@@ -52,6 +61,54 @@ def test_events_go_to_the_processor() -> None:
     body = '{"action":"BLOCK","httpRequest":{"clientIp":"192.0.2.1"}}'
     outcome, events, handler = route(body)
     assert events == [body] and handler.seen == [] and outcome.event_key == "evt#x"
+
+
+def s3_notification(bucket: str = "other-bucket", key: str = "secret/object") -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": key, "eTag": "e"}},
+            }
+        ]
+    }
+
+
+def test_a_fanned_out_record_is_never_read_as_a_notification() -> None:
+    # GIVEN a body that is an S3 notification, marked as an event by the fan-out
+    body = json.dumps(s3_notification())
+    # WHEN routed THEN the processor gets it; the handler never sees it
+    _, events, handler = route(body, {"secops.kind": "event"})
+    assert events == [body] and handler.seen == []
+
+
+def test_a_waf_record_carrying_s3_records_is_an_event_even_unmarked() -> None:
+    # GIVEN a WAF record that also carries `Records[].eventSource = aws:s3`
+    body = json.dumps({"action": "BLOCK", "httpRequest": {"clientIp": "192.0.2.1"}, **s3_notification()})
+    _, events, handler = route(body)
+    assert events == [body] and handler.seen == []
+
+
+def test_a_notification_of_a_bucket_outside_the_allow_list_is_rejected_unread() -> None:
+    # GIVEN a notification naming a bucket SECOPS_LOG_BUCKETS does not list
+    outcome, events, handler = route(json.dumps(s3_notification()))
+    # THEN it is rejected with its reason (S3 is never called: the handler has no client)
+    assert events == [] and len(handler.seen) == 1
+    assert (outcome.kind, outcome.reason) == ("rejected", "s3_bucket_not_allowed")
+
+
+@pytest.mark.parametrize(
+    ("rules", "bucket", "key", "allowed"),
+    [
+        ((("aws-waf-logs-*", ""),), "aws-waf-logs-shop", "AWSLogs/1/x.gz", True),
+        ((("aws-waf-logs-*", ""),), "logs-shop", "AWSLogs/1/x.gz", False),
+        ((("firehose-out", "waf/"),), "firehose-out", "waf/2026/x.gz", True),
+        ((("firehose-out", "waf/"),), "firehose-out", "other/x.gz", False),
+    ],
+)
+def test_the_bucket_allow_list(rules: Any, bucket: str, key: str, allowed: bool) -> None:
+    assert bucket_allowed(rules, bucket, key) is allowed
 
 
 def test_a_test_event_goes_to_the_handler_and_is_acknowledged() -> None:

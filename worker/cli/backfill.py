@@ -60,6 +60,12 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         raise CliError("--since is after --until", 2)
     settings = one_shot_settings()
     configure_logs(settings, one_shot_level="WARNING")
+    from fnmatch import fnmatchcase
+
+    if not any(fnmatchcase(bucket, name) for name, _ in settings.log_bucket_rules):
+        raise CliError(
+            f"s3://{bucket} is not in SECOPS_LOG_BUCKETS ({settings.log_buckets}); add it to read it", 2
+        )
     from worker.daemon import Clients
 
     clients = Clients.from_settings(settings)
@@ -108,7 +114,7 @@ def backfill(settings: Any, clients: Any, bucket: str, objects: list[dict[str, A
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from secops_core.ingest.s3_notifications import S3ObjectRef
-    from worker.consumers.s3_objects import LogObjectHandler, ObjectUnreadable
+    from worker.consumers.s3_objects import LogObjectHandler, ObjectUnreadable, read_limits
     from worker.daemon import owner_id
     from worker.errors import AlreadyInProgress, RetryableError
     from worker.resources import resolve_queues
@@ -126,6 +132,8 @@ def backfill(settings: Any, clients: Any, bucket: str, objects: list[dict[str, A
         lease_s=settings.lease_s,
         keep=settings.log_filter,
         checkpoint_every_s=settings.log_checkpoint_s,
+        limits=read_limits(settings),
+        buckets=settings.log_bucket_rules,
     )
     totals = {
         "objects": len(objects),

@@ -17,6 +17,8 @@ def cmd_health(args: argparse.Namespace) -> int:
     from worker.health import check_health
 
     current = settings()
-    status = check_health(current.health_file, max_age_s=current.health_max_age_s)
+    status = check_health(
+        current.health_file, max_age_s=current.health_max_age_s, max_stall_s=current.health_max_stall_s
+    )
     (sys.stdout if status.healthy else sys.stderr).write(status.message + "\n")
     return EXIT_OK if status.healthy else EXIT_FAILED

@@ -17,7 +17,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
@@ -61,6 +61,10 @@ class _InFlight:
     lease_lost: bool = False
     # Received while the circuit was half-open: the one message that tests the runtime.
     probe: bool = False
+    # When its work last said it advanced (its start, then each ``note_progress``), and
+    # what it said: a slot stuck in one place makes the worker unhealthy.
+    progress_at: float = 0.0
+    activity: str = ""
 
     @property
     def live(self) -> bool:
@@ -96,7 +100,7 @@ class Dispatcher:
         self,
         *,
         source: Source,
-        process: Callable[[str, str], Outcome],
+        process: Callable[[str, str, Mapping[str, str]], Outcome],
         concurrency: int = 16,
         batch_size: int = 10,
         wait_time_s: float = 20,
@@ -133,6 +137,8 @@ class Dispatcher:
         self._stop_requested_at: float | None = None
         self._lock = threading.Condition()
         self._in_flight: dict[str, _InFlight] = {}
+        # The message each work thread is on, for ``note_progress``.
+        self._current = threading.local()
         self._acks: list[_InFlight] = []
         # Set once no outcome can add an ack any more; the acker flushes and exits.
         self._acks_closed = False
@@ -314,13 +320,16 @@ class Dispatcher:
                 if message.cancelled:
                     continue
                 message.started = True
+                message.progress_at = time.monotonic()
                 self._busy += 1
+            self._current.message = message
             try:
                 self._work(message)
             except Exception:
                 # A failing hook (on_outcome, metrics) must not cost the pool a thread.
                 log.exception("work_thread_error", message_id=message.delivery.message_id)
             finally:
+                self._current.message = None
                 with self._lock:
                     self._busy -= 1
 
@@ -328,7 +337,7 @@ class Dispatcher:
         delivery = message.delivery
         with structlog.contextvars.bound_contextvars(message_id=delivery.message_id):
             try:
-                outcome = self.process(delivery.body, delivery.message_id)
+                outcome = self.process(delivery.body, delivery.message_id, delivery.attributes)
             except Exception:
                 # A bug or an unmapped dependency failure: retry later, never lose it.
                 log.exception("processing_crashed", receive_count=delivery.receive_count)
@@ -506,10 +515,34 @@ class Dispatcher:
             outcomes=self.stats.outcomes,
         )
 
+    def note_progress(self, activity: str) -> None:
+        """Called from inside ``process``: this slot's work advanced, and what it is doing."""
+        message: _InFlight | None = getattr(self._current, "message", None)
+        if message is not None:
+            message.progress_at = time.monotonic()
+            message.activity = activity
+
+    def stalled(self) -> tuple[float, str]:
+        """The longest any slot has gone without progress (seconds), and what it was doing."""
+        now = time.monotonic()
+        with self._lock:
+            working = [m for m in self._in_flight.values() if m.started and not m.settled and not m.cancelled]
+        if not working:
+            return 0.0, ""
+        worst = min(working, key=lambda m: m.progress_at)
+        what = worst.activity or f"processing message {worst.delivery.message_id}"
+        return now - worst.progress_at, what
+
     def _beat(self) -> None:
         if self.health is not None:
+            stalled_s, activity = self.stalled()
             try:
-                self.health.beat(circuit=self.circuit.state, in_flight=self.in_flight)
+                self.health.beat(
+                    circuit=self.circuit.state,
+                    in_flight=self.in_flight,
+                    stalled_s=round(stalled_s, 1),
+                    stalled=activity,
+                )
             except OSError as exc:
                 log.warning("health_beat_failed", error=str(exc))
 

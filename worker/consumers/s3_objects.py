@@ -11,28 +11,45 @@ saved only after the records before that point are on the queue: a crash or a st
 resumes there, re-sending at most the batch that was in flight (absorbed by the keys).
 The notification's lease is kept by the dispatcher's heartbeat while a long file is
 read, and a stop ends the read at the next checkpoint and gives the message back.
+
+Hostile objects (docs/architecture.md, "Consumers"): only the buckets and prefixes of
+``SECOPS_LOG_BUCKETS`` are read; every read is bounded (:class:`ReadLimits`); the lease is
+per read, so a second delivery of one object backs off even inside one process; and
+every fanned-out record carries the ``secops.kind = event`` message attribute, so the
+router never takes a record for a notification.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from secops_core.ingest.s3_logs import KeepMode, Loads, LogObjectReader, open_log_stream
+from secops_core.ingest.s3_logs import (
+    KeepMode,
+    KeptRecord,
+    Loads,
+    LogObjectReader,
+    ReadLimits,
+    open_log_stream,
+)
 from secops_core.ingest.s3_notifications import S3Notification, S3ObjectRef
+from worker import clock
+from worker.consumers.source import EVENT_KIND, KIND_ATTRIBUTE
 from worker.errors import AlreadyInProgress, RetryableError
 from worker.metrics import Metrics as EmfMetrics
 from worker.pipeline.outcome import Outcome
 from worker.ports import CheckpointRepo, EventRepo, Metrics
-from worker.settings import SQS_MAX_BATCH
+from worker.settings import SQS_MAX_BATCH, Settings
 from worker.store.checkpoints import ObjectCheckpoint
-from worker.store.keys import MAX_EXCERPT_BYTES, rejection_key
+from worker.store.keys import MAX_EXCERPT_BYTES, iso_from_epoch, rejection_key
 
 log = structlog.get_logger("worker.s3")
 
@@ -46,6 +63,31 @@ _SEND_ATTEMPTS = 3
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchBucket", "NoSuchVersion"})
 _DENIED = frozenset({"AccessDenied", "403", "Forbidden", "AllAccessDisabled", "InvalidObjectState"})
 _REPLACED = frozenset({"PreconditionFailed", "412"})
+# SendMessageBatch refusing the whole call for its size: each record is then sent alone.
+_TOO_LONG = frozenset({"BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong"})
+# The attribute every fanned-out record carries, and what it adds to a message's size.
+_EVENT_ATTRIBUTES = {KIND_ATTRIBUTE: {"DataType": "String", "StringValue": EVENT_KIND}}
+_ATTRIBUTE_BYTES = len(KIND_ATTRIBUTE) + len("String") + len(EVENT_KIND)
+# Tells reads apart: the object lease belongs to one read, not to the process.
+_READS = itertools.count(1)
+
+
+def read_limits(settings: Settings) -> ReadLimits:
+    """The bounds of one object's read, from ``SECOPS_LOG_MAX_*``."""
+    return ReadLimits(
+        max_inflated_bytes=settings.log_max_inflated_mib * 1024 * 1024,
+        max_inflation_ratio=settings.log_max_inflation_ratio,
+        max_read_s=settings.log_max_read_s,
+        max_kept=settings.log_max_kept_per_object,
+        max_kept_per_envelope=settings.log_max_kept_per_envelope,
+        max_kept_record_bytes=settings.log_max_record_kib * 1024,
+    )
+
+
+def bucket_allowed(rules: Sequence[tuple[str, str]], bucket: str, key: str) -> bool:
+    """Whether ``SECOPS_LOG_BUCKETS`` (as ``(bucket pattern, key prefix)`` pairs) lets the
+    worker read ``bucket/key``."""
+    return any(fnmatchcase(bucket, name) and key.startswith(prefix) for name, prefix in rules)
 
 
 class ObjectUnreadable(Exception):
@@ -87,6 +129,9 @@ class LogObjectHandler:
         stopping: Callable[[], bool] = lambda: False,
         metrics: Metrics | None = None,
         loads: Loads = json.loads,
+        limits: ReadLimits | None = None,
+        buckets: Sequence[tuple[str, str]] = (("aws-waf-logs-*", ""),),
+        progress: Callable[[str], None] = lambda _activity: None,
     ) -> None:
         self.s3 = s3
         self.sqs = sqs
@@ -100,6 +145,10 @@ class LogObjectHandler:
         self.stopping = stopping
         self.metrics: Metrics = metrics or EmfMetrics(enabled=False)
         self.loads = loads
+        self.limits = limits or ReadLimits()
+        self.buckets = tuple(buckets)
+        # Tells the dispatcher (and so `secops health`) that this slot's read advances.
+        self.progress = progress
 
     # ---- a notification -----------------------------------------------------------------
 
@@ -151,8 +200,15 @@ class LogObjectHandler:
         Raises :class:`ObjectUnreadable`, :class:`AlreadyInProgress` or
         :class:`RetryableError` (progress is saved first, when there is any).
         """
+        if not bucket_allowed(self.buckets, ref.bucket, ref.key):
+            raise ObjectUnreadable(
+                "s3_bucket_not_allowed", f"{ref.uri} is outside SECOPS_LOG_BUCKETS; it was not read"
+            )
+        # The lease names this read: a second delivery of the object backs off, even on
+        # another slot of this process.
+        owner = f"{self.owner}/read-{next(_READS)}"
         checkpoint = self.checkpoints.claim_object(
-            ref.bucket, ref.key, ref.version, owner=self.owner, lease_s=self.lease_s
+            ref.bucket, ref.key, ref.version, owner=owner, lease_s=self.lease_s
         )
         if checkpoint.complete:
             log.info("s3_object_already_complete", kept=checkpoint.kept)
@@ -161,36 +217,61 @@ class LogObjectHandler:
             body = self._open(ref)
         except ObjectUnreadable as exc:
             if exc.code == "s3_object_replaced":
-                done = self._save(checkpoint, complete=True)
+                done = self._save(checkpoint, owner, complete=True)
                 log.warning("s3_object_replaced", error=exc.message)
                 return ObjectResult(done, replaced=True)
-            self._save(checkpoint, release=True)
+            self._save(checkpoint, owner, release=True)
             raise
         except RetryableError:
-            self._save(checkpoint, release=True)
+            self._save(checkpoint, owner, release=True)
             raise
         try:
-            return self._read(ref, checkpoint, body)
+            return self._read(ref, checkpoint, body, owner)
         finally:
             body.close()
 
-    def _read(self, ref: S3ObjectRef, checkpoint: ObjectCheckpoint, body: Any) -> ObjectResult:
+    def _read(self, ref: S3ObjectRef, checkpoint: ObjectCheckpoint, body: Any, owner: str) -> ObjectResult:
+        limits = self.limits
+        spent_before = checkpoint.read_s
+        budget = None if limits.max_read_s is None else max(0.0, limits.max_read_s - spent_before)
+        stream = open_log_stream(
+            body, max_inflated_bytes=limits.max_inflated_bytes, max_ratio=limits.max_inflation_ratio
+        )
         reader = LogObjectReader(
-            open_log_stream(body), keep=self.keep, start_after=checkpoint.position, loads=self.loads
+            stream,
+            keep=self.keep,
+            start_after=checkpoint.position,
+            loads=self.loads,
+            limits=limits,
+            time_budget_s=budget,
         )
         reader.counts = checkpoint.counts()
-        sender = _Sender(self.sqs, self.queue_url)
+        sender = _Sender(self.sqs, self.queue_url, refused=reader.counts.refused)
         resumed_at, read_before = checkpoint.position, checkpoint.read
-        next_save = time.monotonic() + self.checkpoint_every_s
+        started = time.monotonic()
+        next_save = started + self.checkpoint_every_s
+
+        def progressed() -> ObjectCheckpoint:
+            return checkpoint.advanced(
+                reader.done,
+                reader.counts,
+                activity=reader.activity,
+                compressed_bytes=reader.compressed_bytes,
+                inflated_bytes=reader.inflated_bytes,
+                read_s=spent_before + time.monotonic() - started,
+                updated_at=iso_from_epoch(clock.epoch()),
+            )
+
         try:
             for kept in reader:
                 for record in kept:
-                    sender.add(record.body)
+                    sender.add(record)
+                self.progress(f"reading {ref.uri}: {reader.activity}, frame {reader.done}")
                 if time.monotonic() < next_save and not self.stopping():
                     continue
                 sender.flush()
                 stop = self.stopping()
-                checkpoint = self._save(checkpoint.advanced(reader.done, reader.counts), release=stop)
+                checkpoint = self._save(progressed(), owner, release=stop)
                 next_save = time.monotonic() + self.checkpoint_every_s
                 if stop:
                     log.info("s3_object_read_stopped", position=checkpoint.position, sent=sender.sent)
@@ -198,36 +279,49 @@ class LogObjectHandler:
             sender.flush()
         except (BotoCoreError, OSError, RetryableError) as exc:
             # The stream broke or the queue refused: keep what is durable, come back later.
-            self._save_what_is_sent(checkpoint, release=True)
+            self._save_what_is_sent(checkpoint, owner, release=True)
             raise RetryableError(f"reading {ref.uri} stopped: {exc}", reason="s3_read_interrupted") from exc
-        done = self._save(checkpoint.advanced(reader.done, reader.counts), complete=True)
+        done = self._save(progressed(), owner, complete=True)
         counts = reader.counts
         self.metrics.count("LogRecordsRead", counts.read - read_before)
         self.metrics.count("LogRecordsKept", sender.sent)
+        for name in counts.limits:
+            self.metrics.count("LogObjectLimits", dimensions={"Limit": name})
+        if counts.limits:
+            log.warning(
+                "s3_object_limit_reached",
+                limits=list(counts.limits),
+                capped=counts.capped,
+                inflated_bytes=reader.inflated_bytes,
+                compressed_bytes=reader.compressed_bytes,
+                read_s=round(done.read_s, 3),
+            )
         log.info(
             "s3_object_read",
             read=counts.read,
             kept=counts.kept,
             skipped=counts.skipped,
             bad=counts.bad,
+            duplicates=counts.duplicates,
+            capped=counts.capped,
             sent=sender.sent,
             resumed_at=resumed_at,
             attempts=done.attempts,
         )
         return ObjectResult(done, sent=sender.sent)
 
-    def _save_what_is_sent(self, checkpoint: ObjectCheckpoint, *, release: bool) -> None:
+    def _save_what_is_sent(self, checkpoint: ObjectCheckpoint, owner: str, *, release: bool) -> None:
         """After a failure: the last checkpoint stands (what came after it may be unsent)."""
         try:
-            self._save(checkpoint, release=release)
+            self._save(checkpoint, owner, release=release)
         except RetryableError as exc:
             log.warning("checkpoint_save_failed", error=exc.message)
 
     def _save(
-        self, checkpoint: ObjectCheckpoint, *, complete: bool = False, release: bool = False
+        self, checkpoint: ObjectCheckpoint, owner: str, *, complete: bool = False, release: bool = False
     ) -> ObjectCheckpoint:
         return self.checkpoints.save_object(
-            checkpoint, owner=self.owner, lease_s=self.lease_s, complete=complete, release=release
+            checkpoint, owner=owner, lease_s=self.lease_s, complete=complete, release=release
         )
 
     def _open(self, ref: S3ObjectRef) -> Any:
@@ -264,42 +358,73 @@ def _unreadable_or_retry(exc: ClientError) -> Exception:
 
 
 class _Sender:
-    """Kept records to the events queue in SendMessageBatch calls (10 entries, 256 KiB)."""
+    """Kept records to the events queue in SendMessageBatch calls (10 entries, 256 KiB).
 
-    def __init__(self, sqs: Any, queue_url: str) -> None:
+    Each message carries the event mark (``secops.kind = event``). A record the queue
+    refuses for what it is (too large, characters SQS does not take) is ``refused``: a bad
+    line of the object with the queue's reason, and the records after it go on. Only a
+    failure that may pass (throttling, a network error) stops the read at its checkpoint.
+    """
+
+    def __init__(self, sqs: Any, queue_url: str, *, refused: Callable[[int, str], None]) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
+        self.refused = refused
         self.sent = 0
-        self._bodies: list[str] = []
+        self._records: list[KeptRecord] = []
         self._bytes = 0
 
-    def add(self, body: str) -> None:
-        size = len(body.encode("utf-8"))
-        if self._bodies and (len(self._bodies) >= SQS_MAX_BATCH or self._bytes + size > FANOUT_BATCH_BYTES):
+    def add(self, record: KeptRecord) -> None:
+        size = len(record.body.encode("utf-8")) + _ATTRIBUTE_BYTES
+        if self._records and (len(self._records) >= SQS_MAX_BATCH or self._bytes + size > FANOUT_BATCH_BYTES):
             self.flush()
-        self._bodies.append(body)
+        self._records.append(record)
         self._bytes += size
 
     def flush(self) -> None:
-        pending = dict(enumerate(self._bodies))
+        pending = dict(enumerate(self._records))
         for _ in range(_SEND_ATTEMPTS):
             if not pending:
                 break
-            entries = [{"Id": str(i), "MessageBody": body} for i, body in pending.items()]
-            try:
-                response = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
-            except ClientError as exc:
-                raise RetryableError(f"SendMessageBatch failed: {exc}", reason="fanout_failed") from exc
-            for ok in response.get("Successful", []):
-                pending.pop(int(ok["Id"]), None)
-                self.sent += 1
-            for failed in response.get("Failed", []):
-                if failed.get("SenderFault"):
-                    # A body the queue will never take (too large): resending cannot help.
-                    log.warning("fanout_entry_refused", code=failed.get("Code"))
-                    pending.pop(int(failed["Id"]), None)
+            for index, code, sender_fault in self._send(pending):
+                if code is None:
+                    pending.pop(index)
+                    self.sent += 1
+                elif sender_fault:
+                    # The queue will never take this body: resending cannot help.
+                    self._refuse(pending.pop(index), code)
         if pending:
             raise RetryableError(
                 f"{len(pending)} records not accepted by the events queue", reason="fanout_failed"
             )
-        self._bodies, self._bytes = [], 0
+        self._records, self._bytes = [], 0
+
+    def _send(self, pending: dict[int, KeptRecord]) -> list[tuple[int, str | None, bool]]:
+        """(index, error code or None, sender's fault) for each record sent."""
+        entries = [
+            {"Id": str(i), "MessageBody": r.body, "MessageAttributes": _EVENT_ATTRIBUTES}
+            for i, r in pending.items()
+        ]
+        try:
+            response = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code not in _TOO_LONG:
+                raise RetryableError(f"SendMessageBatch failed: {exc}", reason="fanout_failed") from exc
+            if len(pending) == 1:
+                return [(index, code, True) for index in pending]
+            # Too long together: each alone, so one large record cannot hold back the rest.
+            return [result for i, r in pending.items() for result in self._send({i: r})]
+        results: list[tuple[int, str | None, bool]] = [
+            (int(ok["Id"]), None, False) for ok in response.get("Successful", [])
+        ]
+        results += [
+            (int(f["Id"]), str(f.get("Code") or "refused"), bool(f.get("SenderFault")))
+            for f in response.get("Failed", [])
+        ]
+        return results
+
+    def _refuse(self, record: KeptRecord, code: str) -> None:
+        size = len(record.body.encode("utf-8"))
+        log.warning("fanout_record_refused", line=record.line, code=code, bytes=size)
+        self.refused(record.line, f"queue_refused_{code}")

@@ -12,6 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+# The message attribute that says what a message is. The S3 fan-out marks every record it
+# sends as an event, so no record is ever read as an S3 notification, whatever it holds.
+KIND_ATTRIBUTE = "secops.kind"
+EVENT_KIND = "event"
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -24,7 +29,8 @@ class Delivery:
     body: str
     # How many times the source has handed this message out, this delivery included.
     receive_count: int = 1
-    # Whatever else the source knows (e.g. SQS system attributes), for policies and logs.
+    # Whatever else the source knows (e.g. SQS system attributes, ``KIND_ATTRIBUTE``), for
+    # policies, routing and logs.
     attributes: Mapping[str, str] = field(default_factory=dict)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker.consumers.source import Delivery, ExtendResult, SourceError
+from worker.consumers.source import KIND_ATTRIBUTE, Delivery, ExtendResult, SourceError
 from worker.settings import SQS_MAX_BATCH
 
 log = structlog.get_logger("worker.consumer")
@@ -55,12 +55,16 @@ class SqsSource:
                 WaitTimeSeconds=int(wait_s),
                 VisibilityTimeout=self.visibility_timeout_s,
                 MessageSystemAttributeNames=_SYSTEM_ATTRIBUTES,
+                MessageAttributeNames=[KIND_ATTRIBUTE],
             )
         except (BotoCoreError, ClientError) as exc:
             raise SourceError(str(exc)) from exc
         deliveries = []
         for raw in response.get("Messages", []):
             attributes = dict(raw.get("Attributes", {}))
+            kind = raw.get("MessageAttributes", {}).get(KIND_ATTRIBUTE, {}).get("StringValue")
+            if kind is not None:
+                attributes[KIND_ATTRIBUTE] = str(kind)
             deliveries.append(
                 Delivery(
                     message_id=raw["MessageId"],

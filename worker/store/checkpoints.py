@@ -43,6 +43,19 @@ class ObjectCheckpoint:
     skipped: int = 0
     bad: int = 0
     bad_lines: tuple[BadLine, ...] = ()
+    # Records to keep that were copies of one already kept, or past a bound on kept records.
+    duplicates: int = 0
+    capped: int = 0
+    # The bounds the object reached (``inflated_bytes``, ``read_time``, ``kept_per_object`` ...).
+    limits: tuple[str, ...] = ()
+    # What the reader is doing and how far into the stream it is, as of the last save: a
+    # read stuck in one place shows it here even while ``position`` cannot move.
+    activity: str | None = None
+    compressed_bytes: int = 0
+    inflated_bytes: int = 0
+    # Seconds spent reading it, over every attempt (the time bound is on this sum).
+    read_s: float = 0.0
+    updated_at: str | None = None
     lease_owner: str | None = None
     lease_expires_at: float = 0.0
     # How many reads started on it (1 unless a crash or a stop interrupted one).
@@ -60,10 +73,20 @@ class ObjectCheckpoint:
         return self.status == "complete"
 
     def counts(self) -> ReadCounts:
-        return ReadCounts(self.read, self.kept, self.skipped, self.bad, list(self.bad_lines))
+        return ReadCounts(
+            self.read,
+            self.kept,
+            self.skipped,
+            self.bad,
+            list(self.bad_lines),
+            self.duplicates,
+            self.capped,
+            list(self.limits),
+        )
 
-    def advanced(self, position: int, counts: ReadCounts) -> ObjectCheckpoint:
-        """This checkpoint moved on to ``position``; ``counts`` are the totals so far."""
+    def advanced(self, position: int, counts: ReadCounts, **progress: Any) -> ObjectCheckpoint:
+        """This checkpoint moved on to ``position``; ``counts`` are the totals so far, and
+        ``progress`` what the reader is doing (``activity``, stream bytes, ``read_s``)."""
         return replace(
             self,
             position=position,
@@ -72,6 +95,10 @@ class ObjectCheckpoint:
             skipped=counts.skipped,
             bad=counts.bad,
             bad_lines=tuple(counts.bad_lines),
+            duplicates=counts.duplicates,
+            capped=counts.capped,
+            limits=tuple(counts.limits),
+            **progress,
         )
 
     def to_item(self) -> dict[str, Any]:
@@ -87,6 +114,14 @@ class ObjectCheckpoint:
             "skipped": self.skipped,
             "bad": self.bad,
             "bad_lines": [{"line": b.line, "reason": b.reason} for b in self.bad_lines],
+            "duplicates": self.duplicates,
+            "capped": self.capped,
+            "limits": list(self.limits),
+            "activity": self.activity,
+            "compressed_bytes": self.compressed_bytes,
+            "inflated_bytes": self.inflated_bytes,
+            "read_s": round(self.read_s, 3),
+            "updated_at": self.updated_at,
         }
 
     @classmethod
@@ -106,6 +141,14 @@ class ObjectCheckpoint:
                 for b in item.get("bad_lines") or ()
                 if isinstance(b, Mapping)
             ),
+            duplicates=int(item.get("duplicates", 0)),
+            capped=int(item.get("capped", 0)),
+            limits=tuple(str(name) for name in item.get("limits") or ()),
+            activity=item.get("activity") or None,
+            compressed_bytes=int(item.get("compressed_bytes", 0)),
+            inflated_bytes=int(item.get("inflated_bytes", 0)),
+            read_s=float(item.get("read_s", 0) or 0),
+            updated_at=item.get("updated_at") or None,
             lease_owner=item.get("lease_owner") or None,
             lease_expires_at=float(item.get("lease_expires_at", 0) or 0),
             attempts=int(item.get("attempts", 0)),
