@@ -267,7 +267,7 @@ def test_compose_worker_commands_are_cli_subcommands() -> None:
 
 def test_compose_runs_the_s3_path_locally() -> None:
     # GIVEN the compose file
-    cli = pytest.importorskip("worker.cli")
+    cli = pytest.importorskip("worker.cli.app")
     services = _compose()["services"]
     # THEN LocalStack runs S3 (the log bucket) and EventBridge (the eventbridge channel)
     # beside SQS, SNS and DynamoDB
