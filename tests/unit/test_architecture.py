@@ -68,7 +68,7 @@ ADAPTERS = (
 PIPELINE = "worker.pipeline"
 DAEMON = "worker.daemon"
 # Above the composition root: they build a worker and run it.
-DAEMON_USERS = ("worker.cli", "worker.demo", "bench", "chaos")
+DAEMON_USERS = ("worker.cli", "worker.demo", "worker.demo_operator", "bench", "chaos")
 
 
 def _within(module: str, prefixes: tuple[str, ...] | frozenset[str]) -> bool:
