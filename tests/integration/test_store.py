@@ -767,7 +767,10 @@ def test_an_event_escalated_by_the_monitor_has_one_severity_and_says_why(store: 
     assert record.severity == 3 and record.severity_change is None
     # WHEN its pattern crosses the threshold and the monitor escalates it to 4
     decision = ESCALATE.model_copy(update={"reason": "pattern pat#y: 7 monitored events (threshold 5)"})
-    assert store.escalate_from_pattern("evt#31", pattern_key="pat#y", decision=decision, incident_id="inc#y#1")
+    escalated_now = store.escalate_from_pattern(
+        "evt#31", pattern_key="pat#y", decision=decision, incident_id="inc#y#1"
+    )
+    assert escalated_now
     # THEN the event has one severity, 4, wherever it is read, and the record says why it
     # is not the analysis's 3
     escalated = store.get("evt#31")
