@@ -414,7 +414,7 @@ class EventProcessor:
                     return not_counted
             log.info("duplicate_acknowledged", status=record.status, attempts=record.attempts)
             self.metrics.count("Duplicates")
-            return Outcome("duplicate", key, status=record.status, severity=_severity(record))
+            return Outcome("duplicate", key, status=record.status, severity=record.severity)
         model_called = degraded = lease_released = False
         try:
             notified = False
@@ -481,7 +481,7 @@ class EventProcessor:
                 model_called=model_called,
                 attempts=record.episode_attempts,
             )
-        severity = _severity(record)
+        severity = record.severity
         log.info(
             "event_processed",
             status=record.status,
@@ -687,10 +687,6 @@ def _local_rules(event: WafEvent, reason: DegradedReason) -> Analysis:
 def _excerpt(body: str) -> str:
     """What a rejection keeps of a body: enough to see what it was and who sent it."""
     return body.encode("utf-8", "replace")[:MAX_EXCERPT_BYTES].decode("utf-8", "replace")
-
-
-def _severity(record: EventRecord) -> int | None:
-    return record.analysis.severity_rating if record.analysis else None
 
 
 def key_of_unparsed(body: str) -> str | None:
