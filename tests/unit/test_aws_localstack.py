@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.worker_harness import fast_settings
-from worker import aws
 from worker.daemon import Clients
+from worker.platform import aws
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ from typing import Any, Protocol
 
 import structlog
 
-from worker import clock
 from worker.errors import ConfigurationError, PermanentError, RetryableError, WorkerError
+from worker.platform import clock
 from worker.ports import BlockRepo, IpSetWriter
 from worker.response.addresses import (
     AddressRefused,

@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-import worker.clock
+import worker.platform.clock
 from worker.response.keys import (
     ACTIVE_COUNT_KEY,
     ACTIVE_INDEX_PK,
@@ -65,7 +65,7 @@ def _record(item: Item) -> BlockRecord:
 
 
 class DynamoBlockRepo(DynamoTable):
-    """``DynamoBlockRepo(table_name, client=None, ttl_days=30, clock=worker.clock.epoch)``;
+    """``DynamoBlockRepo(table_name, client=None, ttl_days=30, clock=worker.platform.clock.epoch)``;
     the table is the store's (``secops setup`` creates it)."""
 
     def __init__(
@@ -74,7 +74,7 @@ class DynamoBlockRepo(DynamoTable):
         *,
         client: Any = None,
         ttl_days: int = 30,
-        clock: Callable[[], float] = worker.clock.epoch,
+        clock: Callable[[], float] = worker.platform.clock.epoch,
     ) -> None:
         super().__init__(table_name, client=client, ttl_days=ttl_days, clock=clock)
 

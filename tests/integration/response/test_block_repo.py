@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import worker.aws
+import worker.platform.aws
 from worker.ports import BlockRepo
 from worker.response.dynamodb import DynamoBlockRepo
 from worker.response.memory import MemoryBlockRepo
@@ -36,7 +36,7 @@ class FakeClock:
 def dynamodb(moto_endpoint: str) -> Iterator[Any]:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-        yield worker.aws.client("dynamodb")
+        yield worker.platform.aws.client("dynamodb")
 
 
 @pytest.fixture
