@@ -91,6 +91,8 @@ def run(records: int, kills: int, seed: int, out: Path) -> dict[str, Any]:
     _environment(kills)
     with embedded_aws() as endpoint:
         os.environ["AWS_ENDPOINT_URL"] = endpoint
+        # `matched`: the invariants are stated for every kept record becoming its event.
+        os.environ["SECOPS_LOG_FILTER"] = "matched"
         settings = Settings(health_file=str(out / "health"))
         clients = Clients.from_settings(settings)
         store = EventStore(settings.table_name, client=clients.dynamodb)

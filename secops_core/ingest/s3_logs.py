@@ -10,9 +10,12 @@ Shapes (docs/architecture.md, "Consumers"):
   holds the WAF record; ``CONTROL_MESSAGE`` ignored), as CloudWatch → Firehose → S3 writes.
 
 Most of a real log is default-action ALLOW with nothing matched. The ``keep`` mode decides
-what becomes an event: ``matched`` (a rule acted or matched, the default), ``blocked``
-(BLOCK, CAPTCHA, CHALLENGE) or ``all``. A line that is certainly default-allow noise is
-counted and skipped on its bytes, before the JSON parse (:func:`certainly_noise`).
+what becomes an event: ``relevant`` (the default: the catalog decides, and what is relevant
+but cannot page is handed out to be counted in its window, docs/architecture.md,
+"Relevance"), ``matched`` (a rule acted or matched, or any label), ``blocked`` (BLOCK,
+CAPTCHA, CHALLENGE) or ``all``. A line that is certainly noise is counted and skipped on
+its bytes, before the JSON parse (:func:`certainly_noise`; in ``relevant`` mode the
+catalog's :meth:`~secops_core.ingest.log_filter.RelevanceFilter.certainly_noise`).
 
 Nothing here stops on bad input: a line that is not JSON, not a WAF record or too large
 is counted with its line number, and a corrupt or truncated gzip stream ends the read with
@@ -33,11 +36,14 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from secops_core.ingest.log_stream import LogStream, ReadLimitReached, open_log_stream
 from secops_core.waf.actions import INTERRUPTING_ACTIONS
 from secops_core.waf.names import DEFAULT_ACTION_RULE
+
+if TYPE_CHECKING:
+    from secops_core.ingest.log_filter import Graded, RelevanceFilter
 
 __all__ = [
     "KEEP_MODES",
@@ -48,13 +54,14 @@ __all__ = [
     "ReadCounts",
     "ReadLimits",
     "certainly_noise",
+    "compact_default_allow",
     "is_waf_record",
     "keep_record",
     "open_log_stream",
 ]
 
-KeepMode = Literal["matched", "blocked", "all"]
-KEEP_MODES: tuple[KeepMode, ...] = ("matched", "blocked", "all")
+KeepMode = Literal["relevant", "matched", "blocked", "all"]
+KEEP_MODES: tuple[KeepMode, ...] = ("relevant", "matched", "blocked", "all")
 Loads = Callable[[bytes | str], Any]
 
 # One readline reads at most this much; a longer line (concatenated records) is framed
@@ -139,6 +146,13 @@ _STR = _NoisePatterns(
 def certainly_noise(raw: bytes | str) -> bool:
     """True only for a compact default-action ALLOW record with no rule or label in it."""
     p = _BYTES if isinstance(raw, bytes) else _STR
+    return p.labels not in raw and compact_default_allow(raw)
+
+
+def compact_default_allow(raw: bytes | str) -> bool:
+    """True only for a compact default-action ALLOW record with no rule in it, whatever
+    its labels (the catalog's filter reads those: secops_core.ingest.log_filter)."""
+    p = _BYTES if isinstance(raw, bytes) else _STR
     # Spelled out rather than looped: this runs on every line of every log object.
     first = raw.find(p.terminating)
     if first < 0 or not raw.startswith(p.default_rule, first) or raw.find(p.terminating, first + 1) >= 0:
@@ -146,7 +160,7 @@ def certainly_noise(raw: bytes | str) -> bool:
     first = raw.find(p.action)
     if first < 0 or not raw.startswith(p.allow, first) or raw.find(p.action, first + 1) >= 0:
         return False
-    return p.labels not in raw and p.escape.search(raw) is None and p.rule_entry.search(raw) is None
+    return p.escape.search(raw) is None and p.rule_entry.search(raw) is None
 
 
 def is_waf_record(record: Any) -> bool:
@@ -181,10 +195,12 @@ def keep_record(record: dict[str, Any], mode: KeepMode) -> bool:
 
 @dataclass(frozen=True)
 class KeptRecord:
-    """A record to turn into an event: its JSON text exactly as the log holds it."""
+    """A record to turn into an event: its JSON text exactly as the log holds it; or, when
+    ``counted`` is set (``relevant`` mode), one to count in its window instead."""
 
     line: int
     body: str
+    counted: Graded | None = None
 
 
 @dataclass(frozen=True)
@@ -197,9 +213,11 @@ class BadLine:
 class ReadCounts:
     """Records read (a CloudWatch envelope counts its log events) and what became of each.
 
-    ``read == kept + skipped + bad + duplicates + capped``: a duplicate is a record to keep
-    identical to one already kept from this object; a capped one is a record to keep past
-    a bound on kept records. ``limits`` names every bound the object reached.
+    ``read == kept + counted + skipped + bad + duplicates + capped``: a counted record is
+    relevant but cannot page, handed out for its window's count, not as an event; a
+    duplicate is a record to keep identical to one already kept from this object; a capped
+    one is a record to keep past a bound on kept records. ``limits`` names every bound the
+    object reached.
     """
 
     read: int = 0
@@ -210,10 +228,12 @@ class ReadCounts:
     duplicates: int = 0
     capped: int = 0
     limits: list[str] = field(default_factory=list)
+    counted: int = 0
 
     def add(self, other: ReadCounts) -> None:
         self.read += other.read
         self.kept += other.kept
+        self.counted += other.counted
         self.skipped += other.skipped
         self.bad += other.bad
         self.duplicates += other.duplicates
@@ -317,9 +337,11 @@ class LogObjectReader:
         limits: ReadLimits | None = None,
         time_budget_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        relevance: RelevanceFilter | None = None,
     ) -> None:
         self.stream = stream
         self.keep = keep
+        self.relevance = relevance if relevance is not None or keep != "relevant" else _relevance_filter()
         self.start_after = start_after
         self.loads = loads
         self.limits = limits or ReadLimits(max_read_s=None)
@@ -390,7 +412,7 @@ class LogObjectReader:
         """One frame: its kept records (committed), a join to start, or None (counted)."""
         if frame.startswith(_BOM):
             frame = frame[3:]
-        if not (split_before or split_after) and self.keep != "all" and certainly_noise(frame):
+        if not (split_before or split_after) and self._noise(frame):
             # Nothing is pending here (no frame yields twice), so count straight in.
             self.counts.read += 1
             self.counts.skipped += 1
@@ -438,7 +460,12 @@ class LogObjectReader:
         if not is_waf_record(value):
             self._pending.note_bad(line, "not_a_waf_record")
             return
-        if not keep_record(value, self.keep):
+        keep, counted = self._decide(value)
+        if counted is not None:
+            self._pending.counted += 1
+            yield KeptRecord(line, "", counted)
+            return
+        if not keep:
             self._pending.skipped += 1
             return
         try:
@@ -463,7 +490,7 @@ class LogObjectReader:
                 self._pending.note_bad(line, "not_a_waf_record")
                 continue
             message = message.removeprefix("\ufeff")
-            if self.keep != "all" and certainly_noise(message):
+            if self._noise(message):
                 self._pending.skipped += 1
                 continue
             try:
@@ -473,10 +500,36 @@ class LogObjectReader:
                 continue
             if not is_waf_record(record):
                 self._pending.note_bad(line, "not_a_waf_record")
-            elif not keep_record(record, self.keep):
+                continue
+            keep, counted = self._decide(record)
+            if counted is not None:
+                self._pending.counted += 1
+                yield KeptRecord(line, "", counted)
+            elif not keep:
                 self._pending.skipped += 1
             elif self._admit(line, message, len(message.encode("utf-8")), kept_here):
                 yield KeptRecord(line, message)
+
+    def _noise(self, raw: bytes | str) -> bool:
+        """Skipped on its bytes: noise the filter of this mode can tell without a parse."""
+        if self.keep == "all":
+            return False
+        if self.relevance is not None:
+            return self.relevance.certainly_noise(raw)
+        return certainly_noise(raw)
+
+    def _decide(self, record: dict[str, Any]) -> tuple[bool, Graded | None]:
+        """(keep as an event, or the catalog's verdict when the record is only counted)."""
+        if self.keep != "relevant" or self.relevance is None:
+            return keep_record(record, self.keep), None
+        graded = self.relevance.grade(record)
+        if graded is None:
+            # Not a record the catalog can grade: sent on, to be rejected with its reason.
+            return True, None
+        relevance = graded.relevance.value
+        if relevance == "counted":
+            return False, graded
+        return relevance == "event", None
 
     def _admit(self, line: int, body: str, size: int, kept_here: list[int] | None) -> bool:
         """Whether a record to keep is handed out: it fits a queue message, is not a copy
@@ -569,6 +622,13 @@ class LogObjectReader:
             self._pending.read += 1
             self._pending.note_bad(line, "truncated_gzip" if isinstance(exc, EOFError) else "corrupt_gzip")
         return None
+
+
+def _relevance_filter() -> RelevanceFilter:
+    """The catalog's filter with the operator's catalog (imported here: it imports us)."""
+    from secops_core.ingest.log_filter import RelevanceFilter
+
+    return RelevanceFilter()
 
 
 def _split_run(data: bytes, ended: bool) -> tuple[list[bytes], bytes | None]:

@@ -22,9 +22,10 @@ DAY = datetime(2026, 11, 29, tzinfo=UTC)
 
 @pytest.fixture
 def env(unique: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
-    settings = fast_settings(unique, tmp_path)
+    settings = fast_settings(unique, tmp_path, log_filter="matched")
     for name in ("queue_name", "dlq_name", "table_name", "critical_topic_name", "monitoring_topic_name"):
         monkeypatch.setenv(f"SECOPS_{name.upper()}", getattr(settings, name))
+    monkeypatch.setenv("SECOPS_LOG_FILTER", "matched")
     made = make_env(settings)
     made.clients.s3.create_bucket(Bucket=f"aws-waf-logs-{unique}")
     return made
