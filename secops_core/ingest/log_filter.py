@@ -9,8 +9,9 @@ catalog would call noise: a default-action ALLOW in WAF's compact form with no r
 it (:func:`secops_core.ingest.s3_logs.compact_default_allow`: each key once, no
 backslash-u escape, every rule list empty), whose labels (if any) are a compact
 ``"labels":[{"name":"…"},…]`` array of labels the catalog calls informational
-(:func:`secops_core.waf.floor.informational_label`, the operator's catalog first). A geo match rule labels every request it inspects, so without
-this most of a real log would need a parse. Anything it cannot read for certain (other
+(:func:`secops_core.waf.floor.informational_label`, the operator's catalog first). A geo
+match rule labels every request it inspects, so without this most of a real log would
+need a parse. Anything it cannot read for certain (other
 spacing, an escape inside a label, ``"labels"`` twice) is parsed and graded instead.
 Quotes inside JSON strings are escaped, so request data cannot forge a pattern.
 """
