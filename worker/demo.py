@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from worker import clock, timeshift
+from worker.demo_operator import first_wave, operator_word
 
 SAMPLES = "events.jsonl"
 
@@ -66,7 +67,8 @@ def run_demo(
         with tempfile.TemporaryDirectory(prefix="secops-demo-") as tmp:
             settings = demo_settings(str(Path(tmp) / "health"), log_level)
             configure_logging(settings.log_level, settings.log_format)
-            summary = _run(settings, load_sample_lines(events_file), console, quiet=as_json)
+            lines = [*load_sample_lines(events_file), *first_wave()]
+            summary = _run(settings, lines, console, quiet=as_json)
         summary["elapsed_s"] = round(time.monotonic() - started, 2)
         if serve:
             from worker.demo_serve import exports
@@ -144,7 +146,10 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
         "critical": _tap(clients, resources.critical_topic_arn, "demo-critical-tap"),
         "monitoring": _tap(clients, resources.monitoring_topic_arn, "demo-monitoring-tap"),
     }
-    step(f"sending {len(lines)} sample messages (both event shapes, a campaign, malformed ones)")
+    step(
+        f"sending {len(lines)} sample messages (both event shapes, a campaign, malformed ones, "
+        "a customer's search tripping a counted rule)"
+    )
     message_ids = []
     for start in range(0, len(lines), 10):
         entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(lines[start : start + 10])]
@@ -183,6 +188,8 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
     from worker.demo_blocks import split_block_notices
 
     split_block_notices(summary)
+    # The customer's incident resolved as a false positive, more searches, secops tune.
+    summary["operator"] = operator_word(worker, incidents)
     return summary
 
 
@@ -384,3 +391,7 @@ def _print_summary(console: Console, s: dict[str, Any]) -> None:
         for r in s["rejected"]:
             rej.add_row(r["where"], r["event_key"][:30], r["reason"] or "?", r["detail"], str(r["receives"]))
         console.print(rej)
+    if "operator" in s:
+        from worker.demo_operator import print_operator
+
+        print_operator(console, s["operator"])

@@ -17,9 +17,12 @@ from botocore.session import get_session
 from botocore.validate import ParamValidator
 
 from secops_core.ingest.normalize import normalize_event
-from tests.fixtures.waf_week import PLANTED, SAFE_TO_BLOCK, log_objects, waf_week
+from tests.fixtures.waf_week import ACL_ARN, PLANTED, SAFE_TO_BLOCK, log_objects, waf_week
 from worker.cli.tune import tune
+from worker.store.aggregates import WindowCount, WindowKey
+from worker.store.memory_aggregates import MemoryWindowCounts
 from worker.suppressions import Scope, Suppression
+from worker.tuning.aggregates import WindowRuleCounts
 from worker.tuning.inputs import ReadTally, logged_events
 from worker.tuning.plot import plot_matches
 from worker.tuning.proposals import propose
@@ -181,3 +184,35 @@ def test_each_kind_of_proposal_validates(
     proposals = [validated(p) for p in propose(finding)]
     assert proposals
     assert [p.problems for p in proposals] == [()] * len(proposals)
+
+
+def test_window_counts_add_matches_but_never_customers(week: list[dict[str, Any]]) -> None:
+    # GIVEN an hour's aggregate of a rule that blocked noise, saved with a log object's checkpoint
+    repo = MemoryWindowCounts(clock=END.timestamp)
+    checkpoint = repo.claim_object("logs", "k", "v", owner="me", lease_s=60)
+    hour = END - timedelta(hours=3)
+    window = WindowCount(
+        key=WindowKey(
+            web_acl=ACL_ARN,
+            rule="AWSManagedRulesAmazonIpReputationList:AWSManagedIPReputationList",
+            action="BLOCK",
+            uri_template="/wp-login.php",
+            hour=hour.strftime("%Y-%m-%dT%H"),
+        ),
+        attack_class="ip_reputation",
+        severity=2,
+        requests=500,
+        distinct_sources=400,
+        segment="k@0",
+    )
+    repo.save_object_counted(checkpoint, [window], owner="me", lease_s=60)
+    # WHEN the report reads the week's events and the aggregates
+    events = (normalize_event(record) for record in week)
+    _, shown = tune(
+        events, since=SINCE, until=END, source="week", counts=WindowRuleCounts(repo), web_acl="shop-prod"
+    )
+    # THEN the rule's matches include the window's requests, its sources and shares do not
+    row = next(r for r in shown["rules"] if r["rule_id"] == "AWSManagedIPReputationList")
+    assert row["matches"] == 530 and row["matches_from_window_counts"] == 500
+    assert row["by_action"] == {"BLOCK": 530} and row["distinct_sources"] == 30
+    assert shown["rules"][0]["rule"] == PLANTED

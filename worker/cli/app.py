@@ -15,6 +15,7 @@ from worker.cli import (
     health,
     incidents,
     monitor,
+    put_log,
     rules,
     run,
     send,
@@ -43,6 +44,7 @@ COMMAND_GROUPS = (
     dlq,
     rules,
     backfill,
+    put_log,
 )
 
 

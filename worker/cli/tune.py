@@ -55,7 +55,9 @@ def register(sub: Subparsers) -> None:
 def cmd_tune(args: argparse.Namespace) -> int:
     from worker import clock
     from worker.daemon import Clients
+    from worker.store import EventStore
     from worker.suppressions.dynamodb import DynamoSuppressionRepo
+    from worker.tuning.aggregates import WindowRuleCounts
     from worker.tuning.history import DynamoEventHistory
     from worker.tuning.inputs import ReadTally, logged_events, stored_events
 
@@ -64,6 +66,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     since = until - timedelta(seconds=args.since)
     clients = Clients.from_settings(settings)
     tally = ReadTally()
+    counts: RuleCounts | None = None
     if args.from_s3:
         from secops_core.ingest.s3_layout import parse_s3_uri
 
@@ -82,9 +85,17 @@ def cmd_tune(args: argparse.Namespace) -> int:
         history = DynamoEventHistory(settings.table_name, client=clients.dynamodb)
         events = stored_events(history, since=since, until=until, tally=tally)
         source = f"table {settings.table_name}"
+        # What ingestion counted per window instead of storing (relevant, never paging).
+        counts = WindowRuleCounts(EventStore(settings.table_name, client=clients.dynamodb))
     suppressions = DynamoSuppressionRepo(settings.table_name, client=clients.dynamodb).list()
     report, view = tune(
-        events, since=since, until=until, source=source, web_acl=args.web_acl, suppressions=suppressions
+        events,
+        since=since,
+        until=until,
+        source=source,
+        web_acl=args.web_acl,
+        suppressions=suppressions,
+        counts=counts,
     )
     view["records_read"], view["unreadable"] = tally.records, tally.unreadable
     if not args.no_plot:

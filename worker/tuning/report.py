@@ -110,6 +110,7 @@ class RuleCount:
     count: int
     uri_template: str | None = None
     host: str | None = None
+    web_acl: str | None = None
 
 
 @dataclass
@@ -176,6 +177,8 @@ class RuleFinding:
             "attack_class": self.attack_class,
             "label": self.label,
             "matches": stats.matches,
+            # Of those, known only from per-window aggregates (no source behind them).
+            "matches_from_window_counts": stats.counted_only,
             "by_action": dict(sorted(stats.by_action.items())),
             "distinct_sources": len(stats.sources),
             "clean_source_share": round(self.clean_share, 3),
@@ -222,6 +225,9 @@ class ReportBuilder:
         self._rules: dict[RuleId, RuleStats] = {}
         self._sources: defaultdict[str, _Source] = defaultdict(_Source)
         self.requests = 0
+
+    def _in_acl(self, web_acl: str | None) -> bool:
+        return self.web_acl is None or self.web_acl in {web_acl or "", web_acl_name(web_acl)}
 
     def _stats(self, rule: RuleId) -> RuleStats:
         stats = self._rules.get(rule)
@@ -271,7 +277,7 @@ class ReportBuilder:
     def add_counts(self, counts: Iterable[RuleCount]) -> None:
         """Window counts (no requests behind them): matches, actions, paths and time only."""
         for count in counts:
-            if not self.since <= count.window_start <= self.until:
+            if not self.since <= count.window_start <= self.until or not self._in_acl(count.web_acl):
                 continue
             stats = self._stats(count.rule)
             stats.matches += count.count
