@@ -6,7 +6,7 @@ by :func:`secops_core.waf.relevance.relevance`, the same catalog that grades the
 
 The byte fast path (:meth:`RelevanceFilter.certainly_noise`) may only skip what the
 catalog would call noise: a default-action ALLOW in WAF's compact form with no rule in
-it (:func:`secops_core.ingest.s3_logs.compact_default_allow`: each key once, no
+it (:func:`secops_core.ingest.log_bytes.compact_default_allow`: each key once, no
 backslash-u escape, every rule list empty), whose labels (if any) are a compact
 ``"labels":[{"name":"…"},…]`` array of labels the catalog calls informational
 (:func:`secops_core.waf.floor.informational_label`, the operator's catalog first). A geo
@@ -24,8 +24,8 @@ from typing import Any
 
 from secops_core.contract import WafEvent
 from secops_core.errors import ContractError
+from secops_core.ingest.log_bytes import compact_default_allow
 from secops_core.ingest.normalize import normalize_event
-from secops_core.ingest.s3_logs import compact_default_allow
 from secops_core.waf.floor import informational_label
 from secops_core.waf.operator import OperatorCatalog, active_operator_catalog
 from secops_core.waf.relevance import Relevance, Verdict, relevance

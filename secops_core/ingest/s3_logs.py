@@ -36,14 +36,13 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, Any, Literal
 
+from secops_core.ingest.log_bytes import certainly_noise, compact_default_allow
+from secops_core.ingest.log_filter import Graded, RelevanceFilter
 from secops_core.ingest.log_stream import LogStream, ReadLimitReached, open_log_stream
 from secops_core.waf.actions import INTERRUPTING_ACTIONS
 from secops_core.waf.names import DEFAULT_ACTION_RULE
-
-if TYPE_CHECKING:
-    from secops_core.ingest.log_filter import Graded, RelevanceFilter
 
 __all__ = [
     "KEEP_MODES",
@@ -97,70 +96,6 @@ class ReadLimits:
     max_kept_per_envelope: int | None = 10_000
     # What one queue message can carry, less room for its attributes.
     max_kept_record_bytes: int = 128 * 1024
-
-
-# ---- the byte prefilter -------------------------------------------------------------------
-
-# A record is certainly default-allow noise when its bytes are in WAF's compact form and
-# hold the default action's ALLOW and no trace of any rule. The form is checked, never
-# assumed: ``terminatingRuleId`` and ``action`` each once (a duplicate key would let the
-# parse take another value), no ``\u`` escape anywhere (it could spell a key), no labels,
-# and every rule list or rule entry (keys ending ``Rule``, ``Rules``, ``RuleList``) empty
-# or null. Anything else, spacing included, means a full parse, never a wrong skip. Quotes
-# inside a JSON string are escaped, so request data (URI, headers, args) cannot forge any
-# of these patterns.
-_TERMINATING = '"terminatingRuleId":'
-_DEFAULT_RULE = _TERMINATING + '"' + DEFAULT_ACTION_RULE + '"'
-_ACTION = '"action":'
-_ALLOW = _ACTION + '"ALLOW"'
-_LABELS = '"labels"'
-_RULE_ENTRY = r'Rule(?:s|List)?":(?!\[\]|null)'
-_ESCAPE = r"\\u"
-
-
-@dataclass(frozen=True)
-class _NoisePatterns:
-    terminating: Any
-    default_rule: Any
-    action: Any
-    allow: Any
-    labels: Any
-    rule_entry: re.Pattern[Any]
-    escape: re.Pattern[Any]
-
-
-_BYTES = _NoisePatterns(
-    _TERMINATING.encode(),
-    _DEFAULT_RULE.encode(),
-    _ACTION.encode(),
-    _ALLOW.encode(),
-    _LABELS.encode(),
-    re.compile(_RULE_ENTRY.encode()),
-    re.compile(_ESCAPE.encode()),
-)
-_STR = _NoisePatterns(
-    _TERMINATING, _DEFAULT_RULE, _ACTION, _ALLOW, _LABELS, re.compile(_RULE_ENTRY), re.compile(_ESCAPE)
-)
-
-
-def certainly_noise(raw: bytes | str) -> bool:
-    """True only for a compact default-action ALLOW record with no rule or label in it."""
-    p = _BYTES if isinstance(raw, bytes) else _STR
-    return p.labels not in raw and compact_default_allow(raw)
-
-
-def compact_default_allow(raw: bytes | str) -> bool:
-    """True only for a compact default-action ALLOW record with no rule in it, whatever
-    its labels (the catalog's filter reads those: secops_core.ingest.log_filter)."""
-    p = _BYTES if isinstance(raw, bytes) else _STR
-    # Spelled out rather than looped: this runs on every line of every log object.
-    first = raw.find(p.terminating)
-    if first < 0 or not raw.startswith(p.default_rule, first) or raw.find(p.terminating, first + 1) >= 0:
-        return False
-    first = raw.find(p.action)
-    if first < 0 or not raw.startswith(p.allow, first) or raw.find(p.action, first + 1) >= 0:
-        return False
-    return p.escape.search(raw) is None and p.rule_entry.search(raw) is None
 
 
 def is_waf_record(record: Any) -> bool:
@@ -341,7 +276,7 @@ class LogObjectReader:
     ) -> None:
         self.stream = stream
         self.keep = keep
-        self.relevance = relevance if relevance is not None or keep != "relevant" else _relevance_filter()
+        self.relevance = relevance if relevance is not None or keep != "relevant" else RelevanceFilter()
         self.start_after = start_after
         self.loads = loads
         self.limits = limits or ReadLimits(max_read_s=None)
@@ -622,13 +557,6 @@ class LogObjectReader:
             self._pending.read += 1
             self._pending.note_bad(line, "truncated_gzip" if isinstance(exc, EOFError) else "corrupt_gzip")
         return None
-
-
-def _relevance_filter() -> RelevanceFilter:
-    """The catalog's filter with the operator's catalog (imported here: it imports us)."""
-    from secops_core.ingest.log_filter import RelevanceFilter
-
-    return RelevanceFilter()
 
 
 def _split_run(data: bytes, ended: bool) -> tuple[list[bytes], bytes | None]:
