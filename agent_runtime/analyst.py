@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent_runtime.prompt_safety import SYSTEM_PROMPT, build_analysis_prompt
 from agent_runtime.providers import DEFAULT_CALL_BUDGET, ProviderConfig, build_model, model_id_of
@@ -43,36 +43,35 @@ RETRY_CAP_S = 4.0
 SEVERITY_MIN, SEVERITY_MAX = 0, 5
 
 
+def _without_titles(schema: dict[str, Any]) -> None:
+    """Pydantic titles repeat the field names ("Severity Rating"): tokens the model does
+    not need on every call (docs/architecture.md, "Model economy")."""
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+        # Empty text fails validation anyway (and the model is asked again).
+        prop.pop("minLength", None)
+
+
 class SecurityAssessment(BaseModel):
-    """The security analyst's assessment of one AWS WAF event."""
+    """Assessment of one AWS WAF event."""
+
+    model_config = ConfigDict(json_schema_extra=_without_titles)
 
     # The schema tells the model 0-5, but an out-of-range integer is accepted and clamped
     # by the analyst (recorded as clamped): a model saying 9 tries to *raise* the
     # severity, and rejecting that would cost a turn or drop the answer.
     severity_rating: int = Field(
-        description=(
-            "Severity from 0 (benign) to 5 (remote code execution reached the application), "
-            "never below the deterministic floor given in the prompt."
-        ),
+        description="0-5, never below the floor.",
         json_schema_extra={"minimum": SEVERITY_MIN, "maximum": SEVERITY_MAX},
     )
     security_analysis: str = Field(
         min_length=1,
-        description=(
-            "Two to five plain sentences for an operator: what the request tried, whether it "
-            "reached the application, and why the severity is what it is."
-        ),
+        description="2-5 sentences: what it tried, whether it reached the app, why this severity.",
     )
-    follow_up_suggestion: str = Field(
-        min_length=1,
-        description="Concrete next steps for the operator, in one to three sentences.",
-    )
+    follow_up_suggestion: str = Field(min_length=1, description="1-3 sentences of concrete next steps.")
     attack_type: str = Field(
-        min_length=1,
-        description=(
-            "Short name of the attack, e.g. 'SQL injection', 'Cross-site scripting', "
-            "'Log4j remote code execution', 'Bot traffic', or 'None' when benign."
-        ),
+        min_length=1, description="Short attack name, e.g. 'SQL injection'; 'None' if benign."
     )
 
     # Operators read these fields, so they are cleaned while validating: a field that is

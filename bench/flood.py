@@ -54,7 +54,7 @@ TARGETS = {
 
 _FLOOR = re.compile(r"Deterministic severity floor: (\d)")
 _CLASS = re.compile(r'Floor attack class: "([^"]*)"')
-_FIELD = r'"{name}": "([^"]*)"'
+_FIELD = r'"{name}": ?"([^"]*)"'
 _SENSITIVE_PATHS = ("/login", "/admin")
 
 

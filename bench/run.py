@@ -646,7 +646,7 @@ def machine() -> dict[str, Any]:
 
 
 # `s3` (WAF log files from S3) is run by bench/s3.py, alone.
-SCENARIOS = ("all", "sweep", "flood", "s3")
+SCENARIOS = ("all", "sweep", "flood", "s3", "day")
 
 
 def run_bench(
@@ -954,7 +954,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--scenario",
         choices=SCENARIOS,
         default="all",
-        help="the throughput sweep, the flood of issue 13, both (default), or s3 (see bench/s3.py)",
+        help="the throughput sweep, the flood of issue 13, both (default), "
+        "s3 (bench/s3.py) or day (bench/day.py)",
     )
     flood = FloodConfig()
     parser.add_argument(
@@ -979,13 +980,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _keep_s3(output: Path, results: dict[str, Any]) -> None:
-    """Carry over the s3 scenario's figures, which bench/s3.py writes into the same file."""
+    """Carry over the s3 and day scenarios' figures, which bench/s3.py and bench/day.py
+    write into the same file."""
     try:
         previous = json.loads(output.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
-    if isinstance(previous, dict) and "s3" in previous:
-        results["s3"] = previous["s3"]
+    for name in ("s3", "day"):
+        if isinstance(previous, dict) and name in previous:
+            results[name] = previous[name]
 
 
 def _scenario_flag() -> argparse.ArgumentParser:
@@ -1002,6 +1005,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench import s3  # WAF log files from S3: a scenario module of its own
 
         return s3.main(raw)
+    if chosen.scenario == "day":
+        from bench import day  # a day of one web ACL's logs through the whole path
+
+        return day.main(raw)
     args = parse_args(argv)
     config = BenchConfig(
         events=args.events,

@@ -52,6 +52,7 @@ DYNAMODB_OPERATIONS = frozenset(
 # (code, HTTP status) pairs the services really return for "not now".
 SNS_FAULTS = (("Throttling", 400), ("InternalError", 500))
 DYNAMODB_FAULTS = (("ProvisionedThroughputExceededException", 400), ("InternalServerError", 500))
+WAFV2_FAULTS = (("WAFOptimisticLockException", 400),)
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,24 @@ class FaultRates:
     runtime_timeout: float = 0.0
     sns: float = 0.0
     dynamodb: float = 0.0
+    # UpdateIPSet losing its LockToken, as when people and replicas edit one set.
+    wafv2_lock: float = 0.0
 
     @classmethod
     def from_rate(cls, rate: float) -> FaultRates:
-        """The run's single knob: timeouts at half the rate, as they cost a read timeout each."""
-        return cls(runtime_error=rate, runtime_timeout=rate / 2, sns=rate, dynamodb=rate)
+        """The run's single knob: timeouts at half the rate, as they cost a read timeout
+        each; lost IP set locks at six times it (a storm the editor must ride out)."""
+        return cls(
+            runtime_error=rate,
+            runtime_timeout=rate / 2,
+            sns=rate,
+            dynamodb=rate,
+            wafv2_lock=min(0.45, rate * 6),
+        )
 
     @property
     def any(self) -> bool:
-        return any((self.runtime_error, self.runtime_timeout, self.sns, self.dynamodb))
+        return any((self.runtime_error, self.runtime_timeout, self.sns, self.dynamodb, self.wafv2_lock))
 
 
 class FaultInjector:
@@ -112,7 +122,8 @@ class FaultInjector:
 
 
 def install_aws_faults(clients: Any, injector: FaultInjector) -> None:
-    """Hook SNS Publish and DynamoDB's data-plane calls of ``clients`` (a ``Clients``)."""
+    """Hook SNS Publish, DynamoDB's data-plane calls and WAFv2 UpdateIPSet of ``clients``
+    (a ``Clients``)."""
 
     def sns_publish(model: Any, **_: Any) -> None:
         fault = injector.aws_fault(injector.rates.sns, SNS_FAULTS)
@@ -126,6 +137,13 @@ def install_aws_faults(clients: Any, injector: FaultInjector) -> None:
         if fault is not None:
             _raise(injector, "dynamodb", model.name, *fault)
 
+    def wafv2_update(model: Any, **_: Any) -> None:
+        fault = injector.aws_fault(injector.rates.wafv2_lock, WAFV2_FAULTS)
+        if fault is not None:
+            _raise(injector, "wafv2", model.name, *fault)
+
+    if injector.rates.wafv2_lock and getattr(clients, "wafv2", None) is not None:
+        clients.wafv2.meta.events.register("before-call.wafv2.UpdateIPSet", wafv2_update)
     if injector.rates.sns:
         clients.sns.meta.events.register("before-call.sns.Publish", sns_publish)
     if injector.rates.dynamodb:

@@ -71,6 +71,29 @@ class RunData:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def block_invariants(blocks: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The response actions' invariants from :func:`chaos.blocks.check_blocks`."""
+    return {
+        "blocks_no_address_blocked_twice": _check(
+            not blocks["blocked_twice_count"], blocks["blocked_twice_count"], blocks["blocked_twice"]
+        ),
+        "blocks_no_allowlisted_address_written": _check(
+            not blocks["allowlisted_written_count"],
+            blocks["allowlisted_written_count"],
+            blocks["allowlisted_written"],
+        ),
+        "blocks_none_outlived_expiry": _check(
+            not blocks["outlived_expiry_count"], blocks["outlived_expiry_count"], blocks["outlived_expiry"]
+        ),
+        "blocks_audited_with_incident": _check(
+            not blocks["without_audit_or_incident_count"],
+            blocks["without_audit_or_incident_count"],
+            blocks["without_audit_or_incident"],
+        ),
+        "blocks_hourly_cap_held": _check(not blocks["hourly_cap_exceeded"], blocks["hourly_cap_exceeded"]),
+    }
+
+
 def epoch(iso: str | None) -> float | None:
     return epoch_of(iso) if iso else None
 
@@ -174,6 +197,8 @@ class Checker:
                 not monitor["more_than_once"], len(monitor["more_than_once"]), monitor["more_than_once"]
             ),
         }
+        if "blocks" in d.extra:
+            invariants.update(block_invariants(d.extra["blocks"]))
         if d.sigterm is not None:
             s = d.sigterm
             stopped = s.get("run_worker_returned_after_s")
@@ -195,6 +220,7 @@ class Checker:
             },
             "terminal": sum(statuses[s] for s in OK_TERMINAL),
             "by_status": dict(sorted(statuses.items())),
+            "blocks": d.extra["blocks"]["summary"] if "blocks" in d.extra else None,
             "dlq": dlq,
             "lost": len(lost),
             "model_calls": {k: v for k, v in model.items() if k != "after_saved"}

@@ -39,6 +39,8 @@ from boto3.dynamodb.types import TypeDeserializer
 from rich.console import Console
 from rich.table import Table
 
+from chaos.blocks import BlockWatch, check_blocks
+from chaos.blocks import worker_settings as block_settings
 from chaos.evidence import read_evidence, read_evidence_of
 from chaos.fleet import Fleet, WorkerProcess
 from chaos.invariants import (
@@ -273,6 +275,10 @@ class ChaosRun:
         self.resources, _ = setup_resources(
             self.settings, sqs=self.clients.sqs, sns=self.clients.sns, store=store
         )
+        # Response actions on: the escalated sources go into this IP set (chaos/blocks.py).
+        from worker import aws
+
+        self.blocks = BlockWatch.create(aws.client("wafv2", region="us-east-1"))
         self.taps = {
             "critical": self._tap(self.resources.critical_topic_arn, "chaos-critical-tap"),
             "monitoring": self._tap(self.resources.monitoring_topic_arn, "chaos-monitoring-tap"),
@@ -285,7 +291,11 @@ class ChaosRun:
         for directory in ("evidence", "logs"):
             (config.out / directory).mkdir(parents=True, exist_ok=True)
         self.fleet = Fleet(
-            env={**aws_environment(endpoint), **worker_settings(config, resources)},
+            env={
+                **aws_environment(endpoint),
+                **worker_settings(config, resources),
+                **block_settings(self.blocks.ip_set),
+            },
             evidence_dir=config.out / "evidence",
             logs_dir=config.out / "logs",
             fault_env={
@@ -331,6 +341,7 @@ class ChaosRun:
         next_progress = PROGRESS_EVERY_S
         while (elapsed := time.monotonic() - start) < config.duration_s or state.pending or state.actions:
             self._send_due(state, elapsed)
+            self.blocks.observe()
             self._act(state, elapsed)
             self._reap(state, elapsed)
             for when, slot in [r for r in state.restarts if r[0] <= elapsed]:
@@ -525,9 +536,11 @@ class ChaosRun:
         quiet = 0
         quiet_since: float | None = None
         settled = False
+        self.blocks_settled = False
         next_progress = 0.0
-        while time.monotonic() - start < self.config.drain_limit_s and not settled:
+        while time.monotonic() - start < self.config.drain_limit_s and not (settled and self.blocks_settled):
             self.fleet.reap()
+            self.blocks.observe()
             if not handed_over and all(self.fleet.started(p) or not p.alive for p in drainers):
                 # The faulty workers keep consuming until the fault-free ones are up.
                 for process in self.fleet.live(faults=True):
@@ -542,7 +555,10 @@ class ChaosRun:
                 if quiet_since is None:
                     quiet_since = time.time()
                     console.log("queue drained; waiting for one fault-free monitor slot")
-                settled = self._slot_completed_since(quiet_since)
+                settled = settled or self._slot_completed_since(quiet_since)
+                # Every block expires within the run: the drain waits for the last one
+                # to be taken out, so its expiry is checked too.
+                self.blocks_settled = settled and self.blocks.in_force(self._scan) == 0
             else:
                 quiet_since = None
             if time.monotonic() - start >= next_progress:
@@ -550,6 +566,7 @@ class ChaosRun:
                 self._progress(f"drain {time.monotonic() - start:5.0f}s")
             time.sleep(1.0)
         drained = quiet >= QUIET_POLLS
+        self.blocks.observe(force=True)
         elapsed = time.monotonic() - start
         console.log(
             f"drain {'complete' if drained else '[red]INCOMPLETE[/]'}, monitor "
@@ -579,6 +596,9 @@ class ChaosRun:
             for m in self._read_all(str(self.resources.dlq_url))
         ]
         left = sum(self._queue_counts(self.resources.queue_url))
+        blocks = check_blocks(
+            items, self.blocks.observations, ip_set_id=self.blocks.ip_set.id, settled=self.blocks_settled
+        )
         return RunData(
             plan=self.plan,
             sent=self.sent,
@@ -593,6 +613,7 @@ class ChaosRun:
             drained=drained,
             monitor_settled=settled,
             t0=self.t0,
+            extra={"blocks": blocks},
         )
 
     def log_errors(self) -> dict[str, Any]:

@@ -50,6 +50,9 @@ class Clients:
     dynamodb: Any
     # Reads WAF log files named by S3 notifications on the events queue.
     s3: Any = None
+    # Writes the block IP sets (response actions) in the worker's region; a CLOUDFRONT
+    # set elsewhere gets its own client (worker.response.factory).
+    wafv2: Any = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Clients:
@@ -69,6 +72,7 @@ class Clients:
             sns=aws.client("sns", session=session, max_pool_connections=pool, localstack=local),
             dynamodb=aws.client("dynamodb", session=session, max_pool_connections=pool, localstack=local),
             s3=aws.client("s3", session=session, max_pool_connections=pool, localstack=local),
+            wafv2=aws.client("wafv2", session=session, localstack=local),
         )
 
 
@@ -130,6 +134,7 @@ def build_worker(
     blocker = build_blocker(
         settings,
         dynamodb=clients.dynamodb,
+        wafv2=clients.wafv2,
         listener=build_block_announcer(
             settings, sns_client=clients.sns, resources=resources, metrics=metrics
         ),

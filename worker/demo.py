@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from worker import clock, timeshift
+from worker.demo_operator import first_wave, operator_word
 
 SAMPLES = "events.jsonl"
 
@@ -66,7 +67,8 @@ def run_demo(
         with tempfile.TemporaryDirectory(prefix="secops-demo-") as tmp:
             settings = demo_settings(str(Path(tmp) / "health"), log_level)
             configure_logging(settings.log_level, settings.log_format)
-            summary = _run(settings, load_sample_lines(events_file), console, quiet=as_json)
+            lines = [*load_sample_lines(events_file), *first_wave()]
+            summary = _run(settings, lines, console, quiet=as_json)
         summary["elapsed_s"] = round(time.monotonic() - started, 2)
         if serve:
             from worker.demo_serve import exports
@@ -136,11 +138,18 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
     resources, _ = setup_resources(settings, sqs=clients.sqs, sns=clients.sns, store=store, events=events)
     step("enabling Security Hub, routing the bus to a queue, tapping the chat topic (to read them back)")
     channel_taps = connect_channels(settings, clients, resources, events)
+    from worker.demo_blocks import blocks_summary, with_ip_sets
+
+    step("creating the block IP sets in WAFv2 and turning the response policy on")
+    settings = with_ip_sets(settings)
     taps = {
         "critical": _tap(clients, resources.critical_topic_arn, "demo-critical-tap"),
         "monitoring": _tap(clients, resources.monitoring_topic_arn, "demo-monitoring-tap"),
     }
-    step(f"sending {len(lines)} sample messages (both event shapes, a campaign, malformed ones)")
+    step(
+        f"sending {len(lines)} sample messages (both event shapes, a campaign, malformed ones, "
+        "a customer's search tripping a counted rule)"
+    )
     message_ids = []
     for start in range(0, len(lines), 10):
         entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(lines[start : start + 10])]
@@ -166,12 +175,21 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
     notifications = {name: _drain(clients.sqs, url) for name, url in taps.items()}
     dlq = _drain(clients.sqs, resources.dlq_url, peek=True) if resources.dlq_url else []
     incidents = _incidents(settings, clients)
+    step("running the block expiry pass as if the block period were over")
+    blocks = blocks_summary(worker, incidents)
+    notifications = {name: [*notifications[name], *_drain(clients.sqs, url)] for name, url in taps.items()}
     summary = _summarize(
         records, outcomes, notifications, dlq, monitor, len(message_ids), incidents=incidents
     )
+    summary["blocks"] = blocks
     summary["log_file"] = log_file_summary(store, log_file)
     summary["channels"] = list(settings.enabled_channels)
     summary.update(read_channels(clients.sqs, channel_taps, incident_order=[i.id for i in incidents]))
+    from worker.demo_blocks import split_block_notices
+
+    split_block_notices(summary)
+    # The customer's incident resolved as a false positive, more searches, secops tune.
+    summary["operator"] = operator_word(worker, incidents)
     return summary
 
 
@@ -361,8 +379,10 @@ def _print_summary(console: Console, s: dict[str, Any]) -> None:
         for subject in subjects:
             note.add_row(topic, subject)
     console.print(note)
+    from worker.demo_blocks import print_blocks
     from worker.demo_channels import print_channels
 
+    print_blocks(console, s["blocks"])
     print_channels(console, s)
     if s["rejected"]:
         rej = Table(title="Rejected messages", title_justify="left")
@@ -371,3 +391,7 @@ def _print_summary(console: Console, s: dict[str, Any]) -> None:
         for r in s["rejected"]:
             rej.add_row(r["where"], r["event_key"][:30], r["reason"] or "?", r["detail"], str(r["receives"]))
         console.print(rej)
+    if "operator" in s:
+        from worker.demo_operator import print_operator
+
+        print_operator(console, s["operator"])

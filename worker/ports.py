@@ -36,6 +36,7 @@ from worker.response.records import (
     IpSetChange,
     IpSetRef,
 )
+from worker.store.aggregates import WindowCount
 from worker.store.checkpoints import ObjectCheckpoint
 from worker.store.records import Decided, EventRecord, PatternRecord, SavedAnalysis
 from worker.suppressions.model import EndHow, Suppression, SuppressionMatch
@@ -228,6 +229,31 @@ class CheckpointRepo(Protocol):
     def get_object(self, bucket: str, key: str, version: str) -> ObjectCheckpoint | None: ...
 
 
+class WindowCountRepo(Protocol):
+    """Per-window aggregates of counted log records (docs/architecture.md, "Relevance").
+
+    ``save_object_counted`` stores an object's checkpoint and the window counts of its
+    current segment in one atomic step, with the rules of ``CheckpointRepo.save_object``
+    (only while the lease is ours, else :class:`~worker.errors.RetryableError`
+    ``lease_lost``, and then neither is stored); at most
+    :data:`~worker.store.aggregates.MAX_COUNTS_PER_SAVE` counts at a time.
+    ``window_counts`` reads the windows from ``since`` to ``until`` merged per key.
+    """
+
+    def save_object_counted(
+        self,
+        checkpoint: ObjectCheckpoint,
+        counts: Sequence[WindowCount],
+        *,
+        owner: str,
+        lease_s: int,
+        complete: bool = False,
+        release: bool = False,
+    ) -> ObjectCheckpoint: ...
+
+    def window_counts(self, *, since: datetime, until: datetime) -> list[WindowCount]: ...
+
+
 class IncidentJoin(Protocol):
     """Where escalated events become incidents (:class:`worker.incidents.IncidentJoiner`):
     a thread-safe group commit over an :class:`IncidentRepo`.
@@ -242,6 +268,15 @@ class IncidentJoin(Protocol):
     def join(self, contribution: Contribution) -> EventJoin:
         """Count one event in its incident (once, however often it comes); the answer
         carries the milestones this caller must claim and notify."""
+        ...
+
+
+class EventHistory(Protocol):
+    """Stored events by event time, for reports that look back (suppression previews,
+    the tuning report): a full read of the table, never on the pipeline's path."""
+
+    def iter_events(self, *, since: datetime, until: datetime) -> Iterator[EventRecord]:
+        """Every stored event with event time in [since, until], in no particular order."""
         ...
 
 

@@ -42,16 +42,22 @@ def setup_resources(
     store: Any,
     s3: Any = None,
     log_bucket: str | None = None,
+    create_bucket: bool = False,
     events: Any = None,
 ) -> tuple[Resources, dict[str, str]]:
     """Create the queue and DLQ (with redrive), topics, table and index. Idempotent.
 
     With ``log_bucket`` (and an ``s3`` client), that bucket's new objects are notified to
-    the queue too (:func:`connect_log_bucket`). With an ``events`` client (the
+    the queue too (:func:`connect_log_bucket`). The bucket is checked first
+    (:func:`check_log_bucket`; created when missing only with ``create_bucket``), so a
+    missing one raises :class:`ResourceError` before anything was changed. With an ``events`` client (the
     EventBridge channel is enabled), its bus too (:func:`ensure_event_bus`). Returns the
     resources and, per resource, ``created``, ``exists`` or what was configured.
     """
     report: dict[str, str] = {}
+    if log_bucket:
+        # Before anything is created or changed: a missing bucket changes nothing.
+        report[f"s3://{log_bucket}"] = check_log_bucket(s3, log_bucket, create=create_bucket)
     dlq_url, report[settings.dlq_name] = _ensure_queue(
         sqs, settings.dlq_name, {"MessageRetentionPeriod": str(DLQ_RETENTION_S)}
     )
@@ -94,7 +100,9 @@ def setup_resources(
         chat_topic_arn=topics.get(settings.chat_topic_name),
     )
     if log_bucket:
-        report[f"s3://{log_bucket}"] = connect_log_bucket(s3, sqs, bucket=log_bucket, queue_url=queue_url)
+        connected = connect_log_bucket(s3, sqs, bucket=log_bucket, queue_url=queue_url)
+        checked = report[f"s3://{log_bucket}"]
+        report[f"s3://{log_bucket}"] = f"{checked}, {connected}" if checked == "created" else connected
     if events is not None:
         report[f"event bus {settings.eventbridge_bus}"] = ensure_event_bus(events, settings.eventbridge_bus)
     log.info("resources_ready", **report)
@@ -106,6 +114,43 @@ def setup_resources(
 LOG_NOTIFICATION_ID = "secops-waf-logs"
 # WAF's S3 logging writes under AWSLogs/; Firehose prefixes are the operator's choice.
 LOG_PREFIX = "AWSLogs/"
+
+
+# What S3 answers for a bucket that does not exist, and for one these credentials may
+# not see (another account's, or no s3:ListBucket on it).
+_NO_BUCKET = frozenset({"404", "NoSuchBucket", "NotFound"})
+_BUCKET_DENIED = frozenset({"403", "AccessDenied", "Forbidden"})
+
+
+def check_log_bucket(s3: Any, bucket: str, *, create: bool = False) -> str:
+    """``exists`` if ``bucket`` is there and ours to configure, ``created`` if it was
+    missing and ``create`` made it; else :class:`ResourceError` naming the bucket, with
+    nothing changed."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return "exists"
+    except ClientError as exc:
+        code = _code(exc)
+        if code in _BUCKET_DENIED:
+            raise ResourceError(
+                f"the log bucket {bucket!r} is not reachable with these credentials (another "
+                "account's bucket, or s3:ListBucket is missing); nothing was changed"
+            ) from None
+        if code not in _NO_BUCKET:
+            raise
+    if not create:
+        raise ResourceError(
+            f"the log bucket {bucket!r} does not exist: create it (WAF logs to buckets named "
+            f"aws-waf-logs-*), or run `secops setup --log-bucket {bucket} --create-bucket`; "
+            "nothing was changed"
+        )
+    region = s3.meta.region_name
+    if region and region != "us-east-1":
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+    else:
+        s3.create_bucket(Bucket=bucket)
+    log.info("log_bucket_created", bucket=bucket)
+    return "created"
 
 
 def connect_log_bucket(s3: Any, sqs: Any, *, bucket: str, queue_url: str, prefix: str = LOG_PREFIX) -> str:

@@ -221,10 +221,10 @@ class Settings(CommonSettings):
     response_min_events: int = Field(default=0, ge=0)
     response_min_rate_per_min: float = Field(default=0.0, ge=0)
     # The block period, and how it grows for a network blocked again within the window.
-    response_duration_s: int = Field(default=14400, ge=60)
+    response_duration_s: int = Field(default=14400, ge=10)
     response_repeat_window_s: int = Field(default=86400, ge=0)
     response_repeat_factor: float = Field(default=2.0, ge=1.0)
-    response_max_duration_s: int = Field(default=604800, ge=60)
+    response_max_duration_s: int = Field(default=604800, ge=10)
     # Guards: blocks opened per clock hour, and blocks in force at once (all sets).
     response_max_per_hour: int = Field(default=50, ge=1)
     response_max_total: int = Field(default=1000, ge=1)

@@ -348,7 +348,9 @@ CLASSES: dict[str, AttackClass] = {
             "login_anomaly", "Login anomaly", 1, 2, "fraud", "ATP SignalMissingCredential, TokenRejected"
         ),
         AttackClass("bot_targeted", "Targeted bot", 1, 2, "bot", "Bot Control TGT_* (coordinated sessions)"),
-        AttackClass("bot", "Bot traffic", 1, 1, "bot", "Bot Control Category*, bot:category:*"),
+        AttackClass(
+            "bot", "Bot traffic", 1, 1, "bot", "Bot Control Category* rules (their labels alone are identity)"
+        ),
         AttackClass(
             "bot_signal",
             "Bot signal",
@@ -585,13 +587,19 @@ INFORMATIONAL = ""
 # A scoped rule id of the namespace's group (``acfp:AutomatedBrowser``) is tried
 # before the namespace's catch-all (the entry with an empty prefix).
 LABEL_PATTERNS: tuple[tuple[str, str, str], ...] = (
-    # Bot Control: verified bots and bot names are identity, not a finding.
+    # Bot Control: a bot's identity is not a finding. It labels every bot it recognizes
+    # with its category and name, verified or not; an unverified bot is what a Category*
+    # rule acts on, and that rule match (in the record's rule groups) is the finding.
+    # A verified bot gets bot:verified and no signal labels (AWS WAF Developer Guide,
+    # "Bot Control example: Explicitly allowing verified bots").
     ("bot-control", "botverified", INFORMATIONAL),
     ("bot-control", "botname", INFORMATIONAL),
+    ("bot-control", "botcategory", INFORMATIONAL),
     ("bot-control", "botdeveloperplatform", INFORMATIONAL),
     ("bot-control", "botusertriggered", INFORMATIONAL),
     ("bot-control", "botwebbotauth", INFORMATIONAL),
-    ("bot-control", "botcategory", "bot"),
+    ("bot-control", "webbotauthverified", INFORMATIONAL),
+    ("bot-control", "botvendor", INFORMATIONAL),
     ("bot-control", "targeted", "bot_targeted"),
     ("bot-control", "signal", "bot_signal"),
     ("bot-control", "", "bot"),

@@ -53,7 +53,13 @@ from secops_core.waf.catalog import (
 from secops_core.waf.names import DEFAULT_ACTION_RULE, clean, group_name, is_default, is_label, key, words
 from secops_core.waf.operator import OperatorCatalog, active_operator_catalog
 
-__all__ = ["UNKNOWN_BLOCKED_SEVERITY", "UNKNOWN_REACHED_SEVERITY", "explain_floor", "severity_floor"]
+__all__ = [
+    "UNKNOWN_BLOCKED_SEVERITY",
+    "UNKNOWN_REACHED_SEVERITY",
+    "explain_floor",
+    "informational_label",
+    "severity_floor",
+]
 
 _REASON_NAME_CHARS = 120
 
@@ -178,6 +184,13 @@ def _classify_label(label: str, operator: OperatorCatalog) -> list[_Hit]:
     if entry is not None:
         return [_Hit(entry.cls, "label", label)]
     return [_Hit(catalog.GROUPS[group_key], "label", label)]
+
+
+def informational_label(label: str, operator: OperatorCatalog | None = None) -> bool:
+    """True when ``label`` alone is no finding: geo, token, a verified bot's identity, a
+    namespace or name the catalog does not know, or an operator label of class ``none``."""
+    operator = active_operator_catalog() if operator is None else operator
+    return all(hit.cls == "none" for hit in _classify_label(clean(label), operator))
 
 
 # ---- grading ---------------------------------------------------------------------------

@@ -90,6 +90,37 @@ def test_demo_json_shows_incidents_notifications_channels_patterns_and_rejection
         thread = [c for c in cards if c["thread_id"] == incident_id]
         assert len(thread) == incident["notices"]
         assert [c["milestone"] for c in thread].count("opened") == 1
+    # response actions: the incidents that reached the application blocked their sources
+    # in moto's WAFv2 IP set, except the allowlisted one; the expiry pass took them all out
+    blocks = summary["blocks"]
+    blocked = {b["incident"] for b in blocks["decided"]}
+    assert blocked and blocked <= set(by_id)
+    assert all(by_id[i]["reached_app"] for i in blocked)
+    assert [r["reason"] for r in blocks["refused"]] == ["allowlisted"]
+    assert sorted(blocks["in_ip_set"]) == sorted(b["network"] for b in blocks["decided"])
+    assert sorted(blocks["expired"]) == sorted(blocks["in_ip_set"])
+    assert blocks["in_ip_set_after_expiry"] == []
+    # each block and its expiry announced once on SNS, chat and EventBridge
+    for channel in ("sns", "chat", "eventbridge"):
+        assert len(blocks["notices"][channel]) == 2 * len(blocks["decided"]), channel
+    # the operator's word: the customer's search incident resolved as a false positive
+    # created the narrowest suppression covering it; the other customers' searches were
+    # closed by it at their floor (no incident), each counted once; and the tuning report
+    # ranks that rule first as a likely false positive, with a WAF change to paste
+    operator = summary["operator"]
+    assert operator["scope"] == {
+        "rule": "AWSManagedRulesSQLiRuleSet:SQLi_BODY",
+        "uri_template": "/api/search",
+        "method": "POST",
+        "host": "shop.example.com",
+    }
+    assert operator["covers_incident_events"] == [3, 3]
+    assert operator["later_statuses"] == [["closed", operator["suppression"], ""]]
+    assert operator["hits"] == operator["later_requests"] == 5
+    first = operator["tuning"][0]
+    assert first["rule"] == "AWSManagedRulesSQLiRuleSet:SQLi_BODY"
+    assert first["verdict"] == "likely_false_positive"
+    assert first["suppressions"] == [operator["suppression"]] and first["proposals"]
     # the malformed messages went to the DLQ with their recorded reasons
     rejected = summary["rejected"]
     assert len(rejected) == 3 and {r["where"] for r in rejected} == {"DLQ"}

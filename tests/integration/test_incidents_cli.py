@@ -249,3 +249,40 @@ def test_an_unknown_or_malformed_id_is_one_line_and_exit_1(
     assert result.returncode == 1
     assert result.stdout == ""
     assert incident in _one_line(result.stderr)
+
+
+def test_show_names_what_the_source_also_sent_that_was_counted(seeded: Seeded) -> None:
+    # GIVEN a log file's read that counted the scanner's IP reputation blocks (not events)
+    # in the incident's span, saved with its checkpoint as the worker does
+    from secops_core.ingest.normalize import normalize_event
+    from secops_core.waf.relevance import relevance
+    from worker.store.aggregates import WindowCounter
+
+    store = seeded.aws.store
+    claimed = store.claim_object("logs", "AWSLogs/x.log.gz", "e1", owner="w", lease_s=30)
+    counter = WindowCounter(f"{claimed.pk}@0")
+    for n in range(7):
+        record = waf_record(
+            group="AWSManagedRulesAmazonIpReputationList",
+            rule_id="AWSManagedIPReputationList",
+            client_ip=SCANNER,
+            uri="/login",
+            request_id=f"1-rep-{n}",
+            minutes_ago=8,
+            label="awswaf:managed:aws:amazon-ip-list:AWSManagedIPReputationList",
+        )
+        event = normalize_event(record)
+        counter.add(event, relevance(event))
+    store.save_object_counted(
+        claimed.advanced(7, claimed.counts()), counter.take_dirty(), owner="w", lease_s=30
+    )
+
+    # WHEN the incident is shown
+    view = _json(run_cli("incidents", "show", seeded.scanner.id, "--json", env=seeded.env))
+    table = run_cli("incidents", "show", seeded.scanner.id, env={**seeded.env, "COLUMNS": "200"})
+
+    # THEN the counted requests from its source are named beside the events
+    [counted] = view["counted_from_source"]
+    assert (counted["requests"], counted["uri_template"], counted["action"]) == (7, "/login", "BLOCK")
+    assert counted["attack_class"] == "ip_reputation"
+    assert "Also counted from this source" in table.stdout

@@ -261,8 +261,30 @@ def test_compose_worker_commands_are_cli_subcommands() -> None:
     assert built, "no compose service is built from Dockerfile.worker"
 
     for name, service in built.items():
-        command = service.get("command") or _cmd(WORKER_DOCKERFILE)
+        command = [_interpolated(part) or "" for part in service.get("command") or _cmd(WORKER_DOCKERFILE)]
         _assert_cli_accepts(parser, command, f"compose service {name!r}")
+
+
+def test_compose_runs_the_s3_path_locally() -> None:
+    # GIVEN the compose file
+    cli = pytest.importorskip("worker.cli")
+    services = _compose()["services"]
+    # THEN LocalStack runs S3 (the log bucket) and EventBridge (the eventbridge channel)
+    # beside SQS, SNS and DynamoDB
+    running = set(services["localstack"]["environment"]["SERVICES"].split(","))
+    assert {"sqs", "sns", "dynamodb", "s3", "events"} <= running
+    # AND setup wires a log bucket, creating it (LocalStack starts empty)
+    command = [_interpolated(part) or "" for part in services["setup"]["command"]]
+    args = cli.build_parser().parse_args(command[1:])
+    assert args.log_bucket == "aws-waf-logs-local" and args.create_bucket
+    # AND the channels compose enables need only what LocalStack runs
+    channels = _interpolated(_service_env(services["worker"])["SECOPS_CHANNELS"]) or ""
+    needs = {"sns": "sns", "eventbridge": "events", "chat": "sns", "securityhub": "securityhub"}
+    assert {needs[c] for c in channels.split(",")} <= running
+    assert (
+        _service_env(services["setup"])["SECOPS_CHANNELS"]
+        == _service_env(services["worker"])["SECOPS_CHANNELS"]
+    )
 
 
 def test_compose_points_the_worker_at_the_agent_over_http() -> None:

@@ -234,3 +234,43 @@ def test_a_shutdown_during_a_backoff_stops_the_run() -> None:
     with pytest.raises(MonitorStopped):
         stopping.run_once(force=True)
     assert store.calls["iter_monitoring"] == 1
+
+
+def test_a_run_reports_the_windows_counted_records(store: MemoryStore) -> None:
+    # GIVEN a log file's read that counted 12 IP reputation blocks in the monitor's window
+    from secops_core.ingest.normalize import normalize_event
+    from secops_core.waf.relevance import relevance
+    from worker.store.aggregates import WindowCounter
+    from worker.store.memory_aggregates import MemoryWindowCounts
+
+    counts = MemoryWindowCounts(clock=FakeClock(NOW.timestamp()))
+    claimed = counts.claim_object("logs", "k", "e", owner="w", lease_s=30)
+    counter = WindowCounter("s")
+    for i in range(12):
+        event = normalize_event(
+            {
+                "timestamp": int((NOW - timedelta(minutes=5)).timestamp() * 1000),
+                "action": "BLOCK",
+                "terminatingRuleId": "AWS-AWSManagedRulesAmazonIpReputationList",
+                "ruleGroupList": [
+                    {
+                        "ruleGroupId": "AWS#AWSManagedRulesAmazonIpReputationList",
+                        "terminatingRule": {"ruleId": "AWSManagedIPReputationList", "action": "BLOCK"},
+                    }
+                ],
+                "httpRequest": {"clientIp": f"192.0.2.{i}", "uri": "/", "httpMethod": "GET"},
+            }
+        )
+        counter.add(event, relevance(event))
+    counts.save_object_counted(claimed, counter.take_dirty(), owner="w", lease_s=30)
+    monitor = job(store, FakeNotifier())
+    monitor.counts = counts
+
+    # WHEN a slot runs (with no monitored events at all)
+    run = monitor.run_once()
+
+    # THEN its summary says how much was counted, and by which rule
+    summary = run.summary()
+    assert summary["counted_requests"] == 12
+    [top] = summary["counted_top_rules"]
+    assert top["requests"] == 12 and top["attack_class"] == "ip_reputation"

@@ -341,8 +341,6 @@ LABELS: list[tuple[str, str, int, int]] = [
     ("awswaf:managed:aws:amazon-ip-list:AWSManagedIPDDoSList", "ip_reputation", 2, 2),
     ("awswaf:managed:aws:anonymous-ip-list:AnonymousIPList", "anonymous_ip", 2, 2),
     ("awswaf:managed:aws:anonymous-ip-list:HostingProviderIPList", "anonymous_ip", 2, 2),
-    ("awswaf:managed:aws:bot-control:bot:category:http_library", "bot", 1, 1),
-    ("awswaf:managed:aws:bot-control:bot:category:scraping_framework", "bot", 1, 1),
     ("awswaf:managed:aws:bot-control:signal:non_browser_user_agent", "bot_signal", 1, 1),
     ("awswaf:managed:aws:bot-control:signal:automated_browser", "bot_signal", 1, 1),
     (
@@ -407,6 +405,10 @@ INFORMATIONAL_LABELS = [
     "awswaf:managed:token:id:0a1b2c3d",
     "awswaf:managed:aws:bot-control:bot:verified",
     "awswaf:managed:aws:bot-control:bot:name:googlebot",
+    # Bot Control labels every bot it recognizes by category; only its rules act.
+    "awswaf:managed:aws:bot-control:bot:category:search_engine",
+    "awswaf:managed:aws:bot-control:bot:category:http_library",
+    "awswaf:managed:aws:bot-control:web_bot_auth:verified",
     "awswaf:managed:aws:atp:unsupported:cognito_idp",
     "awswaf:managed:aws:acfp:risk_score:low",
     "awswaf:managed:aws:acfp:risk_score:medium",

@@ -15,16 +15,37 @@ from worker.cli import (
     health,
     incidents,
     monitor,
+    put_log,
     rules,
     run,
     send,
     setup,
+    stats,
+    suppress,
+    tune,
 )
 from worker.cli.common import EXIT_OK, Parser
 from worker.cli.errors import explain
 
 # The order of `secops --help`.
-COMMAND_GROUPS = (run, setup, send, health, demo, analyze, monitor, incidents, block, dlq, rules, backfill)
+COMMAND_GROUPS = (
+    run,
+    setup,
+    send,
+    health,
+    demo,
+    analyze,
+    monitor,
+    incidents,
+    suppress,
+    stats,
+    block,
+    tune,
+    dlq,
+    rules,
+    backfill,
+    put_log,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

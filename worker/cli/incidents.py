@@ -35,6 +35,8 @@ from worker.cli.common import command_settings as _settings
 from worker.cli.common import console as _console
 from worker.cli.common import dynamodb_client as _dynamodb
 from worker.cli.common import login as _login
+from worker.cli.false_positive import add_suppression_arguments
+from worker.cli.false_positive import prepare as prepare_suppression
 from worker.incidents import (
     INCIDENT_STATUSES,
     RESOLVED,
@@ -51,6 +53,7 @@ from worker.notify.fanout import FanoutNotifier
 from worker.response.records import BlockRecord
 from worker.settings import Settings
 from worker.store import EventRecord
+from worker.store.aggregates import WindowCount, counted_from
 
 # Untrusted text in a table cell or a paragraph: long enough to recognize, short enough to scan.
 _CELL_CHARS = 60
@@ -89,9 +92,12 @@ def register(sub: Subparsers) -> None:
             action.add_argument(
                 "--false-positive",
                 action="store_true",
-                help="it was no attack: also undo what it caused (its sources' blocks go at once)",
+                help="it was no attack: also undo what it caused (its sources' blocks go at once) "
+                "and suppress events like its own (see --scope)",
             )
         action.set_defaults(handler=cmd_ack if name == "ack" else cmd_resolve)
+        if name == "resolve":
+            add_suppression_arguments(action)
 
 
 # ---- the commands ----------------------------------------------------------------------------
@@ -129,7 +135,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     keys = list(dict.fromkeys((*record.first_events, *record.latest_events)))
     store = EventStore(settings.table_name, client=client, ttl_days=settings.event_ttl_days)
     samples = store.get_many(keys) if keys else {}
-    view = incident_view(record, [samples[k] for k in keys if k in samples])
+    # What the source also sent that was counted, not stored as events (docs/architecture.md,
+    # "Relevance"): the reputation or rate blocks beside the attack, say.
+    counted = counted_from(
+        store.window_counts(since=record.first_seen, until=record.last_seen), record.source
+    )
+    view = incident_view(record, [samples[k] for k in keys if k in samples], counted)
     blocks = incident_blocks(settings, client, record)
     view["blocks"] = [b.to_dict() for b in blocks]
     if args.json:
@@ -160,10 +171,17 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
-    return _set_status(args, "resolved")
+    steps: dict[str, FalsePositiveStep] = {}
+    if args.false_positive:
+        steps = dict(FALSE_POSITIVE_STEPS)
+        # Checked now, so a refused scope leaves the incident as it was.
+        steps["suppression"] = prepare_suppression(args, _incident_id(args.incident))
+    return _set_status(args, "resolved", steps=steps)
 
 
-def _set_status(args: argparse.Namespace, status: IncidentStatus) -> int:
+def _set_status(
+    args: argparse.Namespace, status: IncidentStatus, *, steps: Mapping[str, FalsePositiveStep] | None = None
+) -> int:
     settings = _settings()
     incident = _incident_id(args.incident)
     repo = _repo(settings, _dynamodb(settings))
@@ -191,10 +209,8 @@ def _set_status(args: argparse.Namespace, status: IncidentStatus) -> int:
             else _announce_resolution(settings, repo, record)
         )
     result: dict[str, Any] = {"incident": listed(record), "notification": notification}
-    if status == "resolved" and getattr(args, "false_positive", False):
-        result["false_positive"] = {
-            name: step(settings, record, by) for name, step in FALSE_POSITIVE_STEPS.items()
-        }
+    if steps:
+        result["false_positive"] = {name: step(settings, record, by) for name, step in steps.items()}
     if args.json:
         out(json.dumps(result, indent=2))
     else:
@@ -228,8 +244,10 @@ def _unblock_sources(settings: Settings, record: IncidentRecord, by: str) -> dic
 
 # What `resolve --false-positive` does besides resolving: each step undoes or prevents
 # one consequence of the incident and returns its part of the output ({"summary": ...}).
-# A new consequence (a suppression of what matched) is one more entry here.
-FALSE_POSITIVE_STEPS: dict[str, Callable[[Settings, IncidentRecord, str], dict[str, Any]]] = {
+# The suppression of what matched is prepared (and checked) before the status changes,
+# then joins these (worker/cli/false_positive.py).
+FalsePositiveStep = Callable[[Settings, IncidentRecord, str], dict[str, Any]]
+FALSE_POSITIVE_STEPS: dict[str, FalsePositiveStep] = {
     "blocks": _unblock_sources,
 }
 
@@ -461,8 +479,11 @@ def analysis_view(record: EventRecord) -> dict[str, Any] | None:
     return {"event_key": record.key, **record.analysis.model_dump(mode="json")}
 
 
-def incident_view(record: IncidentRecord, samples: Sequence[EventRecord]) -> dict[str, Any]:
-    """Everything ``show`` prints, as JSON."""
+def incident_view(
+    record: IncidentRecord, samples: Sequence[EventRecord], counted: Sequence[WindowCount] = ()
+) -> dict[str, Any]:
+    """Everything ``show`` prints, as JSON; ``counted``: the windows of counted log records
+    (blocked for the sender, rate or size) in which the incident's source appears."""
     analysed = next((s for s in samples if s.analysis is not None), None)
     return {
         **record.to_dict(),
@@ -470,6 +491,17 @@ def incident_view(record: IncidentRecord, samples: Sequence[EventRecord]) -> dic
         "timeline": timeline(record),
         "samples": [sample_view(s) for s in samples],
         "analysis": analysis_view(analysed) if analysed else None,
+        "counted_from_source": [
+            {
+                "hour": c.key.hour,
+                "rule": c.key.rule,
+                "action": c.key.action,
+                "uri_template": c.key.uri_template,
+                "attack_class": c.attack_class,
+                "requests": c.sources.get(record.source, 0),
+            }
+            for c in counted
+        ],
     }
 
 
@@ -567,6 +599,16 @@ def render_incident(console: Console, record: IncidentRecord, view: Mapping[str,
     ):
         if counts:
             console.print(_counts_table(title, counts))
+    counted = view.get("counted_from_source") or []
+    if counted:
+        table = Table(title="Also counted from this source (not events)", title_justify="left")
+        for column in ("hour", "rule", "action", "URI template", "requests"):
+            table.add_column(column, justify="right" if column == "requests" else "left")
+        for c in counted[:_TOP_SHOWN]:
+            table.add_row(
+                c["hour"], _cell(c["rule"], 48), c["action"], _cell(c["uri_template"], 40), str(c["requests"])
+            )
+        console.print(table)
     if view["samples"]:
         samples = Table(title="Sample events (the first and the latest)", title_justify="left")
         # Whole keys, folded if need be: they are what an operator looks up next.

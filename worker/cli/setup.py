@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from worker.cli.common import EXIT_OK, Subparsers, configure_logs, one_shot_settings, out
+from worker.cli.common import EXIT_OK, CliError, Subparsers, configure_logs, one_shot_settings, out
 from worker.response.records import Scope
 from worker.settings import Settings
 
@@ -16,7 +16,13 @@ def register(sub: Subparsers) -> None:
     parser.add_argument(
         "--log-bucket",
         metavar="NAME",
-        help="also notify the queue of new WAF log files in this bucket (queue policy, bucket notification)",
+        help="also notify the queue of new WAF log files in this bucket (queue policy, bucket notification); "
+        "the bucket must exist, checked before anything is changed",
+    )
+    parser.add_argument(
+        "--create-bucket",
+        action="store_true",
+        help="with --log-bucket: create the bucket when it does not exist (local development, LocalStack)",
     )
     parser.add_argument(
         "--ip-set",
@@ -35,6 +41,9 @@ def register(sub: Subparsers) -> None:
 
 def cmd_setup(args: argparse.Namespace) -> int:
     from worker.daemon import Clients
+
+    if args.create_bucket and not args.log_bucket:
+        raise CliError("--create-bucket needs --log-bucket NAME", 2)
     from worker.resources import setup_resources
     from worker.store import EventStore
 
@@ -54,6 +63,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
         store=store,
         s3=clients.s3,
         log_bucket=args.log_bucket,
+        create_bucket=args.create_bucket,
         events=events,
     )
     result: dict[str, Any] = {"resources": resources.__dict__, "report": report}

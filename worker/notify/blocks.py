@@ -45,6 +45,7 @@ SOURCE = "secops-worker"
 DETAIL_TYPES: Mapping[Change, str] = {"blocked": "Source Blocked", "unblocked": "Source Unblocked"}
 SCHEMA_VERSION = "1"
 SCHEMA_FILE = "docs/schemas/source-block-event.v1.json"
+CHAT_HEADLINES = (":no_entry: Source blocked", ":white_check_mark: Source unblocked")
 _REASON_CHARS = 300
 _BY_CHARS = 128
 
@@ -121,7 +122,7 @@ def text_notification(topic_arn: str, record: BlockRecord, change: Change) -> No
 
 def chat_notification(topic_arn: str, record: BlockRecord, change: Change) -> Notification:
     """The Amazon Q Developer custom notification of one change, threaded with its incident."""
-    headline = ":no_entry: Source blocked" if change == "blocked" else ":white_check_mark: Source unblocked"
+    headline = CHAT_HEADLINES[0] if change == "blocked" else CHAT_HEADLINES[1]
     message = {
         "version": "1.0",
         "source": "custom",

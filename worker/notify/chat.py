@@ -112,7 +112,10 @@ def _next_steps(incident: IncidentRecord, milestone: Milestone) -> list[str]:
         )
     if incident.status == "open":
         steps.append(f"Acknowledge it: `secops incidents ack {ascii_token(incident.id, 128)} --note ...`")
-    steps.append(f"Resolve it when contained: `secops incidents resolve {ascii_token(incident.id, 128)}`")
+    resolve = f"secops incidents resolve {ascii_token(incident.id, 128)}"
+    steps.append(f"Resolve it when contained: `{resolve}`")
+    # The operator's word for expected traffic: a suppression scoped to these events.
+    steps.append(f"If it is your own traffic: `{resolve} --false-positive`")
     return [step[:NEXT_STEP_MAX_CHARS] for step in steps[:MAX_NEXT_STEPS]]
 
 

@@ -32,7 +32,17 @@ from worker import clock
 from worker.errors import RetryableError, WorkerError
 from worker.metrics import Metrics as EmfMetrics
 from worker.pipeline.incident_step import IncidentStep
-from worker.ports import IncidentJoin, Metrics, Monitor, MonitorStore, Notifier, Responder, Suppressions
+from worker.ports import (
+    IncidentJoin,
+    Metrics,
+    Monitor,
+    MonitorStore,
+    Notifier,
+    Responder,
+    Suppressions,
+    WindowCountRepo,
+)
+from worker.store.aggregates import totals_by_rule
 from worker.store.records import EventRecord
 
 if TYPE_CHECKING:
@@ -41,6 +51,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("worker.monitor")
 
 JOB_NAME = "monitor"
+# The rules a run's summary names among the window's counted records.
+_COUNTED_TOP_RULES = 3
 # Narratives kept for notices whose publish may be retried: a few slots' worth of patterns.
 _NARRATIVE_CACHE = 1024
 
@@ -73,6 +85,10 @@ class MonitorRun:
     escalated: list[str] = field(default_factory=list)
     notified: list[str] = field(default_factory=list)
     skipped_reason: str | None = None
+    # Log records of the window that were counted, not stored as events (blocked for the
+    # sender, rate or size), and the rules that counted most of them.
+    counted_requests: int = 0
+    counted_top_rules: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -84,6 +100,8 @@ class MonitorRun:
             "over_threshold": sum(p.threshold_met for p in self.patterns),
             "escalated_events": len(self.escalated),
             "notifications": len(self.notified),
+            "counted_requests": self.counted_requests,
+            "counted_top_rules": self.counted_top_rules,
         }
 
 
@@ -106,11 +124,13 @@ class MonitorJob:
         write_attempts: int = WRITE_ATTEMPTS,
         write_backoff_s: float = WRITE_BACKOFF_S,
         suppressions: Suppressions | None = None,
+        counts: WindowCountRepo | None = None,
         responder: Responder | None = None,
     ) -> None:
         self.store = store
         # Monitored events an operator has since suppressed form no pattern.
         self.suppressions = suppressions
+        self.counts = counts
         self.monitor_agent = monitor_agent
         self.notifier = notifier
         self.owner = owner
@@ -157,6 +177,7 @@ class MonitorJob:
             now=now,
             metrics=worker.metrics,
             suppressions=worker.suppressions,
+            counts=worker.store,
             responder=worker.responder,
         )
 
@@ -199,6 +220,7 @@ class MonitorJob:
         }
         events = [r.event for r in records.values() if r.event is not None]
         run = MonitorRun(slot=slot, ran=True, events_read=len(events))
+        self._counted(run, since, now)
         if not events:
             return run
         patterns: list[Pattern] = []
@@ -224,6 +246,21 @@ class MonitorJob:
         if failures:
             raise RetryableError(f"{failures} patterns could not be applied", reason="monitor_partial")
         return run
+
+    def _counted(self, run: MonitorRun, since: datetime, now: datetime) -> None:
+        """The window's counted log records (docs/architecture.md, "Relevance"): how much
+        the WAF stopped without an event, beside the patterns of what it did not."""
+        repo = self.counts
+        if repo is None:
+            return
+        counts = self._retrying("window_counts", lambda: repo.window_counts(since=since, until=now))
+        run.counted_requests = sum(c.requests for c in counts)
+        run.counted_top_rules = [
+            {"rule": t.rule, "attack_class": t.attack_class, "requests": t.requests}
+            for t in totals_by_rule(counts)[:_COUNTED_TOP_RULES]
+        ]
+        if self.metrics is not None and run.counted_requests:
+            self.metrics.count("CountedLogRecords", run.counted_requests)
 
     def _suppressed(self, event: WafEvent) -> bool:
         return self.suppressions is not None and self.suppressions.match(event) is not None

@@ -22,7 +22,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 IpVersion = Literal["IPV4", "IPV6"]
 BlockPrefix = Literal["address", "network"]
 BLOCK_PREFIXES: tuple[str, ...] = get_args(BlockPrefix)
-ReservedCategory = Literal["private", "loopback", "link_local", "documentation"]
+ReservedCategory = Literal["private", "loopback", "link_local", "documentation", "benchmarking"]
 RESERVED_CATEGORIES: tuple[str, ...] = get_args(ReservedCategory)
 
 # The network a `network` block covers: the /24 of an IPv4 address (one customer's
@@ -37,13 +37,14 @@ _RESERVED: dict[str, tuple[str, ...]] = {
     "link_local": ("169.254.0.0/16", "fe80::/10"),
     # RFC 5737, RFC 3849, RFC 9637.
     "documentation": ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32", "3fff::/20"),
+    # RFC 2544 (benchmarking networks; load tests and the chaos run send from there).
+    "benchmarking": ("198.18.0.0/15", "2001:2::/48"),
 }
 # Never a source host on the internet: blocking them is meaningless or harmful, and no
 # setting releases them.
 _NEVER: tuple[str, ...] = (
     "0.0.0.0/8",
     "192.0.0.0/24",
-    "198.18.0.0/15",
     "224.0.0.0/4",
     "240.0.0.0/4",
     "::/128",

@@ -17,9 +17,12 @@ from worker.response.wafv2 import WafIpSets
 from worker.settings import Settings
 
 
-def wafv2_clients(settings: Settings) -> Any:
-    """A factory of wafv2 clients by region, each built once (CLOUDFRONT sets live in us-east-1)."""
+def wafv2_clients(settings: Settings, *, given: Any = None) -> Any:
+    """A factory of wafv2 clients by region, each built once (CLOUDFRONT sets live in
+    us-east-1); ``given`` serves the worker's own region."""
     clients: dict[str | None, Any] = {}
+    if given is not None:
+        clients[None] = clients[settings.aws_region] = given
     lock = threading.Lock()
 
     def client_for(region: str | None) -> Any:
@@ -40,18 +43,21 @@ def build_blocker(
     dry_run: bool | None = None,
     listener: BlockListener | None = None,
     ip_sets: Any = None,
+    wafv2: Any = None,
 ) -> Blocker | None:
     """The blocker over the configured IP sets; None when no IP set is configured.
 
-    ``dry_run`` defaults to SECOPS_RESPONSE_MODE=dry_run; ``ip_sets`` replaces the WAFv2
-    adapter (tests).
+    ``dry_run`` defaults to SECOPS_RESPONSE_MODE=dry_run; ``wafv2`` is the client of the
+    worker's region (else one is made); ``ip_sets`` replaces the WAFv2 adapter (tests).
     """
     sets = config.ip_sets(settings)
     if not sets:
         return None
     return Blocker(
         repo=DynamoBlockRepo(settings.table_name, client=dynamodb, ttl_days=settings.event_ttl_days),
-        ip_sets=ip_sets if ip_sets is not None else WafIpSets(client_for=wafv2_clients(settings)),
+        ip_sets=ip_sets
+        if ip_sets is not None
+        else WafIpSets(client_for=wafv2_clients(settings, given=wafv2)),
         sets=sets,
         allowlist=config.allowlist(settings),
         caps=config.caps(settings),

@@ -126,7 +126,7 @@ class Scope:
             return False
         if self.source_cidr is not None and not _in_network(source_ip, self.source_cidr):
             return False
-        return self.web_acl is None or (web_acl or "") == self.web_acl
+        return self.web_acl is None or self.web_acl in {web_acl or "", web_acl_name(web_acl)}
 
     @property
     def text(self) -> str:
@@ -140,6 +140,14 @@ class Scope:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Scope:
         return cls(**{name: data[name] for name in SCOPE_FIELDS if data.get(name)})
+
+
+def web_acl_name(value: str | None) -> str:
+    """The web ACL's name from the ARN a WAF log names it by (``.../webacl/<name>/<id>``)."""
+    text = value or ""
+    if "webacl/" in text:
+        return text.split("webacl/", 1)[1].split("/", 1)[0]
+    return text
 
 
 def _uri_matches(template: str, uri: str) -> bool:

@@ -59,7 +59,29 @@ class CheckpointOps(DynamoTable):
         complete: bool = False,
         release: bool = False,
     ) -> ObjectCheckpoint:
-        now = self._clock()
+        update, condition = self._save_update(
+            checkpoint, owner=owner, lease_s=lease_s, complete=complete, release=release, now=self._clock()
+        )
+        try:
+            item = self._update(checkpoint.pk, update, condition=condition)
+        except ConditionFailed:
+            log.warning("object_lease_lost", bucket=checkpoint.bucket, key=checkpoint.key)
+            raise RetryableError(
+                f"lease on {checkpoint.bucket}/{checkpoint.key} lost to another reader", reason="lease_lost"
+            ) from None
+        return ObjectCheckpoint.from_item(from_item(item))
+
+    def _save_update(
+        self,
+        checkpoint: ObjectCheckpoint,
+        *,
+        owner: str,
+        lease_s: int,
+        complete: bool,
+        release: bool,
+        now: float,
+    ) -> tuple[Update, str]:
+        """The UpdateItem of a save and its condition (the lease is still ours)."""
         update = Update()
         for attr, value in checkpoint.to_item().items():
             if attr not in {"bucket", "object_key", "version", "status"}:
@@ -73,14 +95,7 @@ class CheckpointOps(DynamoTable):
             update.set("lease_expires_at", now + lease_s)
         condition = f"#lease_owner = {update.value(owner, 'owner')}"
         update.name("lease_owner")
-        try:
-            item = self._update(checkpoint.pk, update, condition=condition)
-        except ConditionFailed:
-            log.warning("object_lease_lost", bucket=checkpoint.bucket, key=checkpoint.key)
-            raise RetryableError(
-                f"lease on {checkpoint.bucket}/{checkpoint.key} lost to another reader", reason="lease_lost"
-            ) from None
-        return ObjectCheckpoint.from_item(from_item(item))
+        return update, condition
 
     def get_object(self, bucket: str, key: str, version: str) -> ObjectCheckpoint | None:
         item = self._get_item(checkpoint_key(bucket, key, version))

@@ -1,0 +1,120 @@
+"""The relevance filter of log files: the catalog's decision, with a byte fast path.
+
+docs/architecture.md, "Relevance". Each record of a log file is noise (counted in the
+read, never stored), counted (a per-window aggregate) or an event, and that is decided
+by :func:`secops_core.waf.relevance.relevance`, the same catalog that grades the floor.
+
+The byte fast path (:meth:`RelevanceFilter.certainly_noise`) may only skip what the
+catalog would call noise: a default-action ALLOW with no rule and no rate-based rule in
+it, whose labels (if any) are a compact ``"labels":[{"name":"…"},…]`` array of labels
+the catalog calls informational (:func:`secops_core.waf.floor.informational_label`, the
+operator's catalog first). A geo match rule labels every request it inspects, so without
+this most of a real log would need a parse. Anything it cannot read for certain (other
+spacing, an escape inside a label, ``"labels"`` twice) is parsed and graded instead.
+Quotes inside JSON strings are escaped, so request data cannot forge a pattern.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from secops_core.contract import WafEvent
+from secops_core.errors import ContractError
+from secops_core.ingest.normalize import normalize_event
+from secops_core.waf.floor import informational_label
+from secops_core.waf.names import DEFAULT_ACTION_RULE
+from secops_core.waf.operator import OperatorCatalog, active_operator_catalog
+from secops_core.waf.relevance import Relevance, Verdict, relevance
+
+_DEFAULT_RULE = b'"terminatingRuleId":"' + DEFAULT_ACTION_RULE.encode() + b'"'
+_ALLOW = b'"action":"ALLOW"'
+_RULE_ID = b'"ruleId"'
+_RATE_NAME = b'"rateBasedRuleName"'
+_RATE_ID = b'"rateBasedRuleId"'
+_LABELS = b'"labels"'
+_LABELS_OPEN = b'"labels":['
+_NAME_OPEN = b'{"name":"'
+_NAME_CLOSE = b'"}'
+_NAME_SPLIT = b'"},{"name":"'
+# Label names seen by one filter; a log has a few hundred (countries, regions, bots).
+MAX_CACHED_LABELS = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class Graded:
+    """A parsed record's event and what the catalog says it is worth."""
+
+    event: WafEvent
+    verdict: Verdict
+
+    @property
+    def relevance(self) -> Relevance:
+        return self.verdict.relevance
+
+
+class RelevanceFilter:
+    """One reader's filter: the operator's catalog and a cache of label answers."""
+
+    def __init__(self, operator: OperatorCatalog | None = None) -> None:
+        self.operator = active_operator_catalog() if operator is None else operator
+        self._labels: dict[bytes, bool] = {}
+
+    def certainly_noise(self, raw: bytes | str) -> bool:
+        """True only for a record the catalog calls noise, told from its bytes alone."""
+        data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+        # Spelled out rather than looped: this runs on every line of every log object.
+        if (
+            _DEFAULT_RULE not in data
+            or _ALLOW not in data
+            or _RULE_ID in data
+            or _RATE_NAME in data
+            or _RATE_ID in data
+        ):
+            return False
+        start = data.find(_LABELS_OPEN)
+        if start < 0:
+            return _LABELS not in data
+        if data.find(_LABELS, start + 1) >= 0:
+            return False
+        begin = start + len(_LABELS_OPEN)
+        end = data.find(b"]", begin)
+        if end < 0:
+            return False
+        return self._informational_array(data[begin:end])
+
+    def _informational_array(self, body: bytes) -> bool:
+        if not body:
+            return True
+        if not (body.startswith(_NAME_OPEN) and body.endswith(_NAME_CLOSE)):
+            return False
+        for name in body[len(_NAME_OPEN) : -len(_NAME_CLOSE)].split(_NAME_SPLIT):
+            known = self._labels.get(name)
+            if known is None:
+                known = self._label(name)
+            if not known:
+                return False
+        return True
+
+    def _label(self, name: bytes) -> bool:
+        # An escape or a quote left in a piece: not one plain label name, so parse.
+        if b'"' in name or b"\\" in name:
+            return False
+        try:
+            text = name.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        answer = informational_label(text, self.operator)
+        if len(self._labels) < MAX_CACHED_LABELS:
+            self._labels[name] = answer
+        return answer
+
+    def grade(self, record: Mapping[str, Any]) -> Graded | None:
+        """The catalog's verdict on a parsed record; None when it is not a valid WAF
+        record (the caller sends it on as an event, to be rejected with its reason)."""
+        try:
+            event = normalize_event(dict(record))
+        except ContractError:
+            return None
+        return Graded(event, relevance(event, self.operator))
