@@ -268,15 +268,13 @@ def _summarize(  # noqa: PLR0917 - one private call site, every argument named t
     escalations = []
     for record in records.values():
         by_status[record.status] += 1
-        if record.analysis is not None:
-            by_severity[str(record.analysis.severity_rating)] += 1
+        if record.severity is not None:
+            by_severity[str(record.severity)] += 1
         if record.status == "escalated" and record.event is not None and record.analysis is not None:
             escalations.append(
                 {
                     "event_key": record.key,
-                    "severity": record.triage.severity_rating
-                    if record.triage
-                    else record.analysis.severity_rating,
+                    "severity": record.severity,
                     "rule": record.event.rule_name,
                     "source_ip": record.event.source_ip,
                     "uri": record.event.uri[:60],

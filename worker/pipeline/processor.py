@@ -159,10 +159,12 @@ class EventProcessor:
         owner = f"{self.owner}#{uuid.uuid4().hex[:8]}"
         with structlog.contextvars.bound_contextvars(event_key=event.event_key):
             suppressed = self._suppressed(event, message_id)
-            if suppressed is not None:
+            if isinstance(suppressed, Outcome):
                 return suppressed
             lead = None
-            if parsed.workflow == "analyze":
+            # A covered event with a record already skips the fast path, whose join (before
+            # its write) would count in an incident an event the suppression closed.
+            if parsed.workflow == "analyze" and not suppressed:
                 fast = self._fast_path(event, message_id)
                 if isinstance(fast, Outcome):
                     return fast
@@ -283,19 +285,20 @@ class EventProcessor:
             "done", key, status=record.status, severity=severity, notified=notified, lease_released=True
         )
 
-    def _suppressed(self, event: WafEvent, message_id: str) -> Outcome | None:
+    def _suppressed(self, event: WafEvent, message_id: str) -> Outcome | bool:
         """Close an event an operator's suppression covers, in one write at its floor,
-        and count it for the suppression; None when none covers it, or the event has a
-        record already (the full path resumes it, and counts a suppressed one's hit).
+        and count it for the suppression. False when none covers it; True when one does
+        but the event has a record already: the full path resumes it (and counts a
+        suppressed one's hit).
         """
         match = self.suppressions.match(event) if self.suppressions is not None else None
         if match is None:
-            return None
+            return False
         key = event.event_key
         try:
             record = self.store.decide(suppressed_decision(event, match), message_id=message_id)
         except PermanentError:
-            return None  # too large to keep: the full path records the rejection
+            return True  # too large to keep: the full path records the rejection
         except ConfigurationError as exc:
             log.error("configuration_error", reason=exc.reason, error=exc.message)
             return Outcome("unavailable", key, reason=exc.reason)
@@ -303,7 +306,7 @@ class EventProcessor:
             log.warning("step_failed_retryable", reason=exc.reason, error=exc.message)
             return Outcome("retry", key, reason=exc.reason, delay_s=exc.delay_s)
         if record is None:
-            return None
+            return True
         severity = match.floor.severity
         log.info("event_suppressed", suppressed_by=match.suppression.id, severity_floor=severity)
         self.metrics.count("EventsSuppressed")
@@ -411,7 +414,7 @@ class EventProcessor:
                     return not_counted
             log.info("duplicate_acknowledged", status=record.status, attempts=record.attempts)
             self.metrics.count("Duplicates")
-            return Outcome("duplicate", key, status=record.status, severity=_severity(record))
+            return Outcome("duplicate", key, status=record.status, severity=record.severity)
         model_called = degraded = lease_released = False
         try:
             notified = False
@@ -478,7 +481,7 @@ class EventProcessor:
                 model_called=model_called,
                 attempts=record.episode_attempts,
             )
-        severity = _severity(record)
+        severity = record.severity
         log.info(
             "event_processed",
             status=record.status,
@@ -684,10 +687,6 @@ def _local_rules(event: WafEvent, reason: DegradedReason) -> Analysis:
 def _excerpt(body: str) -> str:
     """What a rejection keeps of a body: enough to see what it was and who sent it."""
     return body.encode("utf-8", "replace")[:MAX_EXCERPT_BYTES].decode("utf-8", "replace")
-
-
-def _severity(record: EventRecord) -> int | None:
-    return record.analysis.severity_rating if record.analysis else None
 
 
 def key_of_unparsed(body: str) -> str | None:
