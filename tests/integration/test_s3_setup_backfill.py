@@ -10,7 +10,7 @@ import pytest
 
 from secops_core.ingest.s3_logs import keep_record
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
-from worker.cli import main
+from worker.cli.app import main
 from worker.log_samples import gzip_members, gzip_ndjson, log_key, waf_log_records
 from worker.resources import LOG_NOTIFICATION_ID, setup_resources
 

@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 
 import worker.aws
-from tests.fixtures.events import waf_record
+from testkit.events import waf_record
 from tests.fixtures.fakes import FakeAgents, FakeClock, FakeNotifier
 from worker.errors import RetryableError
-from worker.incidents import IncidentJoiner, MemoryIncidentRepo
+from worker.incidents.joiner import IncidentJoiner
+from worker.incidents.memory import MemoryIncidentRepo
 from worker.metrics import Metrics
 from worker.pipeline.processor import EventProcessor
-from worker.store import EventStore
+from worker.store.dynamodb import EventStore
 from worker.suppressions import Scope, Suppression
 from worker.suppressions.cache import SuppressionCache
 from worker.suppressions.dynamodb import DynamoSuppressionRepo

@@ -144,7 +144,7 @@ def backfill(settings: Any, clients: Any, bucket: str, objects: list[dict[str, A
     from worker.daemon import owner_id
     from worker.errors import AlreadyInProgress, RetryableError
     from worker.resources import resolve_queues
-    from worker.store import EventStore
+    from worker.store.dynamodb import EventStore
 
     queue_url, _ = resolve_queues(settings, sqs=clients.sqs)
     store = EventStore(settings.table_name, client=clients.dynamodb, ttl_days=settings.event_ttl_days)
