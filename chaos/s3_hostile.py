@@ -153,7 +153,7 @@ def run(names: list[str], max_rss_mb: float, max_join_s: float) -> dict[str, Any
     from worker.embedded import embedded_aws
     from worker.resources import setup_resources
     from worker.settings import Settings
-    from worker.store import EventStore
+    from worker.store.dynamodb import EventStore
 
     os.environ.update(
         {
