@@ -38,6 +38,7 @@ class _NoisePatterns:
     labels: Any
     rule_entry: re.Pattern[Any]
     escape: re.Pattern[Any]
+    backslash: Any
 
 
 _BYTES = _NoisePatterns(
@@ -48,9 +49,17 @@ _BYTES = _NoisePatterns(
     _LABELS.encode(),
     re.compile(_RULE_ENTRY.encode()),
     re.compile(_ESCAPE.encode()),
+    b"\\",
 )
 _STR = _NoisePatterns(
-    _TERMINATING, _DEFAULT_RULE, _ACTION, _ALLOW, _LABELS, re.compile(_RULE_ENTRY), re.compile(_ESCAPE)
+    _TERMINATING,
+    _DEFAULT_RULE,
+    _ACTION,
+    _ALLOW,
+    _LABELS,
+    re.compile(_RULE_ENTRY),
+    re.compile(_ESCAPE),
+    "\\",
 )
 
 
@@ -71,4 +80,7 @@ def compact_default_allow(raw: bytes | str) -> bool:
     first = raw.find(p.action)
     if first < 0 or not raw.startswith(p.allow, first) or raw.find(p.action, first + 1) >= 0:
         return False
-    return p.escape.search(raw) is None and p.rule_entry.search(raw) is None
+    # The escape scan only when a backslash is there at all (most records have none).
+    if p.backslash in raw and p.escape.search(raw) is not None:
+        return False
+    return p.rule_entry.search(raw) is None

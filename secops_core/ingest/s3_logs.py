@@ -499,14 +499,16 @@ class LogObjectReader:
     def _frames(self) -> Iterator[_Frame | None]:
         """(line number, frame, split before, split after); a split is a ``}{`` boundary.
 
-        ``None`` is a tick: many bytes went by (an oversized line skipped) with no frame.
+        ``None`` is a tick: many lines or bytes went by (blank lines, an oversized line
+        skipped) with no frame.
         """
         line_no = 0
         carry = b""
         carry_split = False
         at_line_start = True
         oversize = False
-        skipped = 0
+        # Work done since the last frame: a line, plus a unit per 512 bytes.
+        quiet = 0
         self.activity = "framing"
         while True:
             chunk = self._readline(line_no + 1 if at_line_start else line_no)
@@ -517,46 +519,79 @@ class LogObjectReader:
             if at_line_start:
                 line_no += 1
             ended = chunk[-1:] == b"\n"
-            if ended and not carry and not oversize and _SPLIT not in chunk:
-                # The common case, one whole record on its line: no copies.
-                if len(chunk) > 2 or chunk.strip():
-                    yield line_no, chunk, False, False
-                continue
             if oversize:
                 oversize, at_line_start = not ended, ended
-                skipped += len(chunk)
-                if skipped >= TICK_BYTES:
-                    skipped = 0
-                    yield None
-                continue
-            emit, rest = _split_run(carry + chunk if carry else chunk, ended)
-            for i, frame in enumerate(emit):
-                after = rest is not None or i < len(emit) - 1
-                if frame.strip():
-                    yield line_no, frame, carry_split if i == 0 else True, after
-            if rest is None:
-                carry, carry_split, at_line_start = b"", False, True
-                continue
-            carry, carry_split, at_line_start = rest, carry_split or bool(emit), False
-            if len(carry) > MAX_RECORD_BYTES:
-                self._pending.read += 1
-                envelope = b'"logEvents"' in carry[:4096] or b'"messageType"' in carry[:4096]
-                self._pending.note_bad(line_no, "envelope_too_large" if envelope else "record_too_large")
-                self.activity = f"skipping an oversized line (line {line_no})"
-                carry, carry_split, oversize = b"", False, True
+            elif not carry and ended and _SPLIT not in chunk:
+                # The common case, one whole record on its line: no copies.
+                if len(chunk) > 2 or chunk.strip():
+                    quiet = 0
+                    yield line_no, chunk, False, False
+                    continue
+                # A blank line: the blank lines after it go by at C speed, counted.
+                blank = self._skip_line_ends(line_no + 1)
+                if blank is None:
+                    return
+                line_no += blank[0]
+                quiet += blank[1] // 512
+            else:
+                emit, rest = _split_run(carry + chunk if carry else chunk, ended)
+                for i, frame in enumerate(emit):
+                    if frame.strip():
+                        quiet = 0
+                        after = rest is not None or i < len(emit) - 1
+                        yield line_no, frame, carry_split if i == 0 else True, after
+                if rest is None:
+                    carry, carry_split, at_line_start = b"", False, True
+                else:
+                    carry, carry_split, at_line_start = rest, carry_split or bool(emit), False
+                    if len(carry) > MAX_RECORD_BYTES:
+                        self._oversized(line_no, carry)
+                        carry, carry_split, oversize = b"", False, True
+            # A blank line, or a piece of an oversized one: nothing framed, but work done.
+            quiet += 1 + len(chunk) // 512
+            if quiet >= TICK_FRAMES:
+                quiet = 0
+                yield None
+
+    def _oversized(self, line: int, head: bytes) -> None:
+        self._pending.read += 1
+        envelope = b'"logEvents"' in head[:4096] or b'"messageType"' in head[:4096]
+        self._pending.note_bad(line, "envelope_too_large" if envelope else "record_too_large")
+        self.activity = f"skipping an oversized line (line {line})"
+
+    def _skip_line_ends(self, line: int) -> tuple[int, int] | None:
+        """Consume the line ends that come next: how many lines they ended and how many
+        bytes they were (None: the stream ended early, counted here)."""
+        lines = skipped = 0
+        while True:
+            try:
+                ahead = self.stream.peek(READ_CHUNK_BYTES) if isinstance(self.stream, LogStream) else b""
+            except (ReadLimitReached, EOFError, zlib.error) as exc:
+                self._stream_failed(exc, line)
+                return None
+            run = len(ahead) - len(ahead.lstrip(b"\r\n"))
+            if not run:
+                return lines, skipped
+            lines += ahead.count(b"\n", 0, run)
+            skipped += run
+            self.stream.read(run)
 
     def _readline(self, line: int) -> bytes | None:
         """The next piece of a line; None when the stream ends early (counted here)."""
         try:
             return self.stream.readline(READ_CHUNK_BYTES)
-        except ReadLimitReached as exc:
+        except (ReadLimitReached, EOFError, zlib.error) as exc:
+            self._stream_failed(exc, line)
+        return None
+
+    def _stream_failed(self, exc: Exception, line: int) -> None:
+        if isinstance(exc, ReadLimitReached):
             self._pending = ReadCounts()
             self._end_at_limit(line, exc.reason)
-        except (EOFError, zlib.error) as exc:
-            # Truncated or corrupt compression: what was read stands, the rest is lost.
-            self._pending.read += 1
-            self._pending.note_bad(line, "truncated_gzip" if isinstance(exc, EOFError) else "corrupt_gzip")
-        return None
+            return
+        # Truncated or corrupt compression: what was read stands, the rest is lost.
+        self._pending.read += 1
+        self._pending.note_bad(line, "truncated_gzip" if isinstance(exc, EOFError) else "corrupt_gzip")
 
 
 def _split_run(data: bytes, ended: bool) -> tuple[list[bytes], bytes | None]:

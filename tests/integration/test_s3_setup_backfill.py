@@ -133,6 +133,16 @@ def test_backfill_reads_a_multi_member_gzip_to_the_end(env: Env, capsys: pytest.
     assert (now["objects"], now["sent"], summary["failed"]["objects"]) == (2, kept + after, 0)
 
 
+def test_backfill_refuses_a_bucket_outside_the_allow_list(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the default SECOPS_LOG_BUCKETS (aws-waf-logs-*) WHEN asked to read another bucket
+    # THEN it refuses in one line, before listing anything
+    assert main(["backfill", "s3://someone-elses-bucket/AWSLogs/"]) == 2
+    err = capsys.readouterr().err
+    assert "SECOPS_LOG_BUCKETS" in err and len(err.strip().splitlines()) == 1
+
+
 def test_backfill_refuses_what_is_not_an_s3_address(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backfill", "/tmp/logs"]) == 2
     assert "s3://" in capsys.readouterr().err
