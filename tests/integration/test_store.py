@@ -22,7 +22,8 @@ from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
 from tests.fixtures.fakes import FakeClock
 from tests.fixtures.moto_server import free_port
 from worker.errors import AlreadyInProgress, ConfigurationError, PermanentError, RetryableError, WorkerError
-from worker.store import EventRecord, EventStore, rejection_key
+from worker.store import EventRecord, rejection_key
+from worker.store.dynamodb import EventStore
 from worker.store.dynamodb.table import to_attr
 from worker.store.keys import MAX_PATTERN_EVENT_KEYS, monitoring_sort_key
 from worker.store.memory import MemoryStore

@@ -71,7 +71,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             f"s3://{bucket} is not in SECOPS_LOG_BUCKETS ({settings.log_buckets}); add it to read it", 2
         )
     from worker.daemon import Clients
-    from worker.store import EventStore
+    from worker.store.dynamodb import EventStore
 
     clients = Clients.from_settings(settings)
     objects = list(list_log_objects(clients.s3, bucket, prefix, args.since, until))
@@ -144,7 +144,7 @@ def backfill(settings: Any, clients: Any, bucket: str, objects: list[dict[str, A
     from worker.daemon import owner_id
     from worker.errors import AlreadyInProgress, RetryableError
     from worker.resources import resolve_queues
-    from worker.store import EventStore
+    from worker.store.dynamodb import EventStore
 
     queue_url, _ = resolve_queues(settings, sqs=clients.sqs)
     store = EventStore(settings.table_name, client=clients.dynamodb, ttl_days=settings.event_ttl_days)
@@ -157,6 +157,7 @@ def backfill(settings: Any, clients: Any, bucket: str, objects: list[dict[str, A
         owner=owner_id(),
         lease_s=settings.lease_s,
         keep=settings.log_filter,
+        counts=store,
         checkpoint_every_s=settings.log_checkpoint_s,
         limits=read_limits(settings),
         buckets=settings.log_bucket_rules,

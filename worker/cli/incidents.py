@@ -40,12 +40,12 @@ from worker.cli.false_positive import prepare as prepare_suppression
 from worker.incidents import (
     INCIDENT_STATUSES,
     RESOLVED,
-    DynamoIncidentRepo,
     IncidentNotFound,
     IncidentRecord,
     IncidentStatus,
     StatusConflict,
 )
+from worker.incidents.dynamodb import DynamoIncidentRepo
 from worker.incidents.factory import dynamo_repo
 from worker.incidents.records import ChannelResult, Notice
 from worker.notify.channel import ChannelsRejected, ChannelsUnavailable, Delivery
@@ -125,7 +125,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from worker.store import EventStore
+    from worker.store.dynamodb import EventStore
 
     settings = _settings()
     client = _dynamodb(settings)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +24,6 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import structlog
-from botocore.exceptions import ClientError
 
 from secops_core.contract import (
     OUTAGE_REASONS,
@@ -47,12 +45,21 @@ from worker.errors import (
     RuntimeUnavailable,
     WorkerError,
 )
-from worker.metrics import Metrics as EmfMetrics
 from worker.pipeline.incident_step import IncidentStep
 from worker.pipeline.outcome import Outcome
 from worker.pipeline.reuse import AnalysisReuse, Lead, Reused, SkipPolicy, skipped_analysis
 from worker.pipeline.suppressed import suppressed_decision
-from worker.ports import Agents, EventRepo, IncidentJoin, Metrics, Notifier, Responder, Suppressions
+from worker.ports import (
+    NULL_METRICS,
+    Agents,
+    EventRepo,
+    IncidentJoin,
+    Metrics,
+    Notifier,
+    Responder,
+    Suppressions,
+)
+from worker.retry import backoff, retried
 from worker.store.keys import MAX_EXCERPT_BYTES, rejection_key
 from worker.store.records import Decided, EventRecord
 
@@ -133,7 +140,7 @@ class EventProcessor:
         # The queue's receives before its redrive: an event still waiting for an
         # unreachable runtime on its last delivery is decided by the floor instead.
         self.max_deliveries = max_deliveries
-        self.metrics: Metrics = metrics or EmfMetrics(enabled=False)
+        self.metrics: Metrics = metrics or NULL_METRICS
         self.incidents = IncidentStep(
             incidents=incidents, notifier=notifier, metrics=self.metrics, responder=responder
         )
@@ -353,7 +360,7 @@ class EventProcessor:
             return None
         try:
             return self.reuse.find(event, floor)
-        except (WorkerError, ClientError) as exc:
+        except WorkerError as exc:
             # A saved analysis we cannot read costs a model call, not the event.
             log.warning("reuse_lookup_failed", error=str(exc))
             return None
@@ -363,21 +370,21 @@ class EventProcessor:
             return
         try:
             self.reuse.save(event, analysis)
-        except (WorkerError, ClientError) as exc:
+        except WorkerError as exc:
             log.warning("reuse_save_failed", error=str(exc))
 
     def _release(self, key: str, owner: str) -> None:
         """Give the lease back, retrying briefly: a lease left behind by one failed write
         makes every redelivery back off until it expires, spending receive counts."""
-        for attempt in range(_SMALL_WRITE_ATTEMPTS):
-            try:
-                self.store.release(key, owner=owner)
-                return
-            except (WorkerError, ClientError) as exc:
-                if attempt == _SMALL_WRITE_ATTEMPTS - 1:
-                    log.warning("lease_release_failed", error=str(exc))
-                    return
-                time.sleep(_SMALL_WRITE_BACKOFF_S * (3**attempt))
+        try:
+            retried(
+                lambda: self.store.release(key, owner=owner),
+                attempts=_SMALL_WRITE_ATTEMPTS,
+                wait=backoff(_SMALL_WRITE_BACKOFF_S, factor=3),
+                retry_on=WorkerError,
+            )
+        except WorkerError as exc:
+            log.warning("lease_release_failed", error=str(exc))
 
     def release_claims(self) -> int:
         """Give back every lease still held; returns how many. For work the shutdown abandoned.
@@ -392,7 +399,7 @@ class EventProcessor:
         for owner, key in claims.items():
             try:
                 self.store.release(key, owner=owner)
-            except (WorkerError, ClientError) as exc:
+            except WorkerError as exc:
                 log.warning("lease_release_failed", event_key=key, error=str(exc))
         if claims:
             log.info("abandoned_leases_released", count=len(claims))
@@ -514,11 +521,11 @@ class EventProcessor:
         decision = triage(analysis.severity_rating)
         incident_id = notification_id = None
         notified = False
-        failed: WorkerError | ClientError | None = None
+        failed: WorkerError | None = None
         if decision.status == "escalated":
             try:
                 joined = self.incidents.join(record.event, analysis, severity=decision.severity_rating)
-            except (WorkerError, ClientError) as exc:
+            except WorkerError as exc:
                 failed = exc
             else:
                 incident_id, notification_id = joined.incident_id, joined.notification_id
@@ -626,7 +633,7 @@ class EventProcessor:
                     if not self.store.extend_lease(key, owner=owner, lease_s=self.lease_s):
                         log.warning("lease_extend_lost")
                         return
-                except (WorkerError, ClientError) as exc:
+                except WorkerError as exc:
                     log.warning("lease_extend_failed", error=str(exc))
 
         thread = threading.Thread(target=beat, name=f"lease-{owner}", daemon=True)

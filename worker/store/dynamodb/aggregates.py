@@ -1,7 +1,7 @@
 """Per-window aggregates in the events table (``agg#…`` items), saved with the checkpoint.
 
 One TransactWriteItems carries the object's checkpoint (conditioned on our lease, as
-``save_object``) and a Put of each window count of the segment, so the counts and the
+``save_object``) and a Put of each changed shard of the segment's window counts, so the counts and the
 progress they describe are stored together or not at all (docs/architecture.md,
 "Relevance"). The items of one hour share ``mon_pk = agg#<hour>`` in the sparse index,
 so a reader queries an hour at a time instead of scanning.
@@ -15,19 +15,19 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from botocore.exceptions import ClientError
 
-from worker.errors import RetryableError
+from worker.errors import RetryableError, StoreUnavailable
 from worker.store.aggregates import (
     AGGREGATE_INDEX_PREFIX,
     MAX_COUNTS_PER_SAVE,
     WindowCount,
+    WindowShard,
     hours_between,
     merge_counts,
 )
 from worker.store.checkpoints import ObjectCheckpoint
 from worker.store.dynamodb.checkpoints import CheckpointOps
-from worker.store.dynamodb.table import from_item, to_attr
+from worker.store.dynamodb.table import TransactionCancelled, from_item, to_attr
 from worker.store.keys import MONITORING_INDEX, iso_from_epoch, ttl_after
 
 log = structlog.get_logger("worker.store")
@@ -39,19 +39,19 @@ class WindowCountOps(CheckpointOps):
     def save_object_counted(
         self,
         checkpoint: ObjectCheckpoint,
-        counts: Sequence[WindowCount],
+        shards: Sequence[WindowShard],
         *,
         owner: str,
         lease_s: int,
         complete: bool = False,
         release: bool = False,
     ) -> ObjectCheckpoint:
-        if not counts:
+        if not shards:
             return self.save_object(
                 checkpoint, owner=owner, lease_s=lease_s, complete=complete, release=release
             )
-        if len(counts) > MAX_COUNTS_PER_SAVE:
-            raise ValueError(f"at most {MAX_COUNTS_PER_SAVE} window counts per save, got {len(counts)}")
+        if len(shards) > MAX_COUNTS_PER_SAVE:
+            raise ValueError(f"at most {MAX_COUNTS_PER_SAVE} shards per save, got {len(shards)}")
         now = self._clock()
         update, condition = self._save_update(
             checkpoint, owner=owner, lease_s=lease_s, complete=complete, release=release, now=now
@@ -67,25 +67,23 @@ class WindowCountOps(CheckpointOps):
             }
         ]
         ttl = ttl_after(now, self.ttl_days)
-        for count in counts:
-            item = {"pk": count.pk, **_index(count), **count.to_item(), "ttl": ttl}
+        for shard in shards:
+            item = {"pk": shard.pk, **_index(shard), **shard.to_item(), "ttl": ttl}
             actions.append(
                 {"Put": {"TableName": self.table_name, "Item": {k: to_attr(v) for k, v in item.items()}}}
             )
         try:
             self._call("transact_write_items", TransactItems=actions)
-        except ClientError as exc:
-            reasons = exc.response.get("CancellationReasons") or []
-            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+        except TransactionCancelled as cancelled:
+            if cancelled.reasons and cancelled.reasons[0] == "ConditionalCheckFailed":
                 log.warning("object_lease_lost", bucket=checkpoint.bucket, key=checkpoint.key)
                 raise RetryableError(
                     f"lease on {checkpoint.bucket}/{checkpoint.key} lost to another reader",
                     reason="lease_lost",
                 ) from None
-            raise RetryableError(
-                f"DynamoDB TransactWriteItems failed: {exc.response.get('Error', {}).get('Code', '')}",
-                reason="store_unavailable",
-            ) from exc
+            raise StoreUnavailable(
+                f"DynamoDB TransactWriteItems was cancelled: {cancelled.reasons}"
+            ) from None
         saved = replace(checkpoint, lease_owner=owner, lease_expires_at=0.0 if release else now + lease_s)
         if complete:
             saved = replace(
@@ -99,9 +97,10 @@ class WindowCountOps(CheckpointOps):
 
     def window_counts(self, *, since: datetime, until: datetime) -> list[WindowCount]:
         return merge_counts(
-            WindowCount.from_item(from_item(item))
+            window
             for hour in hours_between(since, until)
             for item in self._hour_items(hour)
+            for window in WindowShard.from_item(from_item(item)).windows
         )
 
     def _hour_items(self, hour: str) -> Iterator[dict[str, Any]]:
@@ -120,6 +119,6 @@ class WindowCountOps(CheckpointOps):
             params["ExclusiveStartKey"] = last
 
 
-def _index(count: WindowCount) -> dict[str, str]:
-    """Where an item sits in the sparse index: its hour, then its key and segment."""
-    return {"mon_pk": AGGREGATE_INDEX_PREFIX + count.key.hour, "mon_sk": count.pk}
+def _index(shard: WindowShard) -> dict[str, str]:
+    """Where an item sits in the sparse index: its hour, then its segment and shard."""
+    return {"mon_pk": AGGREGATE_INDEX_PREFIX + shard.hour, "mon_sk": shard.pk}
