@@ -20,15 +20,16 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.progress import Progress
 
+from bench.config import BenchConfig, Driven
 from bench.emulator import EmulatorProcess, ProducerProcess
 from bench.events import FLOOD_SCANNER_IP, BenchEvent, FloodMix, generate_flood
-from tests.fixtures.scripted_model import RecordedRequest, ScriptedModel, ToolUse, Turn
+from testkit.scripted_model import RecordedRequest, ScriptedModel, ToolUse, Turn
 
 # The figures each flood run records, beside the point's throughput figures.
 FLOOD_FIGURES = (
@@ -122,16 +123,16 @@ def scanner_notices(incidents: Sequence[Any]) -> int:
 def run_flood(
     emulator: EmulatorProcess,
     producer: ProducerProcess,
-    bench_config: Any,
+    bench_config: BenchConfig,
     flood: FloodConfig,
     *,
     seed: int,
     health_dir: str,
     progress: Progress | None = None,
+    drive: Callable[..., Driven],
 ) -> dict[str, Any]:
-    """Run the flood with reuse on, then off; the scenario's figures for results.json."""
-    from bench.run import drive
-
+    """Run the flood with reuse on, then off, each through ``drive`` (the sweep's
+    :func:`bench.run.drive`); the scenario's figures for results.json."""
     events = generate_flood(flood.mix, seed=seed)
     runs: dict[str, Any] = {}
     for name, overrides in (("reuse", {}), ("no_reuse", {"reuse_enabled": False})):

@@ -37,6 +37,7 @@ from rich.console import Console, JustifyMethod
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench.config import BenchConfig, Driven
 from bench.emulator import EmulatorProcess, ProducerProcess, helper_processes
 from bench.events import BenchEvent, FloodMix, expected_statuses, generate
 from bench.flood import FloodConfig, flood_summary, run_flood
@@ -68,36 +69,6 @@ DYNAMODB_WRITES = frozenset(
 EFFICIENT = 0.80
 PROCESS_SATURATED = 0.75
 MACHINE_SATURATED = 0.85
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    events: int = 2000
-    concurrency: tuple[int, ...] = (1, 4, 16, 64)
-    latency_ms: float = 200.0
-    zero_latency: bool = True
-    base_events: int = 100
-    events_per_doubling: int = 50
-    seed: int = 7
-    point_timeout_s: float = 600.0
-
-    def events_for(self, concurrency: int) -> int:
-        """How many events one sweep point drains: ``min(events, base + per_doubling x log2 c)``.
-
-        Logarithmic, not linear, in the concurrency because on a small machine the
-        emulator, not the worker, caps throughput (about 10 events/s on 2 cores): 2000
-        events would take over 3 minutes per point whatever the concurrency. The default
-        (100 at concurrency 1, 400 at 64) keeps every point at 30-60 s, and the largest
-        still holds six times its concurrency, so the ramp-up is a small part of it.
-        """
-        doublings = math.log2(concurrency)
-        return min(self.events, self.base_events + math.ceil(self.events_per_doubling * doublings))
-
-    def event_count_rule(self) -> str:
-        return (
-            f"events per point = min({self.events}, {self.base_events} + "
-            f"{self.events_per_doubling} x log2(concurrency)), the same in both scenarios"
-        )
 
 
 @dataclass
@@ -403,15 +374,6 @@ def run_point(
     ).point
 
 
-@dataclass(frozen=True)
-class Driven:
-    """One point's figures and what they were read from (the store's records by key)."""
-
-    point: dict[str, Any]
-    records: Mapping[str, Any]
-    incidents: Sequence[Any]
-
-
 def drive(
     emulator: EmulatorProcess,
     producer: ProducerProcess,
@@ -430,14 +392,14 @@ def drive(
     default the scripted one; ``overrides`` on the settings); the point and its records.
     """
     from agent_runtime.service import build_service
-    from tests.fixtures.scripted_model import ScriptedModel
+    from testkit.scripted_model import ScriptedModel
     from worker.agents import Agents
     from worker.agents.inprocess import InProcessTransport
     from worker.daemon import Clients, build_worker, run_worker
-    from worker.incidents import DynamoIncidentRepo
+    from worker.incidents.dynamodb import DynamoIncidentRepo
     from worker.metrics import Metrics
     from worker.resources import setup_resources
-    from worker.store import EventStore
+    from worker.store.dynamodb import EventStore
 
     unique = f"{int(latency_ms)}ms-c{concurrency}-{uuid.uuid4().hex[:6]}"
     settings = _settings(unique, concurrency, health_dir, **(overrides or {}))
@@ -745,6 +707,7 @@ def run_bench(
                     seed=config.seed,
                     health_dir=health_dir,
                     progress=progress,
+                    drive=drive,
                 )
             )
     results["elapsed_s"] = round(time.monotonic() - started, 1)

@@ -170,7 +170,7 @@ def run_pipeline(path: Path, timeout_s: float) -> dict[str, Any]:
     from worker.metrics import Metrics
     from worker.resources import setup_resources
     from worker.settings import Settings
-    from worker.store import EventStore
+    from worker.store.dynamodb import EventStore
 
     saved = dict(os.environ)
     os.environ.update(

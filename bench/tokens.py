@@ -48,7 +48,7 @@ class CallSize:
 
 
 def call_size(request: Any) -> CallSize:
-    """The size of one :class:`tests.fixtures.scripted_model.RecordedRequest`."""
+    """The size of one :class:`testkit.scripted_model.RecordedRequest`."""
     system = request.system_prompt or ""
     tools = json.dumps(request.tool_specs, separators=(",", ":")) if request.tool_specs else ""
     texts = [block["text"] for message in request.messages for block in message["content"] if "text" in block]

@@ -30,7 +30,7 @@ from strands.types.streaming import StreamEvent
 from strands.types.tools import ToolChoice, ToolSpec
 
 from chaos.evidence import EvidenceLog
-from tests.fixtures.scripted_model import RecordedRequest, ScriptedModel, ToolUse, Turn
+from testkit.scripted_model import RecordedRequest, ScriptedModel, ToolUse, Turn
 from worker.agents.transport import Transport, classify_exception
 
 RuntimeFault = Literal["error", "throttle", "timeout"]

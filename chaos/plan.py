@@ -19,7 +19,7 @@ from secops_core.errors import ContractError
 from secops_core.ingest.normalize import event_key_for, normalize_event
 from secops_core.triage import triage
 from secops_core.waf.floor import severity_floor
-from tests.fixtures.events import simplified, waf_record
+from testkit.events import simplified, waf_record
 from worker.errors import PermanentError
 from worker.pipeline.processor import parse_message
 from worker.store import rejection_key

@@ -254,7 +254,7 @@ class ChaosRun:
         from worker.daemon import Clients
         from worker.resources import setup_resources
         from worker.settings import Settings
-        from worker.store import EventStore
+        from worker.store.dynamodb import EventStore
 
         self.config = config
         self.rng = random.Random(config.seed)  # noqa: S311 - a replayable plan, not crypto

@@ -85,7 +85,7 @@ def run(records: int, kills: int, seed: int, out: Path) -> dict[str, Any]:
     from worker.log_samples import gzip_ndjson, log_key, waf_log_records
     from worker.resources import setup_resources
     from worker.settings import Settings
-    from worker.store import EventStore
+    from worker.store.dynamodb import EventStore
 
     rng = random.Random(seed)  # noqa: S311 - kill timing, not secrets
     _environment(kills)

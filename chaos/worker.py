@@ -10,7 +10,7 @@ The real worker (consumer, processor, store, notifier, monitor scheduler) built 
 
 The orchestrator sets ``CHAOS_PROCESS`` (this process's name), ``CHAOS_EVIDENCE_DIR``,
 ``CHAOS_SEED``, ``CHAOS_FAULT_RATE`` and ``CHAOS_MODEL_LATENCY_S``. Run from the
-repository root: the scripted model is imported from ``tests.fixtures``.
+repository root: the scripted model is imported from ``testkit``.
 """
 
 from __future__ import annotations

@@ -13,8 +13,15 @@ from worker.inputs import read_records
 
 
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
-    """The fields an operator scans for, from a full analyze response."""
+    """The fields an operator scans for, from a full analyze response.
+
+    Who decided, and why, is explicit: ``model_overruled`` (a model answered and rated
+    below the floor, so the rules text stands and ``model_severity`` is its rating),
+    ``degraded`` with ``degraded_reason`` (no usable answer: the rules decided), and
+    ``floor_reason`` (the rule, label or pattern that set the floor).
+    """
     analysis = result.get("analysis", {})
+    floor = analysis.get("floor") or {}
     return {
         "event_key": result.get("event_key"),
         "severity_floor": analysis.get("severity_floor"),
@@ -23,7 +30,10 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         "triage": result.get("triage", {}).get("action"),
         "attack_type": analysis.get("attack_type"),
         "analyzed_by": analysis.get("analyzed_by"),
+        "model_overruled": analysis.get("model_overruled", False),
         "degraded": analysis.get("degraded", False),
+        "degraded_reason": analysis.get("degraded_reason"),
+        "floor_reason": floor.get("floor_reason"),
     }
 
 

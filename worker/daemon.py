@@ -22,21 +22,24 @@ from worker.consumers.router import MessageRouter
 from worker.consumers.s3_objects import LogObjectHandler, read_limits
 from worker.consumers.sqs import SqsSource
 from worker.health import HealthBeacon
-from worker.incidents import IncidentJoiner
 from worker.incidents.factory import dynamo_joiner
+from worker.incidents.joiner import IncidentJoiner
 from worker.metrics import Metrics, emf_wanted
 from worker.notify.blocks import build_block_announcer
 from worker.notify.channels import build_notifier
 from worker.notify.fanout import FanoutNotifier
+from worker.pipeline.monitor_job import MonitorJob
 from worker.pipeline.outcome import DelayPolicy
 from worker.pipeline.processor import EventProcessor
 from worker.pipeline.reuse import AnalysisReuse, SkipPolicy
 from worker.resources import Resources, resolve_resources
 from worker.response.blocker import Blocker
+from worker.response.expiry import ExpiryJob
 from worker.response.factory import build_blocker, build_responder
 from worker.response.responder import PolicyResponder
+from worker.scheduler import start_monitor_scheduler
 from worker.settings import Settings
-from worker.store import EventStore
+from worker.store.dynamodb import EventStore
 from worker.suppressions.cache import SuppressionCache
 from worker.suppressions.dynamodb import DynamoSuppressionRepo
 
@@ -89,12 +92,15 @@ class Worker:
     metrics: Metrics
     owner: str
     incidents: IncidentJoiner
+    monitor: MonitorJob
     suppressions: SuppressionCache | None = None
     # Response actions (docs/architecture.md, "Response actions"): the blocker whenever an
     # IP set is configured (its expiry pass runs even with the policy off), the policy
     # unless SECOPS_RESPONSE_MODE=off.
     blocker: Blocker | None = None
     responder: PolicyResponder | None = None
+    # The blocker's expiry pass, scheduled beside the monitor job.
+    expiry: ExpiryJob | None = None
 
 
 def owner_id() -> str:
@@ -211,6 +217,33 @@ def build_worker(
         metrics=metrics,
         health=HealthBeacon(settings.health_file),
     )
+    monitor = MonitorJob(
+        store=store,
+        monitor_agent=agents.monitor,
+        notifier=notifier,
+        incidents=incidents,
+        owner=owner,
+        interval_s=settings.monitor_interval_s,
+        hours=settings.monitor_hours,
+        threshold=settings.monitor_threshold,
+        growth_factor=settings.monitor_growth_factor,
+        chunk_size=settings.monitor_chunk_size,
+        metrics=metrics,
+        suppressions=suppressions,
+        counts=store,
+        responder=responder,
+    )
+    expiry = (
+        ExpiryJob(
+            blocker=blocker,
+            lock=store,
+            owner=owner,
+            interval_s=settings.response_expiry_interval_s,
+            metrics=metrics,
+        )
+        if blocker is not None
+        else None
+    )
     return Worker(
         settings,
         clients,
@@ -223,9 +256,11 @@ def build_worker(
         metrics,
         owner,
         incidents,
+        monitor,
         suppressions,
         blocker=blocker,
         responder=responder,
+        expiry=expiry,
     )
 
 
@@ -245,10 +280,14 @@ def install_signal_handlers(stop: Callable[[], None]) -> None:
 def run_worker(worker: Worker, *, with_scheduler: bool = True) -> int:
     """Run the consumer (and the monitor scheduler) until a signal or idle exit."""
     scheduler = None
-    if with_scheduler and (worker.settings.monitor_enabled or worker.blocker is not None):
-        from worker.scheduler import start_monitor_scheduler
-
-        scheduler = start_monitor_scheduler(worker)
+    settings = worker.settings
+    if with_scheduler and (settings.monitor_enabled or worker.expiry is not None):
+        scheduler = start_monitor_scheduler(
+            worker.monitor if settings.monitor_enabled else None,
+            interval_s=settings.monitor_interval_s,
+            hours=settings.monitor_hours,
+            expiry=worker.expiry,
+        )
     install_signal_handlers(worker.consumer.stop)
     log.info(
         "worker_started",

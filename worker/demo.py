@@ -123,9 +123,8 @@ def demo_settings(health_file: str, log_level: str) -> Any:
 def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> dict[str, Any]:
     from worker.daemon import Clients, build_worker, run_worker
     from worker.demo_channels import connect_channels, events_client, read_channels
-    from worker.pipeline.monitor_job import MonitorJob
     from worker.resources import setup_resources
-    from worker.store import EventStore
+    from worker.store.dynamodb import EventStore
 
     def step(text: str) -> None:
         if not quiet:
@@ -169,7 +168,7 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
     run_worker(worker, with_scheduler=False)
 
     step("running one monitor pass over the monitored (severity 3) events")
-    monitor = MonitorJob.from_worker(worker).run_once(force=True)
+    monitor = worker.monitor.run_once(force=True)
 
     keys = sorted({o.event_key for o in outcomes if o.event_key})
     records = store.get_many(keys)
@@ -194,7 +193,7 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
 
 def _incidents(settings: Any, clients: Any) -> list[Any]:
     """Every incident the run opened, most recent first (the demo's table is small)."""
-    from worker.incidents import DynamoIncidentRepo
+    from worker.incidents.dynamodb import DynamoIncidentRepo
 
     repo = DynamoIncidentRepo(settings.table_name, client=clients.dynamodb, quiet_s=settings.incident_quiet_s)
     return repo.list(limit=1000)
@@ -267,15 +266,13 @@ def _summarize(  # noqa: PLR0917 - one private call site, every argument named t
     escalations = []
     for record in records.values():
         by_status[record.status] += 1
-        if record.analysis is not None:
-            by_severity[str(record.analysis.severity_rating)] += 1
+        if record.severity is not None:
+            by_severity[str(record.severity)] += 1
         if record.status == "escalated" and record.event is not None and record.analysis is not None:
             escalations.append(
                 {
                     "event_key": record.key,
-                    "severity": record.triage.severity_rating
-                    if record.triage
-                    else record.analysis.severity_rating,
+                    "severity": record.severity,
                     "rule": record.event.rule_name,
                     "source_ip": record.event.source_ip,
                     "uri": record.event.uri[:60],

@@ -5,6 +5,14 @@
   left for SQS's redrive policy to move to the DLQ).
 - :class:`AlreadyInProgress`: another consumer holds a live lease on the event.
 - :class:`RuntimeUnavailable`: the agent runtime cannot be reached; opens the circuit.
+- :class:`StoreUnavailable`: the store cannot take the call now (throttled, down,
+  unreachable): retryable.
+- :class:`StoreError`: the store refused a call for a reason not known to be
+  transient (denied, invalid); the vendor's error is its ``__cause__``.
+- :class:`ConfigurationError`: the deployment needs fixing.
+
+Adapters raise these, never their vendor's errors (botocore's ``ClientError``): the
+pipeline catches only this family (docs/architecture.md, "Ports").
 """
 
 from __future__ import annotations
@@ -29,6 +37,16 @@ class RetryableError(WorkerError):
 
 class RuntimeUnavailable(RetryableError):
     """The runtime did not answer (connection refused, timeouts, throttled past retries)."""
+
+
+class StoreUnavailable(RetryableError):
+    def __init__(self, message: str, *, reason: str = "store_unavailable") -> None:
+        super().__init__(message, reason=reason)
+
+
+class StoreError(WorkerError):
+    def __init__(self, message: str, *, reason: str = "store_error") -> None:
+        super().__init__(message, reason=reason)
 
 
 class PermanentError(WorkerError):

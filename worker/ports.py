@@ -2,16 +2,20 @@
 daemon need from the world, as ``typing.Protocol`` (docs/architecture.md, "Ports").
 
 Adapters implement them without inheriting: the DynamoDB store and the in-memory one
-(:mod:`worker.store`), the SNS notifier, the agent facades over a transport, the EMF
-metrics, the system clock (the :mod:`worker.clock` module itself). The pipeline
-imports this module, never an adapter, so a new store, channel or model provider
-plugs in without touching it.
+(:mod:`worker.store`), the incident repositories (:mod:`worker.incidents`), the
+notifier fanning out to the channels (:mod:`worker.notify`), the agent facades over a
+transport, the EMF metrics. The pipeline imports this module, never an adapter, so a
+new store, channel or model provider plugs in without touching it.
+
+A leaf: this module imports only ``secops_core`` and the worker's record and result
+types, never a backend (``tests/unit/test_architecture.py`` checks that importing it
+loads no adapter).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Protocol
 
@@ -25,7 +29,10 @@ from secops_core.contract import (
     TriageOnlyResponse,
     WafEvent,
 )
-from worker.incidents import Contribution, EventJoin, GroupBy, IncidentRecord, IncidentRepo, Milestone
+from worker.incidents.grouping import GroupBy, GroupKey
+from worker.incidents.milestones import Milestone
+from worker.incidents.records import ChannelResult, Contribution, IncidentRecord, IncidentStatus
+from worker.incidents.results import EventJoin, JoinResult
 from worker.notify.channel import Delivery
 from worker.response.records import (
     AuditAction,
@@ -227,6 +234,78 @@ class CheckpointRepo(Protocol):
         ...
 
     def get_object(self, bucket: str, key: str, version: str) -> ObjectCheckpoint | None: ...
+
+
+class IncidentRepo(Protocol):
+    """Where incidents live. Every method is safe across threads and replicas."""
+
+    def join(self, group: GroupKey, contributions: Sequence[Contribution]) -> JoinResult:
+        """Fold escalated events of one group into its current incident, opening the
+        next when there is none, it is resolved, or an event is past its quiet period.
+        """
+        ...
+
+    def get(self, incident: str) -> IncidentRecord | None: ...
+
+    def list(
+        self,
+        *,
+        status: IncidentStatus | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+    ) -> list[IncidentRecord]:
+        """Incidents by last_seen, most recent first."""
+        ...
+
+    def claim_milestone(self, incident: str, milestone: str) -> bool:
+        """True for exactly one caller per (incident, milestone): that one notifies.
+
+        A claim older than the repository's ``claim_stale_s`` with no notice recorded
+        was left by a worker that died before publishing: it can be claimed again.
+        """
+        ...
+
+    def stale_claims(self, record: IncidentRecord) -> tuple[str, ...]:
+        """The milestones of ``record`` claimed, never notified, and stale by now."""
+        ...
+
+    def claim_wait(self, record: IncidentRecord, *, besides: Collection[str] = ()) -> float | None:
+        """Seconds until a claim of ``record`` not yet notified (other than ``besides``)
+        goes stale, or None when none is pending."""
+        ...
+
+    def release_milestone(
+        self, incident: str, milestone: str, *, failed: Sequence[ChannelResult] = ()
+    ) -> bool:
+        """Give back a claim whose publish failed; False if it was not claimed.
+
+        ``failed`` (what each channel answered) becomes the incident's ``last_failure``
+        in the same write, replacing the previous one.
+        """
+        ...
+
+    def record_notice(
+        self,
+        incident: str,
+        milestone: str,
+        message_id: str | None,
+        *,
+        channels: Sequence[ChannelResult] = (),
+    ) -> None:
+        """Note the milestone as sent, with what each channel did (failures included)."""
+        ...
+
+    def set_status(
+        self,
+        incident: str,
+        status: IncidentStatus,
+        *,
+        note: str = "",
+        by: str = "",
+        expected_status: IncidentStatus | None = None,
+    ) -> IncidentRecord:
+        """Acknowledge or resolve, conditionally; raises StatusConflict or IncidentNotFound."""
+        ...
 
 
 class WindowCountRepo(Protocol):
@@ -465,13 +544,18 @@ class Metrics(Protocol):
     def timer(self, name: str, *, dimensions: Dimensions | None = None) -> AbstractContextManager[None]: ...
 
 
-class Clock(Protocol):
-    """The time seam; the :mod:`worker.clock` module is the system implementation."""
+class NullMetrics:
+    """Metrics that go nowhere: what a pipeline part counts with when it is given none."""
 
-    def now(self) -> datetime:
-        """Timezone-aware UTC."""
-        ...
+    def count(self, name: str, value: float = 1, *, dimensions: Dimensions | None = None) -> None:
+        return None
 
-    def epoch(self) -> float:
-        """Seconds since the epoch."""
-        ...
+    def observe_ms(self, name: str, millis: float, *, dimensions: Dimensions | None = None) -> None:
+        return None
+
+    @contextmanager
+    def timer(self, name: str, *, dimensions: Dimensions | None = None) -> Iterator[None]:
+        yield
+
+
+NULL_METRICS: Metrics = NullMetrics()

@@ -10,7 +10,6 @@ intervals, in every replica.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -20,9 +19,6 @@ from worker.errors import WorkerError
 from worker.pipeline.monitor_job import MonitorJob, MonitorStopped
 from worker.response.expiry import ExpiryJob
 from worker.response.expiry import safe_tick as expiry_tick
-
-if TYPE_CHECKING:
-    from worker.daemon import Worker
 
 log = structlog.get_logger("worker.scheduler")
 
@@ -93,25 +89,16 @@ class MonitorScheduler:
         self.scheduler.shutdown(wait=True)
 
 
-def start_monitor_scheduler(worker: Worker) -> MonitorScheduler:
-    """Start the monitor job (if enabled) and the block expiry pass (if an IP set is
-    configured) for a built worker; the caller shuts it down."""
-    settings = worker.settings
-    job = MonitorJob.from_worker(worker) if settings.monitor_enabled else None
-    scheduler = build_scheduler(job, interval_s=settings.monitor_interval_s)
-    if worker.blocker is not None:
-        add_expiry_job(
-            scheduler,
-            ExpiryJob(
-                blocker=worker.blocker,
-                lock=worker.store,
-                owner=worker.owner,
-                interval_s=settings.response_expiry_interval_s,
-                metrics=worker.metrics,
-            ),
-        )
-        log.info("block_expiry_scheduled", interval_s=settings.response_expiry_interval_s)
+def start_monitor_scheduler(
+    job: MonitorJob | None, *, interval_s: int, hours: int, expiry: ExpiryJob | None = None
+) -> MonitorScheduler:
+    """Start the monitor ``job`` (if any) every ``interval_s`` and the block ``expiry``
+    pass (if any), both built by the composition root; the caller shuts them down."""
+    scheduler = build_scheduler(job, interval_s=interval_s)
+    if expiry is not None:
+        add_expiry_job(scheduler, expiry)
+        log.info("block_expiry_scheduled", interval_s=expiry.interval_s)
     scheduler.start()
     if job is not None:
-        log.info("monitor_scheduled", interval_s=settings.monitor_interval_s, hours=settings.monitor_hours)
+        log.info("monitor_scheduled", interval_s=interval_s, hours=hours)
     return MonitorScheduler(scheduler, job)

@@ -7,7 +7,7 @@ from typing import Any
 
 from chaos.invariants import Checker, Delivery, QueueMessage, RunData, SentMessage
 from chaos.plan import Plan, PlannedMessage
-from tests.fixtures.events import simplified
+from testkit.events import simplified
 
 T0 = 1_700_000_000.0
 KEY = "evt#e1"

@@ -21,7 +21,7 @@ from agent_runtime.analyst import SecurityAnalyst
 from agent_runtime.providers import ProviderConfig
 from agent_runtime.service import AgentService
 from secops_core.contract import OUTAGE_REASONS
-from tests.fixtures.events import waf_record
+from testkit.events import waf_record
 from tests.fixtures.scripted_http import Reply
 from tests.functional.test_bedrock_wire import ConverseServer, converse_response, json_reply
 from tests.functional.test_openai_wire import (

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from agent_runtime.analyst import SecurityAnalyst
 from agent_runtime.service import AgentService
 from secops_core.contract import AnalyzeResponse
-from tests.fixtures.events import waf_record
-from tests.fixtures.scripted_model import ScriptedModel
+from testkit.events import waf_record
+from testkit.scripted_model import ScriptedModel
 from tests.fuzz import strategies as s
 from worker.notify import escalation_notification
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.events import waf_record
+from testkit.events import waf_record
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from tests.fixtures.worker_process import cli_env, run_cli
 from worker.aws import client as aws_client

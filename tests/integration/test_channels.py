@@ -18,18 +18,19 @@ import pytest
 from secops_core.contract import WafEvent
 from secops_core.rules_analysis import rules_analysis
 from secops_core.waf.floor import severity_floor
-from tests.fixtures.events import waf_record
+from testkit.events import waf_record
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from tests.fixtures.worker_process import cli_env, run_cli
 from worker.daemon import Clients
-from worker.incidents import OPENED, Contribution, MemoryIncidentRepo, Milestone
+from worker.incidents import OPENED, Contribution, Milestone
+from worker.incidents.memory import MemoryIncidentRepo
 from worker.incidents.records import IncidentRecord
 from worker.notify.chat import MAX_MESSAGE_BYTES, ChatChannel
 from worker.notify.sns import SnsPublisher
 from worker.pipeline.processor import parse_message
 from worker.resources import setup_resources
 from worker.settings import Settings
-from worker.store import EventStore
+from worker.store.dynamodb import EventStore
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs/schemas/chat-notification.json").read_text())
 

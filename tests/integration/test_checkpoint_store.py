@@ -10,7 +10,7 @@ from secops_core.ingest.s3_logs import BadLine, ReadCounts
 from tests.fixtures.fakes import FakeClock
 from worker.errors import AlreadyInProgress, RetryableError
 from worker.ports import CheckpointRepo
-from worker.store import EventStore
+from worker.store.dynamodb import EventStore
 from worker.store.memory import MemoryCheckpoints
 
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.events import simplified, waf_record
+from testkit.events import simplified, waf_record
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from tests.fixtures.worker_process import cli_env, run_cli, start_worker, wait_for
-from worker.cli import main
+from worker.cli.app import main
 from worker.health import check_health
 
 

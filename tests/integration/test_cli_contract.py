@@ -33,10 +33,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.fixtures.events import simplified
+from testkit.events import simplified
 from tests.fixtures.worker_harness import fast_settings, make_env
 from tests.fixtures.worker_process import cli_env, run_cli
-from worker.cli import main
+from worker.cli.app import main
 
 pytestmark = pytest.mark.slow
 
@@ -284,7 +284,7 @@ class Absent(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 sys.meta_path.insert(0, Absent())
-from worker.cli import main
+from worker.cli.app import main
 sys.exit(main(["demo"]))
 """
 

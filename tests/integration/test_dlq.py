@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.events import simplified
+from testkit.events import simplified
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
-from worker.cli import main
+from worker.cli.app import main
 from worker.message_keys import event_key_of_body
 from worker.ops.dlq import (
     NOT_RECORDED,

@@ -15,14 +15,10 @@ from typing import Any
 import pytest
 
 import worker.aws
-from worker.incidents import (
-    Contribution,
-    DynamoIncidentRepo,
-    IncidentJoiner,
-    IncidentNotFound,
-    MemoryIncidentRepo,
-    StatusConflict,
-)
+from worker.incidents import Contribution, IncidentNotFound, StatusConflict
+from worker.incidents.dynamodb import DynamoIncidentRepo
+from worker.incidents.joiner import IncidentJoiner
+from worker.incidents.memory import MemoryIncidentRepo
 from worker.incidents.records import ChannelResult
 from worker.incidents.repo import JoiningRepo
 from worker.store.dynamodb.table import DynamoTable

@@ -19,10 +19,11 @@ import pytest
 from secops_core.rules_analysis import rules_analysis
 from secops_core.triage import triage
 from secops_core.waf.floor import severity_floor
-from tests.fixtures.events import waf_record
+from testkit.events import waf_record
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from tests.fixtures.worker_process import cli_env, run_cli
-from worker.incidents import Contribution, DynamoIncidentRepo, IncidentRecord
+from worker.incidents import Contribution, IncidentRecord
+from worker.incidents.dynamodb import DynamoIncidentRepo
 from worker.pipeline.processor import parse_message
 from worker.settings import Settings
 

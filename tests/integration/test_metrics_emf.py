@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 from tenacity import wait_none
 
-from tests.fixtures.events import simplified
+from testkit.events import simplified
 from tests.fixtures.worker_harness import DownAtFirst, Env, fast_settings, make_env
 from worker.agents import Agents, RetryPolicy
 from worker.daemon import build_worker, run_worker

@@ -24,7 +24,7 @@ from tenacity import wait_none
 
 from secops_core.ingest.normalize import normalize_event
 from secops_core.waf.floor import severity_floor
-from tests.fixtures.events import simplified
+from testkit.events import simplified
 from tests.fixtures.scripted_http import Reply
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from tests.functional.test_model_failsafe import openai_bad_json_args, raw_reply

@@ -17,14 +17,14 @@ from botocore.exceptions import ClientError
 
 from secops_core.contract import TriageDecision
 from secops_core.ingest.normalize import normalize_event
-from tests.fixtures.events import simplified
+from testkit.events import simplified
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from worker.daemon import Clients
 from worker.incidents.factory import dynamo_joiner
 from worker.notify.channels import build_notifier
 from worker.pipeline.monitor_job import MonitorJob, chunk_by_group, lock_name, slot_start
 from worker.scheduler import build_scheduler
-from worker.store import EventStore
+from worker.store.dynamodb import EventStore
 from worker.store.dynamodb.table import to_attr
 from worker.store.keys import monitoring_sort_key
 
@@ -273,7 +273,7 @@ def test_scheduler_coalesces_and_never_runs_two_at_once(env: Env, clock: FakeClo
 def test_secops_monitor_prints_patterns_as_json(
     env: Env, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from worker.cli import main
+    from worker.cli.app import main
 
     clock.t = datetime.now(UTC)
     monitored(env, clock, 5)

@@ -21,12 +21,8 @@ from tests.unit.test_notifier_sanitize import (
 )
 from worker.aws import client as aws_client
 from worker.errors import RetryableError
-from worker.notify import (
-    JSON_SEPARATOR,
-    Notification,
-    NotificationRejected,
-    Notifier,
-)
+from worker.notify import JSON_SEPARATOR, Notification
+from worker.notify.sns import NotificationRejected, Notifier
 from worker.resources import create_topic
 
 ATTRIBUTE_NAMES = {"event_key", "severity", "workflow", "action", "source_ip"}

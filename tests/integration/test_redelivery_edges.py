@@ -17,7 +17,7 @@ from secops_core.ingest.normalize import normalize_event
 from secops_core.rules_analysis import rules_analysis
 from secops_core.triage import triage
 from secops_core.waf.floor import severity_floor
-from tests.fixtures.events import simplified
+from testkit.events import simplified
 from tests.fixtures.fakes import FakeClock
 from tests.fixtures.worker_harness import fast_settings, make_env
 from worker.agents import Agents
@@ -25,7 +25,7 @@ from worker.clock import epoch
 from worker.daemon import Worker
 from worker.errors import RetryableError
 from worker.pipeline.outcome import Outcome
-from worker.store import EventStore
+from worker.store.dynamodb import EventStore
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")
 

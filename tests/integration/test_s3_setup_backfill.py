@@ -10,7 +10,7 @@ import pytest
 
 from secops_core.ingest.s3_logs import keep_record
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
-from worker.cli import main
+from worker.cli.app import main
 from worker.log_samples import gzip_members, gzip_ndjson, log_key, waf_log_records
 from worker.resources import LOG_NOTIFICATION_ID, setup_resources
 
@@ -92,20 +92,25 @@ def test_backfill_reads_only_the_range_and_a_rerun_skips_what_is_complete(
     assert main(["backfill", uri, *window, "--dry-run"]) == 0
     dry = json.loads(capsys.readouterr().out)
     # THEN it lists the two files in range and reads nothing
-    assert dry["objects"] == 2 and all("/2026/11/29/0" in k for k in dry["keys"])
+    assert dry["to_read"]["objects"] == 2 and all("/2026/11/29/0" in k for k in dry["to_read"]["keys"])
     # WHEN the backfill runs, twice
     assert main(["backfill", uri, *window]) == 0
     first = json.loads(capsys.readouterr().out)
     assert main(["backfill", uri, *window]) == 0
     second = json.loads(capsys.readouterr().out)
     # THEN the first read both files and sent their kept records, the second only skipped
-    assert (first["read_now"], first["kept"], first["sent"], first["failed"]) == (
+    now = first["read_now"]
+    assert (now["objects"], now["kept"], now["sent"], first["failed"]["objects"]) == (
         2,
         kept[0] + kept[1],
         kept[0] + kept[1],
         0,
     )
-    assert (second["read_now"], second["complete_before"], second["sent"]) == (0, 2, 0)
+    assert (second["read_now"]["objects"], second["complete"]["objects"], second["read_now"]["sent"]) == (
+        0,
+        2,
+        0,
+    )
     # AND the kept records are on the events queue as events
     assert env.queue_counts(env.resources.queue_url)[0] == kept[0] + kept[1]
 
@@ -123,7 +128,8 @@ def test_backfill_reads_a_multi_member_gzip_to_the_end(env: Env, capsys: pytest.
     summary = json.loads(capsys.readouterr().out)
     # THEN it read both files to the end and sent every kept record of every member
     kept = sum(keep_record(r, "matched") for r in records)
-    assert (summary["read_now"], summary["sent"], summary["failed"]) == (2, kept + after, 0)
+    now = summary["read_now"]
+    assert (now["objects"], now["sent"], summary["failed"]["objects"]) == (2, kept + after, 0)
 
 
 def test_backfill_refuses_what_is_not_an_s3_address(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.events import simplified
+from testkit.events import simplified
 from tests.fixtures.moto_server import free_port
 from tests.fixtures.worker_process import cli_env, wait_for
 

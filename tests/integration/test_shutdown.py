@@ -21,9 +21,9 @@ import pytest
 from agent_runtime.app import create_app
 from agent_runtime.service import build_service
 from agent_runtime.settings import RuntimeSettings
-from tests.fixtures.events import simplified
+from testkit.events import simplified
+from testkit.scripted_model import ScriptedModel
 from tests.fixtures.runtime_server import runtime_server
-from tests.fixtures.scripted_model import ScriptedModel
 from tests.fixtures.worker_harness import LOW_ASSESSMENT, Env, fast_settings, make_env
 from tests.fixtures.worker_process import WorkerProcess, cli_env, run_cli, start_worker, wait_for
 

@@ -10,12 +10,13 @@ import time
 
 from agent_runtime.service import build_service
 from secops_core.settings import CommonSettings
-from tests.fixtures.events import simplified
+from testkit.events import simplified
+from testkit.scripted_model import ScriptedModel
 from tests.fixtures.fakes import FakeNotifier
-from tests.fixtures.scripted_model import ScriptedModel
 from worker.agents import Agents
 from worker.agents.inprocess import InProcessTransport
-from worker.incidents import IncidentJoiner, MemoryIncidentRepo
+from worker.incidents.joiner import IncidentJoiner
+from worker.incidents.memory import MemoryIncidentRepo
 from worker.metrics import Metrics
 from worker.pipeline.outcome import Outcome
 from worker.pipeline.processor import EventProcessor

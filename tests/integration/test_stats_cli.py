@@ -15,8 +15,8 @@ from secops_core.waf.relevance import relevance
 from tests.fixtures.worker_harness import fast_settings
 from tests.fixtures.worker_process import cli_env, run_cli
 from worker.daemon import Clients
-from worker.store import EventStore
 from worker.store.aggregates import WindowCounter
+from worker.store.dynamodb import EventStore
 
 pytestmark = pytest.mark.slow
 

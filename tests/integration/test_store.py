@@ -22,7 +22,8 @@ from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
 from tests.fixtures.fakes import FakeClock
 from tests.fixtures.moto_server import free_port
 from worker.errors import AlreadyInProgress, ConfigurationError, PermanentError, RetryableError, WorkerError
-from worker.store import EventRecord, EventStore, rejection_key
+from worker.store import EventRecord, rejection_key
+from worker.store.dynamodb import EventStore
 from worker.store.dynamodb.table import to_attr
 from worker.store.keys import MAX_PATTERN_EVENT_KEYS, monitoring_sort_key
 from worker.store.memory import MemoryStore
@@ -755,3 +756,38 @@ def test_an_expired_lock_is_taken_over_but_a_completed_one_never(store: Store, c
     # THEN nobody runs the slot again, however long after
     clock.advance(3600)
     assert store.acquire_lock(LOCK, owner="r3", ttl_s=300) is False
+
+
+def test_an_event_escalated_by_the_monitor_has_one_severity_and_says_why(store: Store) -> None:
+    # GIVEN a monitored event (its analysis and triage say 3)
+    event = make_event(31)
+    store.claim(event, owner="w1", lease_s=LEASE_S, message_id="m-31")
+    rated_3 = ANALYSIS.model_copy(update={"severity_rating": 3, "severity_floor": 3})
+    store.save_analysis(event.event_key, owner="w1", analysis=rated_3)
+    record = store.apply_triage(event.event_key, owner="w1", decision=MONITOR)
+    assert record.severity == 3 and record.severity_change is None
+    # WHEN its pattern crosses the threshold and the monitor escalates it to 4
+    decision = ESCALATE.model_copy(update={"reason": "pattern pat#y: 7 monitored events (threshold 5)"})
+    escalated_now = store.escalate_from_pattern(
+        "evt#31", pattern_key="pat#y", decision=decision, incident_id="inc#y#1"
+    )
+    assert escalated_now
+    # THEN the event has one severity, 4, wherever it is read, and the record says why it
+    # is not the analysis's 3
+    escalated = store.get("evt#31")
+    assert escalated is not None and escalated.analysis is not None
+    assert escalated.severity == escalated.triage.severity_rating == 4  # type: ignore[union-attr]
+    change = escalated.severity_change
+    assert change is not None
+    assert (change["from"], change["to"], change["by"], change["pattern_key"]) == (3, 4, "monitor", "pat#y")
+    assert change["reason"] == decision.reason and change["at"]
+    view = escalated.to_dict()
+    assert view["severity"] == 4 and view["severity_change"] == change
+    # AND the top-level copy that the console and ad-hoc queries read says 4 too
+    if isinstance(store, MemoryStore):
+        top = store._items["evt#31"]["severity_rating"]
+    else:
+        item = store._get_item("evt#31")
+        assert item is not None
+        top = item["severity_rating"]["N"]
+    assert int(top) == 4

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.events import waf_record
+from testkit.events import waf_record
 from tests.fixtures.fakes import FakeAgents, FakeNotifier
 from tests.fixtures.waf_week import PLANTED, log_objects, waf_week
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from tests.fixtures.worker_process import cli_env
 from worker.cli.app import main
-from worker.incidents import IncidentJoiner
 from worker.incidents.factory import dynamo_repo
+from worker.incidents.joiner import IncidentJoiner
 from worker.metrics import Metrics
 from worker.pipeline.processor import EventProcessor
 from worker.suppressions.cache import SuppressionCache

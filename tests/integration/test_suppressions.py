@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 import worker.aws
-from tests.fixtures.events import waf_record
+from testkit.events import waf_record
 from tests.fixtures.fakes import FakeAgents, FakeClock, FakeNotifier
 from worker.errors import RetryableError
-from worker.incidents import IncidentJoiner, MemoryIncidentRepo
+from worker.incidents.joiner import IncidentJoiner
+from worker.incidents.memory import MemoryIncidentRepo
 from worker.metrics import Metrics
 from worker.pipeline.processor import EventProcessor
-from worker.store import EventStore
+from worker.store.dynamodb import EventStore
 from worker.suppressions import Scope, Suppression
 from worker.suppressions.cache import SuppressionCache
 from worker.suppressions.dynamodb import DynamoSuppressionRepo
@@ -141,7 +143,9 @@ def test_a_hit_counts_once_per_event(repo: Repo) -> None:
 class Replica:
     """One worker replica's pipeline: its own store client view, cache and processor."""
 
-    def __init__(self, table: str, dynamodb: Any, clock: FakeClock, *, name: str) -> None:
+    def __init__(
+        self, table: str, dynamodb: Any, clock: FakeClock, *, name: str, model_free: bool = False
+    ) -> None:
         self.store = EventStore(table, client=dynamodb, clock=clock)
         self.repo = FlakyRepo(table, client=dynamodb, clock=clock)
         self.cache = SuppressionCache(self.repo, refresh_s=REFRESH_S, clock=clock)
@@ -157,6 +161,7 @@ class Replica:
             lease_s=60,
             metrics=Metrics(enabled=False),
             suppressions=self.cache,
+            model_free=model_free,
         )
 
 
@@ -291,3 +296,37 @@ def test_hits_count_once_per_event_under_redelivery_and_a_lost_count(
     record = a.store.get(first.event_key or "")
     assert record is not None and record.suppressed_by == created.id
     assert a.agents.analyst.calls == b.agents.analyst.calls == 0
+
+
+def test_a_redelivered_suppressed_event_joins_no_incident_on_the_fast_path(
+    table: str, dynamodb: Any, clock: FakeClock
+) -> None:
+    # GIVEN a replica deciding every event without a model (the rules provider: the fast
+    # path, which joins an escalation's incident before its one write)
+    replica = Replica(table, dynamodb, clock, name="rules", model_free=True)
+    replica.repo.create(suppression())
+    body = json.dumps(counted_sqli("r-fast"))
+    # WHEN a suppressed event is delivered, then redelivered
+    outcomes = [replica.processor.process(body, "m-1"), replica.processor.process(body, "m-1")]
+    # THEN it is closed once, counted once, and no incident ever counted it
+    assert [o.kind for o in outcomes] == ["done", "duplicate"]
+    assert replica.incidents.list(limit=10) == []
+    got = replica.repo.get(replica.repo.list()[0].id)
+    assert got is not None and got.hits == 1
+
+
+def test_concurrent_copies_on_two_replicas_count_one_hit(replicas: tuple[Replica, Replica]) -> None:
+    a, b = replicas
+    created = a.repo.create(suppression())
+    body = json.dumps(counted_sqli("r-race"))
+    # GIVEN both replicas know the suppression
+    for replica in replicas:
+        replica.cache.refresh()
+    # WHEN six copies of one event race on the two replicas
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = list(pool.map(lambda n: (a if n % 2 else b).processor.process(body, f"m-{n}"), range(6)))
+    # THEN one closed it (no lease is ever held: one conditional put), the others
+    # acknowledged a duplicate, and the suppression counted the event once
+    assert sorted(o.kind for o in outcomes) == ["done", *["duplicate"] * 5]
+    got = a.repo.get(created.id)
+    assert got is not None and got.hits == 1

@@ -13,8 +13,8 @@ from secops_core.waf.operator import EMPTY
 from secops_core.waf.relevance import Relevance, relevance
 from tests.fixtures.fakes import FakeClock
 from worker.errors import RetryableError
-from worker.store import EventStore
 from worker.store.aggregates import MAX_COUNTS_PER_SAVE, WindowCounter, merge_counts
+from worker.store.dynamodb import EventStore
 from worker.store.memory_aggregates import MemoryWindowCounts
 
 Repo = EventStore | MemoryWindowCounts

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.fixtures.events import simplified, waf_record
-from tests.fixtures.scripted_model import ScriptedModel
+from testkit.events import simplified, waf_record
+from testkit.scripted_model import ScriptedModel
 from tests.fixtures.worker_harness import LOW_ASSESSMENT, DownAtFirst, Env, fast_settings, make_env
 from worker.agents import Agents
 

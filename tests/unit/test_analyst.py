@@ -28,7 +28,7 @@ from agent_runtime.analyst import (
 from agent_runtime.prompt_safety import FENCE_CLOSE, FENCE_OPEN, SYSTEM_PROMPT
 from agent_runtime.providers import ProviderConfig, build_model
 from secops_core.contract import Analysis, Header, RuleMatch, SeverityFloorInfo, WafEvent
-from tests.fixtures.scripted_model import Raise, ScriptedModel, ToolUse
+from testkit.scripted_model import Raise, ScriptedModel, ToolUse
 
 
 def make_event(**overrides: Any) -> WafEvent:

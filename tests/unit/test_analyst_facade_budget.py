@@ -8,7 +8,7 @@ from tenacity import wait_none
 
 from secops_core.ingest.normalize import normalize_event
 from secops_core.settings import CommonSettings
-from tests.fixtures.events import simplified
+from testkit.events import simplified
 from worker.agents import Agents, RetryPolicy
 from worker.agents.inprocess import InProcessTransport
 from worker.errors import RuntimeUnavailable

@@ -8,7 +8,7 @@ import pytest
 
 from agent_runtime.analyst import SecurityAnalyst
 from agent_runtime.service import AgentService
-from tests.fixtures.events import waf_record
+from testkit.events import waf_record
 
 
 @pytest.mark.parametrize("budget", [True, -1, 21, "2", 2.5])

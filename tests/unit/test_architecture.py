@@ -3,7 +3,14 @@
 - ``secops_core`` imports neither side, nor boto3/botocore, nor Strands;
 - ``agent_runtime`` imports nothing from ``worker``;
 - ``worker`` imports ``agent_runtime`` only in its in-process transport adapter;
-- no import cycle between our modules (imports inside functions included);
+- no import cycle between our modules, counted strictly: imports under
+  ``TYPE_CHECKING`` and inside functions count, an import of ``a.b.c`` counts as one of
+  the packages ``a`` and ``a.b`` too (Python runs their ``__init__``), and ``bench/``,
+  ``chaos/`` and ``testkit/`` are scanned with the packages;
+- the pipeline imports ports and domain types, never an adapter, boto3/botocore or the
+  daemon; only the CLI, the embedded demo, the benchmarks and the chaos runs import the
+  daemon (the composition root); ``bench/`` and ``chaos/`` never import ``tests``;
+- importing :mod:`worker.ports` loads no adapter;
 - each image's packages import with the other side absent (as in the two Dockerfiles).
 """
 
@@ -19,13 +26,58 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("secops_core", "worker", "agent_runtime")
+# Scanned for cycles and boundaries with the packages; shipped in no image.
+TOOLS = ("bench", "chaos", "testkit")
 # The one worker module allowed to load the runtime (the embedded default and `secops analyze`).
 INPROCESS_ADAPTER = "worker.agents.inprocess"
+VENDOR_SDKS = frozenset({"boto3", "botocore"})
+# Modules that talk to the world or build what does: the pipeline never names them, and
+# importing the ports loads none of them (a name covers its submodules).
+ADAPTERS = (
+    "worker.agents",
+    "worker.aws",
+    "worker.consumers.s3_objects",
+    "worker.consumers.sqs",
+    "worker.demo",
+    "worker.demo_channels",
+    "worker.demo_s3",
+    "worker.embedded",
+    "worker.health",
+    "worker.incidents.dynamodb",
+    "worker.incidents.factory",
+    "worker.incidents.memory",
+    "worker.metrics",
+    "worker.notify.channels",
+    "worker.notify.chat",
+    "worker.notify.eventbridge",
+    "worker.notify.fanout",
+    "worker.notify.retry",
+    "worker.notify.securityhub",
+    "worker.notify.sns",
+    "worker.ops",
+    "worker.resources",
+    "worker.response.dynamodb",
+    "worker.response.factory",
+    "worker.response.memory",
+    "worker.response.wafv2",
+    "worker.store.dynamodb",
+    "worker.store.memory",
+    "worker.suppressions.dynamodb",
+    "worker.suppressions.memory",
+)
+PIPELINE = "worker.pipeline"
+DAEMON = "worker.daemon"
+# Above the composition root: they build a worker and run it.
+DAEMON_USERS = ("worker.cli", "worker.demo", "worker.demo_operator", "bench", "chaos")
 
 
-def _modules() -> dict[str, Path]:
+def _within(module: str, prefixes: tuple[str, ...] | frozenset[str]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def _modules(roots: tuple[str, ...] = (*PACKAGES, *TOOLS)) -> dict[str, Path]:
     found: dict[str, Path] = {}
-    for package in PACKAGES:
+    for package in roots:
         for path in sorted((ROOT / package).rglob("*.py")):
             parts = list(path.relative_to(ROOT).with_suffix("").parts)
             if parts[-1] == "__init__":
@@ -34,46 +86,50 @@ def _modules() -> dict[str, Path]:
     return found
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def _imports(path: Path, module: str) -> Iterator[str]:
-    """Every module named by an import in ``path``, except under ``if TYPE_CHECKING``."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    """Every module named by an import in ``path``."""
+    yield from _imports_in(path.read_text(encoding="utf-8"), module, package=path.name == "__init__.py")
 
-    def visit(node: ast.AST) -> Iterator[str]:
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            for child in node.orelse:
-                yield from visit(child)
-            return
+
+def _imports_in(source: str, module: str, *, package: bool = False) -> Iterator[str]:
+    """Every module named by an import in ``source``: at the top, under ``TYPE_CHECKING``,
+    inside functions alike."""
+    anchor_of = module if package else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                anchor = package.split(".")
+                anchor = anchor_of.split(".")
                 anchor = anchor[: len(anchor) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
             yield base
             for alias in node.names:
                 yield f"{base}.{alias.name}"
-        for child in ast.iter_child_nodes(node):
-            yield from visit(child)
 
-    yield from visit(tree)
+
+def _ancestors(name: str) -> Iterator[str]:
+    parts = name.split(".")
+    for end in range(1, len(parts)):
+        yield ".".join(parts[:end])
 
 
 def _graph() -> dict[str, set[str]]:
+    """Module -> the modules it makes Python run: those it names, and the packages above
+    them that are not above the importer itself (those run before it anyway)."""
     modules = _modules()
     graph: dict[str, set[str]] = {}
     for module, path in modules.items():
-        graph[module] = {name for name in _imports(path, module) if name in modules and name != module}
+        own = set(_ancestors(module))
+        edges: set[str] = set()
+        for name in _imports(path, module):
+            if name in modules:
+                edges.add(name)
+            edges.update(a for a in _ancestors(name) if a in modules and a not in own)
+        edges.discard(module)
+        graph[module] = edges
     return graph
 
 
@@ -115,8 +171,8 @@ def test_only_the_inprocess_adapter_imports_the_runtime() -> None:
     assert offenders == []
 
 
-def test_no_import_cycles() -> None:
-    graph = _graph()
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every cycle a depth-first walk closes (one per back edge)."""
     cycles: list[list[str]] = []
     state: dict[str, int] = {}
     stack: list[str] = []
@@ -125,9 +181,6 @@ def test_no_import_cycles() -> None:
         state[node] = 1
         stack.append(node)
         for nxt in sorted(graph[node]):
-            # A package's __init__ importing its own submodules is how packages re-export.
-            if node == nxt.rpartition(".")[0] or nxt.startswith(node + "."):
-                continue
             if state.get(nxt) == 1:
                 cycles.append([*stack[stack.index(nxt) :], nxt])
             elif nxt not in state:
@@ -138,7 +191,77 @@ def test_no_import_cycles() -> None:
     for module in sorted(graph):
         if module not in state:
             visit(module)
+    return cycles
+
+
+def test_no_import_cycles() -> None:
+    # GIVEN every import of the packages and the tools, counted strictly
+    graph = _graph()
+    # WHEN the graph is walked
+    cycles = import_cycles(graph)
+    # THEN it closes no cycle
     assert cycles == []
+
+
+def test_the_strict_count_sees_what_a_lenient_one_misses() -> None:
+    # GIVEN imports made only for type checking and inside a function
+    source = """
+from typing import TYPE_CHECKING
+if TYPE_CHECKING:
+    import pkg.a
+def later():
+    from pkg import b
+"""
+    # WHEN they are read
+    named = set(_imports_in(source, "probe"))
+    # THEN both count
+    assert {"pkg.a", "pkg", "pkg.b"} <= named
+    # AND a package's __init__ re-exporting a module that imports the package back is a cycle
+    assert import_cycles({"pkg": {"pkg.a"}, "pkg.a": {"pkg"}}) == [["pkg", "pkg.a", "pkg"]]
+
+
+def test_the_pipeline_imports_no_adapter_sdk_or_daemon() -> None:
+    offenders = {
+        module: sorted(
+            name
+            for name in _all_imports(module)
+            if _top(name) in VENDOR_SDKS or _within(name, ADAPTERS) or _within(name, (DAEMON,))
+        )
+        for module in _modules(("worker",))
+        if _within(module, (PIPELINE,))
+    }
+    assert {m: names for m, names in offenders.items() if names} == {}
+
+
+def test_only_what_stands_above_the_composition_root_imports_it() -> None:
+    offenders = [
+        module
+        for module in _modules()
+        if module != DAEMON
+        and not _within(module, DAEMON_USERS)
+        and any(_within(name, (DAEMON,)) for name in _all_imports(module))
+    ]
+    assert offenders == []
+
+
+def test_the_tools_do_not_import_the_tests() -> None:
+    offenders = [
+        module for module in _modules(TOOLS) if any(_top(name) == "tests" for name in _all_imports(module))
+    ]
+    assert offenders == []
+
+
+def test_importing_the_ports_loads_no_adapter() -> None:
+    # GIVEN a fresh interpreter
+    script = "import sys, worker.ports; print('\\n'.join(sorted(sys.modules)))"
+    # WHEN it imports the ports
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = result.stdout.split()
+    # THEN no adapter, and no AWS SDK, came with them
+    assert [m for m in loaded if _within(m, ADAPTERS) or _top(m) in VENDOR_SDKS] == []
 
 
 _BLOCKER = """

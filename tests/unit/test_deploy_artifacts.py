@@ -254,7 +254,7 @@ def test_compose_defines_the_local_stack() -> None:
 
 
 def test_compose_worker_commands_are_cli_subcommands() -> None:
-    cli = pytest.importorskip("worker.cli")
+    cli = pytest.importorskip("worker.cli.app")
     parser = cli.build_parser()
     services = _compose()["services"]
     built = {n: s for n, s in services.items() if _built_from(s, WORKER_DOCKERFILE)}
@@ -267,7 +267,7 @@ def test_compose_worker_commands_are_cli_subcommands() -> None:
 
 def test_compose_runs_the_s3_path_locally() -> None:
     # GIVEN the compose file
-    cli = pytest.importorskip("worker.cli")
+    cli = pytest.importorskip("worker.cli.app")
     services = _compose()["services"]
     # THEN LocalStack runs S3 (the log bucket) and EventBridge (the eventbridge channel)
     # beside SQS, SNS and DynamoDB
@@ -311,7 +311,7 @@ def test_compose_agent_port_is_the_runtime_default() -> None:
 
 
 def test_image_and_task_commands_are_cli_subcommands() -> None:
-    cli = pytest.importorskip("worker.cli")
+    cli = pytest.importorskip("worker.cli.app")
     parser = cli.build_parser()
     container = _worker_container(_load_template())
 

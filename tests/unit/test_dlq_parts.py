@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fixtures.events import simplified, waf_record
+from testkit.events import simplified, waf_record
 from worker.cli.dlq import human_age
 from worker.message_keys import event_key_of_body
 from worker.ops.dlq import (

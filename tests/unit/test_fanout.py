@@ -11,21 +11,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.fixtures.events import simplified
+from testkit.events import simplified
 from tests.fixtures.fakes import FakeAgents, FakeClock
 from worker.errors import ConfigurationError, RetryableError
-from worker.incidents import (
-    OPENED,
-    Contribution,
-    IncidentJoiner,
-    IncidentRecord,
-    MemoryIncidentRepo,
-    Milestone,
-)
+from worker.incidents import OPENED, Contribution, IncidentRecord, Milestone
+from worker.incidents.joiner import IncidentJoiner
+from worker.incidents.memory import MemoryIncidentRepo
 from worker.metrics import Metrics
-from worker.notify import Notifier
 from worker.notify.channel import ChannelName, ChannelResult, ChannelsRejected, ChannelsUnavailable
 from worker.notify.fanout import UNEXPECTED_REASON, FanoutNotifier
+from worker.notify.sns import Notifier
 from worker.pipeline.processor import EventProcessor
 from worker.settings import CHANNEL_CHOICES, Settings
 from worker.store.memory import MemoryStore

@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 import pytest
 
 from worker.errors import RetryableError
-from worker.incidents import Contribution, EventJoin, GroupKey, IncidentJoiner, JoinResult, MemoryIncidentRepo
+from worker.incidents import Contribution, EventJoin, GroupKey, JoinResult
+from worker.incidents.joiner import IncidentJoiner
+from worker.incidents.memory import MemoryIncidentRepo
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 

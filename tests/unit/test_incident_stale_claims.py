@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 
 from secops_core.contract import WafEvent
-from tests.fixtures.events import simplified
+from testkit.events import simplified
 from tests.fixtures.fakes import FakeAgents, FakeClock, FakeNotifier
 from worker.errors import RetryableError
-from worker.incidents import Contribution, IncidentJoiner, IncidentRecord, MemoryIncidentRepo, Milestone
+from worker.incidents import Contribution, IncidentRecord, Milestone
+from worker.incidents.joiner import IncidentJoiner
+from worker.incidents.memory import MemoryIncidentRepo
 from worker.metrics import Metrics
 from worker.pipeline import incident_step
 from worker.pipeline.incident_step import IncidentStep

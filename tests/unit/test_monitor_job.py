@@ -14,7 +14,8 @@ from secops_core.contract import TriageDecision, WafEvent
 from tests.fixtures.agent_samples import simplified_waf_event
 from tests.fixtures.fakes import FakeAgents, FakeClock, FakeMonitor, FakeNotifier
 from worker.errors import RetryableError
-from worker.incidents import IncidentJoiner, MemoryIncidentRepo
+from worker.incidents.joiner import IncidentJoiner
+from worker.incidents.memory import MemoryIncidentRepo
 from worker.pipeline.monitor_job import MonitorJob, MonitorStopped
 from worker.store.memory import MemoryStore
 from worker.store.records import EventRecord

@@ -13,7 +13,8 @@ from secops_core.contract import MonitorResponse, Pattern, WafEvent
 from tests.fixtures.fakes import FakeClock, FakeMonitor, FakeNotifier
 from tests.unit.test_monitor_job import NOW, monitored
 from worker.errors import RetryableError
-from worker.incidents import IncidentJoiner, MemoryIncidentRepo
+from worker.incidents.joiner import IncidentJoiner
+from worker.incidents.memory import MemoryIncidentRepo
 from worker.pipeline.monitor_job import MonitorJob
 from worker.store.memory import MemoryStore
 

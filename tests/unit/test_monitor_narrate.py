@@ -11,8 +11,8 @@ from agent_runtime.service import AgentService
 from secops_core.contract import MonitorRequest, WafEvent
 from secops_core.ingest.normalize import normalize_event
 from secops_core.patterns import normalize_uri, pattern_key
-from tests.fixtures.events import simplified
-from tests.fixtures.scripted_model import ScriptedModel
+from testkit.events import simplified
+from testkit.scripted_model import ScriptedModel
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

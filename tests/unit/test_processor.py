@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from secops_core.contract import WafEvent
-from tests.fixtures.events import simplified
+from testkit.events import simplified
 from tests.fixtures.fakes import FakeAgents, FakeClock, FakeNotifier
 from worker.errors import ConfigurationError, PermanentError, RetryableError, RuntimeUnavailable
-from worker.incidents import IncidentJoiner, MemoryIncidentRepo
+from worker.incidents.joiner import IncidentJoiner
+from worker.incidents.memory import MemoryIncidentRepo
 from worker.metrics import Metrics
 from worker.pipeline import processor as processor_module
 from worker.pipeline.outcome import DelayPolicy, Outcome, redelivery_delay

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.events import simplified
+from testkit.events import simplified
 from tests.fixtures.fakes import FakeAgents, FakeClock, FakeNotifier
 from worker.errors import RetryableError, RuntimeUnavailable
-from worker.incidents import IncidentJoiner, MemoryIncidentRepo
+from worker.incidents.joiner import IncidentJoiner
+from worker.incidents.memory import MemoryIncidentRepo
 from worker.metrics import Metrics
 from worker.pipeline.processor import EventProcessor
 from worker.store.memory import MemoryStore

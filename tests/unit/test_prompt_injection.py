@@ -35,7 +35,7 @@ from secops_core.limits import (
 )
 from secops_core.rules_analysis import ANALYSIS_TEXT_CHARS
 from secops_core.text import TRUNCATION_SUFFIX, sanitize_text
-from tests.fixtures.scripted_model import ScriptedModel
+from testkit.scripted_model import ScriptedModel
 
 SECRETS = {
     "Authorization": "Bearer sk-live-SECRET-AUTH-0001",

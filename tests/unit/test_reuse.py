@@ -8,7 +8,7 @@ from typing import Any
 from secops_core.contract import Analysis, WafEvent
 from secops_core.ingest.normalize import normalize_event
 from secops_core.waf.floor import explain_floor, severity_floor
-from tests.fixtures.events import simplified, waf_record
+from testkit.events import simplified, waf_record
 from tests.fixtures.fakes import FakeClock
 from worker.pipeline.reuse import (
     REUSED_BY,

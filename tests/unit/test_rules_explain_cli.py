@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.cli import main
+from worker.cli.app import main
 
 RECORD = {
     "timestamp": 1576280412771,

@@ -11,8 +11,8 @@ from agent_runtime.narrator import PatternNarrator
 from secops_core.contract import MonitorRequest, Pattern
 from secops_core.ingest.normalize import normalize_event
 from secops_core.waf.floor import severity_floor
-from tests.fixtures.events import simplified
-from tests.fixtures.scripted_model import ScriptedModel
+from testkit.events import simplified
+from testkit.scripted_model import ScriptedModel
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ import pytest
 
 from secops_core.ingest.normalize import normalize_event
 from secops_core.waf.floor import explain_floor
-from tests.fixtures.events import simplified, waf_record
+from testkit.events import simplified, waf_record
 from tests.fixtures.fakes import FakeClock
 from worker.errors import RetryableError
 from worker.suppressions import Scope, ScopeError, Suppression

@@ -29,24 +29,19 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, runtime_checkable
 
 import structlog
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_before_delay,
-    wait_random_exponential,
-)
+from tenacity import RetryCallState, stop_before_delay, wait_random_exponential
 from tenacity.wait import wait_base
 
 from secops_core.errors import RETRYABLE_CODES, ErrorCode
 from worker.errors import ConfigurationError, PermanentError, RetryableError, RuntimeUnavailable, WorkerError
+from worker.retry import retrying
 
 if TYPE_CHECKING:
     from worker.settings import Settings
@@ -436,13 +431,12 @@ class RetryPolicy:
                 error=str(exc),
             )
 
-        extra: dict[str, Any] = {"sleep": self.sleep} if self.sleep is not None else {}
-        retrying = Retrying(
-            stop=stop_after_attempt(self.max_attempts) | stop_before_delay(self.deadline_s),
+        loop = retrying(
+            max_attempts=self.max_attempts,
+            stop=stop_before_delay(self.deadline_s),
             wait=self.wait,
-            retry=retry_if_exception_type(RetryableError),
+            retry_on=lambda exc: isinstance(exc, RetryableError),
             before_sleep=before_sleep,
-            reraise=True,
-            **extra,
+            sleep=self.sleep or time.sleep,
         )
-        return retrying(fn)
+        return loop(fn)

@@ -35,7 +35,11 @@ def register(sub: Subparsers) -> None:
         "--since", type=_moment, help="ISO-8601 time (UTC if no offset), e.g. 2026-11-30T00:00"
     )
     parser.add_argument("--until", type=_moment, help="ISO-8601 time; default: now when --since is given")
-    parser.add_argument("--dry-run", action="store_true", help="list what would be read, read nothing")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what would be read (complete files are counted, not listed), read nothing",
+    )
     parser.set_defaults(handler=cmd_backfill)
 
 
@@ -67,26 +71,48 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             f"s3://{bucket} is not in SECOPS_LOG_BUCKETS ({settings.log_buckets}); add it to read it", 2
         )
     from worker.daemon import Clients
+    from worker.store import EventStore
 
     clients = Clients.from_settings(settings)
     objects = list(list_log_objects(clients.s3, bucket, prefix, args.since, until))
     if args.dry_run:
-        out(
-            json.dumps(
-                {
-                    "bucket": bucket,
-                    "objects": len(objects),
-                    "bytes": sum(o["Size"] for o in objects),
-                    "keys": [o["Key"] for o in objects[:20]],
-                    "dry_run": True,
-                },
-                indent=2,
-            )
-        )
+        store = EventStore(settings.table_name, client=clients.dynamodb, ttl_days=settings.event_ttl_days)
+        out(json.dumps(dry_run(store, bucket, objects), indent=2))
         return EXIT_OK
     summary = backfill(settings, clients, bucket, objects)
     out(json.dumps(summary, indent=2))
     return EXIT_OK
+
+
+def _version(obj: dict[str, Any]) -> str:
+    """What names a listed object's content, as the handler's checkpoints do (its ETag)."""
+    return str(obj.get("ETag", "")).strip('"') or "-"
+
+
+def dry_run(checkpoints: Any, bucket: str, objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a backfill would do: the objects already complete (skipped, not listed) and
+    the ones to read (from the start, or resumed from a checkpoint), read nothing."""
+    to_read: list[dict[str, Any]] = []
+    complete = resume = 0
+    for obj in objects:
+        checkpoint = checkpoints.get_object(bucket, obj["Key"], _version(obj))
+        if checkpoint is not None and checkpoint.complete:
+            complete += 1
+            continue
+        resume += checkpoint is not None
+        to_read.append(obj)
+    return {
+        "bucket": bucket,
+        "objects": len(objects),
+        "complete": {"objects": complete},
+        "to_read": {
+            "objects": len(to_read),
+            "resume": resume,
+            "bytes": sum(o["Size"] for o in to_read),
+            "keys": [o["Key"] for o in to_read[:20]],
+        },
+        "dry_run": True,
+    }
 
 
 def list_log_objects(
@@ -118,7 +144,7 @@ def backfill(settings: Any, clients: Any, bucket: str, objects: list[dict[str, A
     from worker.daemon import owner_id
     from worker.errors import AlreadyInProgress, RetryableError
     from worker.resources import resolve_queues
-    from worker.store import EventStore
+    from worker.store.dynamodb import EventStore
 
     queue_url, _ = resolve_queues(settings, sqs=clients.sqs)
     store = EventStore(settings.table_name, client=clients.dynamodb, ttl_days=settings.event_ttl_days)
@@ -135,17 +161,10 @@ def backfill(settings: Any, clients: Any, bucket: str, objects: list[dict[str, A
         limits=read_limits(settings),
         buckets=settings.log_bucket_rules,
     )
-    totals = {
-        "objects": len(objects),
-        "complete_before": 0,
-        "read_now": 0,
-        "failed": 0,
-        "records_read": 0,
-        "kept": 0,
-        "skipped": 0,
-        "bad": 0,
-        "sent": 0,
-    }
+    # Objects complete before this run are counted apart from those read now: their
+    # records were sent by an earlier run, none by this one.
+    complete = {"objects": 0, "records_read": 0, "kept": 0}
+    read_now = {"objects": 0, "resumed": 0, "records_read": 0, "kept": 0, "skipped": 0, "bad": 0, "sent": 0}
     failures: list[dict[str, str]] = []
     progress = Progress(
         TextColumn("[bold]backfill"),
@@ -163,22 +182,34 @@ def backfill(settings: Any, clients: Any, bucket: str, objects: list[dict[str, A
             ref = S3ObjectRef(
                 bucket, obj["Key"], size=obj.get("Size"), etag=str(obj.get("ETag", "")).strip('"') or None
             )
+            before = store.get_object(bucket, ref.key, ref.version)
             try:
                 result = handler.read_object(ref)
             except (ObjectUnreadable, AlreadyInProgress, RetryableError) as exc:
-                totals["failed"] += 1
                 failures.append({"key": ref.key, "error": getattr(exc, "message", str(exc))})
                 progress.advance(task)
                 continue
             checkpoint = result.checkpoint
-            totals["complete_before" if result.skipped else "read_now"] += 1
-            for name, value in (
-                ("records_read", checkpoint.read),
-                ("kept", checkpoint.kept),
-                ("skipped", checkpoint.skipped),
-                ("bad", checkpoint.bad),
-            ):
-                totals[name] += value
-            totals["sent"] += result.sent
-            progress.update(task, advance=1, kept=totals["kept"])
-    return {"bucket": bucket, **totals, "failures": failures[:20]}
+            if result.skipped:
+                complete["objects"] += 1
+                complete["records_read"] += checkpoint.read
+                complete["kept"] += checkpoint.kept
+            else:
+                read_now["objects"] += 1
+                read_now["resumed"] += before is not None
+                for name, value in (
+                    ("records_read", checkpoint.read),
+                    ("kept", checkpoint.kept),
+                    ("skipped", checkpoint.skipped),
+                    ("bad", checkpoint.bad),
+                    ("sent", result.sent),
+                ):
+                    read_now[name] += value
+            progress.update(task, advance=1, kept=read_now["kept"])
+    return {
+        "bucket": bucket,
+        "objects": len(objects),
+        "complete": complete,
+        "read_now": read_now,
+        "failed": {"objects": len(failures), "failures": failures[:20]},
+    }

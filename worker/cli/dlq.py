@@ -80,7 +80,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     """Run ``secops dlq <inspect|replay>``; returns the process exit code."""
     from worker.daemon import Clients
     from worker.resources import resolve_queues
-    from worker.store import EventStore
+    from worker.store.dynamodb import EventStore
 
     settings = one_shot_settings()
     configure_logs(settings)

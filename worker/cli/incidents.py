@@ -40,12 +40,12 @@ from worker.cli.false_positive import prepare as prepare_suppression
 from worker.incidents import (
     INCIDENT_STATUSES,
     RESOLVED,
-    DynamoIncidentRepo,
     IncidentNotFound,
     IncidentRecord,
     IncidentStatus,
     StatusConflict,
 )
+from worker.incidents.dynamodb import DynamoIncidentRepo
 from worker.incidents.factory import dynamo_repo
 from worker.incidents.records import ChannelResult, Notice
 from worker.notify.channel import ChannelsRejected, ChannelsUnavailable, Delivery
@@ -125,7 +125,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from worker.store import EventStore
+    from worker.store.dynamodb import EventStore
 
     settings = _settings()
     client = _dynamodb(settings)
@@ -458,7 +458,7 @@ def _instant(text: str) -> datetime:
 
 
 def sample_view(record: EventRecord) -> dict[str, Any]:
-    event, analysis, triage = record.event, record.analysis, record.triage
+    event, triage = record.event, record.triage
     return {
         "event_key": record.key,
         "status": record.status,
@@ -468,7 +468,7 @@ def sample_view(record: EventRecord) -> dict[str, Any]:
         "uri": event.uri if event else None,
         "action": event.action if event else None,
         "rule": event.rule_name if event else None,
-        "severity": triage.severity_rating if triage else (analysis.severity_rating if analysis else None),
+        "severity": record.severity,
         "triage": triage.action if triage else None,
     }
 
@@ -476,7 +476,13 @@ def sample_view(record: EventRecord) -> dict[str, Any]:
 def analysis_view(record: EventRecord) -> dict[str, Any] | None:
     if record.analysis is None:
         return None
-    return {"event_key": record.key, **record.analysis.model_dump(mode="json")}
+    # The event's one severity beside what the analysis rated, and why they differ.
+    return {
+        "event_key": record.key,
+        **record.analysis.model_dump(mode="json"),
+        "event_severity": record.severity,
+        "severity_change": record.severity_change,
+    }
 
 
 def incident_view(
@@ -630,9 +636,12 @@ def render_incident(console: Console, record: IncidentRecord, view: Mapping[str,
     if analysis:
         text = Text()
         text.append(f"Analysis of {analysis['event_key']}", style="bold")
+        change = analysis.get("severity_change")
+        why = sanitize_text(str(change.get("reason") or ""), 160) if change else ""
+        raised = f"; raised to {change['to']} by the {change['by']}: {why}" if change else ""
         text.append(
             f" (severity {analysis['severity_rating']}, floor {analysis['severity_floor']}, "
-            f"by {analysis['analyzed_by']}{', degraded' if analysis.get('degraded') else ''}): "
+            f"by {analysis['analyzed_by']}{', degraded' if analysis.get('degraded') else ''}{raised}): "
         )
         text.append(sanitize_text(analysis["security_analysis"], _PARAGRAPH_CHARS))
         text.append("\nFollow-up: ", style="bold")

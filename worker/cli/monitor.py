@@ -11,7 +11,7 @@ from rich.table import Table
 from worker.cli.common import EXIT_OK, Subparsers, configure_logs, one_shot_settings, out, positive_int
 from worker.notify.render import narrative_label
 from worker.notify.sanitize import clean
-from worker.pipeline.monitor_job import MonitorJob, MonitorRun
+from worker.pipeline.monitor_job import MonitorRun
 
 # Enough of a narrative for a terminal; the notification carries the whole of it.
 NARRATIVE_CHARS = 2000
@@ -33,7 +33,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     configure_logs(settings)
     worker = build_worker(settings)
     try:
-        run = MonitorJob.from_worker(worker).run_once(force=args.force, hours=args.hours)
+        run = worker.monitor.run_once(force=args.force, hours=args.hours)
     finally:
         worker.agents.close()
     if args.json:

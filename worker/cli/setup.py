@@ -45,7 +45,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
     if args.create_bucket and not args.log_bucket:
         raise CliError("--create-bucket needs --log-bucket NAME", 2)
     from worker.resources import setup_resources
-    from worker.store import EventStore
+    from worker.store.dynamodb import EventStore
 
     settings = one_shot_settings()
     configure_logs(settings, one_shot_level="WARNING")

@@ -48,7 +48,7 @@ def register(sub: Subparsers) -> None:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     from worker import aws, clock
-    from worker.store import EventStore
+    from worker.store.dynamodb import EventStore
 
     settings = one_shot_settings()
     # ERROR: the store's own warnings (a throttled query) would only repeat the one-line error.

@@ -3,27 +3,20 @@
 - :mod:`.grouping`: which events belong together (the grouping key);
 - :mod:`.records`: the incident record and how a batch of events folds into it;
 - :mod:`.milestones`: which crossings are worth a notification, each with a stable id;
-- :mod:`.repo`: the repository port and the join every backend shares;
-  :mod:`.memory` and :mod:`.dynamodb` are the backends;
-- :mod:`.joiner`: group commit, so a flood costs one incident write per batch;
+- :mod:`.repo`: the join every backend shares (the port is :class:`worker.ports.IncidentRepo`),
+  :mod:`.results` what it answers; :mod:`.memory` and :mod:`.dynamodb` are the backends,
+  imported by name where they are built, never by this package;
+- :mod:`.joiner`: group commit, so a flood costs one incident write per batch (over
+  the port, so not re-exported here: this package's names are data the ports name);
 - :mod:`.factory`: the worker's joiner from its settings.
 """
 
 from __future__ import annotations
 
-from worker.incidents.dynamodb import DynamoIncidentRepo
 from worker.incidents.grouping import GROUP_BY_CHOICES, GroupBy, GroupKey, group_key
-from worker.incidents.joiner import EventJoin, IncidentJoiner
-from worker.incidents.memory import MemoryIncidentRepo
 from worker.incidents.milestones import OPENED, RESOLVED, Milestone, crossed
 from worker.incidents.records import INCIDENT_STATUSES, Contribution, IncidentRecord, IncidentStatus
-from worker.incidents.repo import (
-    Crossing,
-    IncidentNotFound,
-    IncidentRepo,
-    JoinResult,
-    StatusConflict,
-)
+from worker.incidents.results import Crossing, EventJoin, IncidentNotFound, JoinResult, StatusConflict
 
 __all__ = [
     "GROUP_BY_CHOICES",
@@ -32,17 +25,13 @@ __all__ = [
     "RESOLVED",
     "Contribution",
     "Crossing",
-    "DynamoIncidentRepo",
     "EventJoin",
     "GroupBy",
     "GroupKey",
-    "IncidentJoiner",
     "IncidentNotFound",
     "IncidentRecord",
-    "IncidentRepo",
     "IncidentStatus",
     "JoinResult",
-    "MemoryIncidentRepo",
     "Milestone",
     "StatusConflict",
     "crossed",

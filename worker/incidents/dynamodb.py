@@ -25,14 +25,8 @@ from worker.incidents.grouping import GroupKey
 from worker.incidents.keys import CACHED_GROUPS, INDEX_PK, incident_id, pointer_key
 from worker.incidents.milestones import DEFAULT_GROWTH_FACTOR
 from worker.incidents.records import ChannelResult, IncidentRecord, IncidentStatus, Notice, cut_note, now_iso
-from worker.incidents.repo import (
-    DEFAULT_CLAIM_STALE_S,
-    STATUS_TARGETS,
-    IncidentNotFound,
-    JoiningRepo,
-    StatusConflict,
-    VersionConflict,
-)
+from worker.incidents.repo import DEFAULT_CLAIM_STALE_S, STATUS_TARGETS, JoiningRepo
+from worker.incidents.results import IncidentNotFound, StatusConflict, VersionConflict
 from worker.store.dynamodb.table import ConditionFailed, DynamoTable, Item, Update, from_item
 from worker.store.keys import MONITORING_INDEX, sort_time, ttl_after
 

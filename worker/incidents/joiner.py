@@ -27,21 +27,10 @@ import structlog
 from worker.incidents.grouping import GroupBy
 from worker.incidents.keys import CACHED_GROUPS
 from worker.incidents.records import Contribution, IncidentRecord
-from worker.incidents.repo import Crossing, IncidentRepo, JoinResult
+from worker.incidents.results import EventJoin, JoinResult
+from worker.ports import IncidentRepo
 
 log = structlog.get_logger("worker.incidents")
-
-
-@dataclass(frozen=True, slots=True)
-class EventJoin:
-    """One caller's answer."""
-
-    event_key: str
-    incident: IncidentRecord  # the event's incident, as this batch left it
-    new: bool  # False: the incident had already counted this event (a redelivery)
-    # The milestones this caller must claim and notify; each crossing of a batch goes
-    # to exactly one of its callers, so a batch never notifies twice.
-    crossings: tuple[Crossing, ...]
 
 
 @dataclass(eq=False)

@@ -24,14 +24,8 @@ from worker.incidents.records import (
     cut_note,
     now_iso,
 )
-from worker.incidents.repo import (
-    DEFAULT_CLAIM_STALE_S,
-    STATUS_TARGETS,
-    IncidentNotFound,
-    JoiningRepo,
-    StatusConflict,
-    VersionConflict,
-)
+from worker.incidents.repo import DEFAULT_CLAIM_STALE_S, STATUS_TARGETS, JoiningRepo
+from worker.incidents.results import IncidentNotFound, StatusConflict, VersionConflict
 
 
 def _without(record: IncidentRecord, milestone: str) -> dict[str, float]:

@@ -1,5 +1,5 @@
-"""The incident repository: its port, its results, and the join algorithm every
-backend shares.
+"""The join algorithm every incident repository shares (its port is
+:class:`worker.ports.IncidentRepo`, its results :mod:`worker.incidents.results`).
 
 A backend implements a handful of storage steps (read the group's current incident,
 advance the group's pointer, write an incident conditionally on the version it read,
@@ -14,24 +14,16 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
 
 import structlog
 
 import worker.clock
-from worker.errors import RetryableError, WorkerError
+from worker.errors import RetryableError
 from worker.incidents.grouping import GroupKey
 from worker.incidents.keys import JOIN_ATTEMPTS, JOIN_BACKOFF_BASE_S, JOIN_BACKOFF_MAX_S, incident_id
-from worker.incidents.milestones import DEFAULT_GROWTH_FACTOR, Milestone, crossed
-from worker.incidents.records import (
-    ChannelResult,
-    Contribution,
-    IncidentRecord,
-    IncidentStatus,
-    event_digest,
-    fold,
-)
+from worker.incidents.milestones import DEFAULT_GROWTH_FACTOR, crossed
+from worker.incidents.records import Contribution, IncidentRecord, event_digest, fold
+from worker.incidents.results import Crossing, JoinResult, VersionConflict
 
 log = structlog.get_logger("worker.incidents")
 
@@ -45,125 +37,6 @@ STATUS_TARGETS: Mapping[str, frozenset[str]] = {
     "acknowledged": frozenset({"resolved"}),
     "resolved": frozenset(),
 }
-
-
-class IncidentNotFound(WorkerError):
-    def __init__(self, incident: str) -> None:
-        super().__init__(f"no incident {incident}", reason="incident_missing")
-        self.incident = incident
-
-
-class StatusConflict(WorkerError):
-    """The incident was not in the status the caller expected (or cannot move there)."""
-
-    def __init__(self, current: IncidentRecord, wanted: str) -> None:
-        super().__init__(
-            f"incident {current.id} is {current.status}: cannot make it {wanted}", reason="incident_status"
-        )
-        self.current = current
-
-
-class VersionConflict(Exception):
-    """A conditional incident write lost; ``current`` is the incident as it now is."""
-
-    def __init__(self, current: IncidentRecord | None) -> None:
-        super().__init__("incident changed since it was read")
-        self.current = current
-
-
-@dataclass(frozen=True, slots=True)
-class Crossing:
-    """A milestone one join crossed, with the incident as that join left it."""
-
-    incident: IncidentRecord
-    milestone: Milestone
-    # Claimed by the join's own write (the join that crosses a milestone is the only
-    # one that can: the write is conditional on the version it folded).
-    claimed: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class JoinResult:
-    """What one join did."""
-
-    record: IncidentRecord  # the group's current incident after the join
-    placed: Mapping[str, str]  # event key -> incident id, for new and duplicate events
-    new: tuple[str, ...]  # event keys this join counted
-    duplicate: tuple[str, ...]  # event keys already counted before this join
-    crossings: tuple[Crossing, ...]  # to claim and notify, in order
-    records: tuple[IncidentRecord, ...]  # every incident the join touched, oldest first
-
-
-class IncidentRepo(Protocol):
-    """Where incidents live. Every method is safe across threads and replicas."""
-
-    def join(self, group: GroupKey, contributions: Sequence[Contribution]) -> JoinResult:
-        """Fold escalated events of one group into its current incident, opening the
-        next when there is none, it is resolved, or an event is past its quiet period.
-        """
-        ...
-
-    def get(self, incident: str) -> IncidentRecord | None: ...
-
-    def list(
-        self,
-        *,
-        status: IncidentStatus | None = None,
-        since: datetime | None = None,
-        limit: int = 50,
-    ) -> list[IncidentRecord]:
-        """Incidents by last_seen, most recent first."""
-        ...
-
-    def claim_milestone(self, incident: str, milestone: str) -> bool:
-        """True for exactly one caller per (incident, milestone): that one notifies.
-
-        A claim older than the repository's ``claim_stale_s`` with no notice recorded
-        was left by a worker that died before publishing: it can be claimed again.
-        """
-        ...
-
-    def stale_claims(self, record: IncidentRecord) -> tuple[str, ...]:
-        """The milestones of ``record`` claimed, never notified, and stale by now."""
-        ...
-
-    def claim_wait(self, record: IncidentRecord, *, besides: Collection[str] = ()) -> float | None:
-        """Seconds until a claim of ``record`` not yet notified (other than ``besides``)
-        goes stale, or None when none is pending."""
-        ...
-
-    def release_milestone(
-        self, incident: str, milestone: str, *, failed: Sequence[ChannelResult] = ()
-    ) -> bool:
-        """Give back a claim whose publish failed; False if it was not claimed.
-
-        ``failed`` (what each channel answered) becomes the incident's ``last_failure``
-        in the same write, replacing the previous one.
-        """
-        ...
-
-    def record_notice(
-        self,
-        incident: str,
-        milestone: str,
-        message_id: str | None,
-        *,
-        channels: Sequence[ChannelResult] = (),
-    ) -> None:
-        """Note the milestone as sent, with what each channel did (failures included)."""
-        ...
-
-    def set_status(
-        self,
-        incident: str,
-        status: IncidentStatus,
-        *,
-        note: str = "",
-        by: str = "",
-        expected_status: IncidentStatus | None = None,
-    ) -> IncidentRecord:
-        """Acknowledge or resolve, conditionally; raises StatusConflict or IncidentNotFound."""
-        ...
 
 
 class JoiningRepo(ABC):

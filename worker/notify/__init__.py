@@ -14,7 +14,6 @@ from worker.notify.render import (
     pattern_notification,
 )
 from worker.notify.sanitize import SUBJECT_FALLBACK, SUBJECT_MAX_CHARS, sanitize_subject
-from worker.notify.sns import NotificationRejected, Notifier
 
 __all__ = [
     "JSON_SEPARATOR",
@@ -22,8 +21,6 @@ __all__ = [
     "SUBJECT_FALLBACK",
     "SUBJECT_MAX_CHARS",
     "Notification",
-    "NotificationRejected",
-    "Notifier",
     "escalation_notification",
     "incident_notification",
     "pattern_notification",

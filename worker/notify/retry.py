@@ -1,6 +1,6 @@
 """The retry discipline every output channel shares: which AWS failures are worth
-another attempt in this process, how attempts are spaced and logged, and how a call
-that failed for good is reported (:func:`call`).
+another attempt in this process, and how a call that failed for good is reported
+(:func:`call`); the loop itself is the worker's one retry policy (:mod:`worker.retry`).
 
 A channel's client makes a single attempt per call (see :func:`worker.aws.client`), so
 every retry happens here, is logged, and counts against the channel's attempt budget
@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, ParamValidationError
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_base, wait_exponential_jitter
+from tenacity.wait import wait_base
 
 from worker.errors import ConfigurationError, RetryableError
+from worker.retry import default_wait, retrying
 
 T = TypeVar("T")
 
@@ -59,31 +59,6 @@ def is_transient(exc: BaseException) -> bool:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
         return error_code(exc) in TRANSIENT_CODES or int(status) >= 500
     return False
-
-
-def default_wait() -> wait_base:
-    """0.5 s doubling to 8 s with jitter: five attempts take seconds, well inside a lease."""
-    return wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5)
-
-
-def retrying(
-    *,
-    max_attempts: int,
-    wait: wait_base,
-    logger: Any,
-    log_event: str,
-    retry_on: Callable[[BaseException], bool] = is_transient,
-) -> Retrying:
-    """A tenacity ``Retrying`` that retries ``retry_on`` failures up to ``max_attempts``
-    in all, logs ``log_event`` before each sleep and re-raises the last failure.
-    """
-    return Retrying(
-        stop=stop_after_attempt(max_attempts),
-        wait=wait,
-        retry=retry_if_exception(retry_on),
-        before_sleep=_log_retry(logger, log_event),
-        reraise=True,
-    )
 
 
 class Rejected(ConfigurationError):
@@ -176,14 +151,12 @@ def call(
     return result, int(loop.statistics.get("attempt_number", 1))
 
 
-def _log_retry(logger: Any, log_event: str) -> Callable[[RetryCallState], None]:
-    def before_sleep(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        logger.warning(
-            log_event,
-            attempt=state.attempt_number,
-            error_code=error_code(exc) if exc else None,
-            sleep_s=round(state.next_action.sleep, 3) if state.next_action else None,
-        )
-
-    return before_sleep
+__all__ = [
+    "Failures",
+    "Rejected",
+    "call",
+    "default_wait",
+    "error_code",
+    "error_message",
+    "is_transient",
+]

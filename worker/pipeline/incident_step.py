@@ -14,13 +14,11 @@ a claim without a notice: once stale, the incident's next event claims it again.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import structlog
-from botocore.exceptions import ClientError
 
 from secops_core.contract import Analysis, WafEvent
 from worker.errors import RetryableError, WorkerError
@@ -28,6 +26,7 @@ from worker.incidents import OPENED, RESOLVED, Contribution, Crossing, GroupKey,
 from worker.incidents.milestones import milestone_named
 from worker.notify.channel import ChannelsRejected, ChannelsUnavailable
 from worker.ports import IncidentJoin, Metrics, Notifier, Responder
+from worker.retry import backoff, retried
 
 log = structlog.get_logger("worker.incidents")
 
@@ -174,22 +173,22 @@ class IncidentStep:
             raise
         message_id = delivery.message_id or f"incident:{incident.id}"
         self.metrics.count("Notifications", dimensions={"Topic": "critical"})
-        for attempt in range(_NOTICE_ATTEMPTS):
-            try:
-                repo.record_notice(incident.id, milestone.id, message_id, channels=delivery.results)
-                break
-            except (WorkerError, ClientError) as exc:
-                if attempt < _NOTICE_ATTEMPTS - 1:
-                    time.sleep(_NOTICE_BACKOFF_S * 3**attempt)
-                    continue
-                # The claim stays without its notice: once stale, it is sent again (a
-                # duplicate beats a lost page), so a lost notice costs a second page.
-                log.warning(
-                    "incident_notice_not_recorded",
-                    incident=incident.id,
-                    milestone=milestone.id,
-                    error=str(exc),
-                )
+        try:
+            retried(
+                lambda: repo.record_notice(incident.id, milestone.id, message_id, channels=delivery.results),
+                attempts=_NOTICE_ATTEMPTS,
+                wait=backoff(_NOTICE_BACKOFF_S, factor=3),
+                retry_on=WorkerError,
+            )
+        except WorkerError as exc:
+            # The claim stays without its notice: once stale, it is sent again (a
+            # duplicate beats a lost page), so a lost notice costs a second page.
+            log.warning(
+                "incident_notice_not_recorded",
+                incident=incident.id,
+                milestone=milestone.id,
+                error=str(exc),
+            )
         log.info(
             "incident_notified",
             incident=incident.id,

@@ -21,18 +21,18 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import structlog
-from botocore.exceptions import ClientError
+from tenacity import RetryCallState
 
 from secops_core.contract import Pattern, TriageDecision, WafEvent
 from secops_core.patterns import normalize_uri
 from worker import clock
-from worker.errors import RetryableError, WorkerError
-from worker.metrics import Metrics as EmfMetrics
+from worker.errors import RetryableError, StoreError, WorkerError
 from worker.pipeline.incident_step import IncidentStep
 from worker.ports import (
+    NULL_METRICS,
     IncidentJoin,
     Metrics,
     Monitor,
@@ -42,11 +42,9 @@ from worker.ports import (
     Suppressions,
     WindowCountRepo,
 )
+from worker.retry import backoff, retrying
 from worker.store.aggregates import totals_by_rule
 from worker.store.records import EventRecord
-
-if TYPE_CHECKING:
-    from worker.daemon import Worker
 
 log = structlog.get_logger("worker.monitor")
 
@@ -146,7 +144,7 @@ class MonitorJob:
         self.incidents = IncidentStep(
             incidents=incidents,
             notifier=notifier,
-            metrics=metrics or EmfMetrics(enabled=False),
+            metrics=metrics or NULL_METRICS,
             responder=responder,
         )
         # Set on shutdown: a long run stops between chunks/patterns instead of holding
@@ -158,28 +156,6 @@ class MonitorJob:
         # The run in progress: its window and its events by group, for the narrative request.
         self._window: tuple[int, datetime] = (hours, now())
         self._members: dict[tuple[str, str], list[WafEvent]] = {}
-
-    @classmethod
-    def from_worker(cls, worker: Worker, *, now: Callable[[], datetime] = clock.now) -> MonitorJob:
-        """The job over a built worker's store, monitor agent, notifier and settings."""
-        settings = worker.settings
-        return cls(
-            store=worker.store,
-            monitor_agent=worker.agents.monitor,
-            notifier=worker.notifier,
-            incidents=worker.incidents,
-            owner=worker.owner,
-            interval_s=settings.monitor_interval_s,
-            hours=settings.monitor_hours,
-            threshold=settings.monitor_threshold,
-            growth_factor=settings.monitor_growth_factor,
-            chunk_size=settings.monitor_chunk_size,
-            now=now,
-            metrics=worker.metrics,
-            suppressions=worker.suppressions,
-            counts=worker.store,
-            responder=worker.responder,
-        )
 
     # ---- entry points -----------------------------------------------------------------
 
@@ -275,18 +251,28 @@ class MonitorJob:
         Only for idempotent calls: an attempt whose answer was lost may have been applied.
         The waits end early on shutdown, which stops the run instead.
         """
-        for attempt in range(1, self.write_attempts + 1):
-            try:
-                return call()
-            except (RetryableError, ClientError) as exc:
-                if attempt == self.write_attempts:
-                    raise
-                log.info("monitor_store_call_retried", operation=operation, attempt=attempt, error=str(exc))
-                if self.metrics is not None:
-                    self.metrics.count("MonitorStoreRetries", dimensions={"Operation": operation})
-                if self.stop_event.wait(self.write_backoff_s * 2 ** (attempt - 1)):
-                    raise MonitorStopped("shutting down: the next slot takes over") from exc
-        raise AssertionError("unreachable: the last attempt returns or raises")
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            attempt = state.attempt_number
+            log.info("monitor_store_call_retried", operation=operation, attempt=attempt, error=str(exc))
+            if self.metrics is not None:
+                self.metrics.count("MonitorStoreRetries", dimensions={"Operation": operation})
+
+        def sleep(seconds: float) -> None:
+            if self.stop_event.wait(seconds):
+                raise MonitorStopped("shutting down: the next slot takes over")
+
+        loop = retrying(
+            max_attempts=self.write_attempts,
+            wait=backoff(self.write_backoff_s, factor=2),
+            # An error the store could not classify as transient is retried too: the
+            # calls are idempotent and the budget small.
+            retry_on=lambda exc: isinstance(exc, RetryableError | StoreError),
+            before_sleep=before_sleep,
+            sleep=sleep,
+        )
+        return loop(call)
 
     def _narrated(self, pattern: Pattern) -> Pattern:
         """``pattern`` with the narrative of its notice, asked of the runtime only now that
@@ -354,7 +340,7 @@ class MonitorJob:
                     self.notifier.notify_pattern(
                         merged, escalated_keys=list(pattern.event_keys), grown_from=previous or None
                     )
-                except (WorkerError, ClientError):
+                except WorkerError:
                     # A claim kept after a failed publish would hold the notice back for good.
                     self._retrying(
                         "release_pattern_notification",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +24,6 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import structlog
-from botocore.exceptions import ClientError
 
 from secops_core.contract import (
     OUTAGE_REASONS,
@@ -47,12 +45,21 @@ from worker.errors import (
     RuntimeUnavailable,
     WorkerError,
 )
-from worker.metrics import Metrics as EmfMetrics
 from worker.pipeline.incident_step import IncidentStep
 from worker.pipeline.outcome import Outcome
 from worker.pipeline.reuse import AnalysisReuse, Lead, Reused, SkipPolicy, skipped_analysis
 from worker.pipeline.suppressed import suppressed_decision
-from worker.ports import Agents, EventRepo, IncidentJoin, Metrics, Notifier, Responder, Suppressions
+from worker.ports import (
+    NULL_METRICS,
+    Agents,
+    EventRepo,
+    IncidentJoin,
+    Metrics,
+    Notifier,
+    Responder,
+    Suppressions,
+)
+from worker.retry import backoff, retried
 from worker.store.keys import MAX_EXCERPT_BYTES, rejection_key
 from worker.store.records import Decided, EventRecord
 
@@ -133,7 +140,7 @@ class EventProcessor:
         # The queue's receives before its redrive: an event still waiting for an
         # unreachable runtime on its last delivery is decided by the floor instead.
         self.max_deliveries = max_deliveries
-        self.metrics: Metrics = metrics or EmfMetrics(enabled=False)
+        self.metrics: Metrics = metrics or NULL_METRICS
         self.incidents = IncidentStep(
             incidents=incidents, notifier=notifier, metrics=self.metrics, responder=responder
         )
@@ -159,10 +166,12 @@ class EventProcessor:
         owner = f"{self.owner}#{uuid.uuid4().hex[:8]}"
         with structlog.contextvars.bound_contextvars(event_key=event.event_key):
             suppressed = self._suppressed(event, message_id)
-            if suppressed is not None:
+            if isinstance(suppressed, Outcome):
                 return suppressed
             lead = None
-            if parsed.workflow == "analyze":
+            # A covered event with a record already skips the fast path, whose join (before
+            # its write) would count in an incident an event the suppression closed.
+            if parsed.workflow == "analyze" and not suppressed:
                 fast = self._fast_path(event, message_id)
                 if isinstance(fast, Outcome):
                     return fast
@@ -283,19 +292,20 @@ class EventProcessor:
             "done", key, status=record.status, severity=severity, notified=notified, lease_released=True
         )
 
-    def _suppressed(self, event: WafEvent, message_id: str) -> Outcome | None:
+    def _suppressed(self, event: WafEvent, message_id: str) -> Outcome | bool:
         """Close an event an operator's suppression covers, in one write at its floor,
-        and count it for the suppression; None when none covers it, or the event has a
-        record already (the full path resumes it, and counts a suppressed one's hit).
+        and count it for the suppression. False when none covers it; True when one does
+        but the event has a record already: the full path resumes it (and counts a
+        suppressed one's hit).
         """
         match = self.suppressions.match(event) if self.suppressions is not None else None
         if match is None:
-            return None
+            return False
         key = event.event_key
         try:
             record = self.store.decide(suppressed_decision(event, match), message_id=message_id)
         except PermanentError:
-            return None  # too large to keep: the full path records the rejection
+            return True  # too large to keep: the full path records the rejection
         except ConfigurationError as exc:
             log.error("configuration_error", reason=exc.reason, error=exc.message)
             return Outcome("unavailable", key, reason=exc.reason)
@@ -303,7 +313,7 @@ class EventProcessor:
             log.warning("step_failed_retryable", reason=exc.reason, error=exc.message)
             return Outcome("retry", key, reason=exc.reason, delay_s=exc.delay_s)
         if record is None:
-            return None
+            return True
         severity = match.floor.severity
         log.info("event_suppressed", suppressed_by=match.suppression.id, severity_floor=severity)
         self.metrics.count("EventsSuppressed")
@@ -350,7 +360,7 @@ class EventProcessor:
             return None
         try:
             return self.reuse.find(event, floor)
-        except (WorkerError, ClientError) as exc:
+        except WorkerError as exc:
             # A saved analysis we cannot read costs a model call, not the event.
             log.warning("reuse_lookup_failed", error=str(exc))
             return None
@@ -360,21 +370,21 @@ class EventProcessor:
             return
         try:
             self.reuse.save(event, analysis)
-        except (WorkerError, ClientError) as exc:
+        except WorkerError as exc:
             log.warning("reuse_save_failed", error=str(exc))
 
     def _release(self, key: str, owner: str) -> None:
         """Give the lease back, retrying briefly: a lease left behind by one failed write
         makes every redelivery back off until it expires, spending receive counts."""
-        for attempt in range(_SMALL_WRITE_ATTEMPTS):
-            try:
-                self.store.release(key, owner=owner)
-                return
-            except (WorkerError, ClientError) as exc:
-                if attempt == _SMALL_WRITE_ATTEMPTS - 1:
-                    log.warning("lease_release_failed", error=str(exc))
-                    return
-                time.sleep(_SMALL_WRITE_BACKOFF_S * (3**attempt))
+        try:
+            retried(
+                lambda: self.store.release(key, owner=owner),
+                attempts=_SMALL_WRITE_ATTEMPTS,
+                wait=backoff(_SMALL_WRITE_BACKOFF_S, factor=3),
+                retry_on=WorkerError,
+            )
+        except WorkerError as exc:
+            log.warning("lease_release_failed", error=str(exc))
 
     def release_claims(self) -> int:
         """Give back every lease still held; returns how many. For work the shutdown abandoned.
@@ -389,7 +399,7 @@ class EventProcessor:
         for owner, key in claims.items():
             try:
                 self.store.release(key, owner=owner)
-            except (WorkerError, ClientError) as exc:
+            except WorkerError as exc:
                 log.warning("lease_release_failed", event_key=key, error=str(exc))
         if claims:
             log.info("abandoned_leases_released", count=len(claims))
@@ -411,7 +421,7 @@ class EventProcessor:
                     return not_counted
             log.info("duplicate_acknowledged", status=record.status, attempts=record.attempts)
             self.metrics.count("Duplicates")
-            return Outcome("duplicate", key, status=record.status, severity=_severity(record))
+            return Outcome("duplicate", key, status=record.status, severity=record.severity)
         model_called = degraded = lease_released = False
         try:
             notified = False
@@ -478,7 +488,7 @@ class EventProcessor:
                 model_called=model_called,
                 attempts=record.episode_attempts,
             )
-        severity = _severity(record)
+        severity = record.severity
         log.info(
             "event_processed",
             status=record.status,
@@ -511,11 +521,11 @@ class EventProcessor:
         decision = triage(analysis.severity_rating)
         incident_id = notification_id = None
         notified = False
-        failed: WorkerError | ClientError | None = None
+        failed: WorkerError | None = None
         if decision.status == "escalated":
             try:
                 joined = self.incidents.join(record.event, analysis, severity=decision.severity_rating)
-            except (WorkerError, ClientError) as exc:
+            except WorkerError as exc:
                 failed = exc
             else:
                 incident_id, notification_id = joined.incident_id, joined.notification_id
@@ -623,7 +633,7 @@ class EventProcessor:
                     if not self.store.extend_lease(key, owner=owner, lease_s=self.lease_s):
                         log.warning("lease_extend_lost")
                         return
-                except (WorkerError, ClientError) as exc:
+                except WorkerError as exc:
                     log.warning("lease_extend_failed", error=str(exc))
 
         thread = threading.Thread(target=beat, name=f"lease-{owner}", daemon=True)
@@ -684,10 +694,6 @@ def _local_rules(event: WafEvent, reason: DegradedReason) -> Analysis:
 def _excerpt(body: str) -> str:
     """What a rejection keeps of a body: enough to see what it was and who sent it."""
     return body.encode("utf-8", "replace")[:MAX_EXCERPT_BYTES].decode("utf-8", "replace")
-
-
-def _severity(record: EventRecord) -> int | None:
-    return record.analysis.severity_rating if record.analysis else None
 
 
 def key_of_unparsed(body: str) -> str | None:

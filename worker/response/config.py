@@ -4,14 +4,35 @@ at start-up with one clear message each (the settings object calls
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from worker.response.addresses import Allowlist, IpVersion
 from worker.response.keys import WAF_MAX_ADDRESSES
 from worker.response.records import BlockCaps, IpSetRef
 
-if TYPE_CHECKING:
-    from worker.settings import Settings
+
+class Settings(Protocol):
+    """The response settings of :class:`worker.settings.Settings`, named here without
+    importing it (the settings call :func:`response_problems` from their validator)."""
+
+    @property
+    def response_mode(self) -> str: ...
+    @property
+    def response_ip_set_v4(self) -> str | None: ...
+    @property
+    def response_ip_set_v6(self) -> str | None: ...
+    @property
+    def response_allowlist(self) -> str: ...
+    @property
+    def response_blockable_ranges(self) -> str: ...
+    @property
+    def response_duration_s(self) -> int: ...
+    @property
+    def response_max_duration_s(self) -> int: ...
+    @property
+    def response_max_per_hour(self) -> int: ...
+    @property
+    def response_max_total(self) -> int: ...
 
 
 def _items(value: str) -> list[str]:

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from botocore.exceptions import ClientError
 
 import worker.clock
 from worker.response.keys import (
@@ -32,7 +31,15 @@ from worker.response.keys import (
     hour_key,
 )
 from worker.response.records import AuditAction, BlockCaps, BlockOpening, BlockRecord
-from worker.store.dynamodb.table import ConditionFailed, DynamoTable, Item, Update, from_item, to_attr
+from worker.store.dynamodb.table import (
+    ConditionFailed,
+    DynamoTable,
+    Item,
+    TransactionCancelled,
+    Update,
+    from_item,
+    to_attr,
+)
 from worker.store.keys import MONITORING_INDEX, sort_time, ttl_after
 
 log = structlog.get_logger("worker.response")
@@ -177,11 +184,8 @@ class DynamoBlockRepo(DynamoTable):
     def _transact(self, items: list[dict[str, Any]]) -> None:
         try:
             self._call("transact_write_items", TransactItems=items)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            reasons = [str(r.get("Code", "None")) for r in exc.response.get("CancellationReasons", [])]
-            raise _Cancelled(reasons) from None
+        except TransactionCancelled as cancelled:
+            raise _Cancelled(cancelled.reasons) from None
 
     # ---- reads ----------------------------------------------------------------------------
 

@@ -1,12 +1,13 @@
 """The store: records and state-machine rules (:mod:`worker.store.records`), the key
 formats and limits (:mod:`worker.store.keys`), and two backends with one behaviour:
 DynamoDB (:mod:`worker.store.dynamodb`, production) and memory
-(:mod:`worker.store.memory`, unit tests). See docs/architecture.md, "Event state machine".
+(:mod:`worker.store.memory`, unit tests), both running the steps of
+:mod:`worker.store.steps`. The backends are imported by name where they are built,
+never by this package. See docs/architecture.md, "Event state machine".
 """
 
 from __future__ import annotations
 
-from worker.store.dynamodb import EventStore
 from worker.store.keys import EVENT_STATUSES, TERMINAL, rejection_key
 from worker.store.records import EventRecord, PatternRecord
 
@@ -14,7 +15,6 @@ __all__ = [
     "EVENT_STATUSES",
     "TERMINAL",
     "EventRecord",
-    "EventStore",
     "PatternRecord",
     "rejection_key",
 ]

@@ -16,6 +16,7 @@ state machine").
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,6 +84,29 @@ class EventRecord:
     last_claim_at: float = 0.0
     # The operator's suppression that closed this event above its floor, if one did.
     suppressed_by: str | None = None
+    # Why the event's severity is not its analysis's: the monitor escalated it (``to``,
+    # ``by``, ``reason``, ``pattern_key``, ``at``), stored as JSON.
+    severity_raised: Mapping[str, Any] | None = None
+
+    @property
+    def severity(self) -> int | None:
+        """The event's one severity: its triage's (the monitor may have raised it since
+        the analysis), else its analysis's; None before it was analyzed."""
+        if self.triage is not None:
+            return self.triage.severity_rating
+        return self.analysis.severity_rating if self.analysis is not None else None
+
+    @property
+    def severity_change(self) -> dict[str, Any] | None:
+        """How the severity came to differ from the analysis's, or None when it did not:
+        ``from`` (the analysis), ``to``, ``by`` (``monitor`` or ``suppression``) and why."""
+        if self.analysis is None or self.severity is None or self.severity == self.analysis.severity_rating:
+            return None
+        change: dict[str, Any] = {"from": self.analysis.severity_rating, "to": self.severity}
+        if self.severity_raised is not None:
+            return {**change, **self.severity_raised, "to": self.severity}
+        by = "suppression" if self.suppressed_by else "monitor" if self.pattern_key else "triage"
+        return {**change, "by": by, "reason": self.triage.reason if self.triage else ""}
 
     @property
     def episode_attempts(self) -> int:
@@ -133,6 +157,7 @@ class EventRecord:
             prev_claim_at=float(data.get("prev_claim_at", 0)),
             last_claim_at=float(data.get("last_claim_at", 0)),
             suppressed_by=data.get("suppressed_by"),
+            severity_raised=json.loads(data["severity_raised"]) if data.get("severity_raised") else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,6 +184,8 @@ class EventRecord:
             "incident_id": self.incident_id,
             "reused_from": self.reused_from,
             "suppressed_by": self.suppressed_by,
+            "severity": self.severity,
+            "severity_change": self.severity_change,
         }
 
 

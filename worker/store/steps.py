@@ -19,6 +19,7 @@ on one event (docs/architecture.md, "Event state machine").
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from abc import ABC, abstractmethod
@@ -402,12 +403,17 @@ class StoreSteps(ABC):
         """
         now = self._clock()
         at = iso_from_epoch(now)
+        # One severity per event: the top-level copy follows the triage, and the record
+        # says why it differs from the analysis (docs/architecture.md, "Monitor").
+        raised = {"to": decision.severity_rating, "by": "monitor", "reason": decision.reason}
         change = Change(
             set={
                 "status": "escalated",
                 "triage": decision.model_dump_json(),
                 "triage_action": decision.action,
                 "triaged_at": at,
+                "severity_rating": decision.severity_rating,
+                "severity_raised": json.dumps({**raised, "pattern_key": pattern_key, "at": at}),
                 "pattern_key": pattern_key,
                 # The incident's milestones speak for its members: a later redelivery of
                 # one of them must not join or notify again.
@@ -423,6 +429,7 @@ class StoreSteps(ABC):
                         "at": at,
                         "pattern_key": pattern_key,
                         "incident_id": incident_id,
+                        "severity_rating": decision.severity_rating,
                     }
                 ]
             },

@@ -18,7 +18,6 @@ import structlog
 import worker.clock
 from secops_core.contract import WafEvent
 from secops_core.waf.floor import explain_floor
-from worker.errors import WorkerError
 from worker.ports import SuppressionRepo
 from worker.suppressions.keys import MAX_REFRESH_S
 from worker.suppressions.matching import cover
@@ -59,8 +58,10 @@ class SuppressionCache:
         """Read the list now; False (and the old list kept) if the store failed."""
         try:
             listed = self.repo.list(with_hits=False)
-        except (WorkerError, OSError) as exc:
-            log.warning("suppressions_refresh_failed", error=str(exc))
+        except Exception as exc:
+            # Whatever failed (an outage, a denied read), events must go on meeting the
+            # suppressions they met a moment ago; the log says what to fix.
+            log.warning("suppressions_refresh_failed", error=str(exc), error_type=type(exc).__name__)
             self._next_read = self._clock() + min(_RETRY_AFTER_FAILURE_S, self.refresh_s)
             return False
         now = self._now()

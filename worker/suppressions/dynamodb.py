@@ -21,11 +21,16 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 import worker.clock
 from worker.errors import RetryableError
-from worker.store.dynamodb.table import ConditionFailed, DynamoTable, Item, from_attr, to_attr
+from worker.store.dynamodb.table import (
+    ConditionFailed,
+    DynamoTable,
+    Item,
+    TransactionCancelled,
+    from_attr,
+    to_attr,
+)
 from worker.store.keys import BATCH_GET_MAX_KEYS, BATCH_GET_MAX_ROUNDS, MONITORING_INDEX, sort_time, ttl_after
 from worker.suppressions.keys import (
     AUDIT_RETENTION_DAYS,
@@ -175,10 +180,8 @@ class DynamoSuppressionRepo:
                     },
                 ],
             )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+        except TransactionCancelled as exc:
+            reasons = exc.reasons
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 return False
             raise RetryableError(

@@ -17,7 +17,7 @@ from tests.fixtures.waf import stored_addresses
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from tests.fixtures.worker_process import cli_env, run_cli
 from worker import aws
-from worker.incidents import DynamoIncidentRepo
+from worker.incidents.dynamodb import DynamoIncidentRepo
 from worker.response.records import IpSetRef
 
 pytestmark = pytest.mark.slow

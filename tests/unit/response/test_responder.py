@@ -12,9 +12,10 @@ import jsonschema
 import pytest
 from tenacity import wait_none
 
-from tests.fixtures.events import simplified
+from testkit.events import simplified
 from tests.fixtures.fakes import FakeAgents, FakeClock, FakeNotifier
-from worker.incidents import IncidentJoiner, MemoryIncidentRepo
+from worker.incidents.joiner import IncidentJoiner
+from worker.incidents.memory import MemoryIncidentRepo
 from worker.metrics import Metrics
 from worker.notify import blocks
 from worker.pipeline.processor import EventProcessor

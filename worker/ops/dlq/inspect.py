@@ -21,7 +21,7 @@ from worker.ops.dlq.messages import (
     remember,
     round1,
 )
-from worker.store import EventStore
+from worker.store.dynamodb import EventStore
 
 log = structlog.get_logger("worker.dlq")
 

@@ -18,7 +18,8 @@ import structlog
 
 from worker.message_keys import event_key_of_body
 from worker.settings import SQS_MAX_BATCH
-from worker.store import EventRecord, EventStore
+from worker.store import EventRecord
+from worker.store.dynamodb import EventStore
 
 log = structlog.get_logger("worker.dlq")
 

@@ -29,7 +29,7 @@ from worker.ops.dlq.messages import (
     remember,
 )
 from worker.settings import SQS_MAX_BATCH
-from worker.store import EventStore
+from worker.store.dynamodb import EventStore
 
 log = structlog.get_logger("worker.dlq")
 

@@ -15,9 +15,8 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from botocore.exceptions import ClientError
 
-from worker.errors import RetryableError
+from worker.errors import RetryableError, StoreUnavailable
 from worker.store.aggregates import (
     AGGREGATE_INDEX_PREFIX,
     MAX_COUNTS_PER_SAVE,
@@ -27,7 +26,7 @@ from worker.store.aggregates import (
 )
 from worker.store.checkpoints import ObjectCheckpoint
 from worker.store.dynamodb.checkpoints import CheckpointOps
-from worker.store.dynamodb.table import from_item, to_attr
+from worker.store.dynamodb.table import TransactionCancelled, from_item, to_attr
 from worker.store.keys import MONITORING_INDEX, iso_from_epoch, ttl_after
 
 log = structlog.get_logger("worker.store")
@@ -74,18 +73,16 @@ class WindowCountOps(CheckpointOps):
             )
         try:
             self._call("transact_write_items", TransactItems=actions)
-        except ClientError as exc:
-            reasons = exc.response.get("CancellationReasons") or []
-            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+        except TransactionCancelled as cancelled:
+            if cancelled.reasons and cancelled.reasons[0] == "ConditionalCheckFailed":
                 log.warning("object_lease_lost", bucket=checkpoint.bucket, key=checkpoint.key)
                 raise RetryableError(
                     f"lease on {checkpoint.bucket}/{checkpoint.key} lost to another reader",
                     reason="lease_lost",
                 ) from None
-            raise RetryableError(
-                f"DynamoDB TransactWriteItems failed: {exc.response.get('Error', {}).get('Code', '')}",
-                reason="store_unavailable",
-            ) from exc
+            raise StoreUnavailable(
+                f"DynamoDB TransactWriteItems was cancelled: {cancelled.reasons}"
+            ) from None
         saved = replace(checkpoint, lease_owner=owner, lease_expires_at=0.0 if release else now + lease_s)
         if complete:
             saved = replace(

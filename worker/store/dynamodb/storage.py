@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from worker.errors import RetryableError
+from worker.errors import StoreUnavailable
 from worker.store.dynamodb.table import ConditionFailed, DynamoTable, Update, from_item, to_attr
 from worker.store.keys import BATCH_GET_MAX_KEYS, BATCH_GET_MAX_ROUNDS, MONITORING_INDEX, MONITORING_PK
 from worker.store.steps import StoreSteps
@@ -87,9 +87,7 @@ class DynamoStorage(DynamoTable, StoreSteps):
                 # Unprocessed keys mean throttling: back off before asking again.
                 time.sleep(0.05 * 2**attempt)
             else:
-                raise RetryableError(
-                    "DynamoDB kept keys unprocessed in BatchGetItem", reason="store_unavailable"
-                )
+                raise StoreUnavailable("DynamoDB kept keys unprocessed in BatchGetItem")
         return found
 
     def _read_monitoring(self, low: str, high: str, *, page_size: int) -> Iterator[Item]:

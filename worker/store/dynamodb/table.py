@@ -1,5 +1,6 @@
 """DynamoDB plumbing shared by the DynamoDB backend: attribute (de)serialization, an update
-expression builder, the one place botocore errors become worker errors, and the table.
+expression builder, the one place botocore errors become worker errors (a lost condition,
+StoreUnavailable, StoreError, ConfigurationError: nothing botocore's leaves), and the table.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 import worker.aws
 import worker.clock
-from worker.errors import ConfigurationError, RetryableError
+from worker.errors import ConfigurationError, StoreError, StoreUnavailable
 from worker.store.keys import MONITORING_INDEX, iso_from_epoch
 
 log = structlog.get_logger("worker.store")
@@ -57,6 +58,15 @@ class ConditionFailed(Exception):
     def __init__(self, old: Item | None) -> None:
         super().__init__("conditional check failed")
         self.old = old
+
+
+class TransactionCancelled(Exception):
+    """A TransactWriteItems was cancelled; ``reasons`` are the code of each item's
+    cancellation, in order (``"None"`` for an item that was not the cause)."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(f"transaction cancelled: {reasons}")
+        self.reasons = reasons
 
 
 # ---- attribute values ----------------------------------------------------------------
@@ -217,6 +227,9 @@ class DynamoTable:
             code = error.get("Code", "")
             if code == "ConditionalCheckFailedException":
                 raise ConditionFailed(exc.response.get("Item")) from None
+            if code == "TransactionCanceledException":
+                reasons = exc.response.get("CancellationReasons", [])
+                raise TransactionCancelled([str(r.get("Code", "None")) for r in reasons]) from exc
             if code == "ResourceNotFoundException":
                 raise ConfigurationError(
                     f"DynamoDB table {self.table_name!r} does not exist (or is not reachable "
@@ -224,16 +237,14 @@ class DynamoTable:
                     reason="store_misconfigured",
                 ) from exc
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            failed = f"DynamoDB {operation} failed: {code}: {error.get('Message', '')}"
             if code in _RETRYABLE_CODES or status >= 500:
                 log.warning("store_unavailable", operation=operation, code=code)
-                raise RetryableError(
-                    f"DynamoDB {operation} failed: {code}: {error.get('Message', '')}",
-                    reason="store_unavailable",
-                ) from exc
-            raise
+                raise StoreUnavailable(failed) from exc
+            raise StoreError(failed) from exc
         except _NETWORK_ERRORS as exc:
             log.warning("store_unreachable", operation=operation, error=str(exc))
-            raise RetryableError(f"DynamoDB {operation} failed: {exc}", reason="store_unavailable") from exc
+            raise StoreUnavailable(f"DynamoDB {operation} failed: {exc}") from exc
         return response
 
     def _update(
