@@ -228,12 +228,13 @@ class Blocker:
     def expire(self, *, limit: int = 500) -> list[BlockRecord]:
         """Take out every block whose expiry has passed (the scheduler's pass)."""
         now = self.now()
-        due = []
-        for listed in retrying_store(lambda: self.repo.expired_blocks(now=now, limit=limit)):
-            # The index may lag the table: act on the record as it is now.
-            fresh = self._each(listed.key, partial(self.repo.get_block, listed.key))
-            if fresh is not None and fresh.expired(now):
-                due.append(fresh)
+        # The index may lag the table, but a generation's expiry never changes and every
+        # removal step is conditional on the generation: no second read is needed.
+        due = [
+            b
+            for b in retrying_store(lambda: self.repo.expired_blocks(now=now, limit=limit))
+            if b.expired(now)
+        ]
         return self._remove(due, action="expired", by=SCHEDULER, reason="block period over")
 
     def unblock(
@@ -293,6 +294,7 @@ class Blocker:
                         action=action,
                         by=by,
                         reason=reason,
+                        current=record,
                     ),
                 )
                 if closed is not None:

@@ -16,13 +16,12 @@ trail until the table's TTL (``SECOPS_EVENT_TTL_DAYS``) takes them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-import worker.clock
 from worker.response.keys import (
     ACTIVE_COUNT_KEY,
     ACTIVE_INDEX_PK,
@@ -67,16 +66,6 @@ def _record(item: Item) -> BlockRecord:
 class DynamoBlockRepo(DynamoTable):
     """``DynamoBlockRepo(table_name, client=None, ttl_days=30, clock=worker.clock.epoch)``;
     the table is the store's (``secops setup`` creates it)."""
-
-    def __init__(
-        self,
-        table_name: str,
-        *,
-        client: Any = None,
-        ttl_days: int = 30,
-        clock: Callable[[], float] = worker.clock.epoch,
-    ) -> None:
-        super().__init__(table_name, client=client, ttl_days=ttl_days, clock=clock)
 
     # ---- writes ---------------------------------------------------------------------------
 
@@ -141,12 +130,22 @@ class DynamoBlockRepo(DynamoTable):
             return None
 
     def finish_removal(
-        self, key: str, *, generation: int, action: AuditAction, by: str, reason: str
+        self,
+        key: str,
+        *,
+        generation: int,
+        action: AuditAction,
+        by: str,
+        reason: str,
+        current: BlockRecord | None = None,
     ) -> BlockRecord | None:
-        found = self._get_item(key)
-        if found is None:
-            return None
-        current = _record(found)
+        if current is None or current.key != key:
+            found = self._get_item(key)
+            if found is None:
+                return None
+            current = _record(found)
+        # The put below is conditional on the generation and status: a `current` that is
+        # stale (another remover finished it) makes it fail, never overwrite.
         if not current.in_set or current.generation != generation:
             return None
         closed = current.closed(now=self._clock(), action=action, by=by, reason=reason)

@@ -99,7 +99,14 @@ class MemoryBlockRepo:
             return record
 
     def finish_removal(
-        self, key: str, *, generation: int, action: AuditAction, by: str, reason: str
+        self,
+        key: str,
+        *,
+        generation: int,
+        action: AuditAction,
+        by: str,
+        reason: str,
+        current: BlockRecord | None = None,
     ) -> BlockRecord | None:
         with self._lock:
             record = self._blocks.get(key)

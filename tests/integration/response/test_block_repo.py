@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import worker.aws
+from tests.fixtures.fakes import FakeClock
 from worker.ports import BlockRepo
 from worker.response.dynamodb import DynamoBlockRepo
 from worker.response.memory import MemoryBlockRepo
@@ -22,14 +23,6 @@ from worker.store.dynamodb.table import DynamoTable
 T0 = 1_796_000_000.0  # 2026-11-30, on the hour
 V4 = IpSetRef(name="blocked-v4", id="set-v4", scope="REGIONAL", version="IPV4", arn="")
 WIDE = BlockCaps(per_hour=100, total=100)
-
-
-class FakeClock:
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
