@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.integration.test_s3_setup_backfill import ACL_PREFIX, Env, bucket, env, put_hour
-from worker.cli import main
+from worker.cli.app import main
 
 __all__ = ["env"]  # the fixture, shared with the backfill tests
 

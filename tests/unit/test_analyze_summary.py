@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from secops_core.contract import Analysis, FloorReason, ModelOpinion, SeverityFloorInfo
-from tests.fixtures.events import waf_record
+from testkit.events import waf_record
 from worker.agents.inprocess import InProcessTransport
 from worker.analyze import analyze_stream, summarize
 from worker.settings import Settings

@@ -71,7 +71,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             f"s3://{bucket} is not in SECOPS_LOG_BUCKETS ({settings.log_buckets}); add it to read it", 2
         )
     from worker.daemon import Clients
-    from worker.store import EventStore
+    from worker.store.dynamodb import EventStore
 
     clients = Clients.from_settings(settings)
     objects = list(list_log_objects(clients.s3, bucket, prefix, args.since, until))
