@@ -479,6 +479,13 @@ class BlockRepo(Protocol):
         ``current`` is the record as ``begin_removal`` returned it (saves a read)."""
         ...
 
+    def finish_removals(
+        self, records: Sequence[BlockRecord], *, action: AuditAction, by: str, reason: str
+    ) -> list[BlockRecord]:
+        """:meth:`finish_removal` of many records (as ``begin_removal`` returned them) at
+        once; the ones this call closed."""
+        ...
+
     def get_block(self, key: str) -> BlockRecord | None: ...
 
     def blocks_in_force(self) -> list[BlockRecord]:

@@ -284,25 +284,20 @@ class Blocker:
                 failures.append(f"{ip_set.label}: {exc.message}")
                 log.warning("unblock_failed", ip_set=ip_set.label, reason=exc.reason, error=exc.message)
                 continue
-            for record in marked_records:
-                closed = self._each(
-                    record.key,
-                    partial(
-                        self.repo.finish_removal,
-                        record.key,
-                        generation=record.generation,
-                        action=action,
-                        by=by,
-                        reason=reason,
-                        current=record,
-                    ),
+            try:
+                closed_records = retrying_store(
+                    partial(self.repo.finish_removals, marked_records, action=action, by=by, reason=reason)
                 )
-                if closed is not None:
-                    removed.append(closed)
-                    log.info(
-                        "source_unblocked", network=closed.network, ip_set=ip_set.label, action=action, by=by
-                    )
-                    self._tell("unblocked", closed)
+            except WorkerError as exc:
+                # Out of the set, still `removing`: the next pass closes them (idempotent).
+                log.warning("block_close_failed", ip_set=ip_set.label, reason=exc.reason, error=exc.message)
+                continue
+            for closed in closed_records:
+                removed.append(closed)
+                log.info(
+                    "source_unblocked", network=closed.network, ip_set=ip_set.label, action=action, by=by
+                )
+                self._tell("unblocked", closed)
         if failures and not removed:
             raise RetryableError("; ".join(failures), reason="unblock_failed")
         return removed
