@@ -43,7 +43,7 @@ from worker.response.records import (
     IpSetChange,
     IpSetRef,
 )
-from worker.store.aggregates import WindowCount
+from worker.store.aggregates import WindowCount, WindowShard
 from worker.store.checkpoints import ObjectCheckpoint
 from worker.store.records import Decided, EventRecord, PatternRecord, SavedAnalysis
 from worker.suppressions.model import EndHow, Suppression, SuppressionMatch
@@ -311,18 +311,18 @@ class IncidentRepo(Protocol):
 class WindowCountRepo(Protocol):
     """Per-window aggregates of counted log records (docs/architecture.md, "Relevance").
 
-    ``save_object_counted`` stores an object's checkpoint and the window counts of its
-    current segment in one atomic step, with the rules of ``CheckpointRepo.save_object``
+    ``save_object_counted`` stores an object's checkpoint and the changed shards of window
+    counts of its current segment in one atomic step, with the rules of ``CheckpointRepo.save_object``
     (only while the lease is ours, else :class:`~worker.errors.RetryableError`
     ``lease_lost``, and then neither is stored); at most
-    :data:`~worker.store.aggregates.MAX_COUNTS_PER_SAVE` counts at a time.
+    :data:`~worker.store.aggregates.MAX_COUNTS_PER_SAVE` shards at a time.
     ``window_counts`` reads the windows from ``since`` to ``until`` merged per key.
     """
 
     def save_object_counted(
         self,
         checkpoint: ObjectCheckpoint,
-        counts: Sequence[WindowCount],
+        shards: Sequence[WindowShard],
         *,
         owner: str,
         lease_s: int,

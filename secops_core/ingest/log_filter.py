@@ -5,11 +5,13 @@ read, never stored), counted (a per-window aggregate) or an event, and that is d
 by :func:`secops_core.waf.relevance.relevance`, the same catalog that grades the floor.
 
 The byte fast path (:meth:`RelevanceFilter.certainly_noise`) may only skip what the
-catalog would call noise: a default-action ALLOW with no rule and no rate-based rule in
-it, whose labels (if any) are a compact ``"labels":[{"name":"…"},…]`` array of labels
-the catalog calls informational (:func:`secops_core.waf.floor.informational_label`, the
-operator's catalog first). A geo match rule labels every request it inspects, so without
-this most of a real log would need a parse. Anything it cannot read for certain (other
+catalog would call noise: a default-action ALLOW in WAF's compact form with no rule in
+it (:func:`secops_core.ingest.log_bytes.compact_default_allow`: each key once, no
+backslash-u escape, every rule list empty), whose labels (if any) are a compact
+``"labels":[{"name":"…"},…]`` array of labels the catalog calls informational
+(:func:`secops_core.waf.floor.informational_label`, the operator's catalog first). A geo
+match rule labels every request it inspects, so without this most of a real log would
+need a parse. Anything it cannot read for certain (other
 spacing, an escape inside a label, ``"labels"`` twice) is parsed and graded instead.
 Quotes inside JSON strings are escaped, so request data cannot forge a pattern.
 """
@@ -22,17 +24,12 @@ from typing import Any
 
 from secops_core.contract import WafEvent
 from secops_core.errors import ContractError
+from secops_core.ingest.log_bytes import compact_default_allow
 from secops_core.ingest.normalize import normalize_event
 from secops_core.waf.floor import informational_label
-from secops_core.waf.names import DEFAULT_ACTION_RULE
 from secops_core.waf.operator import OperatorCatalog, active_operator_catalog
 from secops_core.waf.relevance import Relevance, Verdict, relevance
 
-_DEFAULT_RULE = b'"terminatingRuleId":"' + DEFAULT_ACTION_RULE.encode() + b'"'
-_ALLOW = b'"action":"ALLOW"'
-_RULE_ID = b'"ruleId"'
-_RATE_NAME = b'"rateBasedRuleName"'
-_RATE_ID = b'"rateBasedRuleId"'
 _LABELS = b'"labels"'
 _LABELS_OPEN = b'"labels":['
 _NAME_OPEN = b'{"name":"'
@@ -64,14 +61,7 @@ class RelevanceFilter:
     def certainly_noise(self, raw: bytes | str) -> bool:
         """True only for a record the catalog calls noise, told from its bytes alone."""
         data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
-        # Spelled out rather than looped: this runs on every line of every log object.
-        if (
-            _DEFAULT_RULE not in data
-            or _ALLOW not in data
-            or _RULE_ID in data
-            or _RATE_NAME in data
-            or _RATE_ID in data
-        ):
+        if not compact_default_allow(data):
             return False
         start = data.find(_LABELS_OPEN)
         if start < 0:
