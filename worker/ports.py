@@ -466,9 +466,24 @@ class BlockRepo(Protocol):
         ...
 
     def finish_removal(
-        self, key: str, *, generation: int, action: AuditAction, by: str, reason: str
+        self,
+        key: str,
+        *,
+        generation: int,
+        action: AuditAction,
+        by: str,
+        reason: str,
+        current: BlockRecord | None = None,
     ) -> BlockRecord | None:
-        """active|removing → removed, with its audit entry; None if done already."""
+        """active|removing → removed, with its audit entry; None if done already.
+        ``current`` is the record as ``begin_removal`` returned it (saves a read)."""
+        ...
+
+    def finish_removals(
+        self, records: Sequence[BlockRecord], *, action: AuditAction, by: str, reason: str
+    ) -> list[BlockRecord]:
+        """:meth:`finish_removal` of many records (as ``begin_removal`` returned them) at
+        once; the ones this call closed."""
         ...
 
     def get_block(self, key: str) -> BlockRecord | None: ...
