@@ -825,9 +825,9 @@ def run(config: RunConfig) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     if any(a == "--scenario" or a.startswith("--scenario=") for a in raw):
-        from chaos import s3  # kills while a WAF log file is read: a scenario module of its own
+        from chaos import s3  # WAF log files from S3: scenario modules of their own
 
-        return s3.main(raw)
+        return s3.dispatch(raw)
     parser = build_parser()
     config = config_from(parser.parse_args(argv), parser)
     report = run(config)

@@ -2,7 +2,9 @@
 read one WAF log file from S3.
 
 moto's server runs in this process; a bucket notifies the events queue; one large gzip
-log file is written. A ``secops run`` subprocess reads it and is SIGKILLed at a seeded
+log file is written as Firehose and CloudWatch Logs write theirs: concatenated gzip
+members of ``--member-records`` records each (5,000 by default, about 5.5 MB inflated per
+member; 0 writes one member). A ``secops run`` subprocess reads it and is SIGKILLed at a seeded
 random moment after its checkpoint shows a read under way, ``--kills`` times, each time
 replaced by a new one (which waits out the dead one's object lease); a last worker runs
 to the end. Invariants (one per line of the report, exit 1 if one fails):
@@ -58,6 +60,8 @@ def _environment(kills: int) -> None:
             "SECOPS_QUEUE_NAME": "chaos-s3",
             "SECOPS_DLQ_NAME": "chaos-s3-dlq",
             "SECOPS_TABLE_NAME": "chaos-s3",
+            # The invariants are stated for every kept record becoming its event.
+            "SECOPS_LOG_FILTER": "matched",
             # Short, so a replacement takes a dead worker's object over quickly.
             "SECOPS_LEASE_S": "10",
             "SECOPS_RUNTIME_RETRY_DEADLINE_S": "5",
@@ -77,12 +81,12 @@ def _environment(kills: int) -> None:
     )
 
 
-def run(records: int, kills: int, seed: int, out: Path) -> dict[str, Any]:
+def run(records: int, kills: int, seed: int, out: Path, member_records: int = 5000) -> dict[str, Any]:
     from secops_core.ingest.normalize import normalize_event
     from secops_core.ingest.s3_logs import keep_record
     from worker.daemon import Clients
     from worker.embedded.moto import embedded_aws
-    from worker.ops.log_samples import gzip_ndjson, log_key, waf_log_records
+    from worker.ops.log_samples import gzip_members, gzip_ndjson, log_key, waf_log_records
     from worker.platform.resources import setup_resources
     from worker.settings import Settings
     from worker.store.dynamodb import EventStore
@@ -118,7 +122,8 @@ def run(records: int, kills: int, seed: int, out: Path) -> dict[str, Any]:
             return store.get_object(bucket, key, etag)
 
         worker = start_worker(0)
-        etag = clients.s3.put_object(Bucket=bucket, Key=key, Body=gzip_ndjson(sample))["ETag"].strip('"')
+        body = gzip_members(sample, per_member=member_records) if member_records else gzip_ndjson(sample)
+        etag = clients.s3.put_object(Bucket=bucket, Key=key, Body=body)["ETag"].strip('"')
         positions = []
         for n in range(kills):
             floor = checkpoint().position if checkpoint() else 0
@@ -170,6 +175,7 @@ def run(records: int, kills: int, seed: int, out: Path) -> dict[str, Any]:
         "scenario": "s3",
         "seed": seed,
         "records": records,
+        "gzip_members": -(-records // member_records) if member_records else 1,
         "kept": len(expected),
         "kills": kills,
         "kill_positions": positions,
@@ -189,11 +195,23 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--member-records", type=int, default=5000, help="records per gzip member (0: one member)"
+    )
     parser.add_argument("--out", default=None, help="where worker logs stay (default: a temporary directory)")
     args = parser.parse_args(argv)
     out = Path(args.out or tempfile.mkdtemp(prefix="chaos-s3-"))
     out.mkdir(parents=True, exist_ok=True)
-    report = run(args.records, args.kills, args.seed, out)
+    report = run(args.records, args.kills, args.seed, out, args.member_records)
     console.log(f"{'all invariants hold' if report['ok'] else 'invariants FAILED'}; worker logs in {out}")
     sys.stdout.write(json.dumps(report, indent=2) + "\n")
     return 0 if report["ok"] else 1
+
+
+def dispatch(argv: list[str]) -> int:
+    """``--scenario s3`` (kills mid-file) or ``--scenario s3-hostile`` (chaos/s3_hostile.py)."""
+    if "s3-hostile" in argv or "--scenario=s3-hostile" in argv:
+        from chaos import s3_hostile
+
+        return s3_hostile.main(argv)
+    return main(argv)

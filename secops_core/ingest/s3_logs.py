@@ -10,9 +10,12 @@ Shapes (docs/architecture.md, "Consumers"):
   holds the WAF record; ``CONTROL_MESSAGE`` ignored), as CloudWatch → Firehose → S3 writes.
 
 Most of a real log is default-action ALLOW with nothing matched. The ``keep`` mode decides
-what becomes an event: ``matched`` (a rule acted or matched, the default), ``blocked``
-(BLOCK, CAPTCHA, CHALLENGE) or ``all``. A line that is certainly default-allow noise is
-counted and skipped on its bytes, before the JSON parse (:func:`certainly_noise`).
+what becomes an event: ``relevant`` (the default: the catalog decides, and what is relevant
+but cannot page is handed out to be counted in its window, docs/architecture.md,
+"Relevance"), ``matched`` (a rule acted or matched, or any label), ``blocked`` (BLOCK,
+CAPTCHA, CHALLENGE) or ``all``. A line that is certainly noise is counted and skipped on
+its bytes, before the JSON parse (:func:`certainly_noise`; in ``relevant`` mode the
+catalog's :meth:`~secops_core.ingest.log_filter.RelevanceFilter.certainly_noise`).
 
 Nothing here stops on bad input: a line that is not JSON, not a WAF record or too large
 is counted with its line number, and a corrupt or truncated gzip stream ends the read with
@@ -35,6 +38,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
+from secops_core.ingest.log_bytes import certainly_noise, compact_default_allow
+from secops_core.ingest.log_filter import Graded, RelevanceFilter
 from secops_core.ingest.log_stream import LogStream, ReadLimitReached, open_log_stream
 from secops_core.waf.actions import INTERRUPTING_ACTIONS
 from secops_core.waf.names import DEFAULT_ACTION_RULE
@@ -48,13 +53,14 @@ __all__ = [
     "ReadCounts",
     "ReadLimits",
     "certainly_noise",
+    "compact_default_allow",
     "is_waf_record",
     "keep_record",
     "open_log_stream",
 ]
 
-KeepMode = Literal["matched", "blocked", "all"]
-KEEP_MODES: tuple[KeepMode, ...] = ("matched", "blocked", "all")
+KeepMode = Literal["relevant", "matched", "blocked", "all"]
+KEEP_MODES: tuple[KeepMode, ...] = ("relevant", "matched", "blocked", "all")
 Loads = Callable[[bytes | str], Any]
 
 # One readline reads at most this much; a longer line (concatenated records) is framed
@@ -92,63 +98,6 @@ class ReadLimits:
     max_kept_record_bytes: int = 128 * 1024
 
 
-# ---- the byte prefilter -------------------------------------------------------------------
-
-# A record is certainly default-allow noise when its bytes are in WAF's compact form and
-# hold the default action's ALLOW and no trace of any rule. The form is checked, never
-# assumed: ``terminatingRuleId`` and ``action`` each once (a duplicate key would let the
-# parse take another value), no ``\u`` escape anywhere (it could spell a key), no labels,
-# and every rule list or rule entry (keys ending ``Rule``, ``Rules``, ``RuleList``) empty
-# or null. Anything else, spacing included, means a full parse, never a wrong skip. Quotes
-# inside a JSON string are escaped, so request data (URI, headers, args) cannot forge any
-# of these patterns.
-_TERMINATING = '"terminatingRuleId":'
-_DEFAULT_RULE = _TERMINATING + '"' + DEFAULT_ACTION_RULE + '"'
-_ACTION = '"action":'
-_ALLOW = _ACTION + '"ALLOW"'
-_LABELS = '"labels"'
-_RULE_ENTRY = r'Rule(?:s|List)?":(?!\[\]|null)'
-_ESCAPE = r"\\u"
-
-
-@dataclass(frozen=True)
-class _NoisePatterns:
-    terminating: Any
-    default_rule: Any
-    action: Any
-    allow: Any
-    labels: Any
-    rule_entry: re.Pattern[Any]
-    escape: re.Pattern[Any]
-
-
-_BYTES = _NoisePatterns(
-    _TERMINATING.encode(),
-    _DEFAULT_RULE.encode(),
-    _ACTION.encode(),
-    _ALLOW.encode(),
-    _LABELS.encode(),
-    re.compile(_RULE_ENTRY.encode()),
-    re.compile(_ESCAPE.encode()),
-)
-_STR = _NoisePatterns(
-    _TERMINATING, _DEFAULT_RULE, _ACTION, _ALLOW, _LABELS, re.compile(_RULE_ENTRY), re.compile(_ESCAPE)
-)
-
-
-def certainly_noise(raw: bytes | str) -> bool:
-    """True only for a compact default-action ALLOW record with no rule or label in it."""
-    p = _BYTES if isinstance(raw, bytes) else _STR
-    # Spelled out rather than looped: this runs on every line of every log object.
-    first = raw.find(p.terminating)
-    if first < 0 or not raw.startswith(p.default_rule, first) or raw.find(p.terminating, first + 1) >= 0:
-        return False
-    first = raw.find(p.action)
-    if first < 0 or not raw.startswith(p.allow, first) or raw.find(p.action, first + 1) >= 0:
-        return False
-    return p.labels not in raw and p.escape.search(raw) is None and p.rule_entry.search(raw) is None
-
-
 def is_waf_record(record: Any) -> bool:
     return isinstance(record, dict) and isinstance(record.get("httpRequest"), dict)
 
@@ -181,10 +130,12 @@ def keep_record(record: dict[str, Any], mode: KeepMode) -> bool:
 
 @dataclass(frozen=True)
 class KeptRecord:
-    """A record to turn into an event: its JSON text exactly as the log holds it."""
+    """A record to turn into an event: its JSON text exactly as the log holds it; or, when
+    ``counted`` is set (``relevant`` mode), one to count in its window instead."""
 
     line: int
     body: str
+    counted: Graded | None = None
 
 
 @dataclass(frozen=True)
@@ -197,9 +148,11 @@ class BadLine:
 class ReadCounts:
     """Records read (a CloudWatch envelope counts its log events) and what became of each.
 
-    ``read == kept + skipped + bad + duplicates + capped``: a duplicate is a record to keep
-    identical to one already kept from this object; a capped one is a record to keep past
-    a bound on kept records. ``limits`` names every bound the object reached.
+    ``read == kept + counted + skipped + bad + duplicates + capped``: a counted record is
+    relevant but cannot page, handed out for its window's count, not as an event; a
+    duplicate is a record to keep identical to one already kept from this object; a capped
+    one is a record to keep past a bound on kept records. ``limits`` names every bound the
+    object reached.
     """
 
     read: int = 0
@@ -210,10 +163,12 @@ class ReadCounts:
     duplicates: int = 0
     capped: int = 0
     limits: list[str] = field(default_factory=list)
+    counted: int = 0
 
     def add(self, other: ReadCounts) -> None:
         self.read += other.read
         self.kept += other.kept
+        self.counted += other.counted
         self.skipped += other.skipped
         self.bad += other.bad
         self.duplicates += other.duplicates
@@ -317,9 +272,11 @@ class LogObjectReader:
         limits: ReadLimits | None = None,
         time_budget_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        relevance: RelevanceFilter | None = None,
     ) -> None:
         self.stream = stream
         self.keep = keep
+        self.relevance = relevance if relevance is not None or keep != "relevant" else RelevanceFilter()
         self.start_after = start_after
         self.loads = loads
         self.limits = limits or ReadLimits(max_read_s=None)
@@ -390,7 +347,7 @@ class LogObjectReader:
         """One frame: its kept records (committed), a join to start, or None (counted)."""
         if frame.startswith(_BOM):
             frame = frame[3:]
-        if not (split_before or split_after) and self.keep != "all" and certainly_noise(frame):
+        if not (split_before or split_after) and self._noise(frame):
             # Nothing is pending here (no frame yields twice), so count straight in.
             self.counts.read += 1
             self.counts.skipped += 1
@@ -438,7 +395,12 @@ class LogObjectReader:
         if not is_waf_record(value):
             self._pending.note_bad(line, "not_a_waf_record")
             return
-        if not keep_record(value, self.keep):
+        keep, counted = self._decide(value)
+        if counted is not None:
+            self._pending.counted += 1
+            yield KeptRecord(line, "", counted)
+            return
+        if not keep:
             self._pending.skipped += 1
             return
         try:
@@ -463,7 +425,7 @@ class LogObjectReader:
                 self._pending.note_bad(line, "not_a_waf_record")
                 continue
             message = message.removeprefix("\ufeff")
-            if self.keep != "all" and certainly_noise(message):
+            if self._noise(message):
                 self._pending.skipped += 1
                 continue
             try:
@@ -473,10 +435,36 @@ class LogObjectReader:
                 continue
             if not is_waf_record(record):
                 self._pending.note_bad(line, "not_a_waf_record")
-            elif not keep_record(record, self.keep):
+                continue
+            keep, counted = self._decide(record)
+            if counted is not None:
+                self._pending.counted += 1
+                yield KeptRecord(line, "", counted)
+            elif not keep:
                 self._pending.skipped += 1
             elif self._admit(line, message, len(message.encode("utf-8")), kept_here):
                 yield KeptRecord(line, message)
+
+    def _noise(self, raw: bytes | str) -> bool:
+        """Skipped on its bytes: noise the filter of this mode can tell without a parse."""
+        if self.keep == "all":
+            return False
+        if self.relevance is not None:
+            return self.relevance.certainly_noise(raw)
+        return certainly_noise(raw)
+
+    def _decide(self, record: dict[str, Any]) -> tuple[bool, Graded | None]:
+        """(keep as an event, or the catalog's verdict when the record is only counted)."""
+        if self.keep != "relevant" or self.relevance is None:
+            return keep_record(record, self.keep), None
+        graded = self.relevance.grade(record)
+        if graded is None:
+            # Not a record the catalog can grade: sent on, to be rejected with its reason.
+            return True, None
+        relevance = graded.relevance.value
+        if relevance == "counted":
+            return False, graded
+        return relevance == "event", None
 
     def _admit(self, line: int, body: str, size: int, kept_here: list[int] | None) -> bool:
         """Whether a record to keep is handed out: it fits a queue message, is not a copy
@@ -511,14 +499,16 @@ class LogObjectReader:
     def _frames(self) -> Iterator[_Frame | None]:
         """(line number, frame, split before, split after); a split is a ``}{`` boundary.
 
-        ``None`` is a tick: many bytes went by (an oversized line skipped) with no frame.
+        ``None`` is a tick: many lines or bytes went by (blank lines, an oversized line
+        skipped) with no frame.
         """
         line_no = 0
         carry = b""
         carry_split = False
         at_line_start = True
         oversize = False
-        skipped = 0
+        # Work done since the last frame: a line, plus a unit per 512 bytes.
+        quiet = 0
         self.activity = "framing"
         while True:
             chunk = self._readline(line_no + 1 if at_line_start else line_no)
@@ -529,46 +519,79 @@ class LogObjectReader:
             if at_line_start:
                 line_no += 1
             ended = chunk[-1:] == b"\n"
-            if ended and not carry and not oversize and _SPLIT not in chunk:
-                # The common case, one whole record on its line: no copies.
-                if len(chunk) > 2 or chunk.strip():
-                    yield line_no, chunk, False, False
-                continue
             if oversize:
                 oversize, at_line_start = not ended, ended
-                skipped += len(chunk)
-                if skipped >= TICK_BYTES:
-                    skipped = 0
-                    yield None
-                continue
-            emit, rest = _split_run(carry + chunk if carry else chunk, ended)
-            for i, frame in enumerate(emit):
-                after = rest is not None or i < len(emit) - 1
-                if frame.strip():
-                    yield line_no, frame, carry_split if i == 0 else True, after
-            if rest is None:
-                carry, carry_split, at_line_start = b"", False, True
-                continue
-            carry, carry_split, at_line_start = rest, carry_split or bool(emit), False
-            if len(carry) > MAX_RECORD_BYTES:
-                self._pending.read += 1
-                envelope = b'"logEvents"' in carry[:4096] or b'"messageType"' in carry[:4096]
-                self._pending.note_bad(line_no, "envelope_too_large" if envelope else "record_too_large")
-                self.activity = f"skipping an oversized line (line {line_no})"
-                carry, carry_split, oversize = b"", False, True
+            elif not carry and ended and _SPLIT not in chunk:
+                # The common case, one whole record on its line: no copies.
+                if len(chunk) > 2 or chunk.strip():
+                    quiet = 0
+                    yield line_no, chunk, False, False
+                    continue
+                # A blank line: the blank lines after it go by at C speed, counted.
+                blank = self._skip_line_ends(line_no + 1)
+                if blank is None:
+                    return
+                line_no += blank[0]
+                quiet += blank[1] // 512
+            else:
+                emit, rest = _split_run(carry + chunk if carry else chunk, ended)
+                for i, frame in enumerate(emit):
+                    if frame.strip():
+                        quiet = 0
+                        after = rest is not None or i < len(emit) - 1
+                        yield line_no, frame, carry_split if i == 0 else True, after
+                if rest is None:
+                    carry, carry_split, at_line_start = b"", False, True
+                else:
+                    carry, carry_split, at_line_start = rest, carry_split or bool(emit), False
+                    if len(carry) > MAX_RECORD_BYTES:
+                        self._oversized(line_no, carry)
+                        carry, carry_split, oversize = b"", False, True
+            # A blank line, or a piece of an oversized one: nothing framed, but work done.
+            quiet += 1 + len(chunk) // 512
+            if quiet >= TICK_FRAMES:
+                quiet = 0
+                yield None
+
+    def _oversized(self, line: int, head: bytes) -> None:
+        self._pending.read += 1
+        envelope = b'"logEvents"' in head[:4096] or b'"messageType"' in head[:4096]
+        self._pending.note_bad(line, "envelope_too_large" if envelope else "record_too_large")
+        self.activity = f"skipping an oversized line (line {line})"
+
+    def _skip_line_ends(self, line: int) -> tuple[int, int] | None:
+        """Consume the line ends that come next: how many lines they ended and how many
+        bytes they were (None: the stream ended early, counted here)."""
+        lines = skipped = 0
+        while True:
+            try:
+                ahead = self.stream.peek(READ_CHUNK_BYTES) if isinstance(self.stream, LogStream) else b""
+            except (ReadLimitReached, EOFError, zlib.error) as exc:
+                self._stream_failed(exc, line)
+                return None
+            run = len(ahead) - len(ahead.lstrip(b"\r\n"))
+            if not run:
+                return lines, skipped
+            lines += ahead.count(b"\n", 0, run)
+            skipped += run
+            self.stream.read(run)
 
     def _readline(self, line: int) -> bytes | None:
         """The next piece of a line; None when the stream ends early (counted here)."""
         try:
             return self.stream.readline(READ_CHUNK_BYTES)
-        except ReadLimitReached as exc:
+        except (ReadLimitReached, EOFError, zlib.error) as exc:
+            self._stream_failed(exc, line)
+        return None
+
+    def _stream_failed(self, exc: Exception, line: int) -> None:
+        if isinstance(exc, ReadLimitReached):
             self._pending = ReadCounts()
             self._end_at_limit(line, exc.reason)
-        except (EOFError, zlib.error) as exc:
-            # Truncated or corrupt compression: what was read stands, the rest is lost.
-            self._pending.read += 1
-            self._pending.note_bad(line, "truncated_gzip" if isinstance(exc, EOFError) else "corrupt_gzip")
-        return None
+            return
+        # Truncated or corrupt compression: what was read stands, the rest is lost.
+        self._pending.read += 1
+        self._pending.note_bad(line, "truncated_gzip" if isinstance(exc, EOFError) else "corrupt_gzip")
 
 
 def _split_run(data: bytes, ended: bool) -> tuple[list[bytes], bytes | None]:

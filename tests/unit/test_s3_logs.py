@@ -462,3 +462,21 @@ def test_a_bom_is_not_part_of_the_first_record() -> None:
     # THEN the kept text is the record alone, and the noise after it is skipped
     assert kept == [compact(attack)] and not kept[0].startswith("\ufeff")
     assert reader.counts.skipped == 1
+
+
+def test_runs_of_blank_lines_keep_line_numbers() -> None:
+    # GIVEN records separated by runs of blank lines (CRLF and LF), gzipped and plain
+    sample = records(3, ratio=1.0)
+    text = (
+        compact(sample[0]) + "\n\n\r\n\n" + "not json\n" + "\n" * 5000 + compact(sample[1]) + "\nbad\n"
+    ).encode()
+    for data in (text, gzip.compress(text)):
+        kept, reader = read(data)
+        # THEN the bad lines carry their own line numbers, and the records are kept
+        assert len(kept) == 2
+        assert [(b.line, b.reason) for b in reader.counts.bad_lines] == [(5, "not_json"), (5007, "not_json")]
+
+
+def test_a_file_of_blank_lines_hands_control_back() -> None:
+    reader = LogObjectReader(open_log_stream(io.BytesIO(gzip.compress(b"\n" * 20_000_000))))
+    assert sum(1 for _ in reader) >= 1 and reader.counts.read == 0

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from worker.cli.common import EXIT_OK, CliError, Subparsers, command_settings, duration, out
+from worker.cli.common import EXIT_OK, CliError, Subparsers, command_settings, duration, out, positive_int
 
 if TYPE_CHECKING:
     from worker.tuning.inputs import RuleCounts
@@ -43,7 +43,7 @@ def register(sub: Subparsers) -> None:
         metavar="s3://BUCKET/PREFIX",
         help="read the WAF log files under this prefix instead of the stored events",
     )
-    parser.add_argument("--top", type=int, default=15, help="rows in the table (default 15)")
+    parser.add_argument("--top", type=positive_int, default=15, help="rows in the table (default 15)")
     parser.add_argument(
         "--plot", default=DEFAULT_PLOT, help=f"write the matches-per-rule chart here (default {DEFAULT_PLOT})"
     )
