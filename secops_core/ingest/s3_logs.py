@@ -357,6 +357,8 @@ class LogObjectReader:
     def __iter__(self) -> Iterator[list[KeptRecord]]:
         join: _Join | None = None
         index = 0
+        counts = self.counts
+        noise_filter = self.keep != "all"
         for item in self._frames():
             if item is None or self._since_tick >= TICK_BYTES:
                 # A tick: nothing framed for a while, or many bytes framed since the last.
@@ -373,12 +375,23 @@ class LogObjectReader:
             self._since_tick += len(piece)
             result: list[KeptRecord] | _Join | None = None
             if join is None:
-                result = self._take(index, piece, line, split_before, split_after)
+                if noise_filter and not (split_before or split_after) and certainly_noise(piece):
+                    # Most of a log, skipped on its bytes; nothing is pending here (no frame
+                    # yields twice), so it is counted straight in.
+                    counts.read += 1
+                    counts.skipped += 1
+                    self.done = index
+                    if index % TICK_FRAMES == 0:
+                        if self._out_of_time(index, None):
+                            return
+                        yield []
+                    continue
+                result = self._take(index, piece, line, split_after)
             else:
                 join.add(piece)
                 if not (join.open and split_after and len(join.parts) < MAX_RECORD_BYTES):
                     # Closed, or it can grow no more: parsed once, whatever it holds.
-                    result, join = self._take(index, bytes(join.parts), join.line, True, False), None
+                    result, join = self._take(index, bytes(join.parts), join.line, False), None
                     self.activity = "framing"
             if isinstance(result, _Join):
                 join, result = result, None
@@ -396,17 +409,12 @@ class LogObjectReader:
         self.activity = "done"
 
     def _take(
-        self, index: int, frame: bytes, line: int, split_before: bool, split_after: bool
+        self, index: int, frame: bytes, line: int, split_after: bool
     ) -> list[KeptRecord] | _Join | None:
-        """One frame: its kept records (committed), a join to start, or None (counted)."""
+        """One frame past the byte prefilter: its kept records (committed), a join to
+        start, or None (counted)."""
         if frame.startswith(_BOM):
             frame = frame[3:]
-        if not (split_before or split_after) and self.keep != "all" and certainly_noise(frame):
-            # Nothing is pending here (no frame yields twice), so count straight in.
-            self.counts.read += 1
-            self.counts.skipped += 1
-            self.done = index
-            return None
         try:
             value = self.loads(frame)
         except (ValueError, RecursionError):
