@@ -438,7 +438,8 @@ class LogObjectReader:
         """Past the time bound: the read ends here with one bad line naming it."""
         if self._deadline is None or self._clock() <= self._deadline:
             return False
-        self._pending = ReadCounts()
+        # The read ends here for good: what is pending (an oversized line noted) counts too.
+        self._commit(self.done)
         line = join.line if join is not None else index
         self._end_at_limit(line, "read_time")
         return True
@@ -617,7 +618,6 @@ class LogObjectReader:
 
     def _stream_failed(self, exc: Exception, line: int) -> None:
         if isinstance(exc, ReadLimitReached):
-            self._pending = ReadCounts()
             self._end_at_limit(line, exc.reason)
             return
         # Truncated or corrupt compression: what was read stands, the rest is lost.
