@@ -2,9 +2,9 @@
 to the log bucket, each read under the worker's bounds.
 
 Every bound is the worker's default except the two on kept records, lowered to
-``--max-kept-per-object`` (5,000) and ``--max-kept-per-envelope`` (1,000) so that sending
-what they let through takes seconds on moto rather than minutes (the defaults are 50,000
-and 10,000; the arithmetic is the same).
+``--max-kept-per-object`` (1,000) and ``--max-kept-per-envelope`` (200): moto's queue
+slows down with every message it holds (50 batches of 10 took 8 s, the fourth 50 took
+80 s), so the default 50,000 would take an hour to send here; the arithmetic is the same.
 
 moto's server runs in this process. Each object is put in an ``aws-waf-logs-*`` bucket and
 read by its own ``secops backfill`` subprocess (the handler a notification drives, without
@@ -157,8 +157,8 @@ def run(
     names: list[str],
     max_rss_mb: float,
     max_join_s: float,
-    max_kept_per_object: int = 5000,
-    max_kept_per_envelope: int = 1000,
+    max_kept_per_object: int = 1000,
+    max_kept_per_envelope: int = 200,
 ) -> dict[str, Any]:
     from worker.daemon import Clients
     from worker.embedded import embedded_aws
@@ -281,8 +281,8 @@ def main(argv: list[str]) -> int:
         "--objects", default=",".join(OBJECTS), help="comma-separated, from: " + ", ".join(OBJECTS)
     )
     parser.add_argument("--max-rss-mb", type=float, default=256.0, help="peak memory one read may reach")
-    parser.add_argument("--max-kept-per-object", type=int, default=5000)
-    parser.add_argument("--max-kept-per-envelope", type=int, default=1000)
+    parser.add_argument("--max-kept-per-object", type=int, default=1000)
+    parser.add_argument("--max-kept-per-envelope", type=int, default=200)
     parser.add_argument(
         "--max-join-s", type=float, default=30.0, help="seconds the 320,000-pair join may take to read"
     )
