@@ -60,6 +60,8 @@ def _environment(kills: int) -> None:
             "SECOPS_QUEUE_NAME": "chaos-s3",
             "SECOPS_DLQ_NAME": "chaos-s3-dlq",
             "SECOPS_TABLE_NAME": "chaos-s3",
+            # The invariants are stated for every kept record becoming its event.
+            "SECOPS_LOG_FILTER": "matched",
             # Short, so a replacement takes a dead worker's object over quickly.
             "SECOPS_LEASE_S": "10",
             "SECOPS_RUNTIME_RETRY_DEADLINE_S": "5",

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
 import botocore.session
+import structlog
 from botocore.config import Config
 
 from worker.errors import ConfigurationError
+
+log = structlog.get_logger("worker.aws")
 
 
 def aws_session(region: str | None = None) -> boto3.Session:
@@ -52,7 +56,33 @@ def client(
         max_pool_connections=max_pool_connections,
     )
     endpoint_url = localstack_endpoint(service) if localstack else None
+    misnamed = misnamed_endpoint_variable(service)
+    if misnamed is not None and service not in _WARNED:
+        _WARNED.add(service)
+        log.warning(
+            "endpoint_variable_not_read",
+            variable=misnamed,
+            reads=endpoint_variable(service),
+            hint=f"botocore ignores {misnamed}: set {endpoint_variable(service)} (or AWS_ENDPOINT_URL)",
+        )
     return session.client(service, config=config, endpoint_url=endpoint_url)
+
+
+# The services whose misnamed endpoint variable was reported already (once per process).
+_WARNED: set[str] = set()
+
+
+def misnamed_endpoint_variable(service: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """``AWS_ENDPOINT_URL_<CLIENT NAME>`` when it is set but botocore reads another
+    variable for ``service`` (``AWS_ENDPOINT_URL_EVENTS`` for ``events``, whose service id
+    is EventBridge) and neither that one nor ``AWS_ENDPOINT_URL`` is set: the client would
+    go to AWS although an endpoint was meant."""
+    env = os.environ if environ is None else environ
+    guessed = "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_")
+    read = endpoint_variable(service)
+    if guessed == read or not env.get(guessed) or env.get(read) or env.get("AWS_ENDPOINT_URL"):
+        return None
+    return guessed
 
 
 @functools.cache

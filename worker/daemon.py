@@ -184,6 +184,7 @@ def build_worker(
         owner=owner,
         lease_s=settings.lease_s,
         keep=settings.log_filter,
+        counts=store,
         checkpoint_every_s=settings.log_checkpoint_s,
         # Late-bound: the dispatcher is built next, and a stop ends a read at a checkpoint.
         stopping=lambda: consumer.stopping,

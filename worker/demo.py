@@ -137,7 +137,7 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
     resources, _ = setup_resources(settings, sqs=clients.sqs, sns=clients.sns, store=store, events=events)
     step("enabling Security Hub, routing the bus to a queue, tapping the chat topic (to read them back)")
     channel_taps = connect_channels(settings, clients, resources, events)
-    from worker.demo_blocks import blocks_summary, with_ip_sets
+    from worker.demo_blocks import blocks_summary, split_block_notices, with_ip_sets, without_finding_notes
 
     step("creating the block IP sets in WAFv2 and turning the response policy on")
     settings = with_ip_sets(settings)
@@ -161,6 +161,7 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
     log_file = put_demo_log_file(clients, resources.queue_url)
 
     worker = build_worker(settings, clients=clients, resources=resources)
+    without_finding_notes(worker)
     outcomes: list[Any] = []
     worker.consumer.on_outcome = outcomes.append
     step("running the worker (in-process runtime, rules provider) until the queue is drained")
@@ -184,8 +185,6 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
     summary["log_file"] = log_file_summary(store, log_file)
     summary["channels"] = list(settings.enabled_channels)
     summary.update(read_channels(clients.sqs, channel_taps, incident_order=[i.id for i in incidents]))
-    from worker.demo_blocks import split_block_notices
-
     split_block_notices(summary)
     # The customer's incident resolved as a false positive, more searches, secops tune.
     summary["operator"] = operator_word(worker, incidents)

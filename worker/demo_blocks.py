@@ -42,6 +42,14 @@ def with_ip_sets(settings: Settings) -> Settings:
     )
 
 
+def without_finding_notes(worker: Any) -> None:
+    """moto's Security Hub has no BatchUpdateFindings: the demo leaves the block's Note
+    on the incident's finding out (tests/functional/test_block_notices.py shows it)."""
+    listener = worker.blocker.listener if worker.blocker is not None else None
+    if isinstance(listener, blocks.BlockAnnouncer):
+        listener.publishers.pop("securityhub", None)
+
+
 def blocks_summary(worker: Any, incidents: list[Any]) -> dict[str, Any]:
     """The blocks the run decided and what the IP set held; then the expiry pass, run as
     if the block period were over, and what the set holds after it."""

@@ -15,8 +15,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from secops_core.ingest.log_filter import RelevanceFilter
 from secops_core.ingest.normalize import normalize_event
-from secops_core.ingest.s3_logs import keep_record
 from worker import clock
 from worker.log_samples import gzip_ndjson, log_key, waf_log_records
 from worker.resources import connect_log_bucket
@@ -42,12 +42,19 @@ def put_demo_log_file(clients: Any, queue_url: str) -> DemoLogFile:
     records = list(waf_log_records(DEMO_RECORDS, matched_ratio=DEMO_MATCHED, start=start))
     key = log_key("000000000000", "us-east-1", "shop-prod", start, "demo_waflogs.log.gz")
     etag = clients.s3.put_object(Bucket=DEMO_BUCKET, Key=key, Body=gzip_ndjson(records))["ETag"].strip('"')
-    kept = tuple(normalize_event(r).event_key for r in records if keep_record(r, "matched"))
+    # What the default filter makes an event (docs/architecture.md, "Relevance").
+    grader = RelevanceFilter()
+    graded = [grader.grade(r) for r in records]
+    kept = tuple(
+        normalize_event(r).event_key
+        for r, g in zip(records, graded, strict=True)
+        if g is not None and g.relevance.value == "event"
+    )
     return DemoLogFile(DEMO_BUCKET, key, etag, kept)
 
 
 def log_file_summary(store: Any, log_file: DemoLogFile) -> dict[str, Any]:
-    """Records read, kept, skipped and bad, and the status each kept record's event reached."""
+    """Records read, kept, counted, skipped and bad, and the status each kept record's event reached."""
     checkpoint = store.get_object(log_file.bucket, log_file.key, log_file.etag)
     events = store.get_many(list(log_file.kept_keys))
     return {
@@ -55,6 +62,7 @@ def log_file_summary(store: Any, log_file: DemoLogFile) -> dict[str, Any]:
         "complete": bool(checkpoint and checkpoint.complete),
         "read": checkpoint.read if checkpoint else 0,
         "kept": checkpoint.kept if checkpoint else 0,
+        "counted": checkpoint.counted if checkpoint else 0,
         "skipped": checkpoint.skipped if checkpoint else 0,
         "bad": checkpoint.bad if checkpoint else 0,
         "outcome": dict(sorted(Counter(r.status for r in events.values()).items())),
@@ -63,10 +71,22 @@ def log_file_summary(store: Any, log_file: DemoLogFile) -> dict[str, Any]:
 
 def print_log_file(console: Console, summary: dict[str, Any]) -> None:
     table = Table(title="WAF log file from S3 (read because S3 notified the queue)", title_justify="left")
-    for column in ("records read", "kept", "skipped (default allow)", "bad", "kept records became"):
+    for column in (
+        "records read",
+        "kept",
+        "counted (cannot page)",
+        "skipped (noise)",
+        "bad",
+        "kept records became",
+    ):
         table.add_column(column)
     outcome = ", ".join(f"{status} {count}" for status, count in summary["outcome"].items()) or "none"
     table.add_row(
-        str(summary["read"]), str(summary["kept"]), str(summary["skipped"]), str(summary["bad"]), outcome
+        str(summary["read"]),
+        str(summary["kept"]),
+        str(summary["counted"]),
+        str(summary["skipped"]),
+        str(summary["bad"]),
+        outcome,
     )
     console.print(table)

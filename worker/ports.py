@@ -43,7 +43,7 @@ from worker.response.records import (
     IpSetChange,
     IpSetRef,
 )
-from worker.store.aggregates import WindowCount
+from worker.store.aggregates import WindowCount, WindowShard
 from worker.store.checkpoints import ObjectCheckpoint
 from worker.store.records import Decided, EventRecord, PatternRecord, SavedAnalysis
 from worker.suppressions.model import EndHow, Suppression, SuppressionMatch
@@ -311,18 +311,18 @@ class IncidentRepo(Protocol):
 class WindowCountRepo(Protocol):
     """Per-window aggregates of counted log records (docs/architecture.md, "Relevance").
 
-    ``save_object_counted`` stores an object's checkpoint and the window counts of its
-    current segment in one atomic step, with the rules of ``CheckpointRepo.save_object``
+    ``save_object_counted`` stores an object's checkpoint and the changed shards of window
+    counts of its current segment in one atomic step, with the rules of ``CheckpointRepo.save_object``
     (only while the lease is ours, else :class:`~worker.errors.RetryableError`
     ``lease_lost``, and then neither is stored); at most
-    :data:`~worker.store.aggregates.MAX_COUNTS_PER_SAVE` counts at a time.
+    :data:`~worker.store.aggregates.MAX_COUNTS_PER_SAVE` shards at a time.
     ``window_counts`` reads the windows from ``since`` to ``until`` merged per key.
     """
 
     def save_object_counted(
         self,
         checkpoint: ObjectCheckpoint,
-        counts: Sequence[WindowCount],
+        shards: Sequence[WindowShard],
         *,
         owner: str,
         lease_s: int,
@@ -466,9 +466,24 @@ class BlockRepo(Protocol):
         ...
 
     def finish_removal(
-        self, key: str, *, generation: int, action: AuditAction, by: str, reason: str
+        self,
+        key: str,
+        *,
+        generation: int,
+        action: AuditAction,
+        by: str,
+        reason: str,
+        current: BlockRecord | None = None,
     ) -> BlockRecord | None:
-        """active|removing → removed, with its audit entry; None if done already."""
+        """active|removing → removed, with its audit entry; None if done already.
+        ``current`` is the record as ``begin_removal`` returned it (saves a read)."""
+        ...
+
+    def finish_removals(
+        self, records: Sequence[BlockRecord], *, action: AuditAction, by: str, reason: str
+    ) -> list[BlockRecord]:
+        """:meth:`finish_removal` of many records (as ``begin_removal`` returned them) at
+        once; the ones this call closed."""
         ...
 
     def get_block(self, key: str) -> BlockRecord | None: ...

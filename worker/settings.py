@@ -17,7 +17,7 @@ from secops_core.settings import CommonSettings
 TransportName = Literal["inprocess", "http", "agentcore"]
 UnavailablePolicy = Literal["wait", "rules"]
 IncidentGroupBy = Literal["source", "source_net", "signature"]
-LogFilter = Literal["matched", "blocked", "all"]
+LogFilter = Literal["relevant", "matched", "blocked", "all"]
 ResponseMode = Literal["off", "dry_run", "on"]
 BlockPrefixChoice = Literal["address", "network"]
 
@@ -92,9 +92,10 @@ class Settings(CommonSettings):
     exit_when_idle_polls: int = Field(default=0, ge=0)
 
     # --- WAF log files from S3 (S3 notifications on the events queue) ---
-    # Which log records become events: `matched` (a rule matched or acted), `blocked`
-    # (BLOCK, CAPTCHA, CHALLENGE) or `all`. Default-action ALLOW noise is skipped unread.
-    log_filter: LogFilter = "matched"
+    # Which log records become events: `relevant` (the catalog decides; relevant records
+    # that cannot page are counted per window, not stored), `matched` (a rule matched or
+    # acted, or any label), `blocked` (BLOCK, CAPTCHA, CHALLENGE) or `all`.
+    log_filter: LogFilter = "relevant"
     # How often a log file's checkpoint is saved while it is read (also how soon a stop
     # is honoured mid-file): far below the drain timeout.
     log_checkpoint_s: float = Field(default=5.0, gt=0, le=20)

@@ -5,11 +5,13 @@ read, never stored), counted (a per-window aggregate) or an event, and that is d
 by :func:`secops_core.waf.relevance.relevance`, the same catalog that grades the floor.
 
 The byte fast path (:meth:`RelevanceFilter.certainly_noise`) may only skip what the
-catalog would call noise: a default-action ALLOW with no rule and no rate-based rule in
-it, whose labels (if any) are a compact ``"labels":[{"name":"…"},…]`` array of labels
-the catalog calls informational (:func:`secops_core.waf.floor.informational_label`, the
-operator's catalog first). A geo match rule labels every request it inspects, so without
-this most of a real log would need a parse. Anything it cannot read for certain (other
+catalog would call noise: a default-action ALLOW in WAF's compact form with no rule in
+it (:func:`secops_core.ingest.log_bytes.compact_default_allow`: each key once, no
+backslash-u escape, every rule list empty), whose labels (if any) are a compact
+``"labels":[{"name":"…"},…]`` array of labels the catalog calls informational
+(:func:`secops_core.waf.floor.informational_label`, the operator's catalog first). A geo
+match rule labels every request it inspects, so without this most of a real log would
+need a parse. Anything it cannot read for certain (other
 spacing, an escape inside a label, ``"labels"`` twice) is parsed and graded instead.
 Quotes inside JSON strings are escaped, so request data cannot forge a pattern.
 """
@@ -18,21 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from secops_core.contract import WafEvent
 from secops_core.errors import ContractError
+from secops_core.ingest.fields import event_time, opt_str, parse_action, parse_ip
+from secops_core.ingest.log_bytes import compact_default_allow
 from secops_core.ingest.normalize import normalize_event
 from secops_core.waf.floor import informational_label
-from secops_core.waf.names import DEFAULT_ACTION_RULE
 from secops_core.waf.operator import OperatorCatalog, active_operator_catalog
 from secops_core.waf.relevance import Relevance, Verdict, relevance
 
-_DEFAULT_RULE = b'"terminatingRuleId":"' + DEFAULT_ACTION_RULE.encode() + b'"'
-_ALLOW = b'"action":"ALLOW"'
-_RULE_ID = b'"ruleId"'
-_RATE_NAME = b'"rateBasedRuleName"'
-_RATE_ID = b'"rateBasedRuleId"'
 _LABELS = b'"labels"'
 _LABELS_OPEN = b'"labels":['
 _NAME_OPEN = b'{"name":"'
@@ -40,13 +39,39 @@ _NAME_CLOSE = b'"}'
 _NAME_SPLIT = b'"},{"name":"'
 # Label names seen by one filter; a log has a few hundred (countries, regions, bots).
 MAX_CACHED_LABELS = 8192
+# The fields of a native record the floor reads (docs/architecture.md, "Relevance").
+_FLOOR_FIELDS = (
+    "action",
+    "terminatingRuleId",
+    "terminatingRuleType",
+    "ruleGroupList",
+    "nonTerminatingMatchingRules",
+    "rateBasedRuleList",
+    "labels",
+)
+# Verdicts remembered by the shape of those fields: a reputation list or a bot category
+# blocks thousands of requests of one shape a day.
+MAX_CACHED_VERDICTS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class CountedRequest:
+    """What a window count needs of a counted record (the event's own fields, for a
+    record whose verdict was known from its shape)."""
+
+    web_acl: str | None
+    action: str
+    uri: str
+    source_ip: str
+    timestamp: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class Graded:
-    """A parsed record's event and what the catalog says it is worth."""
+    """A parsed record's event (or, for a counted one, its countable fields) and what the
+    catalog says it is worth."""
 
-    event: WafEvent
+    event: WafEvent | CountedRequest
     verdict: Verdict
 
     @property
@@ -60,18 +85,12 @@ class RelevanceFilter:
     def __init__(self, operator: OperatorCatalog | None = None) -> None:
         self.operator = active_operator_catalog() if operator is None else operator
         self._labels: dict[bytes, bool] = {}
+        self._verdicts: dict[str, Verdict] = {}
 
     def certainly_noise(self, raw: bytes | str) -> bool:
         """True only for a record the catalog calls noise, told from its bytes alone."""
         data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
-        # Spelled out rather than looped: this runs on every line of every log object.
-        if (
-            _DEFAULT_RULE not in data
-            or _ALLOW not in data
-            or _RULE_ID in data
-            or _RATE_NAME in data
-            or _RATE_ID in data
-        ):
+        if not compact_default_allow(data):
             return False
         start = data.find(_LABELS_OPEN)
         if start < 0:
@@ -112,9 +131,42 @@ class RelevanceFilter:
 
     def grade(self, record: Mapping[str, Any]) -> Graded | None:
         """The catalog's verdict on a parsed record; None when it is not a valid WAF
-        record (the caller sends it on as an event, to be rejected with its reason)."""
+        record (the caller sends it on as an event, to be rejected with its reason).
+
+        The floor depends on the record's rules, labels and action only, so a verdict is
+        remembered by their shape, and a record of a known shape is not normalized again:
+        its event is then only what a window count needs (:class:`CountedRequest`; an
+        event's record is sent as the log holds it and normalized by the worker).
+        """
+        shape = repr(tuple(record.get(name) for name in _FLOOR_FIELDS))
+        known = self._verdicts.get(shape)
+        if known is not None:
+            request = _counted_request(record)
+            if request is not None:
+                return Graded(request, known)
         try:
             event = normalize_event(dict(record))
         except ContractError:
             return None
-        return Graded(event, relevance(event, self.operator))
+        verdict = relevance(event, self.operator)
+        if len(self._verdicts) < MAX_CACHED_VERDICTS:
+            self._verdicts[shape] = verdict
+        return Graded(event, verdict)
+
+
+def _counted_request(record: Mapping[str, Any]) -> CountedRequest | None:
+    """The countable fields of a native record, validated as normalization would; None
+    when one is missing or malformed (the record then takes the full path)."""
+    request = record.get("httpRequest")
+    if not isinstance(request, Mapping):
+        return None
+    try:
+        # The same readers normalization uses, so a window's key is the same either way.
+        uri = opt_str(request, "uri") or ""
+        web_acl = opt_str(record, "webaclId")
+        action = parse_action(record.get("action"))
+        source_ip = parse_ip(request.get("clientIp"))
+        moment = event_time(record.get("timestamp"))
+    except ContractError:
+        return None
+    return CountedRequest(web_acl, action, uri, source_ip, moment)

@@ -10,9 +10,12 @@ Shapes (docs/architecture.md, "Consumers"):
   holds the WAF record; ``CONTROL_MESSAGE`` ignored), as CloudWatch → Firehose → S3 writes.
 
 Most of a real log is default-action ALLOW with nothing matched. The ``keep`` mode decides
-what becomes an event: ``matched`` (a rule acted or matched, the default), ``blocked``
-(BLOCK, CAPTCHA, CHALLENGE) or ``all``. A line that is certainly default-allow noise is
-counted and skipped on its bytes, before the JSON parse (:func:`certainly_noise`).
+what becomes an event: ``relevant`` (the default: the catalog decides, and what is relevant
+but cannot page is handed out to be counted in its window, docs/architecture.md,
+"Relevance"), ``matched`` (a rule acted or matched, or any label), ``blocked`` (BLOCK,
+CAPTCHA, CHALLENGE) or ``all``. A line that is certainly noise is counted and skipped on
+its bytes, before the JSON parse (:func:`certainly_noise`; in ``relevant`` mode the
+catalog's :meth:`~secops_core.ingest.log_filter.RelevanceFilter.certainly_noise`).
 
 Nothing here stops on bad input: a line that is not JSON, not a WAF record or too large
 is counted with its line number, and a corrupt or truncated gzip stream ends the read with
@@ -35,6 +38,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
+from secops_core.ingest.log_bytes import certainly_noise, compact_default_allow
+from secops_core.ingest.log_filter import Graded, RelevanceFilter
 from secops_core.ingest.log_stream import LogStream, ReadLimitReached, open_log_stream
 from secops_core.waf.actions import INTERRUPTING_ACTIONS
 from secops_core.waf.names import DEFAULT_ACTION_RULE
@@ -48,13 +53,14 @@ __all__ = [
     "ReadCounts",
     "ReadLimits",
     "certainly_noise",
+    "compact_default_allow",
     "is_waf_record",
     "keep_record",
     "open_log_stream",
 ]
 
-KeepMode = Literal["matched", "blocked", "all"]
-KEEP_MODES: tuple[KeepMode, ...] = ("matched", "blocked", "all")
+KeepMode = Literal["relevant", "matched", "blocked", "all"]
+KEEP_MODES: tuple[KeepMode, ...] = ("relevant", "matched", "blocked", "all")
 Loads = Callable[[bytes | str], Any]
 
 # One readline reads at most this much; a longer line (concatenated records) is framed
@@ -92,74 +98,6 @@ class ReadLimits:
     max_kept_record_bytes: int = 128 * 1024
 
 
-# ---- the byte prefilter -------------------------------------------------------------------
-
-# A record is certainly default-allow noise when its bytes are in WAF's compact form and
-# hold the default action's ALLOW and no trace of any rule. The form is checked, never
-# assumed: ``terminatingRuleId`` and ``action`` each once (a duplicate key would let the
-# parse take another value), no ``\u`` escape anywhere (it could spell a key), no labels,
-# and every rule list or rule entry (keys ending ``Rule``, ``Rules``, ``RuleList``) empty
-# or null. Anything else, spacing included, means a full parse, never a wrong skip. Quotes
-# inside a JSON string are escaped, so request data (URI, headers, args) cannot forge any
-# of these patterns.
-_TERMINATING = '"terminatingRuleId":'
-_DEFAULT_RULE = _TERMINATING + '"' + DEFAULT_ACTION_RULE + '"'
-_ACTION = '"action":'
-_ALLOW = _ACTION + '"ALLOW"'
-_LABELS = '"labels"'
-_RULE_ENTRY = r'Rule(?:s|List)?":(?!\[\]|null)'
-_ESCAPE = r"\\u"
-
-
-@dataclass(frozen=True)
-class _NoisePatterns:
-    terminating: Any
-    default_rule: Any
-    action: Any
-    allow: Any
-    labels: Any
-    rule_entry: re.Pattern[Any]
-    escape: re.Pattern[Any]
-    backslash: Any
-
-
-_BYTES = _NoisePatterns(
-    _TERMINATING.encode(),
-    _DEFAULT_RULE.encode(),
-    _ACTION.encode(),
-    _ALLOW.encode(),
-    _LABELS.encode(),
-    re.compile(_RULE_ENTRY.encode()),
-    re.compile(_ESCAPE.encode()),
-    b"\\",
-)
-_STR = _NoisePatterns(
-    _TERMINATING,
-    _DEFAULT_RULE,
-    _ACTION,
-    _ALLOW,
-    _LABELS,
-    re.compile(_RULE_ENTRY),
-    re.compile(_ESCAPE),
-    "\\",
-)
-
-
-def certainly_noise(raw: bytes | str) -> bool:
-    """True only for a compact default-action ALLOW record with no rule or label in it."""
-    p = _BYTES if isinstance(raw, bytes) else _STR
-    # Spelled out rather than looped: this runs on every line of every log object.
-    first = raw.find(p.terminating)
-    if first < 0 or not raw.startswith(p.default_rule, first) or raw.find(p.terminating, first + 1) >= 0:
-        return False
-    first = raw.find(p.action)
-    if first < 0 or not raw.startswith(p.allow, first) or raw.find(p.action, first + 1) >= 0:
-        return False
-    if p.labels in raw or (p.backslash in raw and p.escape.search(raw) is not None):
-        return False
-    return p.rule_entry.search(raw) is None
-
-
 def is_waf_record(record: Any) -> bool:
     return isinstance(record, dict) and isinstance(record.get("httpRequest"), dict)
 
@@ -192,10 +130,12 @@ def keep_record(record: dict[str, Any], mode: KeepMode) -> bool:
 
 @dataclass(frozen=True)
 class KeptRecord:
-    """A record to turn into an event: its JSON text exactly as the log holds it."""
+    """A record to turn into an event: its JSON text exactly as the log holds it; or, when
+    ``counted`` is set (``relevant`` mode), one to count in its window instead."""
 
     line: int
     body: str
+    counted: Graded | None = None
 
 
 @dataclass(frozen=True)
@@ -208,9 +148,11 @@ class BadLine:
 class ReadCounts:
     """Records read (a CloudWatch envelope counts its log events) and what became of each.
 
-    ``read == kept + skipped + bad + duplicates + capped``: a duplicate is a record to keep
-    identical to one already kept from this object; a capped one is a record to keep past
-    a bound on kept records. ``limits`` names every bound the object reached.
+    ``read == kept + counted + skipped + bad + duplicates + capped``: a counted record is
+    relevant but cannot page, handed out for its window's count, not as an event; a
+    duplicate is a record to keep identical to one already kept from this object; a capped
+    one is a record to keep past a bound on kept records. ``limits`` names every bound the
+    object reached.
     """
 
     read: int = 0
@@ -221,10 +163,12 @@ class ReadCounts:
     duplicates: int = 0
     capped: int = 0
     limits: list[str] = field(default_factory=list)
+    counted: int = 0
 
     def add(self, other: ReadCounts) -> None:
         self.read += other.read
         self.kept += other.kept
+        self.counted += other.counted
         self.skipped += other.skipped
         self.bad += other.bad
         self.duplicates += other.duplicates
@@ -328,9 +272,11 @@ class LogObjectReader:
         limits: ReadLimits | None = None,
         time_budget_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        relevance: RelevanceFilter | None = None,
     ) -> None:
         self.stream = stream
         self.keep = keep
+        self.relevance = relevance if relevance is not None or keep != "relevant" else RelevanceFilter()
         self.start_after = start_after
         self.loads = loads
         self.limits = limits or ReadLimits(max_read_s=None)
@@ -358,7 +304,6 @@ class LogObjectReader:
         join: _Join | None = None
         index = 0
         counts = self.counts
-        noise_filter = self.keep != "all"
         for item in self._frames():
             if item is None or self._since_tick >= TICK_BYTES:
                 # A tick: nothing framed for a while, or many bytes framed since the last.
@@ -375,7 +320,7 @@ class LogObjectReader:
             self._since_tick += len(piece)
             result: list[KeptRecord] | _Join | None = None
             if join is None:
-                if noise_filter and not (split_before or split_after) and certainly_noise(piece):
+                if not (split_before or split_after) and self._noise(piece):
                     # Most of a log, skipped on its bytes; nothing is pending here (no frame
                     # yields twice), so it is counted straight in.
                     counts.read += 1
@@ -458,7 +403,12 @@ class LogObjectReader:
         if not is_waf_record(value):
             self._pending.note_bad(line, "not_a_waf_record")
             return
-        if not keep_record(value, self.keep):
+        keep, counted = self._decide(value)
+        if counted is not None:
+            self._pending.counted += 1
+            yield KeptRecord(line, "", counted)
+            return
+        if not keep:
             self._pending.skipped += 1
             return
         try:
@@ -483,7 +433,7 @@ class LogObjectReader:
                 self._pending.note_bad(line, "not_a_waf_record")
                 continue
             message = message.removeprefix("\ufeff")
-            if self.keep != "all" and certainly_noise(message):
+            if self._noise(message):
                 self._pending.skipped += 1
                 continue
             try:
@@ -493,10 +443,36 @@ class LogObjectReader:
                 continue
             if not is_waf_record(record):
                 self._pending.note_bad(line, "not_a_waf_record")
-            elif not keep_record(record, self.keep):
+                continue
+            keep, counted = self._decide(record)
+            if counted is not None:
+                self._pending.counted += 1
+                yield KeptRecord(line, "", counted)
+            elif not keep:
                 self._pending.skipped += 1
             elif self._admit(line, message, len(message.encode("utf-8")), kept_here):
                 yield KeptRecord(line, message)
+
+    def _noise(self, raw: bytes | str) -> bool:
+        """Skipped on its bytes: noise the filter of this mode can tell without a parse."""
+        if self.keep == "all":
+            return False
+        if self.relevance is not None:
+            return self.relevance.certainly_noise(raw)
+        return certainly_noise(raw)
+
+    def _decide(self, record: dict[str, Any]) -> tuple[bool, Graded | None]:
+        """(keep as an event, or the catalog's verdict when the record is only counted)."""
+        if self.keep != "relevant" or self.relevance is None:
+            return keep_record(record, self.keep), None
+        graded = self.relevance.grade(record)
+        if graded is None:
+            # Not a record the catalog can grade: sent on, to be rejected with its reason.
+            return True, None
+        relevance = graded.relevance.value
+        if relevance == "counted":
+            return False, graded
+        return relevance == "event", None
 
     def _admit(self, line: int, body: str, size: int, kept_here: list[int] | None) -> bool:
         """Whether a record to keep is handed out: it fits a queue message, is not a copy

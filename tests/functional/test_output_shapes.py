@@ -18,6 +18,7 @@ import pytest
 from tenacity import wait_none
 
 from tests.fixtures.aws_shapes import recorded_client, shape_errors
+from tests.unit.test_asff import strings
 from tests.unit.test_incident_rules import T0, contribution, opened
 from tests.unit.test_notifier_sanitize import make_analysis, make_event, make_pattern, make_triage
 from worker.incidents.milestones import OPENED, RESOLVED, Milestone
@@ -94,17 +95,6 @@ def hostile_analysis() -> Any:
 
 
 HOSTILE_MILESTONE = Milestone("class:x", "new_class", HOSTILE)
-
-
-def strings(value: Any) -> list[str]:
-    """Every string in a document, keys included."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for k, v in value.items() for s in [k, *strings(v)]]
-    if isinstance(value, list):
-        return [s for item in value for s in strings(item)]
-    return []
 
 
 def asff_limit_errors(finding: dict[str, Any]) -> list[str]:

@@ -172,6 +172,8 @@ def backend_state(endpoint: str) -> dict[str, Any]:
     }
 
 
+# A whole demo plus the commands around it: beyond the default 120 s on a loaded machine.
+@pytest.mark.timeout(360)
 def test_the_demo_is_sealed_from_the_environment_s_endpoints(tmp_path: Path) -> None:
     # GIVEN a second backend (another LocalStack, a shared staging endpoint) holding a
     # queue of the demo's name, configured its own way
@@ -219,6 +221,8 @@ def test_the_demo_is_sealed_from_the_environment_s_endpoints(tmp_path: Path) -> 
         assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages") is None
 
 
+# A whole demo plus the commands around it: beyond the default 120 s on a loaded machine.
+@pytest.mark.timeout(360)
 def test_demo_serve_keeps_the_backend_up_for_a_second_shell(tmp_path: Path) -> None:
     # GIVEN `secops demo --serve --json` running
     stderr = (tmp_path / "stderr").open("wb")

@@ -34,6 +34,8 @@ def compose_channels() -> str:
     return value.split(":-", 1)[1].rstrip("}") if value.startswith("${") else value
 
 
+# Setup, put-log, a worker run and a listing, each a process: beyond 120 s when loaded.
+@pytest.mark.timeout(360)
 def test_a_log_file_dropped_into_the_bucket_becomes_incidents(
     aws_endpoint: str, unique: str, tmp_path: Path
 ) -> None:

@@ -31,7 +31,7 @@ def test_sigkill_mid_file_loses_nothing_and_sends_nothing_twice(
     aws_endpoint: str, unique: str, tmp_path: Path
 ) -> None:
     # GIVEN a large log file (0.1 % attacks) whose bucket notifies the queue
-    settings = fast_settings(unique, tmp_path, lease_s=10)
+    settings = fast_settings(unique, tmp_path, lease_s=10, log_filter="matched")
     env = make_env(settings)
     bucket = f"aws-waf-logs-{unique}"
     env.clients.s3.create_bucket(Bucket=bucket)
@@ -43,6 +43,7 @@ def test_sigkill_mid_file_loses_nothing_and_sends_nothing_twice(
         aws_endpoint,
         settings,
         log_checkpoint_s=0.05,
+        log_filter="matched",
         lease_s=10,
         runtime_retry_deadline_s=5,
         wait_time_s=1,

@@ -35,7 +35,9 @@ START = datetime(2026, 11, 30, 10, 5, tzinfo=UTC)
 
 @pytest.fixture
 def env(unique: str, tmp_path: Path) -> Iterator[Env]:
-    made = make_env(fast_settings(unique, tmp_path, log_checkpoint_s=0.05))
+    # `matched`: these tests are about shapes; tests/integration/test_s3_relevance.py is
+    # about the default filter, which counts what cannot page.
+    made = make_env(fast_settings(unique, tmp_path, log_checkpoint_s=0.05, log_filter="matched"))
     made.clients.s3.create_bucket(Bucket=f"aws-waf-logs-{unique}")
     yield made
 
@@ -215,7 +217,14 @@ def test_multi_member_gzip_through_secops_run(env: Env, aws_endpoint: str) -> No
     # WHEN `secops run` drains the queue as ECS runs it
     done_run = run_cli(
         "run",
-        env=cli_env(aws_endpoint, env.settings, exit_when_idle_polls=2, wait_time_s=1, log_format="json"),
+        env=cli_env(
+            aws_endpoint,
+            env.settings,
+            exit_when_idle_polls=2,
+            wait_time_s=1,
+            log_format="json",
+            log_filter="matched",
+        ),
         timeout=240,
     )
     # THEN it ends, the checkpoint counts every record once and each kept one is an event

@@ -22,9 +22,10 @@ DAY = datetime(2026, 11, 29, tzinfo=UTC)
 
 @pytest.fixture
 def env(unique: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
-    settings = fast_settings(unique, tmp_path)
+    settings = fast_settings(unique, tmp_path, log_filter="matched")
     for name in ("queue_name", "dlq_name", "table_name", "critical_topic_name", "monitoring_topic_name"):
         monkeypatch.setenv(f"SECOPS_{name.upper()}", getattr(settings, name))
+    monkeypatch.setenv("SECOPS_LOG_FILTER", "matched")
     made = make_env(settings)
     made.clients.s3.create_bucket(Bucket=f"aws-waf-logs-{unique}")
     return made
@@ -152,11 +153,12 @@ def test_the_demo_log_file_is_read_through_its_notification(env: Env) -> None:
     from worker.demo_s3 import DEMO_RECORDS, log_file_summary, put_demo_log_file
 
     log_file = put_demo_log_file(env.clients, env.resources.queue_url)
-    # WHEN the worker drains the queue
+    # WHEN the worker drains the queue with the demo's (the default) filter
+    env.settings = env.settings.model_copy(update={"log_filter": "relevant"})
     env.drain()
     # THEN the summary counts the file and names what each kept record became
     summary = log_file_summary(env.store, log_file)
     assert summary["complete"] and summary["read"] == DEMO_RECORDS
     assert summary["kept"] == len(log_file.kept_keys) > 0
-    assert summary["kept"] + summary["skipped"] == DEMO_RECORDS
+    assert summary["kept"] + summary["counted"] + summary["skipped"] == DEMO_RECORDS
     assert sum(summary["outcome"].values()) == summary["kept"]

@@ -13,7 +13,7 @@ from secops_core.waf.operator import EMPTY
 from secops_core.waf.relevance import Relevance, relevance
 from tests.fixtures.fakes import FakeClock
 from worker.errors import RetryableError
-from worker.store.aggregates import MAX_COUNTS_PER_SAVE, WindowCounter, merge_counts
+from worker.store.aggregates import MAX_COUNTS_PER_SAVE, WindowCounter, WindowShard, merge_counts
 from worker.store.dynamodb import EventStore
 from worker.store.memory_aggregates import MemoryWindowCounts
 
@@ -151,15 +151,28 @@ def test_a_resumed_read_is_a_new_segment_and_the_hour_adds_both(
     assert (window.requests, window.distinct_sources) == (10, 8)
 
 
-def test_at_most_99_counts_per_save(repo_and_clock: tuple[Repo, FakeClock]) -> None:
+def test_at_most_99_shards_per_save(repo_and_clock: tuple[Repo, FakeClock]) -> None:
     repo, _ = repo_and_clock
     claimed = repo.claim_object("b", "k", "e1", owner="a", lease_s=30)
-    counter = WindowCounter("s")
-    for i in range(MAX_COUNTS_PER_SAVE + 1):
-        _count(counter, _blocked("192.0.2.1", uri=f"/p{i}"))
-    assert counter.dirty() == MAX_COUNTS_PER_SAVE + 1
+    shards = [WindowShard("s", "2026-12-06T21", index, []) for index in range(MAX_COUNTS_PER_SAVE + 1)]
     with pytest.raises(ValueError, match="at most 99"):
-        repo.save_object_counted(claimed, counter.take_dirty(), owner="a", lease_s=30)
+        repo.save_object_counted(claimed, shards, owner="a", lease_s=30)
+
+
+def test_a_frame_of_many_windows_is_one_shard_per_200_windows(repo_and_clock: tuple[Repo, FakeClock]) -> None:
+    repo, _ = repo_and_clock
+    claimed = repo.claim_object("b", "k", "e1", owner="a", lease_s=30)
+    counter = WindowCounter(f"{claimed.pk}@0")
+    # GIVEN 450 windows of one hour (450 URI templates), counted before one save
+    for i in range(450):
+        _count(counter, _blocked("192.0.2.1", uri=f"/p{i}"))
+    assert counter.dirty() == 3
+    repo.save_object_counted(
+        claimed.advanced(450, claimed.counts()), counter.take_dirty(), owner="a", lease_s=30
+    )
+    # THEN every window reads back
+    windows = repo.window_counts(since=_HOUR, until=_HOUR)
+    assert len(windows) == 450 and sum(w.requests for w in windows) == 450
 
 
 def test_merging_estimates_distinct_sources_past_the_listed_ones() -> None:
@@ -168,8 +181,8 @@ def test_merging_estimates_distinct_sources_past_the_listed_ones() -> None:
     for n, counter in enumerate(counters):
         for i in range(150):
             _count(counter, _blocked(f"10.{n}.{i // 250}.{i % 250}"))
-    single = merge_counts(counters[0].take_dirty())
-    both = merge_counts([*single, *counters[1].take_dirty()])
+    single = merge_counts(w for shard in counters[0].take_dirty() for w in shard.windows)
+    both = merge_counts([*single, *(w for shard in counters[1].take_dirty() for w in shard.windows)])
     # THEN one segment alone is exact; two are an upper bound, said so
     assert (single[0].distinct_sources, single[0].exact) == (150, True)
     assert both[0].requests == 300

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests.fixtures.worker_harness import fast_settings
 from worker import aws
@@ -80,3 +81,32 @@ def test_eventbridge_s_variable_is_not_events(localstack_host: str, monkeypatch:
     assert aws.endpoint_variable("events") == "AWS_ENDPOINT_URL_EVENTBRIDGE"
     assert aws.localstack_endpoint("events") is None
     assert aws.client("events", localstack=True).meta.endpoint_url == "http://127.0.0.1:2"
+
+
+def test_a_misnamed_endpoint_variable_is_reported_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN AWS_ENDPOINT_URL_EVENTS (named after the client), which botocore does not read
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EVENTBRIDGE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EVENTS", "http://127.0.0.1:3")
+    monkeypatch.setattr(aws, "_WARNED", set())
+    # WHEN events clients are made
+    with capture_logs() as logs:
+        client = aws.client("events", region="us-east-1")
+        aws.client("events", region="us-east-1")
+    # THEN the client goes where botocore says (not the variable), and one warning names both
+    assert client.meta.endpoint_url == "https://events.us-east-1.amazonaws.com"
+    [warning] = [entry for entry in logs if entry["event"] == "endpoint_variable_not_read"]
+    assert (warning["variable"], warning["reads"]) == (
+        "AWS_ENDPOINT_URL_EVENTS",
+        "AWS_ENDPOINT_URL_EVENTBRIDGE",
+    )
+    # AND nothing is reported once the right variable (or the global one) is set
+    assert (
+        aws.misnamed_endpoint_variable("events", {"AWS_ENDPOINT_URL_EVENTS": "x"})
+        == "AWS_ENDPOINT_URL_EVENTS"
+    )
+    assert (
+        aws.misnamed_endpoint_variable("events", {"AWS_ENDPOINT_URL_EVENTS": "x", "AWS_ENDPOINT_URL": "y"})
+        is None
+    )
+    assert aws.misnamed_endpoint_variable("sqs", {"AWS_ENDPOINT_URL_SQS": "x"}) is None

@@ -19,7 +19,7 @@ from botocore.validate import ParamValidator
 from secops_core.ingest.normalize import normalize_event
 from tests.fixtures.waf_week import ACL_ARN, PLANTED, SAFE_TO_BLOCK, log_objects, waf_week
 from worker.cli.tune import tune
-from worker.store.aggregates import WindowCount, WindowKey
+from worker.store.aggregates import WindowCount, WindowKey, WindowShard
 from worker.store.memory_aggregates import MemoryWindowCounts
 from worker.suppressions import Scope, Suppression
 from worker.tuning.aggregates import WindowRuleCounts
@@ -205,7 +205,8 @@ def test_window_counts_add_matches_but_never_customers(week: list[dict[str, Any]
         distinct_sources=400,
         segment="k@0",
     )
-    repo.save_object_counted(checkpoint, [window], owner="me", lease_s=60)
+    shard = WindowShard(segment="k@0", hour=window.key.hour, index=0, windows=[window])
+    repo.save_object_counted(checkpoint, [shard], owner="me", lease_s=60)
     # WHEN the report reads the week's events and the aggregates
     events = (normalize_event(record) for record in week)
     _, shown = tune(

@@ -157,6 +157,7 @@ def backfill(settings: Any, clients: Any, bucket: str, objects: list[dict[str, A
         owner=owner_id(),
         lease_s=settings.lease_s,
         keep=settings.log_filter,
+        counts=store,
         checkpoint_every_s=settings.log_checkpoint_s,
         limits=read_limits(settings),
         buckets=settings.log_bucket_rules,

@@ -46,8 +46,9 @@ from worker.consumers.source import EVENT_KIND, KIND_ATTRIBUTE
 from worker.errors import AlreadyInProgress, RetryableError
 from worker.metrics import Metrics as EmfMetrics
 from worker.pipeline.outcome import Outcome
-from worker.ports import CheckpointRepo, EventRepo, Metrics
+from worker.ports import CheckpointRepo, EventRepo, Metrics, WindowCountRepo
 from worker.settings import SQS_MAX_BATCH, Settings
+from worker.store.aggregates import MAX_COUNTS_PER_SAVE, WindowCounter
 from worker.store.checkpoints import ObjectCheckpoint
 from worker.store.keys import MAX_EXCERPT_BYTES, iso_from_epoch, rejection_key
 
@@ -68,6 +69,9 @@ _TOO_LONG = frozenset({"BatchRequestTooLong", "AWS.SimpleQueueService.BatchReque
 # The attribute every fanned-out record carries, and what it adds to a message's size.
 _EVENT_ATTRIBUTES = {KIND_ATTRIBUTE: {"DataType": "String", "StringValue": EVENT_KIND}}
 _ATTRIBUTE_BYTES = len(KIND_ATTRIBUTE) + len("String") + len(EVENT_KIND)
+# A read saves its checkpoint early once this many shards of window counts changed, so
+# a save never needs more than one transaction (MAX_COUNTS_PER_SAVE shards).
+_SAVE_AT_SHARDS = MAX_COUNTS_PER_SAVE - 9
 # Tells reads apart: the object lease belongs to one read, not to the process.
 _READS = itertools.count(1)
 
@@ -132,6 +136,7 @@ class LogObjectHandler:
         limits: ReadLimits | None = None,
         buckets: Sequence[tuple[str, str]] = (("aws-waf-logs-*", ""),),
         progress: Callable[[str], None] = lambda _activity: None,
+        counts: WindowCountRepo | None = None,
     ) -> None:
         self.s3 = s3
         self.sqs = sqs
@@ -149,6 +154,11 @@ class LogObjectHandler:
         self.buckets = tuple(buckets)
         # Tells the dispatcher (and so `secops health`) that this slot's read advances.
         self.progress = progress
+        # Where counted records go, saved with the checkpoint (docs/architecture.md,
+        # "Relevance"); the `relevant` filter needs it.
+        if keep == "relevant" and counts is None:
+            raise ValueError("SECOPS_LOG_FILTER=relevant needs a WindowCountRepo for the counted records")
+        self.counts = counts
 
     # ---- a notification -----------------------------------------------------------------
 
@@ -247,6 +257,8 @@ class LogObjectHandler:
         )
         reader.counts = checkpoint.counts()
         sender = _Sender(self.sqs, self.queue_url, refused=reader.counts.refused)
+        # This read's counts: a segment from where it resumed, saved with each checkpoint.
+        counter = WindowCounter(f"{checkpoint.pk}@{checkpoint.position}")
         resumed_at, read_before = checkpoint.position, checkpoint.read
         started = time.monotonic()
         next_save = started + self.checkpoint_every_s
@@ -265,13 +277,19 @@ class LogObjectHandler:
         try:
             for kept in reader:
                 for record in kept:
-                    sender.add(record)
+                    if record.counted is not None:
+                        counter.add(record.counted.event, record.counted.verdict)
+                    else:
+                        sender.add(record)
                 self.progress(f"reading {ref.uri}: {reader.activity}, frame {reader.done}")
-                if time.monotonic() < next_save and not self.stopping():
+                # Saved before the shards changed could outgrow one transaction: a frame
+                # (even a CloudWatch envelope of one batch) changes a few shards at most.
+                full = counter.dirty() >= _SAVE_AT_SHARDS
+                if time.monotonic() < next_save and not full and not self.stopping():
                     continue
                 sender.flush()
                 stop = self.stopping()
-                checkpoint = self._save(progressed(), owner, release=stop)
+                checkpoint = self._save(progressed(), owner, release=stop, counter=counter)
                 next_save = time.monotonic() + self.checkpoint_every_s
                 if stop:
                     log.info("s3_object_read_stopped", position=checkpoint.position, sent=sender.sent)
@@ -281,10 +299,11 @@ class LogObjectHandler:
             # The stream broke or the queue refused: keep what is durable, come back later.
             self._save_what_is_sent(checkpoint, owner, release=True)
             raise RetryableError(f"reading {ref.uri} stopped: {exc}", reason="s3_read_interrupted") from exc
-        done = self._save(progressed(), owner, complete=True)
+        done = self._save(progressed(), owner, complete=True, counter=counter)
         counts = reader.counts
         self.metrics.count("LogRecordsRead", counts.read - read_before)
         self.metrics.count("LogRecordsKept", sender.sent)
+        self.metrics.count("LogRecordsCounted", counter.added)
         for name in counts.limits:
             self.metrics.count("LogObjectLimits", dimensions={"Limit": name})
         if counts.limits:
@@ -300,6 +319,7 @@ class LogObjectHandler:
             "s3_object_read",
             read=counts.read,
             kept=counts.kept,
+            counted=counts.counted,
             skipped=counts.skipped,
             bad=counts.bad,
             duplicates=counts.duplicates,
@@ -318,8 +338,25 @@ class LogObjectHandler:
             log.warning("checkpoint_save_failed", error=exc.message)
 
     def _save(
-        self, checkpoint: ObjectCheckpoint, owner: str, *, complete: bool = False, release: bool = False
+        self,
+        checkpoint: ObjectCheckpoint,
+        owner: str,
+        *,
+        complete: bool = False,
+        release: bool = False,
+        counter: WindowCounter | None = None,
     ) -> ObjectCheckpoint:
+        """The checkpoint, with the windows this read changed since its last save, in one
+        atomic step: a record is counted exactly when the checkpoint says it was read."""
+        if counter is not None and counter.dirty() and self.counts is not None:
+            return self.counts.save_object_counted(
+                checkpoint,
+                counter.take_dirty(),
+                owner=owner,
+                lease_s=self.lease_s,
+                complete=complete,
+                release=release,
+            )
         return self.checkpoints.save_object(
             checkpoint, owner=owner, lease_s=self.lease_s, complete=complete, release=release
         )

@@ -22,9 +22,11 @@ import ipaddress
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 import structlog
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from worker import clock
 from worker.errors import ConfigurationError, PermanentError, RetryableError, WorkerError
@@ -40,12 +42,13 @@ from worker.response.addresses import (
     parse_network,
     version_of,
 )
-from worker.response.keys import block_key
+from worker.response.keys import STORE_ATTEMPTS, STORE_BACKOFF_S, block_key
 from worker.response.records import AuditAction, BlockCaps, BlockRecord, BlockResult, IpSetRef
 
 log = structlog.get_logger("worker.response")
 
 SCHEDULER = "scheduler"
+T = TypeVar("T")
 
 
 class BlockListener(Protocol):
@@ -225,11 +228,12 @@ class Blocker:
     def expire(self, *, limit: int = 500) -> list[BlockRecord]:
         """Take out every block whose expiry has passed (the scheduler's pass)."""
         now = self.now()
+        # The index may lag the table, but a generation's expiry never changes and every
+        # removal step is conditional on the generation: no second read is needed.
         due = [
-            fresh
-            for listed in self.repo.expired_blocks(now=now, limit=limit)
-            # The index may lag the table: act on the record as it is now.
-            if (fresh := self.repo.get_block(listed.key)) is not None and fresh.expired(now)
+            b
+            for b in retrying_store(lambda: self.repo.expired_blocks(now=now, limit=limit))
+            if b.expired(now)
         ]
         return self._remove(due, action="expired", by=SCHEDULER, reason="block period over")
 
@@ -265,7 +269,9 @@ class Blocker:
         """One IP set write per set for all of ``records``; the records closed after it."""
         by_set: dict[IpSetRef, list[BlockRecord]] = defaultdict(list)
         for record in records:
-            marked = self.repo.begin_removal(record.key, generation=record.generation)
+            marked = self._each(
+                record.key, partial(self.repo.begin_removal, record.key, generation=record.generation)
+            )
             if marked is not None:
                 by_set[marked.ip_set].append(marked)
         removed: list[BlockRecord] = []
@@ -278,19 +284,32 @@ class Blocker:
                 failures.append(f"{ip_set.label}: {exc.message}")
                 log.warning("unblock_failed", ip_set=ip_set.label, reason=exc.reason, error=exc.message)
                 continue
-            for record in marked_records:
-                closed = self.repo.finish_removal(
-                    record.key, generation=record.generation, action=action, by=by, reason=reason
+            try:
+                closed_records = retrying_store(
+                    partial(self.repo.finish_removals, marked_records, action=action, by=by, reason=reason)
                 )
-                if closed is not None:
-                    removed.append(closed)
-                    log.info(
-                        "source_unblocked", network=closed.network, ip_set=ip_set.label, action=action, by=by
-                    )
-                    self._tell("unblocked", closed)
+            except WorkerError as exc:
+                # Out of the set, still `removing`: the next pass closes them (idempotent).
+                log.warning("block_close_failed", ip_set=ip_set.label, reason=exc.reason, error=exc.message)
+                continue
+            for closed in closed_records:
+                removed.append(closed)
+                log.info(
+                    "source_unblocked", network=closed.network, ip_set=ip_set.label, action=action, by=by
+                )
+                self._tell("unblocked", closed)
         if failures and not removed:
             raise RetryableError("; ".join(failures), reason="unblock_failed")
         return removed
+
+    def _each(self, key: str, call: Callable[[], T]) -> T | None:
+        """One record's store step, retried; a step that still fails leaves that record
+        for the next pass (each step is idempotent) instead of failing the others."""
+        try:
+            return retrying_store(call)
+        except WorkerError as exc:
+            log.warning("block_step_failed", key=key, reason=exc.reason, error=exc.message)
+            return None
 
     def _tell(self, what: str, record: BlockRecord) -> None:
         if self.listener is None:
@@ -328,3 +347,15 @@ class Blocker:
                 if stale:
                     self.ip_sets.remove(ip_set, stale)
         return report
+
+
+def retrying_store(call: Callable[[], T]) -> T:
+    """A store call, retried after a transient fault (throttling, a 5xx): one fault must
+    not cost a block its expiry slot. Only for idempotent calls (reads, conditional steps)."""
+    retrying = Retrying(
+        stop=stop_after_attempt(STORE_ATTEMPTS),
+        wait=wait_exponential_jitter(multiplier=STORE_BACKOFF_S, max=1.0, jitter=STORE_BACKOFF_S),
+        retry=retry_if_exception_type(RetryableError),
+        reraise=True,
+    )
+    return retrying(call)

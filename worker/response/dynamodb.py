@@ -16,13 +16,12 @@ trail until the table's TTL (``SECOPS_EVENT_TTL_DAYS``) takes them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-import worker.clock
 from worker.response.keys import (
     ACTIVE_COUNT_KEY,
     ACTIVE_INDEX_PK,
@@ -48,6 +47,8 @@ log = structlog.get_logger("worker.response")
 # again; a third loss in a row means a storm of decisions on one network: it is in force.
 _OPEN_ATTEMPTS = 3
 _PAGE = 500
+# TransactWriteItems takes 100 items: 99 blocks and the count of blocks in force.
+_TRANSACTION_BLOCKS = 99
 
 
 def _moment(epoch: float) -> str:
@@ -67,16 +68,6 @@ def _record(item: Item) -> BlockRecord:
 class DynamoBlockRepo(DynamoTable):
     """``DynamoBlockRepo(table_name, client=None, ttl_days=30, clock=worker.clock.epoch)``;
     the table is the store's (``secops setup`` creates it)."""
-
-    def __init__(
-        self,
-        table_name: str,
-        *,
-        client: Any = None,
-        ttl_days: int = 30,
-        clock: Callable[[], float] = worker.clock.epoch,
-    ) -> None:
-        super().__init__(table_name, client=client, ttl_days=ttl_days, clock=clock)
 
     # ---- writes ---------------------------------------------------------------------------
 
@@ -141,32 +132,70 @@ class DynamoBlockRepo(DynamoTable):
             return None
 
     def finish_removal(
-        self, key: str, *, generation: int, action: AuditAction, by: str, reason: str
+        self,
+        key: str,
+        *,
+        generation: int,
+        action: AuditAction,
+        by: str,
+        reason: str,
+        current: BlockRecord | None = None,
     ) -> BlockRecord | None:
-        found = self._get_item(key)
-        if found is None:
-            return None
-        current = _record(found)
+        if current is None or current.key != key:
+            found = self._get_item(key)
+            if found is None:
+                return None
+            current = _record(found)
+        # The put below is conditional on the generation and status: a `current` that is
+        # stale (another remover finished it) makes it fail, never overwrite.
         if not current.in_set or current.generation != generation:
             return None
         closed = current.closed(now=self._clock(), action=action, by=by, reason=reason)
-        put = {
-            "TableName": self.table_name,
-            "Item": self._item(closed),
-            "ConditionExpression": "#generation = :generation AND #status IN (:active, :removing)",
-            "ExpressionAttributeNames": {"#generation": "generation", "#status": "status"},
-            "ExpressionAttributeValues": {
-                ":generation": to_attr(generation),
-                ":active": to_attr("active"),
-                ":removing": to_attr("removing"),
-            },
-        }
         try:
-            self._transact([{"Put": put}, self._count(ACTIVE_COUNT_KEY, -1)])
+            self._transact([self._close(closed), self._count(ACTIVE_COUNT_KEY, -1)])
         except _Cancelled:
             return None  # another remover finished it first
         log.info("block_removed", key=key, generation=generation, action=action, by=by)
         return closed
+
+    def finish_removals(
+        self, records: Sequence[BlockRecord], *, action: AuditAction, by: str, reason: str
+    ) -> list[BlockRecord]:
+        """:meth:`finish_removal` of many ``removing`` records in one transaction (a pass
+        of the expiry job is then one write, not one per block); if any of them was
+        finished by someone else meanwhile, each is done on its own."""
+        now = self._clock()
+        closed = [r.closed(now=now, action=action, by=by, reason=reason) for r in records if r.in_set]
+        done: list[BlockRecord] = []
+        for start in range(0, len(closed), _TRANSACTION_BLOCKS):
+            chunk = closed[start : start + _TRANSACTION_BLOCKS]
+            try:
+                self._transact([*map(self._close, chunk), self._count(ACTIVE_COUNT_KEY, -len(chunk))])
+                done += chunk
+            except _Cancelled:
+                for one in chunk:
+                    finished = self.finish_removal(
+                        one.key, generation=one.generation, action=action, by=by, reason=reason
+                    )
+                    if finished is not None:
+                        done.append(finished)
+        return done
+
+    def _close(self, closed: BlockRecord) -> dict[str, Any]:
+        """The conditional put of a closed record: only over the same generation in force."""
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": self._item(closed),
+                "ConditionExpression": "#generation = :generation AND #status IN (:active, :removing)",
+                "ExpressionAttributeNames": {"#generation": "generation", "#status": "status"},
+                "ExpressionAttributeValues": {
+                    ":generation": to_attr(closed.generation),
+                    ":active": to_attr("active"),
+                    ":removing": to_attr("removing"),
+                },
+            }
+        }
 
     def _count(
         self, key: str, delta: int, *, cap: int | None = None, ttl: int | None = None

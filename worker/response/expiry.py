@@ -22,7 +22,7 @@ from worker import clock
 from worker.errors import WorkerError
 from worker.pipeline.monitor_job import slot_start
 from worker.ports import Metrics, SlotLock
-from worker.response.blocker import Blocker
+from worker.response.blocker import Blocker, retrying_store
 
 log = structlog.get_logger("worker.response")
 
@@ -61,10 +61,10 @@ class ExpiryJob:
     def tick(self) -> ExpiryRun:
         """Run this slot's pass if no replica has taken it."""
         name = lock_name(slot_start(self.now(), self.interval_s))
-        if not self.lock.acquire_lock(name, owner=self.owner, ttl_s=self.interval_s):
+        if not retrying_store(lambda: self.lock.acquire_lock(name, owner=self.owner, ttl_s=self.interval_s)):
             return ExpiryRun(slot=name, ran=False)
         removed = self.blocker.expire()
-        self.lock.complete_lock(name, owner=self.owner)
+        retrying_store(lambda: self.lock.complete_lock(name, owner=self.owner))
         if removed:
             log.info("blocks_expired", slot=name, removed=[r.network for r in removed])
         if self.metrics is not None:

@@ -40,6 +40,12 @@ LOCK_BACKOFF_MAX_S = 2.0
 LOCK_RETRY_BUDGET_S = 20.0
 
 
+# A removal step (a read, a conditional write) is retried this often within a pass, after
+# 0.1 s doubling: a transient DynamoDB fault costs a fraction of a second, not a slot.
+STORE_ATTEMPTS = 4
+STORE_BACKOFF_S = 0.1
+
+
 def block_key(ip_set_id: str, network: str) -> str:
     return f"{BLOCK_PREFIX}{ip_set_id}#{network}"
 

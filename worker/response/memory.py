@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -99,7 +99,14 @@ class MemoryBlockRepo:
             return record
 
     def finish_removal(
-        self, key: str, *, generation: int, action: AuditAction, by: str, reason: str
+        self,
+        key: str,
+        *,
+        generation: int,
+        action: AuditAction,
+        by: str,
+        reason: str,
+        current: BlockRecord | None = None,
     ) -> BlockRecord | None:
         with self._lock:
             record = self._blocks.get(key)
@@ -109,6 +116,18 @@ class MemoryBlockRepo:
             self._blocks[key] = record
             self._active -= 1
             return record
+
+    def finish_removals(
+        self, records: Sequence[BlockRecord], *, action: AuditAction, by: str, reason: str
+    ) -> list[BlockRecord]:
+        done = []
+        for record in records:
+            closed = self.finish_removal(
+                record.key, generation=record.generation, action=action, by=by, reason=reason
+            )
+            if closed is not None:
+                done.append(closed)
+        return done
 
     def get_block(self, key: str) -> BlockRecord | None:
         with self._lock:

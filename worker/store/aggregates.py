@@ -7,12 +7,14 @@ template, hour of its own timestamp), which holds how many requests, how many di
 sources and the top sources.
 
 Exactly once: a log object's read is a *segment* from the position it resumed at (0 for
-a first read). A segment's counts are cumulative and stored as one item per window key
-and segment (``agg#<hour>#<key>#<segment>``), overwritten, never incremented, in the
-same transaction as the object's checkpoint (:class:`worker.ports.WindowCountRepo`).
-A crash after a save resumes at that checkpoint as a new segment; a crash before it
-loses both the counts and the progress, so the frames are read and counted again once.
-Readers merge the items of an hour per key (:func:`merge_counts`).
+a first read). A segment's counts are cumulative and stored packed, up to
+:data:`SHARD_WINDOWS` windows an item (``agg#<hour>#<segment>#<shard>``, a
+:class:`WindowShard`), overwritten, never incremented, in the same transaction as the
+object's checkpoint (:class:`worker.ports.WindowCountRepo`): a save writes the shards its
+frames changed, however many windows one frame (a CloudWatch envelope) touched. A crash
+after a save resumes at that checkpoint as a new segment; a crash before it loses both the
+counts and the progress, so the frames are read and counted again once. Readers merge
+the windows of an hour per key (:func:`merge_counts`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from secops_core.contract import WafEvent
 from secops_core.patterns import normalize_uri
 from secops_core.waf.relevance import Verdict
 from worker.store.keys import sort_time
@@ -32,11 +33,17 @@ from worker.store.keys import sort_time
 AGGREGATE_PREFIX = "agg#"
 # The items of one hour share this ``mon_pk`` in the sparse index, so an hour is one Query.
 AGGREGATE_INDEX_PREFIX = "agg#"
-# TransactWriteItems takes 100 actions: the checkpoint and at most 99 window counts.
+# TransactWriteItems takes 100 actions: the checkpoint and at most 99 shards.
 MAX_COUNTS_PER_SAVE = 99
-# Sources an item lists with their request counts (sorted by count); the distinct count
+# Windows packed in one item: at most ~650 bytes each, so a shard stays far below
+# DynamoDB's 400 KB item limit; 99 shards hold 19,800 windows of one hour and segment.
+SHARD_WINDOWS = 200
+# Windows one segment counts in one hour; past it, the rest of the hour's counted records
+# go to one overflow window per hour (rule "(other)"), so memory and shards stay bounded.
+MAX_WINDOWS_PER_HOUR = SHARD_WINDOWS * MAX_COUNTS_PER_SAVE - 1
+# Sources a window lists with their request counts (sorted by count); the distinct count
 # stays exact past it (up to MAX_TRACKED_SOURCES per key and segment).
-MAX_LISTED_SOURCES = 100
+MAX_LISTED_SOURCES = 20
 # Sources one segment tracks per key in memory; past it, requests are still counted.
 MAX_TRACKED_SOURCES = 10_000
 # The top sources a reader shows.
@@ -82,7 +89,23 @@ class WindowKey:
         return _digest(self.web_acl, self.rule, self.action, self.uri_template, self.hour)
 
 
-def window_key(event: WafEvent, verdict: Verdict) -> WindowKey:
+class CountedEvent(Protocol):
+    """What a window count reads of a record: a WafEvent, or the log filter's
+    :class:`~secops_core.ingest.log_filter.CountedRequest`."""
+
+    @property
+    def web_acl(self) -> str | None: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def uri(self) -> str: ...
+    @property
+    def source_ip(self) -> str: ...
+    @property
+    def timestamp(self) -> datetime: ...
+
+
+def window_key(event: CountedEvent, verdict: Verdict) -> WindowKey:
     return WindowKey(
         web_acl=event.web_acl or "",
         rule=verdict.floor.rule,
@@ -110,17 +133,12 @@ class WindowCount:
     # False when a merge had to estimate distinct sources (an upper bound then).
     exact: bool = True
 
-    @property
-    def pk(self) -> str:
-        return f"{AGGREGATE_PREFIX}{self.key.hour}#{self.key.digest}#{_digest(self.segment)}"
-
     def top_sources(self, limit: int = TOP_SOURCES) -> list[tuple[str, int]]:
         return sorted(self.sources.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
     def to_item(self) -> dict[str, Any]:
-        """The attributes both backends store (plain values)."""
+        """One window as a shard stores it (plain values)."""
         return {
-            "kind": "window_count",
             "web_acl": self.key.web_acl,
             "rule": self.key.rule,
             "action": self.key.action,
@@ -133,7 +151,6 @@ class WindowCount:
             "sources": dict(self.top_sources(MAX_LISTED_SOURCES)),
             "first_seen": self.first_seen,
             "last_seen": self.last_seen,
-            "segment": self.segment,
         }
 
     @classmethod
@@ -158,23 +175,65 @@ class WindowCount:
         )
 
 
+@dataclass
+class WindowShard:
+    """Up to :data:`SHARD_WINDOWS` windows of one hour and one segment: one stored item."""
+
+    segment: str
+    hour: str
+    index: int
+    windows: list[WindowCount]
+
+    @property
+    def pk(self) -> str:
+        return f"{AGGREGATE_PREFIX}{self.hour}#{_digest(self.segment)}#{self.index}"
+
+    def to_item(self) -> dict[str, Any]:
+        """The attributes both backends store (plain values)."""
+        return {
+            "kind": "window_counts",
+            "hour": self.hour,
+            "segment": self.segment,
+            "shard": self.index,
+            "windows": [window.to_item() for window in self.windows],
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> WindowShard:
+        segment = str(item.get("segment", ""))
+        windows = [
+            WindowCount.from_item({**entry, "segment": segment})
+            for entry in item.get("windows") or ()
+            if isinstance(entry, Mapping)
+        ]
+        return cls(segment, str(item.get("hour", "")), int(item.get("shard", 0)), windows)
+
+
 class WindowCounter:
-    """The counts of one segment of one object read, and which changed since the last save.
+    """The counts of one segment of one object read, and which shards changed since the last save.
 
     ``WindowCounter(segment)``; :meth:`add` each counted record, :meth:`take_dirty` at
-    each checkpoint: the cumulative counts of the keys that changed since the last take.
+    each checkpoint: the cumulative shards that changed since the last take.
     """
 
     def __init__(self, segment: str) -> None:
         self.segment = segment
         self._counts: dict[WindowKey, WindowCount] = {}
         self._sources: dict[WindowKey, Counter[str]] = {}
-        self._dirty: set[WindowKey] = set()
+        # Per hour, its windows in the order they appeared: a window's shard is its place.
+        self._order: dict[str, list[WindowKey]] = {}
+        self._shard_of: dict[WindowKey, tuple[str, int]] = {}
+        self._dirty: set[tuple[str, int]] = set()
         self.added = 0
 
-    def add(self, event: WafEvent, verdict: Verdict) -> None:
+    def add(self, event: CountedEvent, verdict: Verdict) -> None:
         key = window_key(event, verdict)
         count = self._counts.get(key)
+        if count is None:
+            order = self._order.setdefault(key.hour, [])
+            if len(order) >= MAX_WINDOWS_PER_HOUR:
+                key = WindowKey(key.web_acl, "(other)", "", "", key.hour)
+                count = self._counts.get(key)
         seen = sort_time(event.timestamp)
         if count is None:
             count = WindowCount(
@@ -187,6 +246,9 @@ class WindowCounter:
             )
             self._counts[key] = count
             self._sources[key] = Counter()
+            order = self._order.setdefault(key.hour, [])
+            self._shard_of[key] = (key.hour, len(order) // SHARD_WINDOWS)
+            order.append(key)
         sources = self._sources[key]
         if event.source_ip in sources or len(sources) < MAX_TRACKED_SOURCES:
             sources[event.source_ip] += 1
@@ -194,21 +256,25 @@ class WindowCounter:
         count.severity = max(count.severity, verdict.floor.severity)
         count.first_seen = min(count.first_seen, seen)
         count.last_seen = max(count.last_seen, seen)
-        self._dirty.add(key)
+        self._dirty.add(self._shard_of[key])
         self.added += 1
 
     def dirty(self) -> int:
-        """How many window keys changed since the last :meth:`take_dirty`."""
+        """How many shards changed since the last :meth:`take_dirty`."""
         return len(self._dirty)
 
-    def take_dirty(self) -> list[WindowCount]:
+    def take_dirty(self) -> list[WindowShard]:
+        """The shards that changed, with every window they hold (cumulative counts)."""
         taken = []
-        for key in sorted(self._dirty, key=lambda k: k.digest):
-            count = self._counts[key]
-            sources = self._sources[key]
-            count.distinct_sources = len(sources)
-            count.sources = dict(sources.most_common(MAX_LISTED_SOURCES))
-            taken.append(count)
+        for hour, index in sorted(self._dirty):
+            keys = self._order[hour][index * SHARD_WINDOWS : (index + 1) * SHARD_WINDOWS]
+            windows = []
+            for key in keys:
+                count, sources = self._counts[key], self._sources[key]
+                count.distinct_sources = len(sources)
+                count.sources = dict(sources.most_common(MAX_LISTED_SOURCES))
+                windows.append(count)
+            taken.append(WindowShard(self.segment, hour, index, windows))
         self._dirty.clear()
         return taken
 

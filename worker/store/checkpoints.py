@@ -46,6 +46,8 @@ class ObjectCheckpoint:
     # Records to keep that were copies of one already kept, or past a bound on kept records.
     duplicates: int = 0
     capped: int = 0
+    # Records relevant but unable to page, counted in their windows (saved with this).
+    counted: int = 0
     # The bounds the object reached (``inflated_bytes``, ``read_time``, ``kept_per_object`` ...).
     limits: tuple[str, ...] = ()
     # What the reader is doing and how far into the stream it is, as of the last save: a
@@ -82,6 +84,7 @@ class ObjectCheckpoint:
             self.duplicates,
             self.capped,
             list(self.limits),
+            self.counted,
         )
 
     def advanced(self, position: int, counts: ReadCounts, **progress: Any) -> ObjectCheckpoint:
@@ -98,6 +101,7 @@ class ObjectCheckpoint:
             duplicates=counts.duplicates,
             capped=counts.capped,
             limits=tuple(counts.limits),
+            counted=counts.counted,
             **progress,
         )
 
@@ -116,6 +120,7 @@ class ObjectCheckpoint:
             "bad_lines": [{"line": b.line, "reason": b.reason} for b in self.bad_lines],
             "duplicates": self.duplicates,
             "capped": self.capped,
+            "counted": self.counted,
             "limits": list(self.limits),
             "activity": self.activity,
             "compressed_bytes": self.compressed_bytes,
@@ -143,6 +148,7 @@ class ObjectCheckpoint:
             ),
             duplicates=int(item.get("duplicates", 0)),
             capped=int(item.get("capped", 0)),
+            counted=int(item.get("counted", 0)),
             limits=tuple(str(name) for name in item.get("limits") or ()),
             activity=item.get("activity") or None,
             compressed_bytes=int(item.get("compressed_bytes", 0)),

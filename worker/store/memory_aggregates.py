@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import worker.clock
-from worker.store.aggregates import MAX_COUNTS_PER_SAVE, WindowCount, hours_between, merge_counts
+from worker.store.aggregates import MAX_COUNTS_PER_SAVE, WindowCount, WindowShard, hours_between, merge_counts
 from worker.store.checkpoints import ObjectCheckpoint
 from worker.store.memory import MemoryCheckpoints
 
@@ -22,30 +22,31 @@ class MemoryWindowCounts(MemoryCheckpoints):
 
     def __init__(self, *, clock: Callable[[], float] = worker.clock.epoch) -> None:
         super().__init__(clock=clock)
-        self._counts: dict[str, WindowCount] = {}
+        self._shards: dict[str, WindowShard] = {}
         self._counts_lock = threading.Lock()
 
     def save_object_counted(
         self,
         checkpoint: ObjectCheckpoint,
-        counts: Sequence[WindowCount],
+        shards: Sequence[WindowShard],
         *,
         owner: str,
         lease_s: int,
         complete: bool = False,
         release: bool = False,
     ) -> ObjectCheckpoint:
-        if len(counts) > MAX_COUNTS_PER_SAVE:
-            raise ValueError(f"at most {MAX_COUNTS_PER_SAVE} window counts per save, got {len(counts)}")
+        if len(shards) > MAX_COUNTS_PER_SAVE:
+            raise ValueError(f"at most {MAX_COUNTS_PER_SAVE} shards per save, got {len(shards)}")
         # Raises (lease lost) before any count is stored.
         saved = self.save_object(checkpoint, owner=owner, lease_s=lease_s, complete=complete, release=release)
         with self._counts_lock:
-            for count in counts:
-                self._counts[count.pk] = WindowCount.from_item(count.to_item())
+            for shard in shards:
+                # A copy, as a store holds it: the caller's counter goes on counting.
+                self._shards[shard.pk] = WindowShard.from_item(shard.to_item())
         return saved
 
     def window_counts(self, *, since: datetime, until: datetime) -> list[WindowCount]:
         hours = set(hours_between(since, until))
         with self._counts_lock:
-            items = [count for count in self._counts.values() if count.key.hour in hours]
+            items = [w for shard in self._shards.values() if shard.hour in hours for w in shard.windows]
         return merge_counts(items)

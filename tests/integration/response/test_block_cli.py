@@ -20,7 +20,8 @@ from worker import aws
 from worker.incidents.dynamodb import DynamoIncidentRepo
 from worker.response.records import IpSetRef
 
-pytestmark = pytest.mark.slow
+# Each test runs a dozen `secops` subprocesses (a few seconds each on a loaded machine).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import worker.aws
+from tests.fixtures.fakes import FakeClock
 from worker.ports import BlockRepo
 from worker.response.dynamodb import DynamoBlockRepo
 from worker.response.memory import MemoryBlockRepo
@@ -22,14 +23,6 @@ from worker.store.dynamodb.table import DynamoTable
 T0 = 1_796_000_000.0  # 2026-11-30, on the hour
 V4 = IpSetRef(name="blocked-v4", id="set-v4", scope="REGIONAL", version="IPV4", arn="")
 WIDE = BlockCaps(per_hour=100, total=100)
-
-
-class FakeClock:
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +194,24 @@ def test_the_record_round_trips(repo: BlockRepo) -> None:
     # THEN it is the same record, history added
     assert stored is not None
     assert replace(stored, history=()) == block
+
+
+def test_many_removals_close_at_once_and_survive_a_finished_one(repo: BlockRepo, clock: FakeClock) -> None:
+    # GIVEN three blocks being removed under a total cap of three, one of them finished by another remover
+    caps = BlockCaps(per_hour=100, total=3)
+    marked = []
+    for last in (1, 2, 3):
+        opened = repo.open_block(decision(f"198.51.100.{last}/32"), caps=caps).record
+        assert opened is not None
+        removing = repo.begin_removal(opened.key, generation=1)
+        assert removing is not None
+        marked.append(removing)
+    repo.finish_removal(marked[0].key, generation=1, action="expired", by="other", reason="over")
+    # WHEN the three are closed together
+    closed = repo.finish_removals(marked, action="expired", by="scheduler", reason="over")
+    # THEN the two still open were closed by this call, with their audit entries, and the
+    # total has room for three again
+    assert sorted(r.network for r in closed) == ["198.51.100.2/32", "198.51.100.3/32"]
+    assert all([e.action for e in r.history] == ["blocked", "expired"] for r in closed)
+    assert repo.blocks_in_force() == []
+    assert sum(repo.open_block(decision(f"192.0.2.{n}/32"), caps=caps).opened for n in (1, 2, 3, 4)) == 3

@@ -21,6 +21,7 @@ import pytest
 from tenacity import wait_none
 
 import worker.aws
+from tests.fixtures.fakes import FakeClock as BaseClock
 from tests.fixtures.waf import create_ip_set, lock_storm, stored_addresses
 from worker.response.addresses import Allowlist
 from worker.response.blocker import Blocker
@@ -36,13 +37,7 @@ T0 = 1_796_000_000.0
 WIDE = BlockCaps(per_hour=100, total=100)
 
 
-class FakeClock:
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
+class FakeClock(BaseClock):
     def dt(self) -> datetime:
         return datetime.fromtimestamp(self.now, UTC)
 

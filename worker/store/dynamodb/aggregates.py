@@ -1,7 +1,7 @@
 """Per-window aggregates in the events table (``agg#…`` items), saved with the checkpoint.
 
 One TransactWriteItems carries the object's checkpoint (conditioned on our lease, as
-``save_object``) and a Put of each window count of the segment, so the counts and the
+``save_object``) and a Put of each changed shard of the segment's window counts, so the counts and the
 progress they describe are stored together or not at all (docs/architecture.md,
 "Relevance"). The items of one hour share ``mon_pk = agg#<hour>`` in the sparse index,
 so a reader queries an hour at a time instead of scanning.
@@ -21,6 +21,7 @@ from worker.store.aggregates import (
     AGGREGATE_INDEX_PREFIX,
     MAX_COUNTS_PER_SAVE,
     WindowCount,
+    WindowShard,
     hours_between,
     merge_counts,
 )
@@ -38,19 +39,19 @@ class WindowCountOps(CheckpointOps):
     def save_object_counted(
         self,
         checkpoint: ObjectCheckpoint,
-        counts: Sequence[WindowCount],
+        shards: Sequence[WindowShard],
         *,
         owner: str,
         lease_s: int,
         complete: bool = False,
         release: bool = False,
     ) -> ObjectCheckpoint:
-        if not counts:
+        if not shards:
             return self.save_object(
                 checkpoint, owner=owner, lease_s=lease_s, complete=complete, release=release
             )
-        if len(counts) > MAX_COUNTS_PER_SAVE:
-            raise ValueError(f"at most {MAX_COUNTS_PER_SAVE} window counts per save, got {len(counts)}")
+        if len(shards) > MAX_COUNTS_PER_SAVE:
+            raise ValueError(f"at most {MAX_COUNTS_PER_SAVE} shards per save, got {len(shards)}")
         now = self._clock()
         update, condition = self._save_update(
             checkpoint, owner=owner, lease_s=lease_s, complete=complete, release=release, now=now
@@ -66,8 +67,8 @@ class WindowCountOps(CheckpointOps):
             }
         ]
         ttl = ttl_after(now, self.ttl_days)
-        for count in counts:
-            item = {"pk": count.pk, **_index(count), **count.to_item(), "ttl": ttl}
+        for shard in shards:
+            item = {"pk": shard.pk, **_index(shard), **shard.to_item(), "ttl": ttl}
             actions.append(
                 {"Put": {"TableName": self.table_name, "Item": {k: to_attr(v) for k, v in item.items()}}}
             )
@@ -96,9 +97,10 @@ class WindowCountOps(CheckpointOps):
 
     def window_counts(self, *, since: datetime, until: datetime) -> list[WindowCount]:
         return merge_counts(
-            WindowCount.from_item(from_item(item))
+            window
             for hour in hours_between(since, until)
             for item in self._hour_items(hour)
+            for window in WindowShard.from_item(from_item(item)).windows
         )
 
     def _hour_items(self, hour: str) -> Iterator[dict[str, Any]]:
@@ -117,6 +119,6 @@ class WindowCountOps(CheckpointOps):
             params["ExclusiveStartKey"] = last
 
 
-def _index(count: WindowCount) -> dict[str, str]:
-    """Where an item sits in the sparse index: its hour, then its key and segment."""
-    return {"mon_pk": AGGREGATE_INDEX_PREFIX + count.key.hour, "mon_sk": count.pk}
+def _index(shard: WindowShard) -> dict[str, str]:
+    """Where an item sits in the sparse index: its hour, then its segment and shard."""
+    return {"mon_pk": AGGREGATE_INDEX_PREFIX + shard.hour, "mon_sk": shard.pk}
