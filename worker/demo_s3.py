@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from secops_core.ingest.log_filter import RelevanceFilter
+from secops_core.ingest.normalize import normalize_event
 from worker import clock
 from worker.log_samples import gzip_ndjson, log_key, waf_log_records
 from worker.resources import connect_log_bucket
@@ -44,7 +45,11 @@ def put_demo_log_file(clients: Any, queue_url: str) -> DemoLogFile:
     # What the default filter makes an event (docs/architecture.md, "Relevance").
     grader = RelevanceFilter()
     graded = [grader.grade(r) for r in records]
-    kept = tuple(g.event.event_key for g in graded if g is not None and g.relevance.value == "event")
+    kept = tuple(
+        normalize_event(r).event_key
+        for r, g in zip(records, graded, strict=True)
+        if g is not None and g.relevance.value == "event"
+    )
     return DemoLogFile(DEMO_BUCKET, key, etag, kept)
 
 

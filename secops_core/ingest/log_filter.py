@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from secops_core.contract import WafEvent
 from secops_core.errors import ContractError
+from secops_core.ingest.fields import event_time, opt_str, parse_action, parse_ip
 from secops_core.ingest.log_bytes import compact_default_allow
 from secops_core.ingest.normalize import normalize_event
 from secops_core.waf.floor import informational_label
@@ -37,13 +39,39 @@ _NAME_CLOSE = b'"}'
 _NAME_SPLIT = b'"},{"name":"'
 # Label names seen by one filter; a log has a few hundred (countries, regions, bots).
 MAX_CACHED_LABELS = 8192
+# The fields of a native record the floor reads (docs/architecture.md, "Relevance").
+_FLOOR_FIELDS = (
+    "action",
+    "terminatingRuleId",
+    "terminatingRuleType",
+    "ruleGroupList",
+    "nonTerminatingMatchingRules",
+    "rateBasedRuleList",
+    "labels",
+)
+# Verdicts remembered by the shape of those fields: a reputation list or a bot category
+# blocks thousands of requests of one shape a day.
+MAX_CACHED_VERDICTS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class CountedRequest:
+    """What a window count needs of a counted record (the event's own fields, for a
+    record whose verdict was known from its shape)."""
+
+    web_acl: str | None
+    action: str
+    uri: str
+    source_ip: str
+    timestamp: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class Graded:
-    """A parsed record's event and what the catalog says it is worth."""
+    """A parsed record's event (or, for a counted one, its countable fields) and what the
+    catalog says it is worth."""
 
-    event: WafEvent
+    event: WafEvent | CountedRequest
     verdict: Verdict
 
     @property
@@ -57,6 +85,7 @@ class RelevanceFilter:
     def __init__(self, operator: OperatorCatalog | None = None) -> None:
         self.operator = active_operator_catalog() if operator is None else operator
         self._labels: dict[bytes, bool] = {}
+        self._verdicts: dict[str, Verdict] = {}
 
     def certainly_noise(self, raw: bytes | str) -> bool:
         """True only for a record the catalog calls noise, told from its bytes alone."""
@@ -102,9 +131,42 @@ class RelevanceFilter:
 
     def grade(self, record: Mapping[str, Any]) -> Graded | None:
         """The catalog's verdict on a parsed record; None when it is not a valid WAF
-        record (the caller sends it on as an event, to be rejected with its reason)."""
+        record (the caller sends it on as an event, to be rejected with its reason).
+
+        The floor depends on the record's rules, labels and action only, so a verdict is
+        remembered by their shape, and a record of a known shape is not normalized again:
+        its event is then only what a window count needs (:class:`CountedRequest`; an
+        event's record is sent as the log holds it and normalized by the worker).
+        """
+        shape = repr(tuple(record.get(name) for name in _FLOOR_FIELDS))
+        known = self._verdicts.get(shape)
+        if known is not None:
+            request = _counted_request(record)
+            if request is not None:
+                return Graded(request, known)
         try:
             event = normalize_event(dict(record))
         except ContractError:
             return None
-        return Graded(event, relevance(event, self.operator))
+        verdict = relevance(event, self.operator)
+        if len(self._verdicts) < MAX_CACHED_VERDICTS:
+            self._verdicts[shape] = verdict
+        return Graded(event, verdict)
+
+
+def _counted_request(record: Mapping[str, Any]) -> CountedRequest | None:
+    """The countable fields of a native record, validated as normalization would; None
+    when one is missing or malformed (the record then takes the full path)."""
+    request = record.get("httpRequest")
+    if not isinstance(request, Mapping):
+        return None
+    try:
+        # The same readers normalization uses, so a window's key is the same either way.
+        uri = opt_str(request, "uri") or ""
+        web_acl = opt_str(record, "webaclId")
+        action = parse_action(record.get("action"))
+        source_ip = parse_ip(request.get("clientIp"))
+        moment = event_time(record.get("timestamp"))
+    except ContractError:
+        return None
+    return CountedRequest(web_acl, action, uri, source_ip, moment)

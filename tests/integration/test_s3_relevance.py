@@ -18,6 +18,7 @@ import pytest
 
 from bench.day_traffic import DayPlan, HourMix, day_records
 from secops_core.ingest.log_filter import RelevanceFilter
+from secops_core.ingest.normalize import normalize_event
 from secops_core.ingest.s3_notifications import S3ObjectRef
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from worker.consumers.s3_objects import LogObjectHandler
@@ -49,7 +50,7 @@ def _records() -> tuple[list[dict[str, Any]], Counter[str], set[str]]:
         assert graded is not None
         verdicts[graded.relevance.value] += 1
         if graded.relevance.value == "event":
-            event_keys.add(graded.event.event_key)
+            event_keys.add(normalize_event(record).event_key)
     return records, verdicts, event_keys
 
 

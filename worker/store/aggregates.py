@@ -24,9 +24,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from secops_core.contract import WafEvent
 from secops_core.patterns import normalize_uri
 from secops_core.waf.relevance import Verdict
 from worker.store.keys import sort_time
@@ -90,7 +89,23 @@ class WindowKey:
         return _digest(self.web_acl, self.rule, self.action, self.uri_template, self.hour)
 
 
-def window_key(event: WafEvent, verdict: Verdict) -> WindowKey:
+class CountedEvent(Protocol):
+    """What a window count reads of a record: a WafEvent, or the log filter's
+    :class:`~secops_core.ingest.log_filter.CountedRequest`."""
+
+    @property
+    def web_acl(self) -> str | None: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def uri(self) -> str: ...
+    @property
+    def source_ip(self) -> str: ...
+    @property
+    def timestamp(self) -> datetime: ...
+
+
+def window_key(event: CountedEvent, verdict: Verdict) -> WindowKey:
     return WindowKey(
         web_acl=event.web_acl or "",
         rule=verdict.floor.rule,
@@ -211,7 +226,7 @@ class WindowCounter:
         self._dirty: set[tuple[str, int]] = set()
         self.added = 0
 
-    def add(self, event: WafEvent, verdict: Verdict) -> None:
+    def add(self, event: CountedEvent, verdict: Verdict) -> None:
         key = window_key(event, verdict)
         count = self._counts.get(key)
         if count is None:
