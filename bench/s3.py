@@ -124,14 +124,16 @@ def measure_read(path: str, parser: str) -> dict[str, Any]:
         loads = json.loads
     wall, cpu = time.perf_counter(), time.process_time()
     with open(path, "rb") as body:
-        reader = LogObjectReader(open_log_stream(body), loads=loads)
+        # The worker's default filter (SECOPS_LOG_FILTER=relevant): the catalog decides.
+        reader = LogObjectReader(open_log_stream(body), loads=loads, keep="relevant")
         kept = sum(len(frame) for frame in reader)
     cpu_s, wall_s = time.process_time() - cpu, time.perf_counter() - wall
     counts = reader.counts
     return {
         "parser": parser,
         "records": counts.read,
-        "kept": kept,
+        "kept": kept - counts.counted,
+        "counted": counts.counted,
         "skipped": counts.skipped,
         "bad": counts.bad,
         "cpu_s": round(cpu_s, 3),

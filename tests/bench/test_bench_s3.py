@@ -27,5 +27,12 @@ def test_read_measurement_counts_the_file(tmp_path: Path) -> None:
     path = tmp_path / "f.log.gz"
     write_log_file(path, 2000, 0.02)
     result = measure_read(str(path), "json")
-    assert (result["records"], result["kept"], result["skipped"], result["bad"]) == (2000, 40, 1960, 0)
+    # 40 matched: the rate-limited ones are counted in their window, the rest are events
+    assert (result["records"], result["kept"], result["counted"], result["skipped"], result["bad"]) == (
+        2000,
+        30,
+        10,
+        1960,
+        0,
+    )
     assert result["records_per_s"] > 0 and result["peak_rss_mb"] > 0
