@@ -303,6 +303,7 @@ class LogObjectReader:
     def __iter__(self) -> Iterator[list[KeptRecord]]:
         join: _Join | None = None
         index = 0
+        counts = self.counts
         for item in self._frames():
             if item is None or self._since_tick >= TICK_BYTES:
                 # A tick: nothing framed for a while, or many bytes framed since the last.
@@ -319,12 +320,23 @@ class LogObjectReader:
             self._since_tick += len(piece)
             result: list[KeptRecord] | _Join | None = None
             if join is None:
-                result = self._take(index, piece, line, split_before, split_after)
+                if not (split_before or split_after) and self._noise(piece):
+                    # Most of a log, skipped on its bytes; nothing is pending here (no frame
+                    # yields twice), so it is counted straight in.
+                    counts.read += 1
+                    counts.skipped += 1
+                    self.done = index
+                    if index % TICK_FRAMES == 0:
+                        if self._out_of_time(index, None):
+                            return
+                        yield []
+                    continue
+                result = self._take(index, piece, line, split_after)
             else:
                 join.add(piece)
                 if not (join.open and split_after and len(join.parts) < MAX_RECORD_BYTES):
                     # Closed, or it can grow no more: parsed once, whatever it holds.
-                    result, join = self._take(index, bytes(join.parts), join.line, True, False), None
+                    result, join = self._take(index, bytes(join.parts), join.line, False), None
                     self.activity = "framing"
             if isinstance(result, _Join):
                 join, result = result, None
@@ -342,17 +354,12 @@ class LogObjectReader:
         self.activity = "done"
 
     def _take(
-        self, index: int, frame: bytes, line: int, split_before: bool, split_after: bool
+        self, index: int, frame: bytes, line: int, split_after: bool
     ) -> list[KeptRecord] | _Join | None:
-        """One frame: its kept records (committed), a join to start, or None (counted)."""
+        """One frame past the byte prefilter: its kept records (committed), a join to
+        start, or None (counted)."""
         if frame.startswith(_BOM):
             frame = frame[3:]
-        if not (split_before or split_after) and self._noise(frame):
-            # Nothing is pending here (no frame yields twice), so count straight in.
-            self.counts.read += 1
-            self.counts.skipped += 1
-            self.done = index
-            return None
         try:
             value = self.loads(frame)
         except (ValueError, RecursionError):
@@ -376,7 +383,8 @@ class LogObjectReader:
         """Past the time bound: the read ends here with one bad line naming it."""
         if self._deadline is None or self._clock() <= self._deadline:
             return False
-        self._pending = ReadCounts()
+        # The read ends here for good: what is pending (an oversized line noted) counts too.
+        self._commit(self.done)
         line = join.line if join is not None else index
         self._end_at_limit(line, "read_time")
         return True
@@ -586,7 +594,6 @@ class LogObjectReader:
 
     def _stream_failed(self, exc: Exception, line: int) -> None:
         if isinstance(exc, ReadLimitReached):
-            self._pending = ReadCounts()
             self._end_at_limit(line, exc.reason)
             return
         # Truncated or corrupt compression: what was read stands, the rest is lost.
