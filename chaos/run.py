@@ -252,7 +252,7 @@ def aws_environment(endpoint: str) -> dict[str, str]:
 class ChaosRun:
     def __init__(self, config: RunConfig, endpoint: str) -> None:
         from worker.daemon import Clients
-        from worker.resources import setup_resources
+        from worker.platform.resources import setup_resources
         from worker.settings import Settings
         from worker.store.dynamodb import EventStore
 
@@ -276,7 +276,7 @@ class ChaosRun:
             self.settings, sqs=self.clients.sqs, sns=self.clients.sns, store=store
         )
         # Response actions on: the escalated sources go into this IP set (chaos/blocks.py).
-        from worker import aws
+        from worker.platform import aws
 
         self.blocks = BlockWatch.create(aws.client("wafv2", region="us-east-1"))
         self.taps = {
@@ -773,7 +773,7 @@ def slot_figure(slots: dict[str, Any]) -> str:
 
 def run(config: RunConfig) -> dict[str, Any]:
     from secops_core.logs import configure_logging
-    from worker.embedded import embedded_aws
+    from worker.embedded.moto import embedded_aws
 
     # The orchestrator's own structlog lines (resource set-up) stay off stdout, which
     # carries only the report.
