@@ -39,7 +39,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from rich.console import Console
 from rich.table import Table
 
-from chaos.blocks import BlockWatch, check_blocks
+from chaos.blocks import BlockWatch, check_blocks, worker_uptime
 from chaos.blocks import worker_settings as block_settings
 from chaos.evidence import read_evidence, read_evidence_of
 from chaos.fleet import Fleet, WorkerProcess
@@ -596,8 +596,15 @@ class ChaosRun:
             for m in self._read_all(str(self.resources.dlq_url))
         ]
         left = sum(self._queue_counts(self.resources.queue_url))
+        evidence = read_evidence(self.config.out / "evidence")
+        up, stops = worker_uptime(self.fleet.timeline, evidence)
         blocks = check_blocks(
-            items, self.blocks.observations, ip_set_id=self.blocks.ip_set.id, settled=self.blocks_settled
+            items,
+            self.blocks.observations,
+            ip_set_id=self.blocks.ip_set.id,
+            settled=self.blocks_settled,
+            up=up,
+            stops=stops,
         )
         return RunData(
             plan=self.plan,
