@@ -133,7 +133,7 @@ def print_blocks(console: Console, summary: dict[str, Any]) -> None:
             Text(block["network"]),
             Text(block["incident"] or "-"),
             Text(block["until"]),
-            Text(block["reason"][:50]),
+            Text(sanitize_text(block["reason"], 50)),
             Text(block["undo"]),
         )
     console.print(table)
