@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from secops_core.text import sanitize_text
 from worker.notify import blocks
 from worker.platform import aws, clock
 from worker.response.addresses import AddressRefused, block_target
