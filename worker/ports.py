@@ -33,7 +33,7 @@ from worker.incidents.grouping import GroupBy, GroupKey
 from worker.incidents.milestones import Milestone
 from worker.incidents.records import ChannelResult, Contribution, IncidentRecord, IncidentStatus
 from worker.incidents.results import EventJoin, JoinResult
-from worker.notify.channel import Delivery
+from worker.notify.channel import IncidentDelivery
 from worker.response.records import (
     AuditAction,
     BlockCaps,
@@ -401,7 +401,7 @@ class Notifier(Protocol):
     """Where incidents, escalations and patterns are announced.
 
     Escalations and patterns return SNS's message id; an incident milestone goes to
-    every enabled channel and returns what each did (:class:`Delivery`). Raises
+    every enabled channel and returns what each did (:class:`IncidentDelivery`). Raises
     :class:`~worker.errors.RetryableError` (try later) or
     :class:`~worker.errors.ConfigurationError` (misconfigured) when nothing was
     delivered; a milestone that some channel took is delivered, its failures recorded.
@@ -416,7 +416,7 @@ class Notifier(Protocol):
         *,
         event: WafEvent | None = None,
         analysis: Analysis | None = None,
-    ) -> Delivery:
+    ) -> IncidentDelivery:
         """One incident milestone to every enabled channel: what changed, the totals, and
         the event that crossed it."""
         ...

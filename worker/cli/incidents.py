@@ -48,7 +48,7 @@ from worker.incidents import (
 from worker.incidents.dynamodb import DynamoIncidentRepo
 from worker.incidents.factory import dynamo_repo
 from worker.incidents.records import ChannelResult, Notice
-from worker.notify.channel import ChannelsRejected, ChannelsUnavailable, Delivery
+from worker.notify.channel import ChannelsRejected, ChannelsUnavailable, IncidentDelivery
 from worker.notify.fanout import FanoutNotifier
 from worker.response.records import BlockRecord
 from worker.settings import Settings
@@ -286,7 +286,9 @@ def _resend_resolution(
     return _note_resolution(repo, record, delivery)
 
 
-def _note_resolution(repo: DynamoIncidentRepo, record: IncidentRecord, delivery: Delivery) -> dict[str, Any]:
+def _note_resolution(
+    repo: DynamoIncidentRepo, record: IncidentRecord, delivery: IncidentDelivery
+) -> dict[str, Any]:
     """Record the delivered ``resolved`` milestone and describe it for the command's output."""
     repo.record_notice(record.id, RESOLVED.id, delivery.message_id, channels=delivery.results)
     return {

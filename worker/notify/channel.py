@@ -23,8 +23,8 @@ __all__ = [
     "ChannelResult",
     "ChannelsRejected",
     "ChannelsUnavailable",
-    "Delivery",
     "IncidentChannel",
+    "IncidentDelivery",
 ]
 
 
@@ -59,7 +59,7 @@ class IncidentChannel(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
+class IncidentDelivery:
     """One milestone delivered to at least one channel: what each enabled channel did.
 
     ``message_id`` is the first successful channel's id, in the configured order (SNS's

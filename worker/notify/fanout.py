@@ -35,8 +35,8 @@ from worker.notify.channel import (
     ChannelResult,
     ChannelsRejected,
     ChannelsUnavailable,
-    Delivery,
     IncidentChannel,
+    IncidentDelivery,
 )
 from worker.notify.sns import SnsNotifier
 from worker.ports import Metrics
@@ -96,7 +96,7 @@ class FanoutNotifier:
         event: WafEvent | None = None,
         analysis: Analysis | None = None,
         only: Collection[str] | None = None,
-    ) -> Delivery:
+    ) -> IncidentDelivery:
         """Publish ``milestone`` to every channel (or to those named in ``only``: a
         resend to the channels that failed it); what each did, or raise when none took it.
         """
@@ -118,7 +118,7 @@ class FanoutNotifier:
             outcomes = [future.result() for future in futures]
         results = tuple(result for result, _ in outcomes)
         if any(result.ok for result in results):
-            return Delivery(results)
+            return IncidentDelivery(results)
         raise _undelivered(results, [exc for _, exc in outcomes if exc is not None])
 
     def _publish(
