@@ -102,10 +102,10 @@ def run_day(paths: list[Path], plan: DayPlan, *, timeout_s: float, log_filter: s
     from worker.agents import Agents
     from worker.agents.inprocess import InProcessTransport
     from worker.daemon import Clients, build_worker, run_worker
-    from worker.embedded import embedded_aws
+    from worker.embedded.moto import embedded_aws
     from worker.incidents.dynamodb import DynamoIncidentRepo
-    from worker.metrics import Metrics
-    from worker.resources import setup_resources
+    from worker.platform.metrics import Metrics
+    from worker.platform.resources import setup_resources
     from worker.store.dynamodb import EventStore
 
     saved = dict(os.environ)

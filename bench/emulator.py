@@ -31,7 +31,7 @@ _PRODUCER_TICK_S = 0.05
 
 
 def _serve(conn: Connection) -> None:
-    from worker.embedded import embedded_aws
+    from worker.embedded.moto import embedded_aws
 
     with embedded_aws() as endpoint:
         conn.send(endpoint)
@@ -142,7 +142,7 @@ class _Child:
 
 
 class EmulatorProcess(_Child):
-    """moto's server (``worker.embedded``) in a child; ``endpoint`` is its URL once ready."""
+    """moto's server (``worker.embedded.moto``) in a child; ``endpoint`` is its URL once ready."""
 
     # moto keeps nothing worth a graceful exit, which waits out werkzeug's 0.5 s poll.
     stop_grace_s = 0.1

@@ -397,8 +397,8 @@ def drive(
     from worker.agents.inprocess import InProcessTransport
     from worker.daemon import Clients, build_worker, run_worker
     from worker.incidents.dynamodb import DynamoIncidentRepo
-    from worker.metrics import Metrics
-    from worker.resources import setup_resources
+    from worker.platform.metrics import Metrics
+    from worker.platform.resources import setup_resources
     from worker.store.dynamodb import EventStore
 
     unique = f"{int(latency_ms)}ms-c{concurrency}-{uuid.uuid4().hex[:6]}"

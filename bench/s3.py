@@ -102,7 +102,7 @@ def cost_per_million(requests: dict[str, int], records: int, kept: int, prices: 
 
 def write_log_file(path: Path, records: int, matched: float) -> None:
     """A gzip NDJSON file written record by record (memory stays one record deep)."""
-    from worker.log_samples import waf_log_records
+    from worker.ops.log_samples import waf_log_records
 
     start = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
     with gzip.open(path, "wb", compresslevel=6) as out:
@@ -168,9 +168,9 @@ def read_in_child(path: Path, parser: str) -> dict[str, Any] | None:
 def run_pipeline(path: Path, timeout_s: float) -> dict[str, Any]:
     """Put the file in moto's S3 and let its notification drive a worker through it."""
     from worker.daemon import Clients, build_worker, run_worker
-    from worker.embedded import embedded_aws
-    from worker.metrics import Metrics
-    from worker.resources import setup_resources
+    from worker.embedded.moto import embedded_aws
+    from worker.platform.metrics import Metrics
+    from worker.platform.resources import setup_resources
     from worker.settings import Settings
     from worker.store.dynamodb import EventStore
 

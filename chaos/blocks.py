@@ -9,9 +9,12 @@ against the block records in the table.
 - **no allowlisted address written**: nothing the set ever held overlaps the allowlist
   (half the plan's random sources, 198.18.0.0/17, plus the reserved ranges);
 - **no block outliving its expiry**: every network seen in the set at time t has a
-  generation blocked at or before t whose expiry plus one expiry slot plus the IP set
-  write's retry budget is not before t; every block in force has expired and been
-  removed before the run ends (when the drain waited long enough);
+  generation blocked at or before t, and the time since that generation's expiry,
+  counted while at least one worker was up (a restarted worker takes seconds to come
+  up on a loaded machine, and a pass needs a live worker), is at most one expiry slot
+  plus the IP set write's retry budget (one slot more when a worker was killed or
+  stopped meanwhile: it may have held the slot's pass); every block in force has expired
+  and been removed before the run ends (when the drain waited long enough);
 - **every block has an audit record and an incident**: each network seen in the set has
   a record whose history says who blocked it, why, for which incident, and that
   incident exists in the table;
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -118,19 +121,38 @@ def _generations(record: BlockRecord) -> list[_Generation]:
     ]
 
 
+def _merged(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _up_between(up: list[tuple[float, float]], start: float, end: float) -> float:
+    return sum(max(0.0, min(end, b) - max(start, a)) for a, b in up)
+
+
 def check_blocks(
     items: dict[str, dict[str, Any]],
     observations: list[tuple[float, list[str]]],
     *,
     ip_set_id: str,
     settled: bool,
+    up: list[tuple[float, float]] | None = None,
+    stops: Sequence[float] = (),
 ) -> dict[str, Any]:
+    """``up``: when workers were up (ready to run a pass), as intervals; None counts all
+    time as up. ``stops``: when a worker was killed or stopped."""
     """The five invariants of the response actions, with examples of what broke them."""
     records = [BlockRecord.from_dict(item) for key, item in items.items() if key.startswith(BLOCK_PREFIX)]
     generations: dict[str, list[_Generation]] = defaultdict(list)
     for record in records:
         generations[record.key].extend(_generations(record))
     allowlist = Allowlist.build([ALLOWLIST], release=RELEASED)
+    uptime = _merged(up) if up is not None else None
 
     twice: list[Any] = []
     for t, addresses in observations:
@@ -155,11 +177,15 @@ def check_blocks(
     outlived: list[Any] = []
     unaudited: list[Any] = []
     seen: set[str] = set()
+    latest_past_expiry = 0.0
     for t, addresses in observations:
         for address in addresses:
             network = canonical(address)
             gens = generations.get(block_key(ip_set_id, network), [])
-            if not any(g.at - 1 <= t <= g.expires_at + EXPIRY_BOUND_S for g in gens):
+            holding = [g for g in gens if g.at - 1 <= t]
+            if holding:
+                latest_past_expiry = max(latest_past_expiry, t - max(g.expires_at for g in holding))
+            if not any(g.at - 1 <= t and _in_bound(g.expires_at, t, uptime, stops) for g in gens):
                 outlived.append({"t": t, "network": network, "blocks": [(g.at, g.expires_at) for g in gens]})
             if network not in seen:
                 seen.add(network)
@@ -170,7 +196,7 @@ def check_blocks(
         outlived += [
             {"key": r.key, "status": r.status, "expires_at": r.expires_at}
             for r in records
-            if r.in_set and r.expires_at + EXPIRY_BOUND_S < last_seen
+            if r.in_set and not _in_bound(r.expires_at, last_seen, uptime, stops)
         ]
 
     per_hour: dict[str, int] = defaultdict(int)
@@ -186,6 +212,9 @@ def check_blocks(
             "networks": len(generations),
             "in_force_at_end": sum(1 for r in records if r.in_set),
             "most_in_set_at_once": max((len(a) for _, a in observations), default=0),
+            # The figure the bound is about: how long past its expiry a block was still seen.
+            "max_seen_past_expiry_s": round(latest_past_expiry, 1),
+            "bound_s": EXPIRY_BOUND_S,
             "observations": len(observations),
             "settled": settled,
         },
@@ -199,3 +228,27 @@ def check_blocks(
         "without_audit_or_incident_count": len(unaudited),
         "hourly_cap_exceeded": over_cap,
     }
+
+
+def _in_bound(
+    expires_at: float, t: float, uptime: list[tuple[float, float]] | None, stops: list[float]
+) -> bool:
+    """Whether a block seen at ``t`` is within its bound (see the module's docstring)."""
+    if t <= expires_at + EXPIRY_BOUND_S:
+        return True
+    late = t - expires_at if uptime is None else _up_between(uptime, expires_at, t)
+    killed = any(expires_at - EXPIRY_INTERVAL_S <= s <= t for s in stops)
+    return late <= EXPIRY_BOUND_S + (EXPIRY_INTERVAL_S if killed else 0)
+
+
+def worker_uptime(
+    timeline: list[dict[str, Any]], evidence: list[Any]
+) -> tuple[list[tuple[float, float]], list[float]]:
+    """When workers were up (from their ``worker_started`` evidence to their exit) and
+    when one was killed or stopped, from a run's timeline and evidence."""
+    ready = {r["proc"]: r["t"] for r in evidence if r.get("kind") == "worker_started"}
+    ended = {e["proc"]: e["t"] for e in timeline if e["event"] == "exit"}
+    last = max((e["t"] for e in timeline), default=0.0)
+    up = [(t, ended.get(proc, max(last, t))) for proc, t in ready.items()]
+    stops = [e["t"] for e in timeline if e["event"] in ("sigkill", "sigterm")]
+    return up, stops

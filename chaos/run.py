@@ -39,7 +39,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from rich.console import Console
 from rich.table import Table
 
-from chaos.blocks import BlockWatch, check_blocks
+from chaos.blocks import BlockWatch, check_blocks, worker_uptime
 from chaos.blocks import worker_settings as block_settings
 from chaos.evidence import read_evidence, read_evidence_of
 from chaos.fleet import Fleet, WorkerProcess
@@ -252,7 +252,7 @@ def aws_environment(endpoint: str) -> dict[str, str]:
 class ChaosRun:
     def __init__(self, config: RunConfig, endpoint: str) -> None:
         from worker.daemon import Clients
-        from worker.resources import setup_resources
+        from worker.platform.resources import setup_resources
         from worker.settings import Settings
         from worker.store.dynamodb import EventStore
 
@@ -276,7 +276,7 @@ class ChaosRun:
             self.settings, sqs=self.clients.sqs, sns=self.clients.sns, store=store
         )
         # Response actions on: the escalated sources go into this IP set (chaos/blocks.py).
-        from worker import aws
+        from worker.platform import aws
 
         self.blocks = BlockWatch.create(aws.client("wafv2", region="us-east-1"))
         self.taps = {
@@ -596,8 +596,15 @@ class ChaosRun:
             for m in self._read_all(str(self.resources.dlq_url))
         ]
         left = sum(self._queue_counts(self.resources.queue_url))
+        evidence = read_evidence(self.config.out / "evidence")
+        up, stops = worker_uptime(self.fleet.timeline, evidence)
         blocks = check_blocks(
-            items, self.blocks.observations, ip_set_id=self.blocks.ip_set.id, settled=self.blocks_settled
+            items,
+            self.blocks.observations,
+            ip_set_id=self.blocks.ip_set.id,
+            settled=self.blocks_settled,
+            up=up,
+            stops=stops,
         )
         return RunData(
             plan=self.plan,
@@ -766,7 +773,7 @@ def slot_figure(slots: dict[str, Any]) -> str:
 
 def run(config: RunConfig) -> dict[str, Any]:
     from secops_core.logs import configure_logging
-    from worker.embedded import embedded_aws
+    from worker.embedded.moto import embedded_aws
 
     # The orchestrator's own structlog lines (resource set-up) stay off stdout, which
     # carries only the report.

@@ -85,9 +85,9 @@ def run(records: int, kills: int, seed: int, out: Path, member_records: int = 50
     from secops_core.ingest.normalize import normalize_event
     from secops_core.ingest.s3_logs import keep_record
     from worker.daemon import Clients
-    from worker.embedded import embedded_aws
-    from worker.log_samples import gzip_members, gzip_ndjson, log_key, waf_log_records
-    from worker.resources import setup_resources
+    from worker.embedded.moto import embedded_aws
+    from worker.ops.log_samples import gzip_members, gzip_ndjson, log_key, waf_log_records
+    from worker.platform.resources import setup_resources
     from worker.settings import Settings
     from worker.store.dynamodb import EventStore
 

@@ -66,7 +66,7 @@ def _bomb_one_member() -> bytes:
 
 
 def _attacks(count: int, seed: int) -> list[dict[str, Any]]:
-    from worker.log_samples import waf_log_records
+    from worker.ops.log_samples import waf_log_records
 
     return list(waf_log_records(count, matched_ratio=1.0, start=_START, seed=seed))
 
@@ -99,7 +99,7 @@ def _amplifier_envelopes() -> bytes:
 
 
 def _amplifier_distinct() -> bytes:
-    from worker.log_samples import gzip_ndjson
+    from worker.ops.log_samples import gzip_ndjson
 
     return gzip_ndjson(_attacks(120_000, 2))
 
@@ -161,8 +161,8 @@ def run(
     max_kept_per_envelope: int = 200,
 ) -> dict[str, Any]:
     from worker.daemon import Clients
-    from worker.embedded import embedded_aws
-    from worker.resources import setup_resources
+    from worker.embedded.moto import embedded_aws
+    from worker.platform.resources import setup_resources
     from worker.settings import Settings
     from worker.store.dynamodb import EventStore
 

@@ -14,25 +14,26 @@ from typing import Any
 
 import structlog
 
-from worker import aws, ports
+from worker import ports
 from worker.agents import Agents
 from worker.consumers.circuit import CircuitBreaker, circuit_logger
 from worker.consumers.dispatcher import Dispatcher
 from worker.consumers.router import MessageRouter
 from worker.consumers.s3_objects import LogObjectHandler, read_limits
 from worker.consumers.sqs import SqsSource
-from worker.health import HealthBeacon
 from worker.incidents.factory import dynamo_joiner
 from worker.incidents.joiner import IncidentJoiner
-from worker.metrics import Metrics, emf_wanted
 from worker.notify.blocks import build_block_announcer
-from worker.notify.channels import build_notifier
 from worker.notify.fanout import FanoutNotifier
+from worker.notify.registry import build_notifier
 from worker.pipeline.monitor_job import MonitorJob
 from worker.pipeline.outcome import DelayPolicy
 from worker.pipeline.processor import EventProcessor
 from worker.pipeline.reuse import AnalysisReuse, SkipPolicy
-from worker.resources import Resources, resolve_resources
+from worker.platform import aws
+from worker.platform.health import HealthBeacon
+from worker.platform.metrics import Metrics, emf_wanted
+from worker.platform.resources import Resources, resolve_resources
 from worker.response.blocker import Blocker
 from worker.response.expiry import ExpiryJob
 from worker.response.factory import build_blocker, build_responder

@@ -550,7 +550,7 @@ class Agents(Protocol):
 
 
 class Metrics(Protocol):
-    """Counters and timings (:class:`worker.metrics.Metrics` writes them as EMF)."""
+    """Counters and timings (:class:`worker.platform.metrics.Metrics` writes them as EMF)."""
 
     def count(self, name: str, value: float = 1, *, dimensions: Dimensions | None = None) -> None: ...
 

@@ -63,3 +63,17 @@ def test_each_broken_invariant_is_caught() -> None:
     assert result["allowlisted_written"] == ["198.18.0.5/32"]
     assert {e.get("network") for e in result["outlived_expiry"]} >= {"198.19.0.9/32", "198.18.0.5/32"}
     assert [e["network"] for e in result["without_audit_or_incident"]] == ["198.18.0.5/32", "198.19.0.10/32"]
+
+
+def test_time_without_a_live_worker_and_a_killed_holder_are_allowed_for() -> None:
+    # GIVEN a block seen 45 s past its expiry, while no worker was up for 20 of them
+    items = [item("198.19.0.9/32", removed_at=T0 + 106)]
+    seen = [(T0 + 105, ["198.19.0.9/32"])]
+    table = {i["pk"]: i for i in items} | {"inc#a#1": {"pk": "inc#a#1"}}
+    down = [(T0, T0 + 70), (T0 + 90, T0 + 200)]
+    # WHEN it is checked with and without the downtime, and with a kill meanwhile
+    always_up = check_blocks(table, seen, ip_set_id="set", settled=True)
+    with_downtime = check_blocks(table, seen, ip_set_id="set", settled=True, up=down)
+    # THEN the downtime is not the pass's lateness
+    assert always_up["outlived_expiry_count"] == 1
+    assert with_downtime["outlived_expiry_count"] == 0

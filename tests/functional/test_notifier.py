@@ -23,7 +23,7 @@ from tests.unit.test_notifier_sanitize import (
 )
 from worker.errors import ConfigurationError, RetryableError, WorkerError
 from worker.notify.sns import NotificationRejected, Notifier
-from worker.resources import create_topic
+from worker.platform.resources import create_topic
 
 PUBLISHED = {"MessageId": "11111111-2222-3333-4444-555555555555"}
 

@@ -24,7 +24,7 @@ from secops_core.errors import ContractError
 from tests.fuzz import strategies as s
 from tests.fuzz.properties import assert_contract_error, assert_valid_event, production_recursion_limit
 from worker.errors import PermanentError
-from worker.inputs import InputError, InputRecord, open_input, read_records
+from worker.ops.inputs import InputError, InputRecord, open_input, read_records
 from worker.pipeline.processor import parse_message
 
 

@@ -23,7 +23,7 @@ from secops_core.errors import ContractError, ErrorCode
 from secops_core.ingest.normalize import normalize_event, parse_request
 from secops_core.limits import MAX_EVENT_DEPTH, MAX_FIELD_CHARS, MAX_ID_CHARS, MAX_JSON_DEPTH, MAX_LABELS
 from tests.fixtures.runtime_server import rules_app, runtime_server
-from worker.inputs import open_input, read_records
+from worker.ops.inputs import open_input, read_records
 from worker.store.keys import sort_time
 
 EVENT = {"timestamp": 1_795_000_000_000, "action": "BLOCK", "source_ip": "192.0.2.1", "uri": "/"}

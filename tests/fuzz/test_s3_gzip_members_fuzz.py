@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from secops_core.ingest.s3_logs import LogObjectReader, open_log_stream
 from tests.fuzz.strategies import fuzz_settings
-from worker.log_samples import ndjson, waf_log_records
+from worker.ops.log_samples import ndjson, waf_log_records
 
 RECORDS = 800  # about 0.9 MB inflated: most random members inflate past 256 KiB
 

@@ -22,11 +22,11 @@ import pytest
 from testkit.events import waf_record
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from tests.fixtures.worker_process import cli_env, run_cli
-from worker.aws import client as aws_client
 from worker.daemon import Worker, build_worker, run_worker
-from worker.metrics import Metrics
 from worker.pipeline.outcome import Outcome
-from worker.resources import ensure_event_bus
+from worker.platform.aws import client as aws_client
+from worker.platform.metrics import Metrics
+from worker.platform.resources import ensure_event_bus
 
 pytestmark = [pytest.mark.usefixtures("aws_endpoint"), pytest.mark.slow]
 

@@ -28,7 +28,7 @@ from worker.incidents.records import IncidentRecord
 from worker.notify.chat import MAX_MESSAGE_BYTES, ChatChannel
 from worker.notify.sns import SnsPublisher
 from worker.pipeline.processor import parse_message
-from worker.resources import setup_resources
+from worker.platform.resources import setup_resources
 from worker.settings import Settings
 from worker.store.dynamodb import EventStore
 

@@ -19,7 +19,7 @@ from testkit.events import simplified, waf_record
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from tests.fixtures.worker_process import cli_env, run_cli, start_worker, wait_for
 from worker.cli.app import main
-from worker.health import check_health
+from worker.platform.health import check_health
 
 
 def _one_line(stderr: str) -> str:
@@ -59,7 +59,7 @@ def test_setup_twice_reports_exists_and_points_the_redrive_policy_at_the_dlq(
     assert json.loads(second.stdout)["report"] == dict.fromkeys(names, "exists")
     # AND the queue's redrive policy sends to the DLQ after maxReceiveCount receives
     resources = json.loads(second.stdout)["resources"]
-    from worker import aws
+    from worker.platform import aws
 
     sqs = aws.client("sqs")
     policy = json.loads(
@@ -184,7 +184,7 @@ def test_send_now_moves_stale_samples_into_the_monitor_window(
 ) -> None:
     # GIVEN the bundled samples, written days ago
     env, cli = queue_env
-    samples = Path(__file__).resolve().parents[2] / "worker" / "samples" / "events.jsonl"
+    samples = Path(__file__).resolve().parents[2] / "worker" / "embedded" / "samples" / "events.jsonl"
 
     # WHEN they are sent with --now
     started = time.time()
@@ -193,7 +193,7 @@ def test_send_now_moves_stale_samples_into_the_monitor_window(
     # THEN the newest record is stamped now, so `secops monitor --hours 1` would see it
     assert result.returncode == 1  # the samples hold malformed lines on purpose
     assert json.loads(result.stdout)["sent"] > 0
-    from worker.timeshift import timestamps
+    from worker.ops.timeshift import timestamps
 
     newest = max(t for body in _bodies(env) if body.startswith("{") for t in timestamps(json.loads(body)))
     assert started - 5 <= newest.timestamp() <= time.time()

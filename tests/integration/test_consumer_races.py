@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from worker import aws
 from worker.consumers.circuit import CircuitBreaker
 from worker.consumers.dispatcher import ACK_LINGER_S, Dispatcher, _InFlight
 from worker.consumers.source import Delivery
 from worker.consumers.sqs import SqsSource
-from worker.health import HealthBeacon, check_health
-from worker.metrics import Metrics
 from worker.pipeline.outcome import DelayPolicy, Outcome
+from worker.platform import aws
+from worker.platform.health import HealthBeacon, check_health
+from worker.platform.metrics import Metrics
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")
 

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from tests.fixtures.moto_server import moto_process
 from tests.fixtures.worker_process import SECOPS, cli_env, run_cli
-from worker import aws
+from worker.platform import aws
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,6 @@ import pytest
 from testkit.events import simplified
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from worker.cli.app import main
-from worker.message_keys import event_key_of_body
 from worker.ops.dlq import (
     NOT_RECORDED,
     DlqInspector,
@@ -26,6 +25,7 @@ from worker.ops.dlq import (
     ReplayFilter,
     native_move,
 )
+from worker.ops.message_keys import event_key_of_body
 from worker.store import rejection_key
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")

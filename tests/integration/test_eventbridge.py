@@ -15,12 +15,12 @@ from jsonschema import Draft202012Validator
 from tenacity import wait_none
 
 from tests.fixtures.incident_records import contribution, grow, incident_schema, waf_event
-from worker.aws import client as aws_client
 from worker.cli.app import main
 from worker.incidents.milestones import OPENED, RESOLVED, crossed
 from worker.incidents.records import StatusChange
 from worker.notify.eventbridge import EventBridgeChannel, EventBridgeRejected
-from worker.resources import ensure_event_bus, setup_resources
+from worker.platform.aws import client as aws_client
+from worker.platform.resources import ensure_event_bus, setup_resources
 from worker.settings import Settings
 from worker.store.dynamodb import EventStore
 

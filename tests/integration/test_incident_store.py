@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-import worker.aws
+import worker.platform.aws
 from worker.incidents import Contribution, IncidentNotFound, StatusConflict
 from worker.incidents.dynamodb import DynamoIncidentRepo
 from worker.incidents.joiner import IncidentJoiner
@@ -42,7 +42,7 @@ def dynamodb(moto_endpoint: str) -> Iterator[Any]:
     """One client for the module: building one loads botocore's models (~0.2 s)."""
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-        yield worker.aws.client("dynamodb")
+        yield worker.platform.aws.client("dynamodb")
 
 
 RepoFactory = Callable[[], JoiningRepo]

@@ -20,7 +20,7 @@ from testkit.events import simplified
 from tests.fixtures.worker_harness import DownAtFirst, Env, fast_settings, make_env
 from worker.agents import Agents, RetryPolicy
 from worker.daemon import build_worker, run_worker
-from worker.metrics import Metrics, emf_wanted
+from worker.platform.metrics import Metrics, emf_wanted
 
 pytestmark = [pytest.mark.usefixtures("aws_endpoint"), pytest.mark.slow]
 

@@ -21,7 +21,7 @@ from testkit.events import simplified
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from worker.daemon import Clients
 from worker.incidents.factory import dynamo_joiner
-from worker.notify.channels import build_notifier
+from worker.notify.registry import build_notifier
 from worker.pipeline.monitor_job import MonitorJob, chunk_by_group, lock_name, slot_start
 from worker.scheduler import build_scheduler
 from worker.store.dynamodb import EventStore

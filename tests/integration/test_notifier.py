@@ -19,11 +19,11 @@ from tests.unit.test_notifier_sanitize import (
     make_pattern,
     make_triage,
 )
-from worker.aws import client as aws_client
 from worker.errors import RetryableError
 from worker.notify import JSON_SEPARATOR, Notification
 from worker.notify.sns import NotificationRejected, Notifier
-from worker.resources import create_topic
+from worker.platform.aws import client as aws_client
+from worker.platform.resources import create_topic
 
 ATTRIBUTE_NAMES = {"event_key", "severity", "workflow", "action", "source_ip"}
 

@@ -21,10 +21,10 @@ from testkit.events import simplified
 from tests.fixtures.fakes import FakeClock
 from tests.fixtures.worker_harness import fast_settings, make_env
 from worker.agents import Agents
-from worker.clock import epoch
 from worker.daemon import Worker
 from worker.errors import RetryableError
 from worker.pipeline.outcome import Outcome
+from worker.platform.clock import epoch
 from worker.store.dynamodb import EventStore
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")

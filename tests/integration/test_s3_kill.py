@@ -17,8 +17,8 @@ from secops_core.ingest.normalize import normalize_event
 from secops_core.ingest.s3_logs import keep_record
 from tests.fixtures.worker_harness import fast_settings, make_env
 from tests.fixtures.worker_process import cli_env, start_worker, wait_for
-from worker.log_samples import gzip_ndjson, log_key, waf_log_records
-from worker.resources import connect_log_bucket
+from worker.ops.log_samples import gzip_ndjson, log_key, waf_log_records
+from worker.platform.resources import connect_log_bucket
 from worker.settings import SQS_MAX_BATCH
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.usefixtures("aws_endpoint")]

@@ -25,7 +25,7 @@ from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from tests.fixtures.worker_process import cli_env, run_cli
 from worker.consumers.s3_objects import LogObjectHandler
 from worker.errors import AlreadyInProgress
-from worker.log_samples import gzip_members, gzip_ndjson, log_key, ndjson, waf_log_records
+from worker.ops.log_samples import gzip_members, gzip_ndjson, log_key, ndjson, waf_log_records
 from worker.store import rejection_key
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")

@@ -22,7 +22,7 @@ from secops_core.ingest.normalize import normalize_event
 from secops_core.ingest.s3_notifications import S3ObjectRef
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from worker.consumers.s3_objects import LogObjectHandler
-from worker.log_samples import gzip_ndjson, log_key
+from worker.ops.log_samples import gzip_ndjson, log_key
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")
 

@@ -11,8 +11,8 @@ import pytest
 from secops_core.ingest.s3_logs import keep_record
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from worker.cli.app import main
-from worker.log_samples import gzip_members, gzip_ndjson, log_key, waf_log_records
-from worker.resources import LOG_NOTIFICATION_ID, setup_resources
+from worker.ops.log_samples import gzip_members, gzip_ndjson, log_key, waf_log_records
+from worker.platform.resources import LOG_NOTIFICATION_ID, setup_resources
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")
 
@@ -150,7 +150,7 @@ def test_backfill_refuses_what_is_not_an_s3_address(capsys: pytest.CaptureFixtur
 
 def test_the_demo_log_file_is_read_through_its_notification(env: Env) -> None:
     # GIVEN the demo's log file written to S3 (the bucket notifies the queue)
-    from worker.demo_s3 import DEMO_RECORDS, log_file_summary, put_demo_log_file
+    from worker.embedded.logfile import DEMO_RECORDS, log_file_summary, put_demo_log_file
 
     log_file = put_demo_log_file(env.clients, env.resources.queue_url)
     # WHEN the worker drains the queue with the demo's (the default) filter

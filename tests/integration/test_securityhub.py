@@ -16,12 +16,12 @@ from tenacity import wait_none
 
 from tests.unit.test_incident_rules import QUIET_S, T0, contribution, fold, opened
 from tests.unit.test_notifier_sanitize import make_analysis, make_event
-from worker.aws import client as aws_client
 from worker.incidents.keys import incident_id
 from worker.incidents.milestones import OPENED, RESOLVED, crossed
 from worker.incidents.records import ChannelResult, IncidentRecord, Notice, StatusChange
 from worker.notify.asff import finding_id
 from worker.notify.securityhub import SecurityHubChannel
+from worker.platform.aws import client as aws_client
 from worker.settings import Settings
 
 ACL_ARN = "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/shop/0f1e2d3c"

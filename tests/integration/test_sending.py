@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from worker import aws
-from worker.inputs import MAX_LINE_BYTES
-from worker.sending import send_records
+from worker.ops.inputs import MAX_LINE_BYTES
+from worker.ops.sending import send_records
+from worker.platform import aws
 from worker.settings import SQS_MAX_MESSAGE_BYTES
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")

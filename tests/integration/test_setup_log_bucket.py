@@ -10,8 +10,8 @@ import pytest
 
 from tests.fixtures.worker_harness import fast_settings
 from tests.fixtures.worker_process import cli_env, run_cli
-from worker.aws import client as aws_client
-from worker.resources import LOG_NOTIFICATION_ID
+from worker.platform.aws import client as aws_client
+from worker.platform.resources import LOG_NOTIFICATION_ID
 
 
 def test_a_missing_log_bucket_is_named_and_nothing_is_changed(

@@ -17,9 +17,9 @@ from worker.agents import Agents
 from worker.agents.inprocess import InProcessTransport
 from worker.incidents.joiner import IncidentJoiner
 from worker.incidents.memory import MemoryIncidentRepo
-from worker.metrics import Metrics
 from worker.pipeline.outcome import Outcome
 from worker.pipeline.processor import EventProcessor
+from worker.platform.metrics import Metrics
 from worker.store.memory import MemoryStore
 
 LEASE_S = 1

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-import worker.aws
+import worker.platform.aws
 from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
 from tests.fixtures.fakes import FakeClock
 from tests.fixtures.moto_server import free_port
@@ -43,7 +43,7 @@ def dynamodb(moto_endpoint: str) -> Iterator[Any]:
     """One client for the module: building one loads botocore's models (~0.2 s)."""
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-        yield worker.aws.client("dynamodb")
+        yield worker.platform.aws.client("dynamodb")
 
 
 @pytest.fixture
@@ -151,7 +151,7 @@ def test_missing_table_is_a_clear_configuration_error(aws_endpoint: str, unique:
 def test_unreachable_endpoint_is_retryable(monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN an endpoint nobody listens on
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
-    client = worker.aws.client("dynamodb", connect_timeout=0.5, max_attempts=1)
+    client = worker.platform.aws.client("dynamodb", connect_timeout=0.5, max_attempts=1)
     # WHEN the store calls it
     with pytest.raises(RetryableError) as raised:
         EventStore("t", client=client).get("evt#1")

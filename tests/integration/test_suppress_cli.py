@@ -19,8 +19,8 @@ from tests.fixtures.worker_process import cli_env
 from worker.cli.app import main
 from worker.incidents.factory import dynamo_repo
 from worker.incidents.joiner import IncidentJoiner
-from worker.metrics import Metrics
 from worker.pipeline.processor import EventProcessor
+from worker.platform.metrics import Metrics
 from worker.suppressions.cache import SuppressionCache
 from worker.suppressions.dynamodb import DynamoSuppressionRepo
 

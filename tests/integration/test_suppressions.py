@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-import worker.aws
+import worker.platform.aws
 from testkit.events import waf_record
 from tests.fixtures.fakes import FakeAgents, FakeClock, FakeNotifier
 from worker.errors import RetryableError
 from worker.incidents.joiner import IncidentJoiner
 from worker.incidents.memory import MemoryIncidentRepo
-from worker.metrics import Metrics
 from worker.pipeline.processor import EventProcessor
+from worker.platform.metrics import Metrics
 from worker.store.dynamodb import EventStore
 from worker.suppressions import Scope, Suppression
 from worker.suppressions.cache import SuppressionCache
@@ -46,7 +46,7 @@ def clock() -> FakeClock:
 def dynamodb(moto_endpoint: str) -> Iterator[Any]:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-        yield worker.aws.client("dynamodb")
+        yield worker.platform.aws.client("dynamodb")
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from structlog.testing import capture_logs
 from testkit.events import simplified
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from worker.daemon import build_worker, run_worker
-from worker.metrics import Metrics
 from worker.pipeline.outcome import Outcome
+from worker.platform.metrics import Metrics
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")
 

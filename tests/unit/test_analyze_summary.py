@@ -9,7 +9,7 @@ from typing import Any
 from secops_core.contract import Analysis, FloorReason, ModelOpinion, SeverityFloorInfo
 from testkit.events import waf_record
 from worker.agents.inprocess import InProcessTransport
-from worker.analyze import analyze_stream, summarize
+from worker.ops.analyze import analyze_stream, summarize
 from worker.settings import Settings
 
 FLOOR = SeverityFloorInfo(

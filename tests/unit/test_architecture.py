@@ -35,27 +35,24 @@ VENDOR_SDKS = frozenset({"boto3", "botocore"})
 # importing the ports loads none of them (a name covers its submodules).
 ADAPTERS = (
     "worker.agents",
-    "worker.aws",
     "worker.consumers.s3_objects",
     "worker.consumers.sqs",
-    "worker.demo",
-    "worker.demo_channels",
-    "worker.demo_s3",
     "worker.embedded",
-    "worker.health",
     "worker.incidents.dynamodb",
     "worker.incidents.factory",
     "worker.incidents.memory",
-    "worker.metrics",
-    "worker.notify.channels",
     "worker.notify.chat",
     "worker.notify.eventbridge",
     "worker.notify.fanout",
+    "worker.notify.registry",
     "worker.notify.retry",
     "worker.notify.securityhub",
     "worker.notify.sns",
     "worker.ops",
-    "worker.resources",
+    "worker.platform.aws",
+    "worker.platform.health",
+    "worker.platform.metrics",
+    "worker.platform.resources",
     "worker.response.dynamodb",
     "worker.response.factory",
     "worker.response.memory",
@@ -68,7 +65,7 @@ ADAPTERS = (
 PIPELINE = "worker.pipeline"
 DAEMON = "worker.daemon"
 # Above the composition root: they build a worker and run it.
-DAEMON_USERS = ("worker.cli", "worker.demo", "worker.demo_operator", "bench", "chaos")
+DAEMON_USERS = ("worker.cli", "worker.embedded", "bench", "chaos")
 
 
 def _within(module: str, prefixes: tuple[str, ...] | frozenset[str]) -> bool:

@@ -12,8 +12,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.fixtures.worker_harness import fast_settings
-from worker import aws
 from worker.daemon import Clients
+from worker.platform import aws
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ import pytest
 from tests.fixtures.memory_source import MemorySource, failing_receives
 from worker.consumers.circuit import CircuitBreaker
 from worker.consumers.dispatcher import Dispatcher, _InFlight
-from worker.health import HealthBeacon, check_health
-from worker.metrics import Metrics
 from worker.pipeline.outcome import DelayPolicy, Outcome
+from worker.platform.health import HealthBeacon, check_health
+from worker.platform.metrics import Metrics
 
 WAIT = 5.0
 

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from testkit.events import simplified, waf_record
 from worker.cli.dlq import human_age
-from worker.message_keys import event_key_of_body
 from worker.ops.dlq import (
     NOT_RECORDED,
     DlqEntry,
@@ -20,6 +19,7 @@ from worker.ops.dlq import (
     TokenBucket,
 )
 from worker.ops.dlq.native import _unsupported
+from worker.ops.message_keys import event_key_of_body
 from worker.pipeline import processor
 from worker.store import rejection_key
 

@@ -17,11 +17,11 @@ from worker.errors import ConfigurationError, RetryableError
 from worker.incidents import OPENED, Contribution, IncidentRecord, Milestone
 from worker.incidents.joiner import IncidentJoiner
 from worker.incidents.memory import MemoryIncidentRepo
-from worker.metrics import Metrics
 from worker.notify.channel import ChannelName, ChannelResult, ChannelsRejected, ChannelsUnavailable
 from worker.notify.fanout import UNEXPECTED_REASON, FanoutNotifier
 from worker.notify.sns import Notifier
 from worker.pipeline.processor import EventProcessor
+from worker.platform.metrics import Metrics
 from worker.settings import CHANNEL_CHOICES, Settings
 from worker.store.memory import MemoryStore
 
@@ -273,8 +273,8 @@ class _Clients:
 
 
 def test_every_channel_is_built_by_its_name_in_the_configured_order() -> None:
-    from worker.notify.channels import build_channels
-    from worker.resources import Resources
+    from worker.notify.registry import build_channels
+    from worker.platform.resources import Resources
 
     # GIVEN every channel enabled, in an order of the operator's choosing
     settings = Settings(aws_region="us-east-1", channels="eventbridge, chat,securityhub,sns,chat")
@@ -295,8 +295,8 @@ def test_an_unknown_channel_or_none_is_refused_at_start_up() -> None:
 
 
 def test_chat_without_a_topic_is_a_configuration_error() -> None:
-    from worker.notify.channels import build_channels
-    from worker.resources import Resources
+    from worker.notify.registry import build_channels
+    from worker.platform.resources import Resources
 
     settings = Settings(aws_region="us-east-1", channels="sns,chat")
     resources = Resources("url", None, "arn:critical", "arn:monitoring", "t")

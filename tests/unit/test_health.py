@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from worker.health import HealthBeacon, check_health, process_namespace
+from worker.platform.health import HealthBeacon, check_health, process_namespace
 
 
 def _dead_pid() -> int:

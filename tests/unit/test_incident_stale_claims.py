@@ -18,10 +18,10 @@ from worker.errors import RetryableError
 from worker.incidents import Contribution, IncidentRecord, Milestone
 from worker.incidents.joiner import IncidentJoiner
 from worker.incidents.memory import MemoryIncidentRepo
-from worker.metrics import Metrics
 from worker.pipeline import incident_step
 from worker.pipeline.incident_step import IncidentStep
 from worker.pipeline.processor import EventProcessor, parse_message
+from worker.platform.metrics import Metrics
 from worker.store.memory import MemoryStore
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC).timestamp()

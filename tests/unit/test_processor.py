@@ -21,11 +21,11 @@ from tests.fixtures.fakes import FakeAgents, FakeClock, FakeNotifier
 from worker.errors import ConfigurationError, PermanentError, RetryableError, RuntimeUnavailable
 from worker.incidents.joiner import IncidentJoiner
 from worker.incidents.memory import MemoryIncidentRepo
-from worker.metrics import Metrics
 from worker.pipeline import processor as processor_module
 from worker.pipeline.outcome import DelayPolicy, Outcome, redelivery_delay
 from worker.pipeline.processor import EventProcessor
 from worker.pipeline.reuse import AnalysisReuse, SkipPolicy
+from worker.platform.metrics import Metrics
 from worker.store.memory import MemoryStore
 from worker.store.records import EventRecord
 

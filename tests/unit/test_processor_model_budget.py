@@ -15,8 +15,8 @@ from tests.fixtures.fakes import FakeAgents, FakeClock, FakeNotifier
 from worker.errors import RetryableError, RuntimeUnavailable
 from worker.incidents.joiner import IncidentJoiner
 from worker.incidents.memory import MemoryIncidentRepo
-from worker.metrics import Metrics
 from worker.pipeline.processor import EventProcessor
+from worker.platform.metrics import Metrics
 from worker.store.memory import MemoryStore
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC).timestamp()

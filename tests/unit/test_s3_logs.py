@@ -17,7 +17,7 @@ from secops_core.ingest.s3_logs import (
     keep_record,
     open_log_stream,
 )
-from worker.log_samples import gzip_members, gzip_ndjson, ndjson, waf_log_records
+from worker.ops.log_samples import gzip_members, gzip_ndjson, ndjson, waf_log_records
 
 START = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 

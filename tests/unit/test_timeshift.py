@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from worker import timeshift
+from worker.ops import timeshift
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 

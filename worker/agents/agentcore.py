@@ -9,7 +9,6 @@ import structlog
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker import aws
 from worker.agents.transport import (
     MIN_SESSION_ID_CHARS,
     classify_exception,
@@ -17,6 +16,7 @@ from worker.agents.transport import (
     response_body,
     session_id_for,
 )
+from worker.platform import aws
 
 log = structlog.get_logger("worker.agents")
 

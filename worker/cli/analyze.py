@@ -15,7 +15,7 @@ def register(sub: Subparsers) -> None:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from worker.inputs import open_input
+    from worker.ops.inputs import open_input
 
     settings = one_shot_settings()
     # Each input's failure is its own error object on stdout; a warning would repeat it.
@@ -23,7 +23,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     # A missing file is found before the runtime and its provider SDK are imported.
     with open_input(args.file) as stream:
         from worker.agents.inprocess import InProcessTransport
-        from worker.analyze import analyze_stream
+        from worker.ops.analyze import analyze_stream
 
         failures = analyze_stream(InProcessTransport.from_settings(settings), stream, sys.stdout)
     return EXIT_OK if failures == 0 else EXIT_FAILED

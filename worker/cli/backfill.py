@@ -53,7 +53,7 @@ def _moment(text: str) -> datetime:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     from secops_core.ingest.s3_layout import parse_s3_uri
-    from worker import clock
+    from worker.platform import clock
 
     try:
         bucket, prefix = parse_s3_uri(args.uri)
@@ -143,7 +143,7 @@ def backfill(settings: Any, clients: Any, bucket: str, objects: list[dict[str, A
     from worker.consumers.s3_objects import LogObjectHandler, ObjectUnreadable, read_limits
     from worker.daemon import owner_id
     from worker.errors import AlreadyInProgress, RetryableError
-    from worker.resources import resolve_queues
+    from worker.platform.resources import resolve_queues
     from worker.store.dynamodb import EventStore
 
     queue_url, _ = resolve_queues(settings, sqs=clients.sqs)

@@ -87,7 +87,7 @@ def register(sub: Subparsers) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from worker import clock
+    from worker.platform import clock
 
     blocker = blocker_from_settings(command_settings())
     in_force = blocker.repo.blocks_in_force()
@@ -172,7 +172,7 @@ def blocker_from_settings(settings: Settings, *, dry_run: bool = False) -> Block
     """The blocker a person's command uses: never the policy's dry run, announced on the channels."""
     from worker.daemon import Clients
     from worker.notify.blocks import build_block_announcer
-    from worker.resources import resolve_resources
+    from worker.platform.resources import resolve_resources
     from worker.response.factory import build_blocker
 
     clients = Clients.from_settings(settings)

@@ -132,7 +132,7 @@ def command_settings() -> Settings:
 
 
 def dynamodb_client(settings: Settings) -> Any:
-    from worker import aws
+    from worker.platform import aws
 
     return aws.client(
         "dynamodb", session=aws.aws_session(settings.aws_region), localstack=settings.localstack

@@ -37,6 +37,6 @@ def port_number(text: str) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from worker.demo import run_demo
+    from worker.embedded.demo import run_demo
 
     return run_demo(events_file=args.events, as_json=args.json, serve=args.serve, port=args.port)

@@ -79,7 +79,7 @@ def register(sub: Subparsers) -> None:
 def cmd_dlq(args: argparse.Namespace) -> int:
     """Run ``secops dlq <inspect|replay>``; returns the process exit code."""
     from worker.daemon import Clients
-    from worker.resources import resolve_queues
+    from worker.platform.resources import resolve_queues
     from worker.store.dynamodb import EventStore
 
     settings = one_shot_settings()

@@ -25,8 +25,8 @@ from botocore.exceptions import (
 
 from worker.cli.common import EXIT_FAILED, EXIT_USAGE, CliError
 from worker.errors import WorkerError
-from worker.inputs import InputError
-from worker.resources import ResourceError
+from worker.ops.inputs import InputError
+from worker.platform.resources import ResourceError
 
 # Optional extras by the top-level module they provide; `pip install` names the extra.
 _EXTRAS = {

@@ -39,10 +39,10 @@ def prepare(
 ) -> Callable[[Settings, IncidentRecord, str], dict[str, Any]]:
     """Propose and check the suppression now (a refusal raises before anything changes);
     the returned step creates it once the incident is resolved."""
-    from worker import clock
     from worker.cli.common import dynamodb_client
     from worker.cli.suppress import create, created_lines, read_history, refusal, repo_of
     from worker.incidents.factory import dynamo_repo
+    from worker.platform import clock
     from worker.suppressions.model import ScopeError
     from worker.suppressions.preview import dimensions, narrowest_scope, preview
 

@@ -14,7 +14,7 @@ def register(sub: Subparsers) -> None:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    from worker.health import check_health
+    from worker.platform.health import check_health
 
     current = settings()
     status = check_health(

@@ -104,7 +104,7 @@ def register(sub: Subparsers) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from worker import clock
+    from worker.platform import clock
 
     settings = _settings()
     since = clock.now() - timedelta(seconds=args.since)
@@ -329,8 +329,8 @@ def _announce_resolution(
 def _notifier(settings: Settings) -> FanoutNotifier:
     """The worker's notifier: the same channels, on the same topics, as the worker's."""
     from worker.daemon import Clients
-    from worker.notify.channels import build_notifier
-    from worker.resources import resolve_resources
+    from worker.notify.registry import build_notifier
+    from worker.platform.resources import resolve_resources
 
     clients = Clients.from_settings(settings)
     resources = resolve_resources(settings, sqs=clients.sqs, sns=clients.sns)

@@ -46,8 +46,8 @@ def register(sub: Subparsers) -> None:
 
 
 def cmd_put_log(args: argparse.Namespace) -> int:
-    from worker import clock
-    from worker.log_samples import gzip_ndjson, log_key, waf_log_records
+    from worker.ops.log_samples import gzip_ndjson, log_key, waf_log_records
+    from worker.platform import clock
 
     if not 1 <= args.records <= 1_000_000:
         raise CliError("--records must be between 1 and 1000000", 2)

@@ -20,7 +20,7 @@ def register(sub: Subparsers) -> None:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from secops_core.waf.operator import load_operator_catalog
-    from worker.inputs import open_input
+    from worker.ops.inputs import open_input
     from worker.ops.rules_explain import run_rules_explain
 
     # Building the settings validates SECOPS_RULES_CATALOG as the daemon would.

@@ -24,9 +24,9 @@ def register(sub: Subparsers) -> None:
 
 def cmd_send(args: argparse.Namespace) -> int:
     from worker.daemon import Clients
-    from worker.inputs import open_input
-    from worker.resources import resolve_resources
-    from worker.sending import send_records
+    from worker.ops.inputs import open_input
+    from worker.ops.sending import send_records
+    from worker.platform.resources import resolve_resources
 
     settings = one_shot_settings()
     configure_logs(settings, one_shot_level="WARNING")

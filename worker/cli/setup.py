@@ -44,7 +44,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
     if args.create_bucket and not args.log_bucket:
         raise CliError("--create-bucket needs --log-bucket NAME", 2)
-    from worker.resources import setup_resources
+    from worker.platform.resources import setup_resources
     from worker.store.dynamodb import EventStore
 
     settings = one_shot_settings()
@@ -53,7 +53,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
     store = EventStore(settings.table_name, client=clients.dynamodb, ttl_days=settings.event_ttl_days)
     events = None
     if "eventbridge" in settings.enabled_channels:
-        from worker import aws
+        from worker.platform import aws
 
         events = aws.client("events", region=settings.aws_region, localstack=settings.localstack)
     resources, report = setup_resources(

@@ -47,7 +47,7 @@ def register(sub: Subparsers) -> None:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from worker import aws, clock
+    from worker.platform import aws, clock
     from worker.store.dynamodb import EventStore
 
     settings = one_shot_settings()

@@ -111,7 +111,7 @@ def add_decision_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from worker import clock
+    from worker.platform import clock
 
     settings, repo = repo_of()
     now = clock.now()
@@ -176,7 +176,7 @@ def create(
 
     ``history`` is the stored events already read (the caller's), else they are read here.
     """
-    from worker import clock
+    from worker.platform import clock
     from worker.suppressions.model import ScopeError, Suppression
     from worker.suppressions.preview import preview
 
@@ -216,7 +216,7 @@ def refusal(scope: Scope, seen: Preview) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from worker import clock
+    from worker.platform import clock
 
     _, repo = repo_of()
     found = repo.get(_id(args.id))
@@ -232,7 +232,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_end(args: argparse.Namespace) -> int:
-    from worker import clock
+    from worker.platform import clock
     from worker.suppressions.repo import SuppressionConflict
 
     _, repo = repo_of()

@@ -53,8 +53,8 @@ def register(sub: Subparsers) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from worker import clock
     from worker.daemon import Clients
+    from worker.platform import clock
     from worker.store.dynamodb import EventStore
     from worker.suppressions.dynamodb import DynamoSuppressionRepo
     from worker.tuning.aggregates import WindowRuleCounts

@@ -13,8 +13,8 @@ from typing import Literal
 
 import structlog
 
-from worker import clock
-from worker.metrics import Metrics
+from worker.platform import clock
+from worker.platform.metrics import Metrics
 
 log = structlog.get_logger("worker.consumer")
 

@@ -24,9 +24,9 @@ import structlog
 
 from worker.consumers.circuit import CircuitBreaker
 from worker.consumers.source import Delivery, Source, SourceError
-from worker.health import HealthBeacon
-from worker.metrics import Metrics
 from worker.pipeline.outcome import DelayPolicy, Outcome, redelivery_delay
+from worker.platform.health import HealthBeacon
+from worker.platform.metrics import Metrics
 
 log = structlog.get_logger("worker.consumer")
 

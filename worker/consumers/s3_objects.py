@@ -41,11 +41,11 @@ from secops_core.ingest.s3_logs import (
     open_log_stream,
 )
 from secops_core.ingest.s3_notifications import S3Notification, S3ObjectRef
-from worker import clock
 from worker.consumers.source import EVENT_KIND, KIND_ATTRIBUTE
 from worker.errors import AlreadyInProgress, RetryableError
-from worker.metrics import Metrics as EmfMetrics
 from worker.pipeline.outcome import Outcome
+from worker.platform import clock
+from worker.platform.metrics import Metrics as EmfMetrics
 from worker.ports import CheckpointRepo, EventRepo, Metrics, WindowCountRepo
 from worker.settings import SQS_MAX_BATCH, Settings
 from worker.store.aggregates import MAX_COUNTS_PER_SAVE, WindowCounter

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import worker.clock
+import worker.platform.clock
 from worker.errors import WorkerError
 from worker.incidents.grouping import GroupKey
 from worker.incidents.keys import CACHED_GROUPS, INDEX_PK, incident_id, pointer_key
@@ -80,7 +80,7 @@ def _record(item: Item) -> IncidentRecord:
 
 class DynamoIncidentRepo(JoiningRepo):
     """``DynamoIncidentRepo(table_name, client=None, ttl_days=30, quiet_s=3600,
-    growth_factor=10.0, claim_stale_s=300, clock=worker.clock.epoch)``; the table is the store's
+    growth_factor=10.0, claim_stale_s=300, clock=worker.platform.clock.epoch)``; the table is the store's
     (``secops setup`` creates it).
     """
 
@@ -93,7 +93,7 @@ class DynamoIncidentRepo(JoiningRepo):
         ttl_days: int = 30,
         growth_factor: float = DEFAULT_GROWTH_FACTOR,
         claim_stale_s: float = DEFAULT_CLAIM_STALE_S,
-        clock: Callable[[], float] = worker.clock.epoch,
+        clock: Callable[[], float] = worker.platform.clock.epoch,
     ) -> None:
         super().__init__(
             quiet_s=quiet_s, growth_factor=growth_factor, claim_stale_s=claim_stale_s, clock=clock

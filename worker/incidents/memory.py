@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-import worker.clock
+import worker.platform.clock
 from worker.incidents.grouping import GroupKey
 from worker.incidents.keys import incident_id
 from worker.incidents.milestones import DEFAULT_GROWTH_FACTOR
@@ -34,7 +34,7 @@ def _without(record: IncidentRecord, milestone: str) -> dict[str, float]:
 
 class MemoryIncidentRepo(JoiningRepo):
     """``MemoryIncidentRepo(quiet_s=3600, growth_factor=10.0, claim_stale_s=300,
-    clock=worker.clock.epoch)``.
+    clock=worker.platform.clock.epoch)``.
     """
 
     def __init__(
@@ -43,7 +43,7 @@ class MemoryIncidentRepo(JoiningRepo):
         quiet_s: float,
         growth_factor: float = DEFAULT_GROWTH_FACTOR,
         claim_stale_s: float = DEFAULT_CLAIM_STALE_S,
-        clock: Callable[[], float] = worker.clock.epoch,
+        clock: Callable[[], float] = worker.platform.clock.epoch,
     ) -> None:
         super().__init__(
             quiet_s=quiet_s, growth_factor=growth_factor, claim_stale_s=claim_stale_s, clock=clock

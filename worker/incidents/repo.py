@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-import worker.clock
+import worker.platform.clock
 from worker.errors import RetryableError
 from worker.incidents.grouping import GroupKey
 from worker.incidents.keys import JOIN_ATTEMPTS, JOIN_BACKOFF_BASE_S, JOIN_BACKOFF_MAX_S, incident_id
@@ -48,7 +48,7 @@ class JoiningRepo(ABC):
         quiet_s: float,
         growth_factor: float = DEFAULT_GROWTH_FACTOR,
         claim_stale_s: float = DEFAULT_CLAIM_STALE_S,
-        clock: Callable[[], float] = worker.clock.epoch,
+        clock: Callable[[], float] = worker.platform.clock.epoch,
     ) -> None:
         if quiet_s <= 0:
             raise ValueError("the quiet period must be positive")

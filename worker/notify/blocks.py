@@ -33,8 +33,8 @@ from worker.notify.sanitize import (
     sanitize_subject,
 )
 from worker.notify.sns import SnsPublisher
+from worker.platform.resources import Resources
 from worker.ports import Metrics
-from worker.resources import Resources
 from worker.response.records import BlockRecord, iso
 from worker.settings import Settings
 

@@ -33,13 +33,13 @@ from tenacity.wait import wait_base
 
 from secops_core.contract import Analysis, WafEvent
 from secops_core.text import TRUNCATION_SUFFIX
-from worker import clock
-from worker.aws import client as aws_client
 from worker.incidents.milestones import Milestone, MilestoneKind
 from worker.incidents.records import IncidentRecord
 from worker.notify import retry
 from worker.notify.channel import ChannelName
 from worker.notify.sanitize import clean
+from worker.platform import clock
+from worker.platform.aws import client as aws_client
 from worker.settings import Settings
 
 log = structlog.get_logger("worker.notify.eventbridge")

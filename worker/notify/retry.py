@@ -2,7 +2,7 @@
 another attempt in this process, and how a call that failed for good is reported
 (:func:`call`); the loop itself is the worker's one retry policy (:mod:`worker.retry`).
 
-A channel's client makes a single attempt per call (see :func:`worker.aws.client`), so
+A channel's client makes a single attempt per call (see :func:`worker.platform.aws.client`), so
 every retry happens here, is logged, and counts against the channel's attempt budget
 (``SECOPS_NOTIFY_MAX_ATTEMPTS``) instead of multiplying with botocore's own.
 """

@@ -27,7 +27,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tenacity.wait import wait_base
 
 from secops_core.contract import Analysis, WafEvent
-from worker import aws, clock
 from worker.errors import ConfigurationError, RetryableError
 from worker.incidents.milestones import RESOLVED, Milestone
 from worker.incidents.records import IncidentRecord
@@ -42,6 +41,7 @@ from worker.notify.channel import ChannelName
 from worker.notify.retry import Failures, Rejected, default_wait, error_code, error_message, is_transient
 from worker.notify.retry import call as call_with_retries
 from worker.notify.sanitize import clean
+from worker.platform import aws, clock
 from worker.settings import Settings
 
 log = structlog.get_logger("worker.securityhub")

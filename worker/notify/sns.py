@@ -19,7 +19,6 @@ import structlog
 from tenacity.wait import wait_base
 
 from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
-from worker.aws import client as aws_client
 from worker.incidents import IncidentRecord, Milestone
 from worker.notify import retry
 from worker.notify.channel import ChannelName
@@ -30,6 +29,7 @@ from worker.notify.render import (
     pattern_notification,
 )
 from worker.notify.sanitize import sanitize_attributes, sanitize_subject
+from worker.platform.aws import client as aws_client
 
 log = structlog.get_logger("worker.notifier")
 

@@ -8,7 +8,7 @@ from typing import IO, Any
 from secops_core.errors import ContractError
 from secops_core.waf.explain import explain_record, render_explanation
 from secops_core.waf.operator import OperatorCatalog
-from worker.inputs import InputError
+from worker.ops.inputs import InputError
 
 EXIT_OK = 0
 EXIT_FAILED = 1

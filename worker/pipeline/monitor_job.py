@@ -28,9 +28,9 @@ from tenacity import RetryCallState
 
 from secops_core.contract import Pattern, TriageDecision, WafEvent
 from secops_core.patterns import normalize_uri
-from worker import clock
 from worker.errors import RetryableError, StoreError, WorkerError
 from worker.pipeline.incident_step import IncidentStep
+from worker.platform import clock
 from worker.ports import (
     NULL_METRICS,
     IncidentJoin,

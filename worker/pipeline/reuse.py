@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import structlog
 
-import worker.clock
+import worker.platform.clock
 from secops_core.contract import Analysis, SeverityFloorInfo, WafEvent
 from secops_core.patterns import normalize_uri
 from secops_core.rules_analysis import rules_analysis
@@ -229,7 +229,7 @@ class AnalysisReuse:
         repo: SignatureRepo,
         *,
         window_s: float,
-        clock: Callable[[], float] = worker.clock.epoch,
+        clock: Callable[[], float] = worker.platform.clock.epoch,
         max_cached: int = MAX_CACHED_SIGNATURES,
         lead_wait_s: float = DEFAULT_LEAD_WAIT_S,
     ) -> None:

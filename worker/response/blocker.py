@@ -28,8 +28,8 @@ from typing import Any, Protocol, TypeVar
 import structlog
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from worker import clock
 from worker.errors import ConfigurationError, PermanentError, RetryableError, WorkerError
+from worker.platform import clock
 from worker.ports import BlockRepo, IpSetWriter
 from worker.response.addresses import (
     AddressRefused,

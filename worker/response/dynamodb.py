@@ -66,7 +66,7 @@ def _record(item: Item) -> BlockRecord:
 
 
 class DynamoBlockRepo(DynamoTable):
-    """``DynamoBlockRepo(table_name, client=None, ttl_days=30, clock=worker.clock.epoch)``;
+    """``DynamoBlockRepo(table_name, client=None, ttl_days=30, clock=worker.platform.clock.epoch)``;
     the table is the store's (``secops setup`` creates it)."""
 
     # ---- writes ---------------------------------------------------------------------------

@@ -18,9 +18,9 @@ from datetime import datetime
 
 import structlog
 
-from worker import clock
 from worker.errors import WorkerError
 from worker.pipeline.monitor_job import slot_start
+from worker.platform import clock
 from worker.ports import Metrics, SlotLock
 from worker.response.blocker import Blocker, retrying_store
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from worker import aws
+from worker.platform import aws
 from worker.ports import Metrics
 from worker.response import config
 from worker.response.blocker import Blocker, BlockListener

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-import worker.clock
+import worker.platform.clock
 from worker.errors import ConfigurationError
 from worker.response.ipset import IpSetEditor, LockLost
 from worker.response.keys import hour_key
@@ -66,7 +66,7 @@ class MemoryIpSets(IpSetEditor):
 class MemoryBlockRepo:
     """The BlockRepo port in memory, with the DynamoDB repository's semantics."""
 
-    def __init__(self, *, clock: Callable[[], float] = worker.clock.epoch) -> None:
+    def __init__(self, *, clock: Callable[[], float] = worker.platform.clock.epoch) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._blocks: dict[str, BlockRecord] = {}

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-import worker.clock
+import worker.platform.clock
 from worker.errors import AlreadyInProgress, RetryableError
 from worker.store.checkpoints import ObjectCheckpoint, checkpoint_key
 from worker.store.keys import MONITORING_PK, iso_from_epoch
@@ -26,7 +26,9 @@ from worker.store.writes import Change, Condition, ConditionLost, Item
 class MemoryStore(StoreSteps):
     """Events, patterns and slot locks in a dict; thread-safe, so races can be tested."""
 
-    def __init__(self, *, ttl_days: int = 30, clock: Callable[[], float] = worker.clock.epoch) -> None:
+    def __init__(
+        self, *, ttl_days: int = 30, clock: Callable[[], float] = worker.platform.clock.epoch
+    ) -> None:
         self.ttl_days = ttl_days
         self._clock = clock
         self._items: dict[str, Item] = {}
@@ -80,7 +82,7 @@ if TYPE_CHECKING:
 class MemoryCheckpoints:
     """The CheckpointRepo port in a dict, with the DynamoDB backend's conditions."""
 
-    def __init__(self, *, clock: Callable[[], float] = worker.clock.epoch) -> None:
+    def __init__(self, *, clock: Callable[[], float] = worker.platform.clock.epoch) -> None:
         self._clock = clock
         self._items: dict[str, ObjectCheckpoint] = {}
         self._lock = threading.Lock()

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-import worker.clock
+import worker.platform.clock
 from worker.store.aggregates import MAX_COUNTS_PER_SAVE, WindowCount, WindowShard, hours_between, merge_counts
 from worker.store.checkpoints import ObjectCheckpoint
 from worker.store.memory import MemoryCheckpoints
@@ -20,7 +20,7 @@ from worker.store.memory import MemoryCheckpoints
 class MemoryWindowCounts(MemoryCheckpoints):
     """Checkpoints and per-window aggregates in dicts, for tests and the embedded demo."""
 
-    def __init__(self, *, clock: Callable[[], float] = worker.clock.epoch) -> None:
+    def __init__(self, *, clock: Callable[[], float] = worker.platform.clock.epoch) -> None:
         super().__init__(clock=clock)
         self._shards: dict[str, WindowShard] = {}
         self._counts_lock = threading.Lock()

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-import worker.clock
+import worker.platform.clock
 from secops_core.contract import WafEvent
 from secops_core.waf.floor import explain_floor
 from worker.ports import SuppressionRepo
@@ -30,7 +30,7 @@ _RETRY_AFTER_FAILURE_S = 5.0
 
 
 class SuppressionCache:
-    """``SuppressionCache(repo, refresh_s=30, clock=worker.clock.epoch)``: thread-safe;
+    """``SuppressionCache(repo, refresh_s=30, clock=worker.platform.clock.epoch)``: thread-safe;
     the caller that finds the list stale reads it again, the others go on with the old.
     """
 
@@ -39,7 +39,7 @@ class SuppressionCache:
         repo: SuppressionRepo,
         *,
         refresh_s: float = 30.0,
-        clock: Callable[[], float] = worker.clock.epoch,
+        clock: Callable[[], float] = worker.platform.clock.epoch,
     ) -> None:
         if not 0 < refresh_s <= MAX_REFRESH_S:
             raise ValueError(f"refresh_s must be in (0, {MAX_REFRESH_S}], got {refresh_s}")

@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-import worker.clock
+import worker.platform.clock
 from worker.errors import RetryableError
 from worker.store.dynamodb.table import (
     ConditionFailed,
@@ -62,10 +62,10 @@ def _record_json(suppression: Suppression) -> str:
 
 
 class DynamoSuppressionRepo:
-    """``DynamoSuppressionRepo(table_name, client=None, clock=worker.clock.epoch)``."""
+    """``DynamoSuppressionRepo(table_name, client=None, clock=worker.platform.clock.epoch)``."""
 
     def __init__(
-        self, table_name: str, *, client: Any = None, clock: Callable[[], float] = worker.clock.epoch
+        self, table_name: str, *, client: Any = None, clock: Callable[[], float] = worker.platform.clock.epoch
     ) -> None:
         self.table = DynamoTable(table_name, client=client, clock=clock)
 

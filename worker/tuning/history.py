@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-import worker.clock
+import worker.platform.clock
 from worker.store.dynamodb.table import DynamoTable, from_item
 from worker.store.keys import monitoring_range
 from worker.store.records import EventRecord
@@ -24,7 +24,7 @@ class DynamoEventHistory:
     """``DynamoEventHistory(table_name, client=None)``."""
 
     def __init__(
-        self, table_name: str, *, client: Any = None, clock: Callable[[], float] = worker.clock.epoch
+        self, table_name: str, *, client: Any = None, clock: Callable[[], float] = worker.platform.clock.epoch
     ) -> None:
         self.table = DynamoTable(table_name, client=client, clock=clock)
 

@@ -16,8 +16,8 @@ from tests.fixtures.incident_records import contribution
 from tests.fixtures.waf import stored_addresses
 from tests.fixtures.worker_harness import Env, fast_settings, make_env
 from tests.fixtures.worker_process import cli_env, run_cli
-from worker import aws
 from worker.incidents.dynamodb import DynamoIncidentRepo
+from worker.platform import aws
 from worker.response.records import IpSetRef
 
 # Each test runs a dozen `secops` subprocesses (a few seconds each on a loaded machine).

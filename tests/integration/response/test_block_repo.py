@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import worker.aws
+import worker.platform.aws
 from tests.fixtures.fakes import FakeClock
 from worker.ports import BlockRepo
 from worker.response.dynamodb import DynamoBlockRepo
@@ -29,7 +29,7 @@ WIDE = BlockCaps(per_hour=100, total=100)
 def dynamodb(moto_endpoint: str) -> Iterator[Any]:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-        yield worker.aws.client("dynamodb")
+        yield worker.platform.aws.client("dynamodb")
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from tenacity import wait_none
 
-import worker.aws
+import worker.platform.aws
 from tests.fixtures.fakes import FakeClock as BaseClock
 from tests.fixtures.waf import create_ip_set, lock_storm, stored_addresses
 from worker.response.addresses import Allowlist
@@ -46,7 +46,10 @@ class FakeClock(BaseClock):
 def aws(moto_endpoint: str) -> Iterator[dict[str, Any]]:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-        yield {"dynamodb": worker.aws.client("dynamodb"), "wafv2": worker.aws.client("wafv2")}
+        yield {
+            "dynamodb": worker.platform.aws.client("dynamodb"),
+            "wafv2": worker.platform.aws.client("wafv2"),
+        }
 
 
 @dataclass
@@ -63,8 +66,8 @@ class Env:
     ) -> Blocker:
         """A replica: its own clients to the same table and sets."""
         return Blocker(
-            repo=DynamoBlockRepo(self.table, client=worker.aws.client("dynamodb"), clock=self.clock),
-            ip_sets=WafIpSets(client=wafv2 or worker.aws.client("wafv2"), wait=wait_none()),
+            repo=DynamoBlockRepo(self.table, client=worker.platform.aws.client("dynamodb"), clock=self.clock),
+            ip_sets=WafIpSets(client=wafv2 or worker.platform.aws.client("wafv2"), wait=wait_none()),
             sets={"IPV4": self.v4, "IPV6": self.v6},
             allowlist=allowlist or Allowlist.build(release=["documentation"]),
             caps=caps,
@@ -120,7 +123,7 @@ def test_a_block_survives_a_storm_of_lost_lock_tokens(env: Env) -> None:
         Addresses=["198.51.100.7/32"],
         LockToken=env.wafv2.get_ip_set(Name=env.v4.name, Scope="REGIONAL", Id=env.v4.id)["LockToken"],
     )
-    client = worker.aws.client("wafv2")
+    client = worker.platform.aws.client("wafv2")
     blocker = env.replica(wafv2=client)
     with lock_storm(client, 10) as storm:
         # WHEN it blocks an address

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from tenacity import wait_none
 
-import worker.aws
+import worker.platform.aws
 from tests.fixtures.waf import create_ip_set, lock_storm, stored_addresses
 from worker.errors import ConfigurationError, PermanentError, RetryableError
 from worker.response.ipset import IpSetEditor
@@ -25,7 +25,7 @@ from worker.response.wafv2 import WafIpSets
 def wafv2(moto_endpoint: str) -> Iterator[Any]:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-        yield worker.aws.client("wafv2")
+        yield worker.platform.aws.client("wafv2")
 
 
 class Backend:
@@ -69,7 +69,7 @@ def backend(request: pytest.FixtureRequest, unique: str) -> Backend:
         )
     client = request.getfixturevalue("wafv2")
     return Backend(
-        writer=lambda **kw: WafIpSets(client=worker.aws.client("wafv2"), wait=wait_none(), **kw),
+        writer=lambda **kw: WafIpSets(client=worker.platform.aws.client("wafv2"), wait=wait_none(), **kw),
         make=lambda name, version: create_ip_set(client, f"{name}-{unique}", version=version),  # type: ignore[arg-type]
         stored=lambda ip_set: stored_addresses(client, ip_set),
         storm=lambda writer, failures: lock_storm(writer.client(_ANY), failures),  # type: ignore[attr-defined]

@@ -16,9 +16,9 @@ from testkit.events import simplified
 from tests.fixtures.fakes import FakeAgents, FakeClock, FakeNotifier
 from worker.incidents.joiner import IncidentJoiner
 from worker.incidents.memory import MemoryIncidentRepo
-from worker.metrics import Metrics
 from worker.notify import blocks
 from worker.pipeline.processor import EventProcessor
+from worker.platform.metrics import Metrics
 from worker.response.addresses import Allowlist
 from worker.response.blocker import Blocker
 from worker.response.memory import MemoryBlockRepo, MemoryIpSets

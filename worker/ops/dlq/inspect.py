@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-import worker.clock
+import worker.platform.clock
 from worker.ops.dlq.messages import (
     MAX_STALE_RECEIVES,
     PEEK_VISIBILITY_S,
@@ -77,7 +77,7 @@ class DlqInspector:
         sqs: Any,
         store: EventStore,
         dlq_url: str,
-        now: Callable[[], float] = worker.clock.epoch,
+        now: Callable[[], float] = worker.platform.clock.epoch,
         receive_wait_s: int = RECEIVE_WAIT_S,
         visibility_s: int = PEEK_VISIBILITY_S,
     ) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from worker.message_keys import event_key_of_body
+from worker.ops.message_keys import event_key_of_body
 from worker.settings import SQS_MAX_BATCH
 from worker.store import EventRecord
 from worker.store.dynamodb import EventStore

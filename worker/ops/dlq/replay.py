@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-import worker.clock
+import worker.platform.clock
 from worker.ops.dlq.messages import (
     MAX_STALE_RECEIVES,
     RECEIVE_WAIT_S,
@@ -159,7 +159,7 @@ class DlqReplayer:
         source_url: str,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-        now: Callable[[], float] = worker.clock.epoch,
+        now: Callable[[], float] = worker.platform.clock.epoch,
         receive_wait_s: int = RECEIVE_WAIT_S,
     ) -> None:
         self.sqs = sqs

@@ -19,9 +19,9 @@ class EventStore(DynamoStorage, WindowCountOps):
     """Everything the worker keeps in DynamoDB: the EventRepo, PatternRepo, SlotLock,
     CheckpointRepo, WindowCountRepo and SignatureRepo ports.
 
-    ``EventStore(table_name, client=None, ttl_days=30, clock=worker.clock.epoch)``:
+    ``EventStore(table_name, client=None, ttl_days=30, clock=worker.platform.clock.epoch)``:
     ``client`` is a low-level boto3 DynamoDB client (default: one from
-    :func:`worker.aws.client`); ``clock`` returns epoch seconds and is the seam tests
+    :func:`worker.platform.aws.client`); ``clock`` returns epoch seconds and is the seam tests
     move time through.
     """
 

@@ -20,8 +20,8 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-import worker.aws
-import worker.clock
+import worker.platform.aws
+import worker.platform.clock
 from worker.errors import ConfigurationError, StoreError, StoreUnavailable
 from worker.store.keys import MONITORING_INDEX, iso_from_epoch
 
@@ -208,11 +208,11 @@ class DynamoTable:
         *,
         client: Any = None,
         ttl_days: int = 30,
-        clock: Callable[[], float] = worker.clock.epoch,
+        clock: Callable[[], float] = worker.platform.clock.epoch,
     ) -> None:
         self.table_name = table_name
         self.ttl_days = ttl_days
-        self._client = client if client is not None else worker.aws.client("dynamodb")
+        self._client = client if client is not None else worker.platform.aws.client("dynamodb")
         self._clock = clock
 
     def _now_iso(self, now: float | None = None) -> str:

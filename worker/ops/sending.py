@@ -8,8 +8,9 @@ from typing import IO, Any
 
 import structlog
 
-from worker import clock, timeshift
-from worker.inputs import InputRecord, read_records
+from worker.ops import timeshift
+from worker.ops.inputs import InputRecord, read_records
+from worker.platform import clock
 from worker.settings import SQS_MAX_BATCH, SQS_MAX_MESSAGE_BYTES
 
 log = structlog.get_logger("worker.send")
@@ -21,7 +22,7 @@ def send_records(
     """Send each record as one message body; lines that are not JSON are skipped unless ``raw``.
 
     ``shift_to_now`` moves every timestamp by the same amount so the newest record
-    is now (see :mod:`worker.timeshift`): stale samples land in the monitor's window.
+    is now (see :mod:`worker.ops.timeshift`): stale samples land in the monitor's window.
 
     A batch holds at most ten messages and, like one message, at most 1 MiB in all
     (SQS refuses the whole call otherwise), so big events go out in smaller batches.

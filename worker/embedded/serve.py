@@ -17,8 +17,8 @@ from typing import Any
 
 from rich.console import Console
 
-from worker.demo_s3 import DEMO_BUCKET
-from worker.embedded import embedded_environment
+from worker.embedded.logfile import DEMO_BUCKET
+from worker.embedded.moto import embedded_environment
 
 # Clears every AWS_* and SECOPS_* variable of a POSIX shell (bash, zsh, sh).
 CLEAR = "for v in $(env | grep -oE '^(AWS|SECOPS)_[A-Za-z0-9_]+'); do unset \"$v\"; done"

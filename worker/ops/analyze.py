@@ -9,7 +9,7 @@ from secops_core.contract import error_body
 from secops_core.errors import ErrorCode
 from secops_core.ingest.normalize import is_request
 from worker.agents.transport import Transport
-from worker.inputs import read_records
+from worker.ops.inputs import read_records
 
 
 def summarize(result: dict[str, Any]) -> dict[str, Any]:

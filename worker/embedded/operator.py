@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from worker import clock
+from worker.platform import clock
 
 SEARCH = "/api/search"
 # Customers of the shop (documentation range): the first one's requests open the incident.

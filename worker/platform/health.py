@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worker import clock
+from worker.platform import clock
 
 
 def process_namespace() -> str:

@@ -17,9 +17,9 @@ from rich.table import Table
 
 from secops_core.ingest.log_filter import RelevanceFilter
 from secops_core.ingest.normalize import normalize_event
-from worker import clock
-from worker.log_samples import gzip_ndjson, log_key, waf_log_records
-from worker.resources import connect_log_bucket
+from worker.ops.log_samples import gzip_ndjson, log_key, waf_log_records
+from worker.platform import clock
+from worker.platform.resources import connect_log_bucket
 
 DEMO_BUCKET = "aws-waf-logs-demo"
 DEMO_RECORDS = 300

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from worker import aws, clock
 from worker.notify import blocks
+from worker.platform import aws, clock
 from worker.response.addresses import AddressRefused, block_target
 from worker.response.blocker import Blocker
 from worker.response.expiry import ExpiryJob

@@ -12,8 +12,8 @@ from worker.notify.channel import IncidentChannel
 from worker.notify.chat import ChatChannel
 from worker.notify.fanout import FanoutNotifier
 from worker.notify.sns import Notifier, SnsChannel, SnsPublisher
+from worker.platform.resources import Resources
 from worker.ports import Metrics
-from worker.resources import Resources
 from worker.settings import Settings
 
 

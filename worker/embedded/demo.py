@@ -5,7 +5,7 @@ to it over HTTP, exactly as it would to AWS. The runtime runs in-process with th
 offline ``rules`` provider. The bundled samples hold both event shapes, blocked and
 counted attacks, noise, a repeated IP + URI campaign and a few malformed messages.
 Every incident channel is enabled, and what each received is read back
-(``worker/demo_channels.py``).
+(``worker/embedded/channels.py``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from worker import clock, timeshift
-from worker.demo_operator import first_wave, operator_word
+from worker.embedded.operator import first_wave, operator_word
+from worker.ops import timeshift
+from worker.platform import clock
 
 SAMPLES = "events.jsonl"
 
@@ -34,7 +35,7 @@ def load_sample_lines(events_file: str | None) -> list[str]:
     if events_file:
         text = Path(events_file).read_text(encoding="utf-8")
         return [line for line in text.splitlines() if line.strip()]
-    text = package_files.files("worker.samples").joinpath(SAMPLES).read_text(encoding="utf-8")
+    text = package_files.files("worker.embedded.samples").joinpath(SAMPLES).read_text(encoding="utf-8")
     parsed: list[tuple[str, Any]] = []
     for line in text.splitlines():
         if not line.strip():
@@ -60,7 +61,7 @@ def run_demo(
     log_level = os.environ.get("SECOPS_LOG_LEVEL", "ERROR")
 
     from secops_core.logs import configure_logging
-    from worker.embedded import embedded_aws, sealed
+    from worker.embedded.moto import embedded_aws, sealed
 
     started = time.monotonic()
     with embedded_aws(port) as endpoint, sealed(endpoint):
@@ -71,7 +72,7 @@ def run_demo(
             summary = _run(settings, lines, console, quiet=as_json)
         summary["elapsed_s"] = round(time.monotonic() - started, 2)
         if serve:
-            from worker.demo_serve import exports
+            from worker.embedded.serve import exports
 
             summary["serve"] = exports(endpoint, settings)
         if as_json:
@@ -79,11 +80,11 @@ def run_demo(
             sys.stdout.flush()
         else:
             _print_summary(console, summary)
-            from worker.demo_s3 import print_log_file
+            from worker.embedded.logfile import print_log_file
 
             print_log_file(console, summary["log_file"])
         if serve:
-            from worker.demo_serve import print_exports, wait_for_stop
+            from worker.embedded.serve import print_exports, wait_for_stop
 
             if not as_json:
                 print_exports(console, summary["serve"])
@@ -94,8 +95,8 @@ def run_demo(
 def demo_settings(health_file: str, log_level: str) -> Any:
     """The demo's settings, all of them given: nothing comes from the environment but
     the log level (the environment is sealed while they are read)."""
-    from worker.demo_channels import DEMO_CHANNELS
-    from worker.embedded import EMBEDDED_REGION
+    from worker.embedded.channels import DEMO_CHANNELS
+    from worker.embedded.moto import EMBEDDED_REGION
     from worker.settings import Settings
 
     return Settings(
@@ -122,8 +123,8 @@ def demo_settings(health_file: str, log_level: str) -> Any:
 
 def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> dict[str, Any]:
     from worker.daemon import Clients, build_worker, run_worker
-    from worker.demo_channels import connect_channels, events_client, read_channels
-    from worker.resources import setup_resources
+    from worker.embedded.channels import connect_channels, events_client, read_channels
+    from worker.platform.resources import setup_resources
     from worker.store.dynamodb import EventStore
 
     def step(text: str) -> None:
@@ -137,7 +138,12 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
     resources, _ = setup_resources(settings, sqs=clients.sqs, sns=clients.sns, store=store, events=events)
     step("enabling Security Hub, routing the bus to a queue, tapping the chat topic (to read them back)")
     channel_taps = connect_channels(settings, clients, resources, events)
-    from worker.demo_blocks import blocks_summary, split_block_notices, with_ip_sets, without_finding_notes
+    from worker.embedded.blocks import (
+        blocks_summary,
+        split_block_notices,
+        with_ip_sets,
+        without_finding_notes,
+    )
 
     step("creating the block IP sets in WAFv2 and turning the response policy on")
     settings = with_ip_sets(settings)
@@ -155,7 +161,7 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
         response = clients.sqs.send_message_batch(QueueUrl=resources.queue_url, Entries=entries)
         message_ids += [ok["MessageId"] for ok in response.get("Successful", [])]
 
-    from worker.demo_s3 import log_file_summary, put_demo_log_file
+    from worker.embedded.logfile import log_file_summary, put_demo_log_file
 
     step("writing a gzip WAF log file to S3; its notification reaches the queue")
     log_file = put_demo_log_file(clients, resources.queue_url)
@@ -259,7 +265,7 @@ def _summarize(  # noqa: PLR0917 - one private call site, every argument named t
     incidents: list[Any],
 ) -> dict[str, Any]:
     from worker.cli.incidents import listed
-    from worker.message_keys import event_key_of_body
+    from worker.ops.message_keys import event_key_of_body
 
     by_severity: Counter[str] = Counter()
     by_status: Counter[str] = Counter()
@@ -375,8 +381,8 @@ def _print_summary(console: Console, s: dict[str, Any]) -> None:
         for subject in subjects:
             note.add_row(topic, subject)
     console.print(note)
-    from worker.demo_blocks import print_blocks
-    from worker.demo_channels import print_channels
+    from worker.embedded.blocks import print_blocks
+    from worker.embedded.channels import print_channels
 
     print_blocks(console, s["blocks"])
     print_channels(console, s)
@@ -388,6 +394,6 @@ def _print_summary(console: Console, s: dict[str, Any]) -> None:
             rej.add_row(r["where"], r["event_key"][:30], r["reason"] or "?", r["detail"], str(r["receives"]))
         console.print(rej)
     if "operator" in s:
-        from worker.demo_operator import print_operator
+        from worker.embedded.operator import print_operator
 
         print_operator(console, s["operator"])

@@ -20,9 +20,9 @@ from rich.table import Table
 from rich.text import Text
 
 from secops_core.text import sanitize_text
-from worker import aws
 from worker.notify.eventbridge import SOURCE
-from worker.resources import Resources
+from worker.platform import aws
+from worker.platform.resources import Resources
 from worker.settings import Settings
 
 # Every channel, so the demo shows each one; SNS first, as a deployment names it.
