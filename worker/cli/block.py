@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from rich.table import Table
 from rich.text import Text
 
+from secops_core.text import sanitize_text
 from worker.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -201,7 +202,8 @@ def blocks_table(blocks: Sequence[BlockRecord], *, title: str) -> Table:
             Text(iso(block.removed_at if block.removed_at is not None else block.expires_at)),
             Text(block.incident_id or "-"),
             Text(block.decided_by),
-            Text(block.reason[:60]),
+            # The reason names an attack class, which a model may have written.
+            Text(sanitize_text(block.reason, 60)),
             Text(block.status),
         )
     return table

@@ -152,7 +152,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             state = (
                 block.line if block.in_set else f"{block.target} in ipset {block.ip_set.name}: {block.status}"
             )
-            console.print(Text(f"Block: {state} ({block.reason}); undo: {block.undo_command}"))
+            reason = sanitize_text(block.reason, _CELL_CHARS)
+            console.print(Text(f"Block: {state} ({reason}); undo: {block.undo_command}"))
     return EXIT_OK
 
 

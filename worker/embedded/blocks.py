@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from secops_core.text import sanitize_text
 from worker.notify import blocks
 from worker.platform import aws, clock
 from worker.response.addresses import AddressRefused, block_target
@@ -133,7 +134,7 @@ def print_blocks(console: Console, summary: dict[str, Any]) -> None:
             Text(block["network"]),
             Text(block["incident"] or "-"),
             Text(block["until"]),
-            Text(block["reason"][:50]),
+            Text(sanitize_text(block["reason"], 50)),
             Text(block["undo"]),
         )
     console.print(table)
