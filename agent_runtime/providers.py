@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Self
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from secops_core.contract import MAX_MODEL_BUDGET
-from secops_core.settings import CommonSettings, ProviderName
+from secops_core.settings import DEFAULT_MODEL_ID, MAX_MODEL_TEMPERATURE, CommonSettings, ProviderName
 
 if TYPE_CHECKING:
     from strands.models import Model
 
 
-DEFAULT_BEDROCK_MODEL_ID = "amazon.nova-lite-v1:0"
+DEFAULT_BEDROCK_MODEL_ID = DEFAULT_MODEL_ID
 DEFAULT_CALL_BUDGET = 3
 DEFAULT_REGION = "us-east-1"
 DEFAULT_OLLAMA_BASE_URL = "http://localhost:11434/v1"
@@ -47,7 +47,7 @@ class ProviderConfig(BaseModel):
     # to OPENAI_API_KEY). ollama: ignored by the server.
     api_key: SecretStr | None = None
     # Triage must be repeatable: the same event should get the same assessment.
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    temperature: float = Field(default=0.0, ge=0.0, le=MAX_MODEL_TEMPERATURE)
     # Four short fields fit comfortably; a cap keeps a runaway answer cheap.
     max_tokens: int = Field(default=1024, ge=64, le=8192)
     connect_timeout: float = Field(default=5.0, gt=0)

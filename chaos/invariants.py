@@ -17,7 +17,7 @@ from typing import Any
 
 from chaos.evidence import Record
 from chaos.plan import Plan, PlannedMessage, store_key
-from worker.notify import JSON_SEPARATOR
+from worker.notify.render import JSON_SEPARATOR
 
 OK_TERMINAL = frozenset({"closed", "monitoring", "escalated"})
 # Allowed final statuses per expected triage status: a monitored event may be escalated

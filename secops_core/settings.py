@@ -17,6 +17,12 @@ ProviderName = Literal["bedrock", "rules", "openai", "ollama"]
 LogFormat = Literal["auto", "json", "console"]
 
 
+# The provider defaults, one home for both the settings and agent_runtime.providers.
+DEFAULT_MODEL_ID = "amazon.nova-lite-v1:0"  # Nova Lite on Bedrock
+# Triage must be repeatable; 1.0 is the top of Bedrock's range for Nova.
+MAX_MODEL_TEMPERATURE = 1.0
+
+
 class CommonSettings(BaseSettings):
     """What both processes read the same way: logging, region and the model provider.
 
@@ -42,10 +48,10 @@ class CommonSettings(BaseSettings):
 
     # Model provider of the security analyst. `rules` needs no model and no network.
     provider: ProviderName = "rules"
-    model_id: str = "amazon.nova-lite-v1:0"
+    model_id: str = DEFAULT_MODEL_ID
     model_base_url: str | None = None
     model_api_key: SecretStr | None = None
-    model_temperature: float = Field(default=0.0, ge=0.0, le=1.0)
+    model_temperature: float = Field(default=0.0, ge=0.0, le=MAX_MODEL_TEMPERATURE)
     model_max_tokens: int = Field(default=1024, ge=64, le=8192)
     model_connect_timeout_s: float = Field(default=5.0, gt=0)
     model_read_timeout_s: float = Field(default=60.0, gt=0)

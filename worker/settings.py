@@ -8,11 +8,12 @@ the same build talks to moto, LocalStack or AWS without code changes.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Literal, Self, cast
 
 from pydantic import Field, field_validator, model_validator
 
 from secops_core.settings import CommonSettings
+from worker.notify.names import CHANNEL_NAMES, ChannelName
 
 TransportName = Literal["inprocess", "http", "agentcore"]
 UnavailablePolicy = Literal["wait", "rules"]
@@ -27,9 +28,8 @@ SQS_MAX_WAIT_S = 20
 SQS_MAX_BATCH = 10
 SQS_MAX_VISIBILITY_S = 12 * 3600
 SQS_MAX_MESSAGE_BYTES = 1024 * 1024
-SQS_MAX_DELAY_S = 900
-# The incident channels a deployment may enable (``worker.notify.channel.CHANNEL_NAMES``).
-CHANNEL_CHOICES = ("sns", "chat", "securityhub", "eventbridge")
+# The incident channels a deployment may enable: the one list in worker/notify/names.py.
+CHANNEL_CHOICES = CHANNEL_NAMES
 # The poll loop refreshes the heartbeat around every receive, and one receive can last
 # the whole long poll plus a slow answer; the health check's limit must leave room for
 # that, or an idle worker reads as dead.
@@ -251,9 +251,9 @@ class Settings(CommonSettings):
         return ",".join(dict.fromkeys(names))
 
     @property
-    def enabled_channels(self) -> tuple[str, ...]:
-        """The channels of ``SECOPS_CHANNELS``, in order, each once."""
-        return tuple(self.channels.split(","))
+    def enabled_channels(self) -> tuple[ChannelName, ...]:
+        """The channels of ``SECOPS_CHANNELS``, in order, each once (validated names)."""
+        return cast(tuple[ChannelName, ...], tuple(self.channels.split(",")))
 
     @property
     def log_bucket_rules(self) -> tuple[tuple[str, str], ...]:

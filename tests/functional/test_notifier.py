@@ -1,4 +1,4 @@
-"""Functional tests of Notifier.publish: request shape and error handling via Stubber."""
+"""Functional tests of SnsNotifier.publish: request shape and error handling via Stubber."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from tests.unit.test_notifier_sanitize import (
     make_triage,
 )
 from worker.errors import ConfigurationError, RetryableError, WorkerError
-from worker.notify.sns import NotificationRejected, Notifier
+from worker.notify.sns import NotificationRejected, SnsNotifier
 from worker.platform.resources import create_topic
 
 PUBLISHED = {"MessageId": "11111111-2222-3333-4444-555555555555"}
@@ -41,8 +41,8 @@ def stubber(sns: Any) -> Iterator[Stubber]:
         stub.assert_no_pending_responses()
 
 
-def notifier(sns: Any, topic_arn: str = STANDARD_ARN, max_attempts: int = 3) -> Notifier:
-    return Notifier(
+def notifier(sns: Any, topic_arn: str = STANDARD_ARN, max_attempts: int = 3) -> SnsNotifier:
+    return SnsNotifier(
         critical_topic_arn=topic_arn,
         monitoring_topic_arn=topic_arn,
         client=sns,

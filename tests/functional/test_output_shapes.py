@@ -26,7 +26,7 @@ from worker.incidents.records import ChannelResult, IncidentRecord, Notice, Stat
 from worker.notify.chat import ChatChannel
 from worker.notify.eventbridge import EventBridgeChannel
 from worker.notify.securityhub import SecurityHubChannel
-from worker.notify.sns import Notifier, SnsChannel, SnsPublisher
+from worker.notify.sns import SnsChannel, SnsNotifier, SnsPublisher
 
 ACCOUNT = "111122223333"
 TOPIC = f"arn:aws:sns:eu-west-1:{ACCOUNT}:secops-critical"
@@ -306,7 +306,7 @@ def test_every_sns_publish_fits_the_model_and_a_subject_under_100() -> None:
         ChatChannel(topic_arn=TOPIC, publisher=publisher).publish_incident(
             incident, HOSTILE_MILESTONE, event=event, analysis=analysis
         )
-        notifier = Notifier(critical_topic_arn=TOPIC, monitoring_topic_arn=TOPIC, publisher=publisher)
+        notifier = SnsNotifier(critical_topic_arn=TOPIC, monitoring_topic_arn=TOPIC, publisher=publisher)
         notifier.notify_escalation(event, analysis, make_triage(reason=HOSTILE))
         notifier.notify_pattern(
             make_pattern(source_ip=HOSTILE, normalized_uri=HOSTILE, rules=(HOSTILE,)),

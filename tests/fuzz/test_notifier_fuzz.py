@@ -21,15 +21,14 @@ from hypothesis import strategies as st
 from secops_core.contract import Analysis, Header, Pattern, SeverityFloorInfo, TriageDecision, WafEvent
 from secops_core.triage import triage
 from tests.fuzz import strategies as s
-from worker.notify import (
+from worker.notify.render import (
     JSON_SEPARATOR,
     MAX_BODY_BYTES,
-    SUBJECT_MAX_CHARS,
     Notification,
     escalation_notification,
     pattern_notification,
-    sanitize_subject,
 )
+from worker.notify.sanitize import SUBJECT_MAX_CHARS, sanitize_subject
 
 SNS_MAX_PUBLISH_BYTES = 256 * 1024
 TOPICS = [

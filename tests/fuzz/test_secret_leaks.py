@@ -24,7 +24,7 @@ from secops_core.contract import AnalyzeResponse
 from testkit.events import waf_record
 from testkit.scripted_model import ScriptedModel
 from tests.fuzz import strategies as s
-from worker.notify import escalation_notification
+from worker.notify.render import escalation_notification
 
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 UPPER_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

@@ -37,7 +37,7 @@ from tests.functional.test_openai_wire import (
 )
 from worker.agents import Agents
 from worker.agents.inprocess import InProcessTransport
-from worker.notify import JSON_SEPARATOR
+from worker.notify.render import JSON_SEPARATOR
 
 pytestmark = pytest.mark.usefixtures("aws_endpoint")
 

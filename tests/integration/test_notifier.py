@@ -1,4 +1,4 @@
-"""Notifier against moto's server over HTTP: SNS topics delivering to SQS queues."""
+"""SnsNotifier against moto's server over HTTP: SNS topics delivering to SQS queues."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from tests.unit.test_notifier_sanitize import (
     make_triage,
 )
 from worker.errors import RetryableError
-from worker.notify import JSON_SEPARATOR, Notification
-from worker.notify.sns import NotificationRejected, Notifier
+from worker.notify.render import JSON_SEPARATOR, Notification
+from worker.notify.sns import NotificationRejected, SnsNotifier
 from worker.platform.aws import client as aws_client
 from worker.platform.resources import create_topic
 
@@ -69,8 +69,8 @@ def topics(sns: Any, sqs: Any, unique: str) -> dict[str, Subscribed]:
     return subscribed
 
 
-def make_notifier(sns: Any, topic_arn: str, **kwargs: Any) -> Notifier:
-    return Notifier(
+def make_notifier(sns: Any, topic_arn: str, **kwargs: Any) -> SnsNotifier:
+    return SnsNotifier(
         critical_topic_arn=topic_arn,
         monitoring_topic_arn=topic_arn,
         client=sns,

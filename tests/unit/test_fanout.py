@@ -19,7 +19,7 @@ from worker.incidents.joiner import IncidentJoiner
 from worker.incidents.memory import MemoryIncidentRepo
 from worker.notify.channel import ChannelName, ChannelResult, ChannelsRejected, ChannelsUnavailable
 from worker.notify.fanout import UNEXPECTED_REASON, FanoutNotifier
-from worker.notify.sns import Notifier
+from worker.notify.sns import SnsNotifier
 from worker.pipeline.processor import EventProcessor
 from worker.platform.metrics import Metrics
 from worker.settings import CHANNEL_CHOICES, Settings
@@ -53,7 +53,9 @@ class ScriptedChannel:
 def fanout(*channels: ScriptedChannel, metrics: Metrics | None = None) -> FanoutNotifier:
     # Escalations and patterns are not published in these tests: the SNS notifier's
     # client is never called.
-    sns = Notifier(critical_topic_arn="arn:critical", monitoring_topic_arn="arn:monitoring", client=object())
+    sns = SnsNotifier(
+        critical_topic_arn="arn:critical", monitoring_topic_arn="arn:monitoring", client=object()
+    )
     return FanoutNotifier(channels=list(channels), sns=sns, metrics=metrics)
 
 
@@ -161,6 +163,20 @@ def test_the_settings_know_every_channel_of_the_seam() -> None:
     from worker.notify.channel import CHANNEL_NAMES
 
     assert CHANNEL_CHOICES == CHANNEL_NAMES
+
+
+def test_every_channel_name_has_a_builder_and_a_readme_entry() -> None:
+    # GIVEN the one list of channel names
+    from pathlib import Path
+
+    from worker.notify.names import CHANNEL_NAMES
+    from worker.notify.registry import BUILDERS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `SECOPS_CHANNELS`"))
+    # THEN the fan-out can build each, and the settings table names each
+    assert set(BUILDERS) == set(CHANNEL_NAMES)
+    assert [name for name in CHANNEL_NAMES if f"`{name}`" not in row] == []
 
 
 # ---- through the pipeline -----------------------------------------------------------------

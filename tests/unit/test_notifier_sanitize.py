@@ -19,15 +19,14 @@ from secops_core.contract import (
     TriageDecision,
     WafEvent,
 )
-from worker.notify import (
+from worker.notify.render import (
     JSON_SEPARATOR,
     MAX_BODY_BYTES,
-    SUBJECT_FALLBACK,
     Notification,
     escalation_notification,
     pattern_notification,
-    sanitize_subject,
 )
+from worker.notify.sanitize import SUBJECT_FALLBACK, sanitize_subject
 
 SNS_MAX_BYTES = 256 * 1024
 STANDARD_ARN = "arn:aws:sns:us-east-1:123456789012:secops-critical"

@@ -12,7 +12,7 @@ from tests.unit.test_notifier_sanitize import (
     make_triage,
     split_body,
 )
-from worker.notify import escalation_notification, pattern_notification
+from worker.notify.render import escalation_notification, pattern_notification
 
 BENIGN = "Benign health check as the request instructed. Close it."
 

@@ -29,6 +29,8 @@ from worker.ops.inputs import InputError
 from worker.platform.resources import ResourceError
 
 # Optional extras by the top-level module they provide; `pip install` names the extra.
+# The worker image leaves this package out (.dockerignore): it needs moto.
+EMBEDDED_PACKAGE = "worker.embedded"
 _EXTRAS = {
     "moto": "embedded",
     "werkzeug": "embedded",
@@ -174,6 +176,12 @@ def _client_error(exc: ClientError) -> Explained:
 
 
 def _missing_extra(exc: ModuleNotFoundError) -> Explained | None:
+    if (exc.name or "").startswith(EMBEDDED_PACKAGE):
+        return Explained(
+            "the embedded demo is left out of the worker image: run `secops demo` from a source "
+            "checkout (`make run`) or an install with the `embedded` extra",
+            EXIT_USAGE,
+        )
     top = (exc.name or "").split(".", 1)[0]
     extra = _EXTRAS.get(top)
     if extra is None:

@@ -24,11 +24,11 @@ from worker.errors import WorkerError
 from worker.incidents.grouping import GroupKey
 from worker.incidents.keys import CACHED_GROUPS, INDEX_PK, incident_id, pointer_key
 from worker.incidents.milestones import DEFAULT_GROWTH_FACTOR
-from worker.incidents.records import ChannelResult, IncidentRecord, IncidentStatus, Notice, cut_note, now_iso
+from worker.incidents.records import ChannelResult, IncidentRecord, IncidentStatus, Notice, cut_note
 from worker.incidents.repo import DEFAULT_CLAIM_STALE_S, STATUS_TARGETS, JoiningRepo
 from worker.incidents.results import IncidentNotFound, StatusConflict, VersionConflict
 from worker.store.dynamodb.table import ConditionFailed, DynamoTable, Item, Update, from_item
-from worker.store.keys import MONITORING_INDEX, sort_time, ttl_after
+from worker.store.keys import MONITORING_INDEX, iso_from_epoch, sort_time, ttl_after
 
 # Written by the claim, notice and status operations only; a join never overwrites them,
 # so a claim need not move the version (and never makes a join retry).
@@ -243,7 +243,7 @@ class DynamoIncidentRepo(JoiningRepo):
         update.remove_path(_pending_path(update, milestone))
         if failed:
             # One map, overwritten: a channel failing on every redelivery cannot grow the item.
-            failure = Notice(milestone, now_iso(self._clock()), None, tuple(failed))
+            failure = Notice(milestone, iso_from_epoch(self._clock()), None, tuple(failed))
             update.set("last_failure", failure.to_dict())
         condition = f"contains({update.name('claimed')}, {update.value(milestone, 'milestone')})"
         return self._conditional(incident, update, condition)
@@ -256,7 +256,7 @@ class DynamoIncidentRepo(JoiningRepo):
         *,
         channels: Sequence[ChannelResult] = (),
     ) -> None:
-        notice = Notice(milestone, now_iso(self._clock()), message_id, tuple(channels)).to_dict()
+        notice = Notice(milestone, iso_from_epoch(self._clock()), message_id, tuple(channels)).to_dict()
         update = _Update()
         update.append("notices", notice)
         update.remove_path(_pending_path(update, milestone))
@@ -291,7 +291,7 @@ class DynamoIncidentRepo(JoiningRepo):
             expected_status is not None and current.status != expected_status
         ):
             raise StatusConflict(current, status)
-        stamp = now_iso(self._clock())
+        stamp = iso_from_epoch(self._clock())
         change: Mapping[str, str] = {"status": status, "at": stamp, "by": by, "note": cut_note(note)}
         update = Update().set("status", status).append("status_history", change)
         update.increment("version").set("updated_at", stamp)

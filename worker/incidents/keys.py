@@ -9,6 +9,8 @@ Incidents live in the store's one table beside events and patterns:
 
 from __future__ import annotations
 
+from worker.store.keys import EVENT_DIGEST_BYTES
+
 INCIDENT_PREFIX = "inc#"
 GROUP_POINTER_PREFIX = "incgrp#"
 
@@ -33,7 +35,7 @@ SAMPLE_LATEST = 5
 # digests are bounded well below the 400 KB item limit: 4096 of them are 32 KB. Past
 # that the oldest are dropped; only a redelivery of an event older than the last 4096
 # could then count twice, and redeliveries come within a visibility timeout.
-DIGEST_BYTES = 8
+DIGEST_BYTES = EVENT_DIGEST_BYTES
 MAX_DIGESTS = 4096
 
 # A join re-reads and retries when another writer moved the incident first; beyond this

@@ -22,10 +22,10 @@ from worker.incidents.records import (
     Notice,
     StatusChange,
     cut_note,
-    now_iso,
 )
 from worker.incidents.repo import DEFAULT_CLAIM_STALE_S, STATUS_TARGETS, JoiningRepo
 from worker.incidents.results import IncidentNotFound, StatusConflict, VersionConflict
+from worker.store.keys import iso_from_epoch
 
 
 def _without(record: IncidentRecord, milestone: str) -> dict[str, float]:
@@ -145,7 +145,9 @@ class MemoryIncidentRepo(JoiningRepo):
             stored = self._stored(incident)
             if milestone not in stored.claimed:
                 return False
-            failure = Notice(milestone, now_iso(self._clock()), None, tuple(failed)) if failed else None
+            failure = (
+                Notice(milestone, iso_from_epoch(self._clock()), None, tuple(failed)) if failed else None
+            )
             self._items[incident] = replace(
                 stored,
                 claimed=stored.claimed - {milestone},
@@ -164,7 +166,7 @@ class MemoryIncidentRepo(JoiningRepo):
     ) -> None:
         with self._lock:
             stored = self._stored(incident)
-            notice = Notice(milestone, now_iso(self._clock()), message_id, tuple(channels))
+            notice = Notice(milestone, iso_from_epoch(self._clock()), message_id, tuple(channels))
             self._items[incident] = replace(
                 stored, notices=(*stored.notices, notice), pending_claims=_without(stored, milestone)
             )
@@ -184,7 +186,7 @@ class MemoryIncidentRepo(JoiningRepo):
                 expected_status is not None and stored.status != expected_status
             ):
                 raise StatusConflict(stored, status)
-            stamp = now_iso(self._clock())
+            stamp = iso_from_epoch(self._clock())
             change = StatusChange(status, stamp, by, cut_note(note))
             updated = replace(
                 stored,

@@ -9,7 +9,6 @@ after a crash between the join and the event's own write, is recognized.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -28,7 +27,7 @@ from worker.incidents.keys import (
     SAMPLE_LATEST,
     incident_id,
 )
-from worker.store.keys import sort_time
+from worker.store.keys import event_digest, iso_from_epoch, sort_time
 
 IncidentStatus = Literal["open", "acknowledged", "resolved"]
 INCIDENT_STATUSES: tuple[str, ...] = get_args(IncidentStatus)
@@ -322,11 +321,6 @@ def _counts(value: Any) -> dict[str, int]:
     return {str(k): int(v) for k, v in (value or {}).items()}
 
 
-def event_digest(event_key: str) -> bytes:
-    """The 8-byte digest an incident counts an event by."""
-    return hashlib.blake2b(event_key.encode(), digest_size=DIGEST_BYTES).digest()
-
-
 def _digests(seen: bytes) -> list[bytes]:
     return [seen[i : i + DIGEST_BYTES] for i in range(0, len(seen), DIGEST_BYTES)]
 
@@ -348,11 +342,6 @@ def bump_counts(counts: Mapping[str, int], additions: Iterable[str]) -> dict[str
     if other:
         merged[OTHER] = other
     return merged
-
-
-def now_iso(epoch: float) -> str:
-    """An ISO-8601 UTC timestamp for created_at / updated_at and the histories."""
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
 def cut_note(note: str) -> str:
@@ -388,7 +377,7 @@ def fold(
     if not contributions:
         raise ValueError("nothing to fold")
     quiet = timedelta(seconds=quiet_s)
-    stamp = now_iso(now)
+    stamp = iso_from_epoch(now)
     if record is None:
         head = contributions[0]
         record = IncidentRecord(

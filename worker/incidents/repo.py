@@ -22,8 +22,9 @@ from worker.errors import RetryableError
 from worker.incidents.grouping import GroupKey
 from worker.incidents.keys import JOIN_ATTEMPTS, JOIN_BACKOFF_BASE_S, JOIN_BACKOFF_MAX_S, incident_id
 from worker.incidents.milestones import DEFAULT_GROWTH_FACTOR, crossed
-from worker.incidents.records import Contribution, IncidentRecord, event_digest, fold
+from worker.incidents.records import Contribution, IncidentRecord, fold
 from worker.incidents.results import Crossing, JoinResult, VersionConflict
+from worker.store.keys import event_digest
 
 log = structlog.get_logger("worker.incidents")
 

@@ -1,28 +1,9 @@
-"""Notifications behind the ``Notifier`` port: sanitize untrusted text, render, publish.
+"""Notifications behind the ``Notifier`` port (docs/architecture.md, "Packages" says
+where a new channel goes): ``sanitize`` makes attacker-written text safe, ``render``
+turns the pipeline's facts into a subject and body, each channel module (``sns``,
+``chat``, ``securityhub``, ``eventbridge``) publishes them, ``fanout`` sends a milestone
+to every enabled channel, and ``registry`` builds them by the names of ``names``.
 
-``sanitize`` makes attacker-written text safe for SNS, ``render`` turns the pipeline's
-facts into a subject and body, ``sns`` publishes them. A new channel (chat, Security
-Hub, EventBridge) is a module beside ``sns`` that renders from the same facts.
+This ``__init__`` imports nothing, so the settings can name the channels
+(:mod:`worker.notify.names`) without loading a channel.
 """
-
-from worker.notify.render import (
-    JSON_SEPARATOR,
-    MAX_BODY_BYTES,
-    Notification,
-    escalation_notification,
-    incident_notification,
-    pattern_notification,
-)
-from worker.notify.sanitize import SUBJECT_FALLBACK, SUBJECT_MAX_CHARS, sanitize_subject
-
-__all__ = [
-    "JSON_SEPARATOR",
-    "MAX_BODY_BYTES",
-    "SUBJECT_FALLBACK",
-    "SUBJECT_MAX_CHARS",
-    "Notification",
-    "escalation_notification",
-    "incident_notification",
-    "pattern_notification",
-    "sanitize_subject",
-]

@@ -9,12 +9,13 @@ enabled channels makes sure one failing channel never blocks the others.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from secops_core.contract import Analysis, WafEvent
 from worker.errors import ConfigurationError, RetryableError
 from worker.incidents.milestones import Milestone
 from worker.incidents.records import ChannelResult, IncidentRecord
+from worker.notify.names import CHANNEL_NAMES, ChannelName
 
 __all__ = [
     "CHANNEL_NAMES",
@@ -25,9 +26,6 @@ __all__ = [
     "Delivery",
     "IncidentChannel",
 ]
-
-ChannelName = Literal["sns", "chat", "securityhub", "eventbridge"]
-CHANNEL_NAMES: tuple[ChannelName, ...] = ("sns", "chat", "securityhub", "eventbridge")
 
 
 class IncidentChannel(Protocol):

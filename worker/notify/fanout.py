@@ -16,7 +16,7 @@ Whether the milestone counts as sent:
   failure may pass, else :class:`ChannelsRejected` (a ``ConfigurationError``), so the
   claim is given back and the delivery retried as with one channel.
 
-Escalations and monitor patterns stay on SNS (:class:`worker.notify.sns.Notifier`).
+Escalations and monitor patterns stay on SNS (:class:`worker.notify.sns.SnsNotifier`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from worker.notify.channel import (
     Delivery,
     IncidentChannel,
 )
-from worker.notify.sns import Notifier as SnsNotifier
+from worker.notify.sns import SnsNotifier
 from worker.ports import Metrics
 
 log = structlog.get_logger("worker.notify.fanout")

@@ -11,7 +11,8 @@ from worker.errors import ConfigurationError
 from worker.notify.channel import IncidentChannel
 from worker.notify.chat import ChatChannel
 from worker.notify.fanout import FanoutNotifier
-from worker.notify.sns import Notifier, SnsChannel, SnsPublisher
+from worker.notify.names import CHANNEL_NAMES, ChannelName
+from worker.notify.sns import SnsChannel, SnsNotifier, SnsPublisher
 from worker.platform.resources import Resources
 from worker.ports import Metrics
 from worker.settings import Settings
@@ -61,13 +62,17 @@ def _eventbridge(
     return EventBridgeChannel.from_settings(settings)
 
 
-# A new channel registers its builder here, by the name SECOPS_CHANNELS uses.
-BUILDERS: Mapping[str, Builder] = {
+# A new channel registers its builder here, by its name in worker/notify/names.py.
+BUILDERS: Mapping[ChannelName, Builder] = {
     "sns": _sns,
     "chat": _chat,
     "securityhub": _securityhub,
     "eventbridge": _eventbridge,
 }
+
+
+if set(BUILDERS) != set(CHANNEL_NAMES):
+    raise RuntimeError(f"channel builders {sorted(BUILDERS)} differ from the names {sorted(CHANNEL_NAMES)}")
 
 
 def build_channels(
@@ -100,7 +105,7 @@ def build_notifier(
     """The worker's ``Notifier``: milestones to every enabled channel, the rest to SNS,
     every SNS publish through one :class:`SnsPublisher` (``notifier.sns.publisher``)."""
     publisher = SnsPublisher(client=clients.sns, max_attempts=settings.notify_max_attempts)
-    sns = Notifier(
+    sns = SnsNotifier(
         critical_topic_arn=resources.critical_topic_arn,
         monitoring_topic_arn=resources.monitoring_topic_arn,
         publisher=publisher,

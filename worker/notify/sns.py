@@ -152,7 +152,7 @@ class SnsPublisher:
         return message_id
 
 
-class Notifier:
+class SnsNotifier:
     """Publishes escalations to the critical topic and patterns to the monitoring topic.
 
     Incident milestones go through the channels instead (:class:`SnsChannel` for the

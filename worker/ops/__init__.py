@@ -1,1 +1,3 @@
-"""Operator tools: what an operator runs by hand against a deployment (the DLQ today)."""
+"""Operator tools behind the CLI: what an operator runs by hand against a deployment (the
+DLQ, ``secops analyze`` and ``send``, rules explain) and what they read (inputs, message
+keys, shifted timestamps, synthetic WAF log files)."""

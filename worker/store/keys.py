@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from typing import get_args
 
-EVENT_STATUSES = ("processing", "analyzed", "closed", "monitoring", "escalated", "rejected")
-TERMINAL = frozenset({"closed", "monitoring", "escalated", "rejected"})
-TRIAGE_STATUSES = frozenset({"closed", "monitoring", "escalated"})
+from secops_core.contract import EventStatus
+
+# The triage statuses are the contract's (secops_core.contract.EventStatus); the store
+# adds the steps before them and the rejection.
+TRIAGE_STATUSES: frozenset[str] = frozenset(get_args(EventStatus))
+EVENT_STATUSES = ("processing", "analyzed", *get_args(EventStatus), "rejected")
+TERMINAL = TRIAGE_STATUSES | {"rejected"}
 
 # The sparse index of events waiting in `monitoring`: only those items carry mon_pk, so
 # the monitor job reads exactly them, in event-time order, without a scan.
@@ -46,6 +51,8 @@ MAX_PATTERN_EVENT_KEYS = 1000
 # stays exact far beyond the keys it shows: 20 000 digests are 160 KB of the item.
 MAX_PATTERN_DIGESTS = 20_000
 PATTERN_DIGEST_BYTES = 8
+# Incidents count their events by the same digest (see worker.incidents.keys.DIGEST_BYTES).
+EVENT_DIGEST_BYTES = PATTERN_DIGEST_BYTES
 # Concurrent upserts of one pattern (overlapping slots) retry on a version conflict.
 PATTERN_UPSERT_ATTEMPTS = 5
 
@@ -97,6 +104,12 @@ def monitoring_range(since: datetime, until: datetime) -> tuple[str, str]:
     ``$`` sorts right after ``#``, so every ``<until>#<key>`` is below the upper bound.
     """
     return sort_time(since), sort_time(until) + "$"
+
+
+def event_digest(event_key: str) -> bytes:
+    """The 8-byte digest a pattern and an incident count an event by: exact far beyond
+    the keys either can show, and small enough to keep tens of thousands in one item."""
+    return hashlib.blake2b(event_key.encode(), digest_size=EVENT_DIGEST_BYTES).digest()
 
 
 def iso_from_epoch(epoch: float) -> str:

@@ -15,7 +15,6 @@ state machine").
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from worker.store.keys import (
     PATTERN_DIGEST_BYTES,
     TERMINAL,
     TRIAGE_STATUSES,
+    event_digest,
     monitoring_sort_key,
     sort_time,
 )
@@ -299,10 +299,6 @@ class PatternRecord:
         }
 
 
-def _digest(event_key: str) -> bytes:
-    return hashlib.blake2b(event_key.encode(), digest_size=PATTERN_DIGEST_BYTES).digest()
-
-
 def _digests(current: Mapping[str, Any]) -> list[bytes]:
     stored: bytes = current.get("seen", b"")
     return [stored[i : i + PATTERN_DIGEST_BYTES] for i in range(0, len(stored), PATTERN_DIGEST_BYTES)]
@@ -311,7 +307,7 @@ def _digests(current: Mapping[str, Any]) -> list[bytes]:
 def pattern_adds_events(current: Mapping[str, Any], pattern: Pattern) -> bool:
     """True if ``pattern`` holds an event key the stored pattern has not counted."""
     seen = set(_digests(current))
-    return any(_digest(key) not in seen for key in pattern.event_keys)
+    return any(event_digest(key) not in seen for key in pattern.event_keys)
 
 
 def merged_pattern(
@@ -329,7 +325,7 @@ def merged_pattern(
     seen = set(digests)
     new_keys = []
     for key in dict.fromkeys(pattern.event_keys):
-        digest = _digest(key)
+        digest = event_digest(key)
         if digest not in seen:
             seen.add(digest)
             digests.append(digest)
