@@ -313,12 +313,11 @@ class Checker:
                     {"key": key, "code": item.get("rejection_code"), "reason": item.get("rejection_reason")}
                 )
             elif status in OK_TERMINAL:
-                severity = item.get("severity_rating")
                 allowed = _ALLOWED[str(planned.expected_status)]
                 by_pattern = status == "escalated" and planned.expected_status == "monitoring"
                 if (
                     status not in allowed
-                    or severity != planned.floor
+                    or not _severity_as_planned(item, planned.floor, by_pattern=by_pattern)
                     or (by_pattern and not item.get("pattern_key"))
                 ):
                     wrong.append(
@@ -326,7 +325,7 @@ class Checker:
                             "key": key,
                             "expected": planned.expected_status,
                             "status": status,
-                            "severity": severity,
+                            "severity": item.get("severity_rating"),
                         }
                     )
         accepted = [
@@ -625,3 +624,21 @@ def _check(ok: bool, value: Any, examples: list[dict[str, Any]] | None = None) -
 
 def _fields(record: Record, skip: tuple[str, ...]) -> str:
     return " ".join(f"{k}={v}" for k, v in record.items() if k not in skip and v is not None)
+
+
+def _severity_as_planned(item: dict[str, Any], floor: int, *, by_pattern: bool) -> bool:
+    """The event's one severity is its floor, or, for an event its pattern escalated, a
+    raise above the floor that the record explains while the analysis keeps the floor."""
+    severity = item.get("severity_rating")
+    if not by_pattern:
+        return severity == floor
+    raw = item.get("analysis")
+    analysis = json.loads(raw) if isinstance(raw, str) else raw or {}
+    raised = item.get("severity_raised")
+    return (
+        severity is not None
+        and severity > floor
+        and analysis.get("severity_rating") == floor
+        and bool(raised)
+        and json.loads(raised).get("by") == "monitor"
+    )

@@ -270,3 +270,33 @@ def test_an_opening_claimed_by_a_process_that_left_no_evidence_fails_with_its_ca
     report = Checker(data).report()
     check = report["invariants"]["incidents_never_notified"]
     assert not check["ok"] and check["examples"][0]["cause"] == "claimed_by_a_stopped_process"
+
+
+def _pattern_escalated(**fields: Any) -> RunData:
+    """A monitored event (floor 3) that its pattern escalated to 4 and linked to the incident."""
+    data = _run()
+    data.plan = Plan(
+        (PlannedMessage(0.0, "{}", KEY, "event", "monitor", "monitoring", 3), data.plan.messages[1])
+    )
+    item = data.items[KEY]
+    raised = json.dumps({"to": 4, "by": "monitor", "reason": "pattern over threshold"})
+    item.update(
+        {
+            "severity_rating": 4,
+            "analysis": json.dumps({"severity_rating": 3}),
+            "pattern_key": "pat#1",
+            "severity_raised": raised,
+            **fields,
+        }
+    )
+    return data
+
+
+def test_a_pattern_escalation_raises_the_severity_with_its_reason() -> None:
+    # GIVEN a monitored event whose pattern escalated it: one severity (4), the raise recorded,
+    # the analysis still at the floor
+    # THEN the triage is as planned
+    assert "wrong_triage" not in _failed(_pattern_escalated())
+    # BUT a raise the record does not explain, or an analysis off the floor, is wrong
+    assert "wrong_triage" in _failed(_pattern_escalated(severity_raised=None))
+    assert "wrong_triage" in _failed(_pattern_escalated(analysis=json.dumps({"severity_rating": 4})))
