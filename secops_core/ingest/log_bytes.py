@@ -84,3 +84,27 @@ def compact_default_allow(raw: bytes | str) -> bool:
     if p.backslash in raw and p.escape.search(raw) is not None:
         return False
     return p.rule_entry.search(raw) is None
+
+
+_B = _BYTES
+_B_TERMINATING, _B_DEFAULT_RULE, _B_ACTION, _B_ALLOW = _B.terminating, _B.default_rule, _B.action, _B.allow
+_B_LABELS, _B_RULE_ENTRY, _B_ESCAPE = _B.labels, _B.rule_entry.search, _B.escape.search
+
+
+def compact_default_allow_bytes(raw: bytes) -> bool:
+    """:func:`compact_default_allow` of bytes, the same checks with no dispatch: the
+    reader's hot path runs it on nearly every line."""
+    first = raw.find(_B_TERMINATING)
+    if first < 0 or not raw.startswith(_B_DEFAULT_RULE, first) or raw.find(_B_TERMINATING, first + 1) >= 0:
+        return False
+    first = raw.find(_B_ACTION)
+    if first < 0 or not raw.startswith(_B_ALLOW, first) or raw.find(_B_ACTION, first + 1) >= 0:
+        return False
+    if b"\\" in raw and _B_ESCAPE(raw) is not None:
+        return False
+    return _B_RULE_ENTRY(raw) is None
+
+
+def certainly_noise_bytes(raw: bytes) -> bool:
+    """:func:`certainly_noise` of bytes (the reader's hot path)."""
+    return _B_LABELS not in raw and compact_default_allow_bytes(raw)

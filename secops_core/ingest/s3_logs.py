@@ -34,11 +34,11 @@ import json
 import re
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
-from secops_core.ingest.log_bytes import certainly_noise, compact_default_allow
+from secops_core.ingest.log_bytes import certainly_noise, certainly_noise_bytes, compact_default_allow
 from secops_core.ingest.log_filter import Graded, RelevanceFilter
 from secops_core.ingest.log_stream import LogStream, ReadLimitReached, open_log_stream
 from secops_core.waf.actions import INTERRUPTING_ACTIONS
@@ -248,6 +248,17 @@ class _Join:
 _Frame = tuple[int, bytes, bool, bool]
 
 
+class _Block:
+    """Whole lines read at once, none blank and none holding a `}{` (ends stripped);
+    the first is line ``first`` of the object."""
+
+    __slots__ = ("first", "lines")
+
+    def __init__(self, first: int, lines: list[bytes]) -> None:
+        self.first = first
+        self.lines = lines
+
+
 class LogObjectReader:
     """Iterates the records to keep in one log object; counts everything else.
 
@@ -291,6 +302,7 @@ class LogObjectReader:
         self._pending = ReadCounts()
         self._seen: set[bytes] = set()
         self._since_tick = 0
+        self._join: _Join | None = None
 
     @property
     def inflated_bytes(self) -> int:
@@ -301,49 +313,55 @@ class LogObjectReader:
         return self.stream.meter.compressed if isinstance(self.stream, LogStream) else 0
 
     def __iter__(self) -> Iterator[list[KeptRecord]]:
-        join: _Join | None = None
+        self._join = None
         index = 0
         counts = self.counts
+        noise = self._noise_test()
         for item in self._frames():
-            if item is None or self._since_tick >= TICK_BYTES:
-                # A tick: nothing framed for a while, or many bytes framed since the last.
-                self._since_tick = 0
-                if self._out_of_time(index, join):
+            if item is None:
+                # A tick: nothing framed for a while (blank lines, an oversized line).
+                if (yield from self._tick(index)):
                     return
-                yield []
-                if item is None:
-                    continue
-            line, piece, split_before, split_after = item
+                continue
+            if isinstance(item, _Block):
+                # Whole lines with no `}{`, the common case: the noise test inline, one
+                # frame per line exactly as a line read alone would be.
+                line = item.first
+                for raw in item.lines:
+                    # A tick when many bytes were framed since the last.
+                    if self._since_tick >= TICK_BYTES and (yield from self._tick(index)):
+                        return
+                    index += 1
+                    if index > self.start_after:
+                        self._since_tick += len(raw) + 1
+                        if self._join is None and noise is not None and noise(raw):
+                            # Most of a log, skipped on its bytes; nothing is pending here
+                            # (no frame yields twice), so it is counted straight in.
+                            counts.read += 1
+                            counts.skipped += 1
+                            self.done = index
+                            result = None
+                        else:
+                            result = self._frame(index, line, raw + b"\n", False, False)
+                        if result or index % TICK_FRAMES == 0:
+                            if self._out_of_time(index, self._join):
+                                return
+                            yield result or []
+                    line += 1
+                continue
+            if self._since_tick >= TICK_BYTES and (yield from self._tick(index)):
+                return
             index += 1
             if index <= self.start_after:
                 continue
+            line, piece, split_before, split_after = item
             self._since_tick += len(piece)
-            result: list[KeptRecord] | _Join | None = None
-            if join is None:
-                if not (split_before or split_after) and self._noise(piece):
-                    # Most of a log, skipped on its bytes; nothing is pending here (no frame
-                    # yields twice), so it is counted straight in.
-                    counts.read += 1
-                    counts.skipped += 1
-                    self.done = index
-                    if index % TICK_FRAMES == 0:
-                        if self._out_of_time(index, None):
-                            return
-                        yield []
-                    continue
-                result = self._take(index, piece, line, split_after)
-            else:
-                join.add(piece)
-                if not (join.open and split_after and len(join.parts) < MAX_RECORD_BYTES):
-                    # Closed, or it can grow no more: parsed once, whatever it holds.
-                    result, join = self._take(index, bytes(join.parts), join.line, False), None
-                    self.activity = "framing"
-            if isinstance(result, _Join):
-                join, result = result, None
+            result = self._frame(index, line, piece, split_before, split_after)
             if result or index % TICK_FRAMES == 0:
-                if self._out_of_time(index, join):
+                if self._out_of_time(index, self._join):
                     return
                 yield result or []
+        join = self._join
         if join is not None:
             self._pending.read += 1
             self._pending.note_bad(join.line, "not_json")
@@ -352,6 +370,39 @@ class LogObjectReader:
         self.counts.add(self._pending)
         self._pending = ReadCounts()
         self.activity = "done"
+
+    def _tick(self, index: int) -> Generator[list[KeptRecord], None, bool]:
+        """A chance to checkpoint or stop; True when the time bound ended the read."""
+        self._since_tick = 0
+        if self._out_of_time(index, self._join):
+            return True
+        yield []
+        return False
+
+    def _frame(
+        self, index: int, line: int, piece: bytes, split_before: bool, split_after: bool
+    ) -> list[KeptRecord] | None:
+        """One frame: its kept records, or None (skipped, counted, or part of a join)."""
+        join = self._join
+        result: list[KeptRecord] | _Join | None
+        if join is None:
+            if not (split_before or split_after) and self._noise(piece):
+                self.counts.read += 1
+                self.counts.skipped += 1
+                self.done = index
+                return None
+            result = self._take(index, piece, line, split_after)
+        else:
+            join.add(piece)
+            if join.open and split_after and len(join.parts) < MAX_RECORD_BYTES:
+                return None
+            # Closed, or it can grow no more: parsed once, whatever it holds.
+            result, self._join = self._take(index, bytes(join.parts), join.line, False), None
+            self.activity = "framing"
+        if isinstance(result, _Join):
+            self._join = result
+            return None
+        return result
 
     def _take(
         self, index: int, frame: bytes, line: int, split_after: bool
@@ -453,6 +504,14 @@ class LogObjectReader:
             elif self._admit(line, message, len(message.encode("utf-8")), kept_here):
                 yield KeptRecord(line, message)
 
+    def _noise_test(self) -> Callable[[bytes], bool] | None:
+        """The byte prefilter of this mode as one function (None: nothing is skipped)."""
+        if self.keep == "all":
+            return None
+        if self.relevance is not None:
+            return self.relevance.certainly_noise_bytes
+        return certainly_noise_bytes
+
     def _noise(self, raw: bytes | str) -> bool:
         """Skipped on its bytes: noise the filter of this mode can tell without a parse."""
         if self.keep == "all":
@@ -504,7 +563,7 @@ class LogObjectReader:
         self._pending = ReadCounts()
         self.done = index
 
-    def _frames(self) -> Iterator[_Frame | None]:
+    def _frames(self) -> Iterator[_Frame | _Block | None]:
         """(line number, frame, split before, split after); a split is a ``}{`` boundary.
 
         ``None`` is a tick: many lines or bytes went by (blank lines, an oversized line
@@ -519,6 +578,14 @@ class LogObjectReader:
         quiet = 0
         self.activity = "framing"
         while True:
+            # What the buffer holds already, framed a block of lines at a time.
+            block = self._whole_lines(line_no + 1) if at_line_start and not (oversize or carry) else []
+            if block is None:
+                return
+            if block:
+                first, quiet, line_no = line_no + 1, 0, line_no + len(block)
+                yield _Block(first, block)
+                continue
             chunk = self._readline(line_no + 1 if at_line_start else line_no)
             if not chunk:
                 if chunk is not None and carry.strip():
@@ -560,6 +627,40 @@ class LogObjectReader:
             if quiet >= TICK_FRAMES:
                 quiet = 0
                 yield None
+
+    def _whole_lines(self, line: int) -> list[bytes] | None:
+        """The whole lines the stream's buffer holds up to the first blank line or `}{`,
+        consumed (empty: the next line takes the line-by-line path; None: the stream
+        ended early, counted here)."""
+        if not isinstance(self.stream, LogStream):
+            return []
+        try:
+            ahead = self.stream.peek(READ_CHUNK_BYTES)
+            if len(ahead) > READ_CHUNK_BYTES:
+                # No line longer than a readline's piece: those are framed piece by piece.
+                ahead = ahead[:READ_CHUNK_BYTES]
+        except (ReadLimitReached, EOFError, zlib.error) as exc:
+            self._stream_failed(exc, line)
+            return None
+        end = ahead.rfind(b"\n") + 1
+        split = ahead.find(_SPLIT, 0, end)
+        if split >= 0:
+            end = ahead.rfind(b"\n", 0, split) + 1
+        if end <= 0:
+            return []
+        lines = ahead[: end - 1].split(b"\n")
+        if min(map(len, lines)) < 2:
+            # A blank line (its end alone, or after one whitespace byte) is skipped with
+            # the line ends after it (_skip_line_ends): the block stops before it.
+            for at, text in enumerate(lines):
+                if len(text) < 2 and not text.strip():
+                    del lines[at:]
+                    break
+            if not lines:
+                return []
+            end = sum(map(len, lines)) + len(lines)
+        self.stream.read(end)
+        return lines
 
     def _oversized(self, line: int, head: bytes) -> None:
         self._pending.read += 1
