@@ -47,6 +47,8 @@ def _without_titles(schema: dict[str, Any]) -> None:
     """Pydantic titles repeat the field names ("Severity Rating"): tokens the model does
     not need on every call (docs/architecture.md, "Model economy")."""
     schema.pop("title", None)
+    # Strands already sends the docstring as the tool's description.
+    schema.pop("description", None)
     for prop in schema.get("properties", {}).values():
         prop.pop("title", None)
         # Empty text fails validation anyway (and the model is asked again).
@@ -62,17 +64,15 @@ class SecurityAssessment(BaseModel):
     # by the analyst (recorded as clamped): a model saying 9 tries to *raise* the
     # severity, and rejecting that would cost a turn or drop the answer.
     severity_rating: int = Field(
-        description="0-5, never below the floor.",
+        description="Never below the floor.",
         json_schema_extra={"minimum": SEVERITY_MIN, "maximum": SEVERITY_MAX},
     )
     security_analysis: str = Field(
         min_length=1,
-        description="2-5 sentences: what it tried, whether it reached the app, why this severity.",
+        description="2-5 sentences: what it tried, if it reached the app, why this severity.",
     )
-    follow_up_suggestion: str = Field(min_length=1, description="1-3 sentences of concrete next steps.")
-    attack_type: str = Field(
-        min_length=1, description="Short attack name, e.g. 'SQL injection'; 'None' if benign."
-    )
+    follow_up_suggestion: str = Field(min_length=1, description="1-3 sentences: next steps.")
+    attack_type: str = Field(min_length=1, description="e.g. 'SQL injection'; 'None' if benign.")
 
     # Operators read these fields, so they are cleaned while validating: a field that is
     # only control characters fails validation and the model is asked again, and text

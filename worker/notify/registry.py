@@ -105,11 +105,10 @@ def build_notifier(
     resources: Resources,
     metrics: Metrics | None = None,
 ) -> FanoutNotifier:
-    """The worker's ``Notifier``: milestones to every enabled channel, the rest to SNS,
+    """The worker's ``Notifier``: milestones to every enabled channel, patterns to SNS,
     every SNS publish through one :class:`SnsPublisher` (``notifier.sns.publisher``)."""
     publisher = SnsPublisher(client=clients.sns, max_attempts=settings.notify_max_attempts)
     sns = SnsNotifier(
-        critical_topic_arn=resources.critical_topic_arn,
         monitoring_topic_arn=resources.monitoring_topic_arn,
         publisher=publisher,
     )
