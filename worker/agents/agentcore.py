@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from botocore.config import Config
@@ -17,6 +17,9 @@ from worker.agents.transport import (
     session_id_for,
 )
 from worker.platform import aws
+
+if TYPE_CHECKING:
+    from types_boto3_bedrock_agentcore.client import BedrockAgentCoreClient
 
 log = structlog.get_logger("worker.agents")
 
@@ -36,7 +39,7 @@ class AgentCoreTransport:
         self,
         runtime_arn: str,
         qualifier: str = "DEFAULT",
-        client: Any = None,
+        client: BedrockAgentCoreClient | None = None,
         *,
         region: str | None = None,
         connect_timeout: float = 3.0,

@@ -10,11 +10,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker.cli.common import EXIT_OK, CliError, Subparsers, configure_logs, one_shot_settings, out
+
+if TYPE_CHECKING:
+    from types_boto3_s3.client import S3Client
+    from types_boto3_s3.type_defs import ObjectTypeDef
+
+    from worker.daemon import Clients
 
 
 def register(sub: Subparsers) -> None:
@@ -84,15 +90,15 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _version(obj: dict[str, Any]) -> str:
+def _version(obj: Mapping[str, Any]) -> str:
     """What names a listed object's content, as the handler's checkpoints do (its ETag)."""
     return str(obj.get("ETag", "")).strip('"') or "-"
 
 
-def dry_run(checkpoints: Any, bucket: str, objects: list[dict[str, Any]]) -> dict[str, Any]:
+def dry_run(checkpoints: Any, bucket: str, objects: list[ObjectTypeDef]) -> dict[str, Any]:
     """What a backfill would do: the objects already complete (skipped, not listed) and
     the ones to read (from the start, or resumed from a checkpoint), read nothing."""
-    to_read: list[dict[str, Any]] = []
+    to_read: list[ObjectTypeDef] = []
     complete = resume = 0
     for obj in objects:
         checkpoint = checkpoints.get_object(bucket, obj["Key"], _version(obj))
@@ -116,8 +122,8 @@ def dry_run(checkpoints: Any, bucket: str, objects: list[dict[str, Any]]) -> dic
 
 
 def list_log_objects(
-    s3: Any, bucket: str, prefix: str, since: datetime | None, until: datetime | None
-) -> Iterator[dict[str, Any]]:
+    s3: S3Client, bucket: str, prefix: str, since: datetime | None, until: datetime | None
+) -> Iterator[ObjectTypeDef]:
     """The objects to read, oldest partition first; only hour prefixes in range are listed."""
     from secops_core.ingest.s3_layout import hour_prefixes, in_range, is_web_acl_prefix
 
@@ -134,7 +140,7 @@ def list_log_objects(
                 yield obj
 
 
-def backfill(settings: Any, clients: Any, bucket: str, objects: list[dict[str, Any]]) -> dict[str, Any]:
+def backfill(settings: Any, clients: Clients, bucket: str, objects: list[ObjectTypeDef]) -> dict[str, Any]:
     """Read each object through the log-object handler; a progress bar on stderr."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

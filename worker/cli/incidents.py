@@ -13,7 +13,7 @@ import argparse
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -54,6 +54,9 @@ from worker.response.records import BlockRecord
 from worker.settings import Settings
 from worker.store import EventRecord
 from worker.store.aggregates import WindowCount, counted_from
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.client import DynamoDBClient
 
 # Untrusted text in a table cell or a paragraph: long enough to recognize, short enough to scan.
 _CELL_CHARS = 60
@@ -157,7 +160,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def incident_blocks(settings: Settings, client: Any, record: IncidentRecord) -> list[BlockRecord]:
+def incident_blocks(settings: Settings, client: DynamoDBClient, record: IncidentRecord) -> list[BlockRecord]:
     """The blocks ``record`` decided, in force or removed since it began."""
     from worker.response.dynamodb import DynamoBlockRepo
 
@@ -340,7 +343,7 @@ def _notifier(settings: Settings) -> FanoutNotifier:
     return build_notifier(settings, clients=clients, resources=resources)
 
 
-def _repo(settings: Settings, client: Any) -> DynamoIncidentRepo:
+def _repo(settings: Settings, client: DynamoDBClient) -> DynamoIncidentRepo:
     """The incident repository over the store's table, as the worker configures it."""
     return dynamo_repo(settings, client=client)
 

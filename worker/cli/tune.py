@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from worker.cli.common import EXIT_OK, CliError, Subparsers, command_settings, duration, out, positive_int
 
 if TYPE_CHECKING:
+    from types_boto3_s3.client import S3Client
+
     from worker.tuning.inputs import RuleCounts
     from worker.tuning.report import TuningReport
 
@@ -112,7 +114,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _log_keys(s3: Any, bucket: str, prefix: str, since: datetime, until: datetime) -> Iterator[str]:
+def _log_keys(s3: S3Client, bucket: str, prefix: str, since: datetime, until: datetime) -> Iterator[str]:
     from worker.cli.backfill import list_log_objects
 
     for obj in list_log_objects(s3, bucket, prefix, since, until):

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
@@ -52,6 +52,11 @@ from worker.store.aggregates import MAX_COUNTS_PER_SAVE, WindowCounter
 from worker.store.checkpoints import ObjectCheckpoint
 from worker.store.keys import MAX_EXCERPT_BYTES, iso_from_epoch, rejection_key
 
+if TYPE_CHECKING:
+    from types_boto3_s3.client import S3Client
+    from types_boto3_sqs.client import SQSClient
+    from types_boto3_sqs.type_defs import MessageAttributeValueTypeDef, SendMessageBatchRequestEntryTypeDef
+
 log = structlog.get_logger("worker.s3")
 
 # One SendMessageBatch carries at most this many bytes of bodies: the SQS limit of queues
@@ -67,7 +72,9 @@ _REPLACED = frozenset({"PreconditionFailed", "412"})
 # SendMessageBatch refusing the whole call for its size: each record is then sent alone.
 _TOO_LONG = frozenset({"BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong"})
 # The attribute every fanned-out record carries, and what it adds to a message's size.
-_EVENT_ATTRIBUTES = {KIND_ATTRIBUTE: {"DataType": "String", "StringValue": EVENT_KIND}}
+_EVENT_ATTRIBUTES: dict[str, MessageAttributeValueTypeDef] = {
+    KIND_ATTRIBUTE: {"DataType": "String", "StringValue": EVENT_KIND}
+}
 _ATTRIBUTE_BYTES = len(KIND_ATTRIBUTE) + len("String") + len(EVENT_KIND)
 # A read saves its checkpoint early once this many shards of window counts changed, so
 # a save never needs more than one transaction (MAX_COUNTS_PER_SAVE shards).
@@ -121,8 +128,8 @@ class LogObjectHandler:
     def __init__(
         self,
         *,
-        s3: Any,
-        sqs: Any,
+        s3: S3Client,
+        sqs: SQSClient,
         queue_url: str,
         checkpoints: CheckpointRepo,
         events: EventRepo,
@@ -403,7 +410,7 @@ class _Sender:
     failure that may pass (throttling, a network error) stops the read at its checkpoint.
     """
 
-    def __init__(self, sqs: Any, queue_url: str, *, refused: Callable[[int, str], None]) -> None:
+    def __init__(self, sqs: SQSClient, queue_url: str, *, refused: Callable[[int, str], None]) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
         self.refused = refused
@@ -438,7 +445,7 @@ class _Sender:
 
     def _send(self, pending: dict[int, KeptRecord]) -> list[tuple[int, str | None, bool]]:
         """(index, error code or None, sender's fault) for each record sent."""
-        entries = [
+        entries: list[SendMessageBatchRequestEntryTypeDef] = [
             {"Id": str(i), "MessageBody": r.body, "MessageAttributes": _EVENT_ATTRIBUTES}
             for i, r in pending.items()
         ]

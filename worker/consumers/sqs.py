@@ -9,13 +9,21 @@ visibility change (docs/architecture.md, "Consumers").
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.consumers.source import KIND_ATTRIBUTE, Delivery, ExtendResult, SourceError
 from worker.settings import SQS_MAX_BATCH
+
+if TYPE_CHECKING:
+    from types_boto3_sqs.client import SQSClient
+    from types_boto3_sqs.literals import MessageSystemAttributeNameType
+    from types_boto3_sqs.type_defs import (
+        ChangeMessageVisibilityBatchRequestEntryTypeDef,
+        DeleteMessageBatchRequestEntryTypeDef,
+    )
 
 log = structlog.get_logger("worker.consumer")
 
@@ -30,7 +38,7 @@ _LEASE_LOST_CODES = frozenset(
         "InvalidParameterValue",
     }
 )
-_SYSTEM_ATTRIBUTES = ["ApproximateReceiveCount", "SentTimestamp"]
+_SYSTEM_ATTRIBUTES: list[MessageSystemAttributeNameType] = ["ApproximateReceiveCount", "SentTimestamp"]
 
 
 class SqsSource:
@@ -38,7 +46,7 @@ class SqsSource:
 
     max_batch = SQS_MAX_BATCH
 
-    def __init__(self, *, sqs: Any, queue_url: str, visibility_timeout_s: int = 120) -> None:
+    def __init__(self, *, sqs: SQSClient, queue_url: str, visibility_timeout_s: int = 120) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
         self.visibility_timeout_s = visibility_timeout_s
@@ -61,8 +69,9 @@ class SqsSource:
             raise SourceError(str(exc)) from exc
         deliveries = []
         for raw in response.get("Messages", []):
-            attributes = dict(raw.get("Attributes", {}))
-            kind = raw.get("MessageAttributes", {}).get(KIND_ATTRIBUTE, {}).get("StringValue")
+            attributes: dict[str, str] = dict(raw.get("Attributes", {}).items())
+            kinds = raw.get("MessageAttributes", {})
+            kind = kinds[KIND_ATTRIBUTE].get("StringValue") if KIND_ATTRIBUTE in kinds else None
             if kind is not None:
                 attributes[KIND_ATTRIBUTE] = str(kind)
             deliveries.append(
@@ -77,7 +86,7 @@ class SqsSource:
         return deliveries
 
     def extend(self, messages: Sequence[Delivery]) -> ExtendResult:
-        entries = [
+        entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
             {"Id": str(i), "ReceiptHandle": m.handle, "VisibilityTimeout": self.visibility_timeout_s}
             for i, m in enumerate(messages)
         ]
@@ -99,7 +108,9 @@ class SqsSource:
         return ExtendResult(extended=len(messages) - len(failures), lost=frozenset(lost))
 
     def ack(self, messages: Sequence[Delivery]) -> int:
-        entries = [{"Id": str(i), "ReceiptHandle": m.handle} for i, m in enumerate(messages)]
+        entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+            {"Id": str(i), "ReceiptHandle": m.handle} for i, m in enumerate(messages)
+        ]
         try:
             response = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
             failed = {int(f["Id"]): f.get("Code") for f in response.get("Failed", [])}

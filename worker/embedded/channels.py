@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -24,6 +24,14 @@ from worker.notify.eventbridge import SOURCE
 from worker.platform import aws
 from worker.platform.resources import Resources
 from worker.settings import Settings
+
+if TYPE_CHECKING:
+    from types_boto3_events.client import EventBridgeClient
+    from types_boto3_securityhub.client import SecurityHubClient
+    from types_boto3_securityhub.type_defs import AwsSecurityFindingOutputTypeDef
+    from types_boto3_sqs.client import SQSClient
+
+    from worker.daemon import Clients
 
 # Every channel, so the demo shows each one; SNS first, as a deployment names it.
 DEMO_CHANNELS = "sns,chat,securityhub,eventbridge"
@@ -39,16 +47,18 @@ _CELL_CHARS = 256
 class ChannelTaps:
     """Where the demo reads back what the channels received."""
 
-    securityhub: Any
+    securityhub: SecurityHubClient
     events_queue_url: str
     chat_tap_url: str
 
 
-def events_client(settings: Settings) -> Any:
+def events_client(settings: Settings) -> EventBridgeClient:
     return aws.client("events", region=settings.aws_region, localstack=settings.localstack)
 
 
-def connect_channels(settings: Settings, clients: Any, resources: Resources, events: Any) -> ChannelTaps:
+def connect_channels(
+    settings: Settings, clients: Clients, resources: Resources, events: EventBridgeClient
+) -> ChannelTaps:
     """Enable Security Hub, route the bus's events to a queue and tap the chat topic.
 
     The bus and the chat topic exist already (``setup_resources`` made them, as
@@ -82,7 +92,7 @@ def connect_channels(settings: Settings, clients: Any, resources: Resources, eve
     return ChannelTaps(securityhub=securityhub, events_queue_url=queue_url, chat_tap_url=chat_url)
 
 
-def read_channels(sqs: Any, taps: ChannelTaps, *, incident_order: Sequence[str]) -> dict[str, Any]:
+def read_channels(sqs: SQSClient, taps: ChannelTaps, *, incident_order: Sequence[str]) -> dict[str, Any]:
     """What each channel received, as JSON, grouped in the order of ``incident_order``
     and, within an incident, in the order of its milestones (their totals only grow).
     """
@@ -101,13 +111,13 @@ def read_channels(sqs: Any, taps: ChannelTaps, *, incident_order: Sequence[str])
     }
 
 
-def _queue_arn(sqs: Any, url: str) -> str:
+def _queue_arn(sqs: SQSClient, url: str) -> str:
     return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
 
 
-def _findings(securityhub: Any) -> list[dict[str, Any]]:
+def _findings(securityhub: SecurityHubClient) -> list[AwsSecurityFindingOutputTypeDef]:
     """Every finding of ours (the demo's Security Hub holds nothing else, but say so)."""
-    found: list[dict[str, Any]] = []
+    found: list[AwsSecurityFindingOutputTypeDef] = []
     kwargs: dict[str, Any] = {"MaxResults": 100}
     while True:
         page = securityhub.get_findings(**kwargs)
@@ -117,7 +127,7 @@ def _findings(securityhub: Any) -> list[dict[str, Any]]:
         kwargs["NextToken"] = page["NextToken"]
 
 
-def _bodies(sqs: Any, url: str) -> list[dict[str, Any]]:
+def _bodies(sqs: SQSClient, url: str) -> list[dict[str, Any]]:
     """Every message on the queue, consumed: EventBridge and SNS delivered them already."""
     bodies: list[dict[str, Any]] = []
     while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
@@ -131,7 +141,7 @@ def _bodies(sqs: Any, url: str) -> list[dict[str, Any]]:
     return bodies
 
 
-def _finding(finding: dict[str, Any]) -> dict[str, Any]:
+def _finding(finding: AwsSecurityFindingOutputTypeDef) -> dict[str, Any]:
     fields = finding.get("ProductFields", {})
     return {
         "id": finding["Id"],

@@ -28,7 +28,10 @@ from worker.ops import timeshift
 from worker.platform import clock
 
 if TYPE_CHECKING:
-    from types_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+    from types_boto3_sqs.client import SQSClient
+    from types_boto3_sqs.type_defs import MessageTypeDef, SendMessageBatchRequestEntryTypeDef
+
+    from worker.daemon import Clients
 
 SAMPLES = "events.jsonl"
 
@@ -202,7 +205,7 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
     return summary
 
 
-def _incidents(settings: Any, clients: Any) -> list[Any]:
+def _incidents(settings: Any, clients: Clients) -> list[Any]:
     """Every incident the run opened, most recent first (the demo's table is small)."""
     from worker.incidents.dynamodb import DynamoIncidentRepo
 
@@ -210,7 +213,7 @@ def _incidents(settings: Any, clients: Any) -> list[Any]:
     return repo.list(limit=1000)
 
 
-def _tap(clients: Any, topic_arn: str, name: str) -> str:
+def _tap(clients: Clients, topic_arn: str, name: str) -> str:
     """An SQS queue subscribed to a topic: proof of what SNS actually delivered."""
     url: str = clients.sqs.create_queue(QueueName=name)["QueueUrl"]
     arn = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
@@ -220,8 +223,8 @@ def _tap(clients: Any, topic_arn: str, name: str) -> str:
     return url
 
 
-def _drain(sqs: Any, url: str, *, peek: bool = False) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = []
+def _drain(sqs: SQSClient, url: str, *, peek: bool = False) -> list[MessageTypeDef]:
+    messages: list[MessageTypeDef] = []
     while True:
         response = sqs.receive_message(
             QueueUrl=url,
@@ -243,7 +246,7 @@ def _drain(sqs: Any, url: str, *, peek: bool = False) -> list[dict[str, Any]]:
             )
 
 
-def _release(sqs: Any, url: str, messages: list[dict[str, Any]]) -> None:
+def _release(sqs: SQSClient, url: str, messages: list[MessageTypeDef]) -> None:
     """Make peeked messages visible again at once, so `secops dlq inspect` on a served
     demo finds them."""
     from worker.settings import SQS_MAX_BATCH
@@ -262,8 +265,8 @@ def _release(sqs: Any, url: str, messages: list[dict[str, Any]]) -> None:
 def _summarize(  # noqa: PLR0917 - one private call site, every argument named there
     records: dict[str, Any],
     outcomes: list[Any],
-    notifications: dict[str, list[dict[str, Any]]],
-    dlq: list[dict[str, Any]],
+    notifications: dict[str, list[MessageTypeDef]],
+    dlq: list[MessageTypeDef],
     monitor: Any,
     sent: int,
     *,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -20,6 +20,9 @@ from secops_core.ingest.normalize import normalize_event
 from worker.ops.log_samples import gzip_ndjson, log_key, waf_log_records
 from worker.platform import clock
 from worker.platform.resources import connect_log_bucket
+
+if TYPE_CHECKING:
+    from worker.daemon import Clients
 
 DEMO_BUCKET = "aws-waf-logs-demo"
 DEMO_RECORDS = 300
@@ -34,7 +37,7 @@ class DemoLogFile:
     kept_keys: tuple[str, ...]
 
 
-def put_demo_log_file(clients: Any, queue_url: str) -> DemoLogFile:
+def put_demo_log_file(clients: Clients, queue_url: str) -> DemoLogFile:
     """Create the bucket, let it notify the queue, and write one gzip log file into it."""
     clients.s3.create_bucket(Bucket=DEMO_BUCKET)
     connect_log_bucket(clients.s3, clients.sqs, bucket=DEMO_BUCKET, queue_url=queue_url)

@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import worker.platform.clock
 from worker.errors import WorkerError
@@ -29,6 +29,9 @@ from worker.incidents.repo import DEFAULT_CLAIM_STALE_S, STATUS_TARGETS, Joining
 from worker.incidents.results import IncidentNotFound, StatusConflict, VersionConflict
 from worker.store.dynamodb.table import ConditionFailed, DynamoTable, Item, Update, from_item
 from worker.store.keys import MONITORING_INDEX, iso_from_epoch, sort_time, ttl_after
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.client import DynamoDBClient
 
 # Written by the claim, notice and status operations only; a join never overwrites them,
 # so a claim need not move the version (and never makes a join retry).
@@ -89,7 +92,7 @@ class DynamoIncidentRepo(JoiningRepo):
         table_name: str,
         *,
         quiet_s: float,
-        client: Any = None,
+        client: DynamoDBClient | None = None,
         ttl_days: int = 30,
         growth_factor: float = DEFAULT_GROWTH_FACTOR,
         claim_stale_s: float = DEFAULT_CLAIM_STALE_S,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from worker.incidents.dynamodb import DynamoIncidentRepo
 from worker.incidents.joiner import IncidentJoiner
 from worker.settings import Settings
 
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.client import DynamoDBClient
 
-def dynamo_repo(settings: Settings, *, client: Any = None) -> DynamoIncidentRepo:
+
+def dynamo_repo(settings: Settings, *, client: DynamoDBClient | None = None) -> DynamoIncidentRepo:
     """The incident repository over the store's table, configured from ``settings``
     (the worker's and the CLI's alike: a claim goes stale after the same time for both)."""
     return DynamoIncidentRepo(
@@ -22,7 +25,7 @@ def dynamo_repo(settings: Settings, *, client: Any = None) -> DynamoIncidentRepo
     )
 
 
-def dynamo_joiner(settings: Settings, *, client: Any = None) -> IncidentJoiner:
+def dynamo_joiner(settings: Settings, *, client: DynamoDBClient | None = None) -> IncidentJoiner:
     """The worker's joiner over the store's table, configured from ``settings``."""
     return IncidentJoiner(
         dynamo_repo(settings, client=client),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import structlog
 
@@ -13,11 +13,15 @@ from worker.ops.inputs import InputRecord, read_records
 from worker.platform import clock
 from worker.settings import SQS_MAX_BATCH, SQS_MAX_MESSAGE_BYTES
 
+if TYPE_CHECKING:
+    from types_boto3_sqs.client import SQSClient
+    from types_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+
 log = structlog.get_logger("worker.send")
 
 
 def send_records(
-    sqs: Any, queue_url: str, stream: IO[str], *, raw: bool = False, shift_to_now: bool = False
+    sqs: SQSClient, queue_url: str, stream: IO[str], *, raw: bool = False, shift_to_now: bool = False
 ) -> dict[str, Any]:
     """Send each record as one message body; lines that are not JSON are skipped unless ``raw``.
 
@@ -38,7 +42,9 @@ def send_records(
         nonlocal sent, batch, batch_bytes
         if not batch:
             return
-        entries = [{"Id": str(i), "MessageBody": body} for i, (_, body) in enumerate(batch)]
+        entries: list[SendMessageBatchRequestEntryTypeDef] = [
+            {"Id": str(i), "MessageBody": body} for i, (_, body) in enumerate(batch)
+        ]
         response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
         sent += len(response.get("Successful", []))
         for failure in response.get("Failed", []):

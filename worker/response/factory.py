@@ -4,10 +4,11 @@ in the store's table, the blocker, and (unless SECOPS_RESPONSE_MODE=off) the pol
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from worker.platform import aws
-from worker.ports import Metrics
+from worker.ports import IpSetWriter, Metrics
 from worker.response import config
 from worker.response.blocker import Blocker, BlockListener
 from worker.response.dynamodb import DynamoBlockRepo
@@ -16,16 +17,22 @@ from worker.response.responder import PolicyResponder
 from worker.response.wafv2 import WafIpSets
 from worker.settings import Settings
 
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.client import DynamoDBClient
+    from types_boto3_wafv2.client import WAFV2Client
 
-def wafv2_clients(settings: Settings, *, given: Any = None) -> Any:
+
+def wafv2_clients(
+    settings: Settings, *, given: WAFV2Client | None = None
+) -> Callable[[str | None], WAFV2Client]:
     """A factory of wafv2 clients by region, each built once (CLOUDFRONT sets live in
     us-east-1); ``given`` serves the worker's own region."""
-    clients: dict[str | None, Any] = {}
+    clients: dict[str | None, WAFV2Client] = {}
     if given is not None:
         clients[None] = clients[settings.aws_region] = given
     lock = threading.Lock()
 
-    def client_for(region: str | None) -> Any:
+    def client_for(region: str | None) -> WAFV2Client:
         with lock:
             if region not in clients:
                 clients[region] = aws.client(
@@ -39,11 +46,11 @@ def wafv2_clients(settings: Settings, *, given: Any = None) -> Any:
 def build_blocker(
     settings: Settings,
     *,
-    dynamodb: Any,
+    dynamodb: DynamoDBClient,
     dry_run: bool | None = None,
     listener: BlockListener | None = None,
-    ip_sets: Any = None,
-    wafv2: Any = None,
+    ip_sets: IpSetWriter | None = None,
+    wafv2: WAFV2Client | None = None,
 ) -> Blocker | None:
     """The blocker over the configured IP sets; None when no IP set is configured.
 

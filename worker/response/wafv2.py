@@ -9,7 +9,7 @@ set or a denied permission a :class:`~worker.errors.ConfigurationError`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -17,6 +17,9 @@ from worker.errors import ConfigurationError, RetryableError
 from worker.response.addresses import IpVersion
 from worker.response.ipset import IpSetEditor, LockLost
 from worker.response.records import IpSetRef, Scope
+
+if TYPE_CHECKING:
+    from types_boto3_wafv2.client import WAFV2Client
 
 _RETRYABLE_CODES = frozenset(
     {"WAFInternalErrorException", "ThrottlingException", "WAFUnavailableEntityException"}
@@ -40,21 +43,24 @@ class WafIpSets(IpSetEditor):
     def __init__(
         self,
         *,
-        client: Any = None,
-        client_for: Callable[[str | None], Any] | None = None,
+        client: WAFV2Client | None = None,
+        client_for: Callable[[str | None], WAFV2Client] | None = None,
         **options: Any,
     ) -> None:
         """``options`` are :class:`IpSetEditor`'s (attempts, wait, sleep, max_addresses)."""
         super().__init__(**options)
-        if client is None and client_for is None:
-            raise ValueError("a wafv2 client or a client factory is needed")
-        self._client = client
+        if client_for is None:
+            if client is None:
+                raise ValueError("a wafv2 client or a client factory is needed")
+            only = client
+
+            def client_for(_region: str | None) -> WAFV2Client:
+                return only
+
         self._client_for = client_for
 
-    def client(self, ip_set: IpSetRef) -> Any:
-        if self._client_for is not None:
-            return self._client_for(ip_set.region)
-        return self._client
+    def client(self, ip_set: IpSetRef) -> WAFV2Client:
+        return self._client_for(ip_set.region)
 
     def _read(self, ip_set: IpSetRef) -> tuple[list[str], str]:
         response = self._call(ip_set, "get_ip_set", Name=ip_set.name, Scope=ip_set.scope, Id=ip_set.id)
@@ -94,7 +100,9 @@ class WafIpSets(IpSetEditor):
         return response
 
 
-def ensure_ip_set(client: Any, *, name: str, scope: Scope, version: IpVersion) -> tuple[IpSetRef, bool]:
+def ensure_ip_set(
+    client: WAFV2Client, *, name: str, scope: Scope, version: IpVersion
+) -> tuple[IpSetRef, bool]:
     """The IP set ``name`` in ``scope``, created empty if absent; True if it was created.
 
     An existing set of that name is adopted (its addresses kept) if its address version

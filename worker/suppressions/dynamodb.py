@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import worker.platform.clock
 from worker.errors import RetryableError
@@ -43,6 +43,9 @@ from worker.suppressions.keys import (
 from worker.suppressions.model import EndHow, Suppression
 from worker.suppressions.repo import DuplicateSuppression, SuppressionConflict
 
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.client import DynamoDBClient
+
 _LIST_PAGE = 100
 
 
@@ -65,7 +68,11 @@ class DynamoSuppressionRepo:
     """``DynamoSuppressionRepo(table_name, client=None, clock=worker.platform.clock.epoch)``."""
 
     def __init__(
-        self, table_name: str, *, client: Any = None, clock: Callable[[], float] = worker.platform.clock.epoch
+        self,
+        table_name: str,
+        *,
+        client: DynamoDBClient | None = None,
+        clock: Callable[[], float] = worker.platform.clock.epoch,
     ) -> None:
         self.table = DynamoTable(table_name, client=client, clock=clock)
 

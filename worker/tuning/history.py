@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import worker.platform.clock
 from worker.store.dynamodb.table import DynamoTable, from_item
 from worker.store.keys import monitoring_range
 from worker.store.records import EventRecord
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.client import DynamoDBClient
 
 _PAGE = 500
 _ATTRIBUTES = ("pk", "status", "event", "analysis", "triage", "incident_id", "suppressed_by", "created_at")
@@ -24,7 +27,11 @@ class DynamoEventHistory:
     """``DynamoEventHistory(table_name, client=None)``."""
 
     def __init__(
-        self, table_name: str, *, client: Any = None, clock: Callable[[], float] = worker.platform.clock.epoch
+        self,
+        table_name: str,
+        *,
+        client: DynamoDBClient | None = None,
+        clock: Callable[[], float] = worker.platform.clock.epoch,
     ) -> None:
         self.table = DynamoTable(table_name, client=client, clock=clock)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -22,6 +22,9 @@ from worker.ops.dlq.messages import (
     round1,
 )
 from worker.store.dynamodb import EventStore
+
+if TYPE_CHECKING:
+    from types_boto3_sqs.client import SQSClient
 
 log = structlog.get_logger("worker.dlq")
 
@@ -74,7 +77,7 @@ class DlqInspector:
     def __init__(
         self,
         *,
-        sqs: Any,
+        sqs: SQSClient,
         store: EventStore,
         dlq_url: str,
         now: Callable[[], float] = worker.platform.clock.epoch,

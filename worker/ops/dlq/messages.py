@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -20,6 +20,10 @@ from worker.ops.message_keys import event_key_of_body
 from worker.settings import SQS_MAX_BATCH
 from worker.store import EventRecord
 from worker.store.dynamodb import EventStore
+
+if TYPE_CHECKING:
+    from types_boto3_sqs.client import SQSClient
+    from types_boto3_sqs.type_defs import ChangeMessageVisibilityBatchRequestEntryTypeDef, MessageTypeDef
 
 log = structlog.get_logger("worker.dlq")
 
@@ -59,7 +63,7 @@ class DlqMessage:
     group_id: str | None = None
 
     @classmethod
-    def from_sqs(cls, raw: dict[str, Any]) -> DlqMessage:
+    def from_sqs(cls, raw: MessageTypeDef) -> DlqMessage:
         """Build from one entry of a ReceiveMessage answer."""
         attributes = raw.get("Attributes", {})
         sent = attributes.get("SentTimestamp")
@@ -182,7 +186,7 @@ def group_by_reason(entries: Iterable[DlqEntry], now_epoch: float) -> list[Reaso
 class DlqReader:
     """Receives from the DLQ, looks keys up in the store, and gives messages back."""
 
-    def __init__(self, *, sqs: Any, store: EventStore, dlq_url: str, receive_wait_s: int) -> None:
+    def __init__(self, *, sqs: SQSClient, store: EventStore, dlq_url: str, receive_wait_s: int) -> None:
         self.sqs = sqs
         self.store = store
         self.dlq_url = dlq_url
@@ -221,7 +225,7 @@ class DlqReader:
         failed = 0
         for start in range(0, len(pending), SQS_MAX_BATCH):
             chunk = pending[start : start + SQS_MAX_BATCH]
-            entries = [
+            entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
                 {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": 0}
                 for i, m in enumerate(chunk)
             ]

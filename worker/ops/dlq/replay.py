@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -30,6 +30,13 @@ from worker.ops.dlq.messages import (
 )
 from worker.settings import SQS_MAX_BATCH
 from worker.store.dynamodb import EventStore
+
+if TYPE_CHECKING:
+    from types_boto3_sqs.client import SQSClient
+    from types_boto3_sqs.type_defs import (
+        DeleteMessageBatchRequestEntryTypeDef,
+        SendMessageBatchRequestEntryTypeDef,
+    )
 
 log = structlog.get_logger("worker.dlq")
 
@@ -153,7 +160,7 @@ class DlqReplayer:
     def __init__(
         self,
         *,
-        sqs: Any,
+        sqs: SQSClient,
         store: EventStore,
         dlq_url: str,
         source_url: str,
@@ -273,7 +280,9 @@ class DlqReplayer:
             return
         # The copy is in the source queue now. Only after that may the DLQ's go: a crash
         # here duplicates the message, it never loses it.
-        deletes = [{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(sent)]
+        deletes: list[DeleteMessageBatchRequestEntryTypeDef] = [
+            {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(sent)
+        ]
         result = self.sqs.delete_message_batch(QueueUrl=self.dlq_url, Entries=deletes)
         refused = {int(f["Id"]) for f in result.get("Failed", [])}
         for i, message in enumerate(sent):
@@ -285,8 +294,8 @@ class DlqReplayer:
             else:
                 summary.moved += 1
 
-    def _send_entry(self, entry_id: str, message: DlqMessage) -> dict[str, Any]:
-        entry: dict[str, Any] = {"Id": entry_id, "MessageBody": message.body}
+    def _send_entry(self, entry_id: str, message: DlqMessage) -> SendMessageBatchRequestEntryTypeDef:
+        entry: SendMessageBatchRequestEntryTypeDef = {"Id": entry_id, "MessageBody": message.body}
         attributes = sendable_attributes(message.message_attributes)
         if attributes:
             entry["MessageAttributes"] = attributes
