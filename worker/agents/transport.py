@@ -44,6 +44,8 @@ from worker.errors import ConfigurationError, PermanentError, RetryableError, Ru
 from worker.retry import retrying
 
 if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+
     from worker.settings import Settings
 
 log = structlog.get_logger("worker.agents")
@@ -166,7 +168,7 @@ def classify_exception(exc: BaseException) -> WorkerError:
     return RetryableError(f"agent runtime call failed: {type(exc).__name__}: {exc}", reason="unexpected")
 
 
-def classify_client_error(exc: Any) -> WorkerError:
+def classify_client_error(exc: ClientError) -> WorkerError:
     """Classify a botocore ``ClientError`` from ``InvokeAgentRuntime``."""
     error = exc.response.get("Error", {})
     code = str(error.get("Code") or "Unknown")
