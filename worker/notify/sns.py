@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from tenacity.wait import wait_base
@@ -29,6 +29,9 @@ from worker.notify.render import (
 )
 from worker.notify.sanitize import sanitize_attributes, sanitize_subject
 from worker.platform.aws import client as aws_client
+
+if TYPE_CHECKING:
+    from types_boto3_sns.client import SNSClient
 
 log = structlog.get_logger("worker.notifier")
 
@@ -89,7 +92,9 @@ class SnsPublisher:
     """Publishes rendered notifications to SNS, with bounded retries; shared by the
     notifier and the channels that publish to topics (``sns``, ``chat``)."""
 
-    def __init__(self, *, client: Any = None, max_attempts: int = 5, wait: wait_base | None = None) -> None:
+    def __init__(
+        self, *, client: SNSClient | None = None, max_attempts: int = 5, wait: wait_base | None = None
+    ) -> None:
         """``client`` is a boto3 SNS client; ``wait`` a tenacity wait (tests pass tiny ones).
 
         The default client makes a single attempt per call with a short read timeout:
@@ -162,7 +167,7 @@ class SnsNotifier:
         self,
         *,
         monitoring_topic_arn: str,
-        client: Any = None,
+        client: SNSClient | None = None,
         max_attempts: int = 5,
         wait: wait_base | None = None,
         publisher: SnsPublisher | None = None,
