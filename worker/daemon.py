@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -44,19 +44,26 @@ from worker.store.dynamodb import EventStore
 from worker.suppressions.cache import SuppressionCache
 from worker.suppressions.dynamodb import DynamoSuppressionRepo
 
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.client import DynamoDBClient
+    from types_boto3_s3.client import S3Client
+    from types_boto3_sns.client import SNSClient
+    from types_boto3_sqs.client import SQSClient
+    from types_boto3_wafv2.client import WAFV2Client
+
 log = structlog.get_logger("worker.daemon")
 
 
 @dataclass
 class Clients:
-    sqs: Any
-    sns: Any
-    dynamodb: Any
+    sqs: SQSClient
+    sns: SNSClient
+    dynamodb: DynamoDBClient
     # Reads WAF log files named by S3 notifications on the events queue.
-    s3: Any = None
+    s3: S3Client
     # Writes the block IP sets (response actions) in the worker's region; a CLOUDFRONT
     # set elsewhere gets its own client (worker.response.factory).
-    wafv2: Any = None
+    wafv2: WAFV2Client
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Clients:
@@ -177,7 +184,7 @@ def build_worker(
         on_change=circuit_logger(metrics),
     )
     log_objects = LogObjectHandler(
-        s3=clients.s3 or aws.client("s3", localstack=settings.localstack),
+        s3=clients.s3,
         sqs=clients.sqs,
         queue_url=resources.queue_url,
         checkpoints=store,

@@ -398,16 +398,14 @@ class Suppressions(Protocol):
 
 
 class Notifier(Protocol):
-    """Where incidents, escalations and patterns are announced.
+    """Where incidents and patterns are announced.
 
-    Escalations and patterns return SNS's message id; an incident milestone goes to
+    A pattern returns SNS's message id; an incident milestone goes to
     every enabled channel and returns what each did (:class:`IncidentDelivery`). Raises
     :class:`~worker.errors.RetryableError` (try later) or
     :class:`~worker.errors.ConfigurationError` (misconfigured) when nothing was
     delivered; a milestone that some channel took is delivered, its failures recorded.
     """
-
-    def notify_escalation(self, event: WafEvent, analysis: Analysis, triage: TriageDecision) -> str: ...
 
     def notify_incident(
         self,

@@ -1,4 +1,5 @@
-"""Functional tests of SnsNotifier.publish: request shape and error handling via Stubber."""
+"""Functional tests of SNS publishing (incident milestones and patterns): request shape and
+error handling, via botocore's Stubber."""
 
 from __future__ import annotations
 
@@ -12,17 +13,19 @@ from botocore.stub import ANY, Stubber
 from structlog.testing import capture_logs
 from tenacity import wait_none
 
+from secops_core.contract import WafEvent
 from tests.fixtures.moto_server import free_port
 from tests.unit.test_notifier_sanitize import (
     FIFO_ARN,
     STANDARD_ARN,
     make_analysis,
     make_event,
+    make_incident,
     make_pattern,
-    make_triage,
 )
 from worker.errors import ConfigurationError, RetryableError, WorkerError
-from worker.notify.sns import NotificationRejected, SnsNotifier
+from worker.incidents.milestones import OPENED
+from worker.notify.sns import NotificationRejected, SnsChannel, SnsNotifier
 from worker.platform.resources import create_topic
 
 PUBLISHED = {"MessageId": "11111111-2222-3333-4444-555555555555"}
@@ -43,12 +46,19 @@ def stubber(sns: Any) -> Iterator[Stubber]:
 
 def notifier(sns: Any, topic_arn: str = STANDARD_ARN, max_attempts: int = 3) -> SnsNotifier:
     return SnsNotifier(
-        critical_topic_arn=topic_arn,
         monitoring_topic_arn=topic_arn,
         client=sns,
         max_attempts=max_attempts,
         wait=wait_none(),
     )
+
+
+def notify_opening(notifier: SnsNotifier, event: WafEvent | None = None) -> str:
+    """Publish the opening milestone of the incident ``event`` opens, on the notifier's
+    topic and through its publisher, as the ``sns`` incident channel does."""
+    event = event or make_event()
+    channel = SnsChannel(topic_arn=notifier.monitoring_topic_arn, publisher=notifier.publisher)
+    return channel.publish_incident(make_incident(event), OPENED, event=event, analysis=make_analysis())
 
 
 def attribute(value: str) -> dict[str, str]:
@@ -62,20 +72,22 @@ def test_standard_topic_request_has_no_fifo_ids(sns: Any, stubber: Stubber) -> N
         PUBLISHED,
         {
             "TopicArn": STANDARD_ARN,
-            "Subject": "[SecOps] ESCALATE sev 5 SQLi_BODY from 198.51.100.23 POST /login.php",
+            "Subject": "[SecOps] INCIDENT opened sev 5 sqli from 198.51.100.23 (1 events)",
             "Message": ANY,
             "MessageAttributes": {
-                "event_key": attribute("evt#abc-123"),
+                "event_key": attribute(make_incident().id),
+                "incident_id": attribute(make_incident().id),
+                "milestone": attribute("opened"),
                 "severity": attribute("5"),
-                "workflow": attribute("analyze"),
+                "workflow": attribute("incident"),
                 "action": attribute("escalate"),
                 "source_ip": attribute("198.51.100.23"),
             },
         },
     )
 
-    # WHEN an escalation is notified  THEN the MessageId comes back
-    message_id = notifier(sns).notify_escalation(make_event(), make_analysis(), make_triage())
+    # WHEN an incident milestone is notified  THEN the MessageId comes back
+    message_id = notify_opening(notifier(sns))
     assert message_id == PUBLISHED["MessageId"]
 
 
@@ -115,13 +127,13 @@ def test_transient_errors_are_retried(sns: Any, stubber: Stubber, code: str, sta
 
     # WHEN published  THEN the retry succeeds and both answers were consumed
     with capture_logs() as logs:
-        message_id = notifier(sns).notify_escalation(make_event(), make_analysis(), make_triage())
+        message_id = notify_opening(notifier(sns))
 
     assert message_id == PUBLISHED["MessageId"]
     retries = [entry for entry in logs if entry["event"] == "sns.publish_retry"]
     assert len(retries) == 1
     assert retries[0]["error_code"] == code
-    assert retries[0]["event_key"] == "evt#abc-123"
+    assert retries[0]["event_key"] == make_incident().id
     published = [entry for entry in logs if entry["event"] == "sns.published"]
     assert published[0]["attempts"] == 2
     assert published[0]["message_id"] == PUBLISHED["MessageId"]
@@ -134,7 +146,7 @@ def test_exhausted_retries_raise_retryable_notify_failed(sns: Any, stubber: Stub
 
     # WHEN published  THEN the consumer is told to redeliver later
     with pytest.raises(RetryableError) as raised:
-        notifier(sns, max_attempts=3).notify_escalation(make_event(), make_analysis(), make_triage())
+        notify_opening(notifier(sns, max_attempts=3))
 
     assert raised.value.reason == "notify_failed"
     assert "3 attempt" in raised.value.message
@@ -159,7 +171,7 @@ def test_permanent_errors_are_not_retried(
 
     # WHEN published  THEN it fails at once with a clear, typed error
     with pytest.raises(NotificationRejected) as raised:
-        notifier(sns).notify_escalation(make_event(), make_analysis(), make_triage())
+        notify_opening(notifier(sns))
 
     error = raised.value
     assert isinstance(error, ConfigurationError)
@@ -181,7 +193,7 @@ def test_connection_errors_are_retried_then_reported_retryable() -> None:
 
     # WHEN published  THEN every attempt is made and the error is retryable
     with capture_logs() as logs, pytest.raises(RetryableError) as raised:
-        notifier(sns, max_attempts=2).notify_escalation(make_event(), make_analysis(), make_triage())
+        notify_opening(notifier(sns, max_attempts=2))
 
     assert raised.value.reason == "notify_failed"
     assert [entry["event"] for entry in logs].count("sns.publish_retry") == 1

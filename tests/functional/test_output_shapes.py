@@ -20,7 +20,7 @@ from tenacity import wait_none
 from tests.fixtures.aws_shapes import recorded_client, shape_errors
 from tests.unit.test_asff import strings
 from tests.unit.test_incident_rules import T0, contribution, opened
-from tests.unit.test_notifier_sanitize import make_analysis, make_event, make_pattern, make_triage
+from tests.unit.test_notifier_sanitize import make_analysis, make_event, make_pattern
 from worker.incidents.milestones import OPENED, RESOLVED, Milestone
 from worker.incidents.records import ChannelResult, IncidentRecord, Notice, StatusChange
 from worker.notify.chat import ChatChannel
@@ -293,9 +293,9 @@ def sns_errors(recorded: Any) -> list[str]:
 
 
 def test_every_sns_publish_fits_the_model_and_a_subject_under_100() -> None:
-    # GIVEN the SNS text channel, the chat channel and the escalation/pattern notifier
+    # GIVEN the SNS text channel, the chat channel and the pattern notifier
     with recorded_client("sns") as recorded:
-        for _ in range(5):
+        for _ in range(4):
             recorded.stubber.add_response("publish", {"MessageId": "m-1"})
         publisher = SnsPublisher(client=recorded.client, max_attempts=1, wait=wait_none())
         incident, event, analysis = hostile_incident(), hostile_event(), hostile_analysis()
@@ -306,8 +306,7 @@ def test_every_sns_publish_fits_the_model_and_a_subject_under_100() -> None:
         ChatChannel(topic_arn=TOPIC, publisher=publisher).publish_incident(
             incident, HOSTILE_MILESTONE, event=event, analysis=analysis
         )
-        notifier = SnsNotifier(critical_topic_arn=TOPIC, monitoring_topic_arn=TOPIC, publisher=publisher)
-        notifier.notify_escalation(event, analysis, make_triage(reason=HOSTILE))
+        notifier = SnsNotifier(monitoring_topic_arn=TOPIC, publisher=publisher)
         notifier.notify_pattern(
             make_pattern(source_ip=HOSTILE, normalized_uri=HOSTILE, rules=(HOSTILE,)),
             escalated_keys=[HOSTILE],
@@ -317,7 +316,7 @@ def test_every_sns_publish_fits_the_model_and_a_subject_under_100() -> None:
 
         publisher.publish(Notification(TOPIC, long_subject, "m", {}, None, None))
     # THEN every Publish fits the model, every subject is under 100 printable ASCII characters
-    assert len(recorded.calls) == 5
+    assert len(recorded.calls) == 4
     assert sns_errors(recorded) == []
     assert len(recorded.calls[-1][1]["Subject"]) == SNS_SUBJECT_BELOW - 1
 

@@ -18,14 +18,15 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from secops_core.contract import Analysis, Header, Pattern, SeverityFloorInfo, TriageDecision, WafEvent
-from secops_core.triage import triage
+from secops_core.contract import Analysis, Header, Pattern, SeverityFloorInfo, WafEvent
 from tests.fuzz import strategies as s
+from tests.unit.test_notifier_sanitize import make_incident
+from worker.incidents import Milestone
 from worker.notify.render import (
     JSON_SEPARATOR,
     MAX_BODY_BYTES,
     Notification,
-    escalation_notification,
+    incident_notification,
     pattern_notification,
 )
 from worker.notify.sanitize import SUBJECT_MAX_CHARS, sanitize_subject
@@ -56,16 +57,6 @@ analyses = st.builds(
     floor=st.none() | floors,
     degraded=st.booleans(),
 )
-triages = st.one_of(
-    severities.map(triage),
-    st.builds(
-        TriageDecision,
-        action=st.sampled_from(["auto_close", "monitor", "escalate"]),
-        status=st.sampled_from(["closed", "monitoring", "escalated"]),
-        severity_rating=severities,
-        reason=long_texts,
-    ),
-)
 moments = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC))
 patterns = st.builds(
     Pattern,
@@ -81,6 +72,9 @@ patterns = st.builds(
     threshold=st.integers(1, 100),
     threshold_met=st.booleans(),
     narrative=long_texts,
+)
+milestones = st.builds(
+    Milestone, id=s.texts(), kind=st.sampled_from(["opened", "growth", "new_class"]), summary=long_texts
 )
 secret_values = st.text(alphabet="0123456789abcdef", min_size=16, max_size=16).map(lambda h: f"HDRVAL{h}")
 
@@ -133,25 +127,29 @@ def test_sanitize_subject_gives_1_to_100_printable_ascii_characters(text: str) -
     waf_event=s.waf_events,
     header_values=st.lists(secret_values, max_size=3),
     analysis=analyses,
-    decision=triages,
+    milestone=milestones,
+    attack_class=s.texts(),
     topic=st.sampled_from(TOPICS),
-    event_key=s.texts(),
 )
-def test_escalation_notifications_are_sane_whatever_the_event_says(
+def test_incident_notifications_are_sane_whatever_the_event_says(
     waf_event: WafEvent,
     header_values: list[str],
     analysis: Analysis,
-    decision: TriageDecision,
+    milestone: Milestone,
+    attack_class: str,
     topic: str,
-    event_key: str,
 ) -> None:
+    # GIVEN any event (with secret header values) that opened an incident of any class
     headers = waf_event.headers + tuple(Header(name="X-Anything", value=value) for value in header_values)
     waf_event = waf_event.model_copy(update={"headers": headers})
-    notification = escalation_notification(
-        topic, event=waf_event, analysis=analysis, triage=decision, event_key=event_key
+    incident = make_incident(waf_event, attack_class=attack_class)
+    # WHEN any milestone of it is rendered
+    notification = incident_notification(
+        topic, incident=incident, milestone=milestone, event=waf_event, analysis=analysis
     )
-    document = assert_notification(notification, "escalation")
-    assert document["severity"] == decision.severity_rating
+    # THEN it fits SNS, parses, and carries no header value
+    document = assert_notification(notification, "incident")
+    assert document["severity"] == incident.max_severity
     for value in header_values:
         assert value not in notification.message
 

@@ -4,7 +4,7 @@ Hypothesis places a generated secret, shaped like a credential (JWT, AWS keys, b
 token, API key) or carried under a secret name (header, query, JSON query, path
 parameter), into a WAF log record, runs it through the runtime with a scripted model,
 and looks for it in what the model received, the response the worker stores, every log
-line, and the escalation notification the worker renders from that response.
+line, and the incident milestone page the worker renders from that response.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from secops_core.contract import AnalyzeResponse
 from testkit.events import waf_record
 from testkit.scripted_model import ScriptedModel
 from tests.fuzz import strategies as s
-from worker.notify.render import escalation_notification
+from tests.unit.test_notifier_sanitize import make_incident
+from worker.incidents.milestones import OPENED
+from worker.notify.render import incident_notification
 
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 UPPER_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -133,14 +135,14 @@ def _assert_nowhere(secret: str, record: dict[str, Any]) -> None:
     # AND not in the response the worker stores, nor in any log line
     assert secret not in json.dumps(body)
     assert secret not in logs
-    # AND not in the escalation notification rendered from that response
+    # AND not in the incident milestone page rendered from that response
     response = AnalyzeResponse.model_validate(body)
-    notification = escalation_notification(
+    notification = incident_notification(
         "arn:aws:sns:us-east-1:000000000000:secops-critical",
+        incident=make_incident(response.event),
+        milestone=OPENED,
         event=response.event,
         analysis=response.analysis,
-        triage=response.triage,
-        event_key=response.event_key,
     )
     assert secret not in json.dumps(vars(notification), default=str)
 

@@ -1,4 +1,5 @@
-"""SnsNotifier against moto's server over HTTP: SNS topics delivering to SQS queues."""
+"""SnsNotifier and the ``sns`` incident channel against moto's server over HTTP: SNS topics
+delivering to SQS queues."""
 
 from __future__ import annotations
 
@@ -13,19 +14,21 @@ from botocore.exceptions import ClientError
 from structlog.testing import capture_logs
 from tenacity import wait_fixed
 
+from secops_core.contract import WafEvent
 from tests.unit.test_notifier_sanitize import (
     make_analysis,
     make_event,
+    make_incident,
     make_pattern,
-    make_triage,
 )
 from worker.errors import RetryableError
+from worker.incidents.milestones import OPENED
 from worker.notify.render import JSON_SEPARATOR, Notification
-from worker.notify.sns import NotificationRejected, SnsNotifier
+from worker.notify.sns import NotificationRejected, SnsChannel, SnsNotifier
 from worker.platform.aws import client as aws_client
 from worker.platform.resources import create_topic
 
-ATTRIBUTE_NAMES = {"event_key", "severity", "workflow", "action", "source_ip"}
+ATTRIBUTE_NAMES = {"event_key", "incident_id", "milestone", "severity", "workflow", "action", "source_ip"}
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,19 @@ def topics(sns: Any, sqs: Any, unique: str) -> dict[str, Subscribed]:
 
 def make_notifier(sns: Any, topic_arn: str, **kwargs: Any) -> SnsNotifier:
     return SnsNotifier(
-        critical_topic_arn=topic_arn,
         monitoring_topic_arn=topic_arn,
         client=sns,
         wait=wait_fixed(0.01),
         **kwargs,
     )
+
+
+def notify_opening(notifier: SnsNotifier, event: WafEvent | None = None) -> str:
+    """Publish the opening milestone of the incident ``event`` opens, on the notifier's
+    topic and through its publisher, as the ``sns`` incident channel does."""
+    event = event or make_event()
+    channel = SnsChannel(topic_arn=notifier.monitoring_topic_arn, publisher=notifier.publisher)
+    return channel.publish_incident(make_incident(event), OPENED, event=event, analysis=make_analysis())
 
 
 def drain(sqs: Any, queue_url: str, expected: int, timeout_s: float = 5.0) -> list[dict[str, Any]]:
@@ -133,7 +143,7 @@ def count_publishes(sns: Any) -> list[str]:
     return calls
 
 
-def test_escalation_and_pattern_reach_a_standard_topic(
+def test_incident_milestone_and_pattern_reach_a_standard_topic(
     sns: Any, sqs: Any, topics: dict[str, Subscribed]
 ) -> None:
     # GIVEN a standard topic with a queue subscribed
@@ -141,8 +151,8 @@ def test_escalation_and_pattern_reach_a_standard_topic(
     notifier = make_notifier(sns, target.topic_arn)
     pattern = make_pattern()
 
-    # WHEN an escalation and a pattern are notified
-    escalation_id = notifier.notify_escalation(make_event(), make_analysis(), make_triage())
+    # WHEN an incident opening and a pattern are notified
+    escalation_id = notify_opening(notifier)
     pattern_id = notifier.notify_pattern(pattern, escalated_keys=pattern.event_keys)
 
     # THEN both envelopes arrive with subject, attributes and a parsable body
@@ -151,16 +161,19 @@ def test_escalation_and_pattern_reach_a_standard_topic(
 
     escalation = envelopes[escalation_id]
     assert escalation["TopicArn"] == target.topic_arn
-    assert escalation["Subject"] == ("[SecOps] ESCALATE sev 5 SQLi_BODY from 198.51.100.23 POST /login.php")
+    assert escalation["Subject"] == "[SecOps] INCIDENT opened sev 5 sqli from 198.51.100.23 (1 events)"
+    incident_id = make_incident().id
     assert attributes_of(escalation) == {
-        "event_key": "evt#abc-123",
+        "event_key": incident_id,
+        "incident_id": incident_id,
+        "milestone": "opened",
         "severity": "5",
-        "workflow": "analyze",
+        "workflow": "incident",
         "action": "escalate",
         "source_ip": "198.51.100.23",
     }
     assert "Request:      POST shop.example.com/login.php" in escalation["Message"]
-    assert document_of(escalation)["triage"]["status"] == "escalated"
+    assert document_of(escalation)["milestone"]["kind"] == "opened"
 
     notified_pattern = envelopes[pattern_id]
     assert notified_pattern["Subject"] == ("[SecOps] PATTERN 12 events sev 3 from 203.0.113.7 /wp-login.php")
@@ -175,9 +188,9 @@ def test_fifo_topic_deduplicates_a_retried_publish(sns: Any, sqs: Any, topics: d
     notifier = make_notifier(sns, target.topic_arn)
     pattern = make_pattern()
 
-    # WHEN the same escalation is published twice (a redelivered message) and a pattern once
-    notifier.notify_escalation(make_event(), make_analysis(), make_triage())
-    notifier.notify_escalation(make_event(), make_analysis(), make_triage())
+    # WHEN the same milestone is published twice (a redelivered message) and a pattern once
+    notify_opening(notifier)
+    notify_opening(notifier)
     notifier.notify_pattern(pattern, escalated_keys=pattern.event_keys, grown_from=6)
 
     # THEN the duplicate is dropped within the deduplication window
@@ -185,7 +198,7 @@ def test_fifo_topic_deduplicates_a_retried_publish(sns: Any, sqs: Any, topics: d
     assert len(envelopes) == 2
     by_action = {attributes_of(envelope)["action"]: envelope for envelope in envelopes}
     assert set(by_action) == {"escalate", "pattern"}
-    assert by_action["escalate"]["Subject"].startswith("[SecOps] ESCALATE sev 5 SQLi_BODY")
+    assert by_action["escalate"]["Subject"].startswith("[SecOps] INCIDENT opened sev 5 sqli")
     assert by_action["pattern"]["Subject"].startswith("[SecOps] PATTERN grew 6->12 events")
     assert set(attributes_of(by_action["escalate"])) == ATTRIBUTE_NAMES
 
@@ -196,8 +209,8 @@ def test_hostile_event_is_delivered_sanitized(sns: Any, sqs: Any, topics: dict[s
     event = make_event(uri=hostile, user_agent=hostile, rule_name="Rule\nX-Evil: 1")
     target = topics["standard"]
 
-    # WHEN notified
-    message_id = make_notifier(sns, target.topic_arn).notify_escalation(event, make_analysis(), make_triage())
+    # WHEN the incident it opens is notified
+    message_id = notify_opening(make_notifier(sns, target.topic_arn), event)
 
     # THEN SNS accepts it and the subscriber gets a valid subject and a parsable body
     (envelope,) = drain(sqs, target.queue_url, 1)
@@ -205,7 +218,7 @@ def test_hostile_event_is_delivered_sanitized(sns: Any, sqs: Any, topics: dict[s
     subject = envelope["Subject"]
     assert 1 <= len(subject) < 100
     assert all(0x20 <= ord(ch) <= 0x7E for ch in subject)
-    assert subject.startswith("[SecOps] ESCALATE sev 5 Rule X-Evil: 1 from 198.51.100.23 POST /a")
+    assert subject == "[SecOps] INCIDENT opened sev 5 sqli from 198.51.100.23 (1 events)"
     document = document_of(envelope)
     assert document["truncated"] is True
     assert document["event"]["rule_name"] == "Rule\nX-Evil: 1"
@@ -218,11 +231,9 @@ def test_throttling_once_is_retried_and_published_once(
     target = topics["standard"]
     calls = throttle_first_publish(sns)
 
-    # WHEN an escalation is notified
+    # WHEN an incident milestone is notified
     with capture_logs() as logs:
-        message_id = make_notifier(sns, target.topic_arn).notify_escalation(
-            make_event(), make_analysis(), make_triage()
-        )
+        message_id = notify_opening(make_notifier(sns, target.topic_arn))
 
     # THEN it was retried once and delivered exactly once
     assert len(calls) == 2
@@ -231,7 +242,7 @@ def test_throttling_once_is_retried_and_published_once(
     events = [entry["event"] for entry in logs]
     assert events.count("sns.publish_retry") == 1
     assert events.count("sns.published") == 1
-    assert all(entry["event_key"] == "evt#abc-123" for entry in logs)
+    assert all(entry["event_key"] == make_incident().id for entry in logs)
 
 
 def test_missing_topic_is_a_permanent_error_without_retry(sns: Any, unique: str) -> None:
@@ -241,7 +252,7 @@ def test_missing_topic_is_a_permanent_error_without_retry(sns: Any, unique: str)
 
     # WHEN notified  THEN it fails at once with a clear reason
     with pytest.raises(NotificationRejected) as raised:
-        make_notifier(sns, missing).notify_escalation(make_event(), make_analysis(), make_triage())
+        notify_opening(make_notifier(sns, missing))
 
     assert len(calls) == 1
     assert raised.value.reason == "notify_topic_not_found"
@@ -286,9 +297,7 @@ def test_throttling_on_every_attempt_asks_for_redelivery(sns: Any, topics: dict[
     sns.meta.events.register("before-call.sns.Publish", always_throttled)
 
     with pytest.raises(RetryableError) as raised:
-        make_notifier(sns, topics["standard"].topic_arn, max_attempts=3).notify_escalation(
-            make_event(), make_analysis(), make_triage()
-        )
+        notify_opening(make_notifier(sns, topics["standard"].topic_arn, max_attempts=3))
 
     assert len(calls) == 3
     assert raised.value.reason == "notify_failed"

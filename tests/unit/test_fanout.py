@@ -53,9 +53,7 @@ class ScriptedChannel:
 def fanout(*channels: ScriptedChannel, metrics: Metrics | None = None) -> FanoutNotifier:
     # Escalations and patterns are not published in these tests: the SNS notifier's
     # client is never called.
-    sns = SnsNotifier(
-        critical_topic_arn="arn:critical", monitoring_topic_arn="arn:monitoring", client=object()
-    )
+    sns = SnsNotifier(monitoring_topic_arn="arn:monitoring", client=object())
     return FanoutNotifier(channels=list(channels), sns=sns, metrics=metrics)
 
 

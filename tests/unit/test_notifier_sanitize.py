@@ -1,8 +1,10 @@
-"""Unit tests of notification rendering: subjects, bodies, attributes, FIFO ids. No network."""
+"""Unit tests of notification rendering (incident milestones and patterns): subjects,
+bodies, attributes, FIFO ids. No network."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,11 +21,14 @@ from secops_core.contract import (
     TriageDecision,
     WafEvent,
 )
+from tests.fixtures.incident_records import contribution, grow
+from worker.incidents import IncidentRecord, Milestone
+from worker.incidents.milestones import OPENED
 from worker.notify.render import (
     JSON_SEPARATOR,
     MAX_BODY_BYTES,
     Notification,
-    escalation_notification,
+    incident_notification,
     pattern_notification,
 )
 from worker.notify.sanitize import SUBJECT_FALLBACK, sanitize_subject
@@ -31,7 +36,9 @@ from worker.notify.sanitize import SUBJECT_FALLBACK, sanitize_subject
 SNS_MAX_BYTES = 256 * 1024
 STANDARD_ARN = "arn:aws:sns:us-east-1:123456789012:secops-critical"
 FIFO_ARN = "arn:aws:sns:us-east-1:123456789012:secops-critical.fifo"
+# Every notification's attributes; an incident milestone adds its id and milestone kind.
 ATTRIBUTE_NAMES = {"event_key", "severity", "workflow", "action", "source_ip"}
+INCIDENT_ATTRIBUTE_NAMES = ATTRIBUTE_NAMES | {"incident_id", "milestone"}
 # Header values that must never reach a notification, whatever else is in the event.
 HEADER_SECRETS = ("hv-0d1e2f-forwarded", "hv-9a8b7c-custom", "hv-5e6f7a-accept")
 
@@ -118,14 +125,32 @@ def make_pattern(**overrides: Any) -> Pattern:
     return Pattern(**fields)
 
 
-def escalation(topic_arn: str = STANDARD_ARN, **event_overrides: Any) -> Notification:
+def make_incident(event: WafEvent | None = None, **overrides: Any) -> IncidentRecord:
+    """The incident ``event`` opens (severity 5, grouped by its source), built as the
+    pipeline builds it."""
+    event = event or make_event()
+    # The group key is hashed as UTF-8: fold a printable stand-in, then show the event's source.
+    ip = event.source_ip.encode("utf-8", "replace").decode()
+    record = grow(None, contribution(1, ip=ip, severity=5, rule=event.rule_name or "-"))
+    return replace(record, **{"source": event.source_ip, **overrides})
+
+
+def incident_page(
+    topic_arn: str = STANDARD_ARN,
+    *,
+    analysis: Analysis | None = None,
+    milestone: Milestone = OPENED,
+    incident: dict[str, Any] | None = None,
+    **event_overrides: Any,
+) -> Notification:
+    """The milestone page of the incident an event opened, with that event and its analysis."""
     event = make_event(**event_overrides)
-    return escalation_notification(
+    return incident_notification(
         topic_arn,
+        incident=make_incident(event, **(incident or {})),
+        milestone=milestone,
         event=event,
-        analysis=make_analysis(),
-        triage=make_triage(),
-        event_key=event.event_key,
+        analysis=analysis or make_analysis(),
     )
 
 
@@ -152,7 +177,7 @@ def assert_valid_notification(notification: Notification) -> dict[str, Any]:
         assert not any(0x7F <= ord(ch) <= 0x9F for ch in line)
     # Every untrusted value is indented or follows a label: the separator is ours alone.
     assert notification.message.count(f"\n{JSON_SEPARATOR}\n") == 1
-    assert set(notification.attributes) == ATTRIBUTE_NAMES
+    assert set(notification.attributes) in (ATTRIBUTE_NAMES, INCIDENT_ATTRIBUTE_NAMES)
     for value in notification.attributes.values():
         assert value
         assert "\n" not in value
@@ -242,38 +267,39 @@ def test_sanitize_subject_is_always_a_valid_sns_subject(text: str) -> None:
     assert sanitize_subject(subject) == subject
 
 
-# ---- escalation bodies ---------------------------------------------------------------------
+# ---- incident milestone bodies ---------------------------------------------------------------
 
 
-def test_escalation_subject_summary_json_and_attributes() -> None:
-    # GIVEN an ordinary escalated SQL injection  WHEN rendered for a standard topic
-    notification = escalation()
+def test_incident_subject_summary_json_and_attributes() -> None:
+    # GIVEN the incident an ordinary SQL injection opened  WHEN rendered for a standard topic
+    notification = incident_page()
 
-    # THEN the subject names severity, rule, source and request
-    assert notification.subject == ("[SecOps] ESCALATE sev 5 SQLi_BODY from 198.51.100.23 POST /login.php")
+    # THEN the subject names the milestone, severity, class, source and count
+    assert notification.subject == "[SecOps] INCIDENT opened sev 5 sqli from 198.51.100.23 (1 events)"
     document = assert_valid_notification(notification)
     summary, _ = split_body(notification.message)
     # AND the summary carries every fact an operator needs
     for expected in (
-        "Event key:    evt#abc-123",
-        "Time:         2025-03-01T12:00:00+00:00",
-        "Source IP:    198.51.100.23 (US)",
+        "SecOps incident opened: new incident",
+        "Attack class: sqli",
+        "Source:       198.51.100.23",
+        "Events:       1 (0 reached the application)",
+        "Severity:     highest 5",
+        "Rules:        SQLi_BODY (1)",
+        "Latest event: evt#abc-123",
         "Request:      POST shop.example.com/login.php",
-        "Rule:         SQLi_BODY (group AWSManagedRulesSQLiRuleSet)",
         "WAF action:   ALLOW",
-        "Severity:     final 5, floor 4, model 5",
         "Analyzed by:  bedrock:amazon.nova-lite-v1:0",
-        "Degraded:     no",
-        "Triage:       escalate -> escalated: severity 5 is at least 4",
         "  A SQL injection in the body reached the application.",
         "  Block 198.51.100.23 and review the login handler.",
     ):
         assert expected in summary.splitlines()
     # AND the JSON part has the same facts, header names but no header values
-    assert document["kind"] == "escalation"
-    assert document["event_key"] == "evt#abc-123"
+    assert document["kind"] == "incident"
+    assert document["milestone"] == {"id": "opened", "kind": "opened", "summary": "new incident"}
     assert document["severity"] == 5
     assert document["truncated"] is False
+    assert document["event"]["event_key"] == "evt#abc-123"
     assert document["event"]["uri"] == "/login.php"
     assert document["event"]["header_names"] == [
         "X-Forwarded-For",
@@ -282,14 +308,15 @@ def test_escalation_subject_summary_json_and_attributes() -> None:
         "Authorization",
     ]
     assert "headers" not in document["event"]
-    assert document["analysis"]["severity_floor"] == 4
     assert document["analysis"]["analyzed_by"] == "bedrock:amazon.nova-lite-v1:0"
-    assert document["triage"]["status"] == "escalated"
     # AND the attributes identify the notification for subscription filters
+    incident_id = document["incident_id"]
     assert notification.attributes == {
-        "event_key": "evt#abc-123",
+        "event_key": incident_id,
+        "incident_id": incident_id,
+        "milestone": "opened",
         "severity": "5",
-        "workflow": "analyze",
+        "workflow": "incident",
         "action": "escalate",
         "source_ip": "198.51.100.23",
     }
@@ -299,20 +326,14 @@ def test_escalation_subject_summary_json_and_attributes() -> None:
 
 
 def test_degraded_rules_analysis_is_flagged() -> None:
-    event = make_event()
-    notification = escalation_notification(
-        STANDARD_ARN,
-        event=event,
-        analysis=make_analysis(model_severity=None, analyzed_by="rules", degraded=True),
-        triage=make_triage(),
-        event_key=event.event_key,
+    notification = incident_page(
+        analysis=make_analysis(model_severity=None, analyzed_by="rules", degraded=True)
     )
 
     summary, document = split_body(notification.message)
-    assert "Degraded:     yes" in summary.splitlines()
-    assert "Severity:     final 5, floor 4, model -" in summary.splitlines()
+    assert "Analyzed by:  rules" in summary.splitlines()
     assert document["analysis"]["degraded"] is True
-    assert document["analysis"]["model_severity"] is None
+    assert document["analysis"]["model_written"] is False
 
 
 @pytest.mark.parametrize(
@@ -330,34 +351,34 @@ def test_degraded_rules_analysis_is_flagged() -> None:
     ids=["ascii", "newline-injection", "astral", "cjk-controls"],
 )
 def test_hostile_60kb_fields_keep_the_body_valid(field: str, payload: str) -> None:
-    # GIVEN a 60 KB hostile value in one attacker-controlled field
-    notification = escalation(**{field: payload})
+    # GIVEN a 60 KB hostile value in one attacker-controlled field of the latest event
+    notification = incident_page(**{field: payload})
 
     # THEN the body stays under the cap, its JSON parses, and it says it was cut
     document = assert_valid_notification(notification)
-    assert document["kind"] == "escalation"
+    assert document["kind"] == "incident"
     assert document["truncated"] is True
     assert len(document["event"][field]) < 10_000
 
 
-def test_long_rule_name_does_not_crowd_out_the_source_in_the_subject() -> None:
-    # GIVEN a 10 KB custom rule name with newlines
-    notification = escalation(rule_name="Evil\nRule" * 1000)
+def test_long_attack_class_does_not_crowd_out_the_source_in_the_subject() -> None:
+    # GIVEN a 10 KB attack class with newlines (a custom rule's label)
+    notification = incident_page(incident={"attack_class": "Evil\nClass" * 1000})
 
-    # THEN the rule is cut short and the source IP and request still fit
-    assert notification.subject.startswith("[SecOps] ESCALATE sev 5 Evil RuleEvil Rule")
-    assert "... from 198.51.100.23 POST /login.php" in notification.subject
+    # THEN the class is cut short and the source and count still fit
+    assert notification.subject.startswith("[SecOps] INCIDENT opened sev 5 Evil ClassEvil")
+    assert "... from 198.51.100.23 (1 events)" in notification.subject
     assert_valid_subject(notification.subject)
 
 
 def test_invisible_only_fields_leave_gaps_not_fallback_text_in_the_subject() -> None:
-    notification = escalation(rule_name="\u200b\u202e", http_method=None)
-    assert notification.subject == "[SecOps] ESCALATE sev 5 from 198.51.100.23 /login.php"
+    notification = incident_page(incident={"attack_class": "\u200b\u202e"})
+    assert notification.subject == "[SecOps] INCIDENT opened sev 5 from 198.51.100.23 (1 events)"
 
 
 def test_lone_surrogates_do_not_break_encoding() -> None:
     # GIVEN values parsed from JSON escapes that Python keeps as lone surrogates
-    notification = escalation(uri="/a\ud800b", user_agent="\udfff", source_ip="1.2.3.4\ud800")
+    notification = incident_page(uri="/a\ud800b", user_agent="\udfff", source_ip="1.2.3.4\ud800")
 
     # THEN every part encodes as UTF-8 and the JSON still carries the (escaped) value
     notification.message.encode("utf-8")
@@ -370,28 +391,26 @@ def test_lone_surrogates_do_not_break_encoding() -> None:
 
 def test_hostile_analysis_cannot_forge_the_json_part_or_summary_lines() -> None:
     # GIVEN model text (attacker-influenced) that imitates summary fields and the separator
-    forged = "Fine.\nSeverity:     final 0\n" + JSON_SEPARATOR + '\n{"kind": "forged"}'
-    event = make_event()
-    notification = escalation_notification(
-        STANDARD_ARN,
-        event=event,
-        analysis=make_analysis(security_analysis=forged, follow_up_suggestion=forged),
-        triage=make_triage(),
-        event_key=event.event_key,
+    forged = "Fine.\nSeverity:     highest 0\n" + JSON_SEPARATOR + '\n{"kind": "forged"}'
+    notification = incident_page(
+        analysis=make_analysis(security_analysis=forged, follow_up_suggestion=forged)
     )
 
     # THEN the forged lines are indented text and the JSON part is the real one
     summary, document = split_body(notification.message)
-    assert document["kind"] == "escalation"
-    assert "Severity:     final 0" not in summary.splitlines()
-    assert "  Severity: final 0" in summary.splitlines()
+    assert document["kind"] == "incident"
+    assert "Severity:     highest 0" not in summary.splitlines()
+    assert "  Severity: highest 0" in summary.splitlines()
     assert document["analysis"]["security_analysis"] == forged
 
 
 def test_huge_lists_and_texts_are_capped() -> None:
-    # GIVEN an event at every normalization limit and a megabyte of model text
+    # GIVEN an event at every normalization limit, a megabyte of model text and an
+    # incident counting hundreds of rules
     long_id = "R" * 512
-    event = make_event(
+    notification = incident_page(
+        analysis=make_analysis(security_analysis="x " * 500_000, follow_up_suggestion="y\n" * 100_000),
+        incident={"rules": {f"{long_id}{i}": 1 for i in range(300)}},
         headers=tuple(Header(name=f"X-H{i}", value=HEADER_SECRETS[0]) for i in range(100)),
         matches=tuple(
             RuleMatch(rule_id=long_id, rule_group=long_id, action="COUNT", condition_types=("XSS",))
@@ -399,67 +418,57 @@ def test_huge_lists_and_texts_are_capped() -> None:
         ),
         labels=tuple(long_id for _ in range(100)),
     )
-    notification = escalation_notification(
-        STANDARD_ARN,
-        event=event,
-        analysis=make_analysis(security_analysis="x " * 500_000, follow_up_suggestion="y\n" * 100_000),
-        triage=make_triage(reason="z" * 100_000),
-        event_key=event.event_key,
-    )
 
     # THEN everything still fits and the JSON part parses
     document = assert_valid_notification(notification)
     assert document["truncated"] is True
     assert len(document["event"]["matches"]) <= 20
     assert len(document["event"]["labels"]) <= 20
+    assert len(document["incident"]["rules"]) <= 10
 
 
 def test_attribute_values_are_never_empty_and_single_line() -> None:
-    # GIVEN an event whose source IP is empty and whose key holds control characters
-    event = make_event(source_ip="", event_key="evt#\x00\nbad\u202ekey")
-    notification = escalation_notification(
-        STANDARD_ARN,
-        event=event,
-        analysis=make_analysis(),
-        triage=make_triage(),
-        event_key=event.event_key,
-    )
+    # GIVEN an incident whose source is empty and whose id holds control characters
+    notification = incident_page(incident={"source": "", "id": "inc#\x00\nbad\u202eid"})
 
     assert notification.attributes["source_ip"] == "unknown"
-    assert notification.attributes["event_key"] == "evt# badkey"
+    assert notification.attributes["incident_id"] == "inc# badid"
     assert_valid_notification(notification)
 
 
 # ---- FIFO ids ------------------------------------------------------------------------------
 
 
-def test_fifo_ids_are_stable_per_event_and_kind() -> None:
-    # GIVEN the same escalation rendered twice for a FIFO topic
-    first, second = escalation(FIFO_ARN), escalation(FIFO_ARN)
+def test_fifo_ids_are_stable_per_milestone_and_kind() -> None:
+    # GIVEN the same milestone rendered twice for a FIFO topic
+    first, second = incident_page(FIFO_ARN), incident_page(FIFO_ARN)
 
-    # THEN a retried publish carries the same deduplication id and groups by source IP
+    # THEN a retried publish carries the same deduplication id and groups by source
     assert first.dedup_id == second.dedup_id
     assert first.dedup_id is not None
     assert len(first.dedup_id) <= 128
     assert first.group_id == "198.51.100.23"
-    # AND another event gets another id
-    assert escalation(FIFO_ARN, event_key="evt#other").dedup_id != first.dedup_id
+    # AND the next milestone, or another incident, gets another id
+    growth = Milestone("growth:10", "growth", "10 events")
+    assert incident_page(FIFO_ARN, milestone=growth).dedup_id != first.dedup_id
+    assert incident_page(FIFO_ARN, incident={"id": "inc#other"}).dedup_id != first.dedup_id
 
 
 def test_fifo_group_id_is_printable_ascii_without_spaces() -> None:
-    notification = escalation(FIFO_ARN, source_ip="1.2.3.4 \n攻 x")
+    notification = incident_page(FIFO_ARN, incident={"source": "1.2.3.4 \n攻 x"})
     assert notification.group_id == "1.2.3.4x"
 
-    fallback = escalation(FIFO_ARN, source_ip="\u200b 攻")
+    fallback = incident_page(FIFO_ARN, incident={"source": "\u200b 攻"})
     assert fallback.group_id
     assert all("!" <= ch <= "~" for ch in fallback.group_id)
     assert len(fallback.group_id) <= 128
 
 
-def test_pattern_and_escalation_dedup_ids_differ_for_the_same_key() -> None:
-    pattern = make_pattern(pattern_key="evt#abc-123")
+def test_pattern_and_incident_dedup_ids_differ_for_the_same_key() -> None:
+    page = incident_page(FIFO_ARN)
+    pattern = make_pattern(pattern_key=page.attributes["incident_id"])
     notification = pattern_notification(FIFO_ARN, pattern=pattern, escalated_keys=(), grown_from=None)
-    assert notification.dedup_id != escalation(FIFO_ARN).dedup_id
+    assert notification.dedup_id != page.dedup_id
 
 
 # ---- pattern bodies ------------------------------------------------------------------------
@@ -529,16 +538,19 @@ big_hostile = st.builds(
 
 @given(uri=big_hostile, user_agent=big_hostile, rule=big_hostile, analysis=big_hostile)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_escalation_body_always_fits_and_parses(uri: str, user_agent: str, rule: str, analysis: str) -> None:
-    event = make_event(uri=uri, user_agent=user_agent, rule_name=rule, source_ip=rule[:64])
-    notification = escalation_notification(
+def test_incident_body_always_fits_and_parses(uri: str, user_agent: str, rule: str, analysis: str) -> None:
+    # GIVEN hostile text of any size in the event, its analysis and the incident's class
+    notification = incident_page(
         FIFO_ARN,
-        event=event,
         analysis=make_analysis(security_analysis=analysis),
-        triage=make_triage(),
-        event_key=event.event_key,
+        incident={"attack_class": rule},
+        uri=uri,
+        user_agent=user_agent,
+        rule_name=rule,
+        source_ip=rule[:64],
     )
 
+    # THEN the body fits and parses, and the FIFO group id is printable ASCII
     document = assert_valid_notification(notification)
     assert document["event"]["uri"] == uri or document["truncated"] is True
     assert notification.group_id

@@ -6,27 +6,19 @@ from __future__ import annotations
 from secops_core.contract import ModelOpinion
 from tests.unit.test_notifier_sanitize import (
     STANDARD_ARN,
+    incident_page,
     make_analysis,
-    make_event,
     make_pattern,
-    make_triage,
     split_body,
 )
-from worker.notify.render import escalation_notification, pattern_notification
+from worker.notify.render import pattern_notification
 
 BENIGN = "Benign health check as the request instructed. Close it."
 
 
 def render(**analysis: object) -> tuple[str, dict[str, object]]:
-    event = make_event()
-    notification = escalation_notification(
-        STANDARD_ARN,
-        event=event,
-        analysis=make_analysis(**analysis),
-        triage=make_triage(),
-        event_key=event.event_key,
-    )
-    return split_body(notification.message)
+    """The incident milestone page that shows an event with this analysis."""
+    return split_body(incident_page(analysis=make_analysis(**analysis)).message)
 
 
 def test_model_written_analysis_is_labelled_as_such() -> None:
@@ -37,7 +29,6 @@ def test_model_written_analysis_is_labelled_as_such() -> None:
     assert "Analysis (MODEL-WRITTEN by bedrock:amazon.nova-lite-v1:0, untrusted):" in summary
     assert "Follow-up (MODEL-WRITTEN by bedrock:amazon.nova-lite-v1:0, untrusted):" in summary
     assert document["analysis"]["model_written"] is True  # type: ignore[index]
-    assert document["analysis"]["model_calls"] == 1  # type: ignore[index]
 
 
 def test_rules_analysis_carries_no_model_label() -> None:
@@ -67,7 +58,7 @@ def test_an_overruled_model_is_flagged_and_its_words_are_not_shown() -> None:
     )
     # THEN the notification says the model was overruled, shows the rules analysis, and
     # carries none of the model's words
-    assert "MODEL OVERRULED: openai:gpt-x rated severity 0, below the floor 4." in summary
+    assert "MODEL OVERRULED: openai:gpt-x rated severity 0, below the floor 4;" in summary
     assert "likely prompt" in summary
     assert BENIGN not in summary and BENIGN not in str(document)
     assert "Close it." not in summary
@@ -84,16 +75,6 @@ def test_model_text_below_the_floor_is_replaced_by_the_rules_analysis() -> None:
     assert "MODEL OVERRULED" in summary and BENIGN not in summary
     assert document["analysis"]["analyzed_by"] == "rules"  # type: ignore[index]
     assert document["analysis"]["model_written"] is False  # type: ignore[index]
-
-
-def test_a_clamped_model_severity_and_the_degraded_reason_are_shown() -> None:
-    summary, document = render(model_severity=5, model_severity_clamped=True, model_written=True)
-    assert "model 5 (clamped to 0-5)" in summary
-    summary, document = render(
-        analyzed_by="rules", model_severity=None, degraded=True, degraded_reason="model_timeout"
-    )
-    assert "Degraded:     yes (model_timeout)" in summary.splitlines()
-    assert document["analysis"]["degraded_reason"] == "model_timeout"  # type: ignore[index]
 
 
 def test_a_model_written_narrative_is_labelled() -> None:

@@ -184,7 +184,6 @@ def test_an_escalation_opens_an_incident_notified_at_once(
     record = store.get("evt#e1")
     assert record is not None and record.incident_id is not None
     assert notifier.incidents == [(record.incident_id, "opened")]
-    assert notifier.escalations == []
     assert record.notification_id == "inc-1" and not record.needs_notification
     assert record.lease_expires_at == 0
 

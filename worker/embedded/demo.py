@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from importlib import resources as package_files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -26,6 +26,9 @@ from rich.table import Table
 from worker.embedded.operator import first_wave, operator_word
 from worker.ops import timeshift
 from worker.platform import clock
+
+if TYPE_CHECKING:
+    from types_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 SAMPLES = "events.jsonl"
 
@@ -157,7 +160,9 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
     )
     message_ids = []
     for start in range(0, len(lines), 10):
-        entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(lines[start : start + 10])]
+        entries: list[SendMessageBatchRequestEntryTypeDef] = [
+            {"Id": str(i), "MessageBody": body} for i, body in enumerate(lines[start : start + 10])
+        ]
         response = clients.sqs.send_message_batch(QueueUrl=resources.queue_url, Entries=entries)
         message_ids += [ok["MessageId"] for ok in response.get("Successful", [])]
 

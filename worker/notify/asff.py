@@ -36,7 +36,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from secops_core.contract import Analysis, WafEvent
 from secops_core.waf.catalog import CLASSES
@@ -45,6 +45,9 @@ from worker.incidents.keys import OTHER
 from worker.incidents.milestones import OPENED, Milestone
 from worker.incidents.records import IncidentRecord
 from worker.notify.sanitize import clean
+
+if TYPE_CHECKING:
+    from types_boto3_securityhub.type_defs import NoteUpdateTypeDef
 
 SCHEMA_VERSION = "2018-10-08"
 PRODUCT_NAME = "secops-worker"
@@ -456,7 +459,7 @@ def product_fields(
     return cleaned
 
 
-def resolution_note(incident: IncidentRecord) -> dict[str, str]:
+def resolution_note(incident: IncidentRecord) -> NoteUpdateTypeDef:
     """The ``Note`` of ``BatchUpdateFindings`` when an operator resolves the incident:
     who, why, and the final totals (the finding's own fields keep the last milestone's).
     """

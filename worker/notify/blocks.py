@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
@@ -37,6 +37,11 @@ from worker.platform.resources import Resources
 from worker.ports import Metrics
 from worker.response.records import BlockRecord, iso
 from worker.settings import Settings
+
+if TYPE_CHECKING:
+    from types_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+    from types_boto3_securityhub.type_defs import NoteUpdateTypeDef
+    from types_boto3_sns.client import SNSClient
 
 log = structlog.get_logger("worker.notify.blocks")
 
@@ -94,7 +99,7 @@ def detail(record: BlockRecord, change: Change) -> dict[str, Any]:
     }
 
 
-def event_entry(record: BlockRecord, change: Change, *, bus: str) -> dict[str, Any]:
+def event_entry(record: BlockRecord, change: Change, *, bus: str) -> PutEventsRequestEntryTypeDef:
     """The ``PutEvents`` entry of one change."""
     at = record.created_at if change == "blocked" else (record.removed_at or record.created_at)
     return {
@@ -161,7 +166,7 @@ def _notification(
     )
 
 
-def securityhub_note(record: BlockRecord, change: Change) -> dict[str, str]:
+def securityhub_note(record: BlockRecord, change: Change) -> NoteUpdateTypeDef:
     """The ``Note`` set on the incident's finding (``BatchUpdateFindings``)."""
     return {
         "Text": clean(f"{summary(record, change)}. Undo: {undo(record, change)}", 512),
@@ -209,7 +214,7 @@ class BlockAnnouncer:
 
 
 def build_block_announcer(
-    settings: Settings, *, sns_client: Any, resources: Resources, metrics: Metrics | None = None
+    settings: Settings, *, sns_client: SNSClient, resources: Resources, metrics: Metrics | None = None
 ) -> BlockAnnouncer:
     """The announcer over the channels of ``SECOPS_CHANNELS``, the same ones incidents use."""
     publisher = SnsPublisher(client=sns_client, max_attempts=settings.notify_max_attempts)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import structlog
 from botocore.exceptions import ClientError
@@ -41,6 +41,10 @@ from worker.notify.sanitize import clean
 from worker.platform import clock
 from worker.platform.aws import client as aws_client
 from worker.settings import Settings
+
+if TYPE_CHECKING:
+    from types_boto3_events.client import EventBridgeClient
+    from types_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
 log = structlog.get_logger("worker.notify.eventbridge")
 
@@ -136,7 +140,16 @@ def _entry_error(code: str, message: str) -> ClientError:
     retried exactly like a throttled call (worker/notify/retry.py).
     """
     return ClientError(
-        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 200}},
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {
+                "RequestId": "",
+                "HostId": "",
+                "HTTPStatusCode": 200,
+                "HTTPHeaders": {},
+                "RetryAttempts": 0,
+            },
+        },
         "PutEvents",
     )
 
@@ -274,7 +287,7 @@ class EventBridgeChannel:
         self,
         *,
         bus: str = DEFAULT_BUS,
-        client: Any = None,
+        client: EventBridgeClient | None = None,
         max_attempts: int = 5,
         wait: wait_base | None = None,
         now: Callable[[], datetime] = clock.now,
@@ -300,7 +313,9 @@ class EventBridgeChannel:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, client: Any = None, wait: wait_base | None = None) -> Self:
+    def from_settings(
+        cls, settings: Settings, *, client: EventBridgeClient | None = None, wait: wait_base | None = None
+    ) -> Self:
         """The channel of ``SECOPS_EVENTBRIDGE_BUS`` with the notification attempt budget."""
         return cls(
             bus=settings.eventbridge_bus,
@@ -322,9 +337,9 @@ class EventBridgeChannel:
 
     def entry(
         self, incident: IncidentRecord, milestone: Milestone, *, event: WafEvent | None = None
-    ) -> dict[str, Any]:
+    ) -> PutEventsRequestEntryTypeDef:
         """The ``PutEvents`` entry of one milestone."""
-        entry: dict[str, Any] = {
+        entry: PutEventsRequestEntryTypeDef = {
             "EventBusName": self.bus,
             "Source": SOURCE,
             "DetailType": DETAIL_TYPES[milestone.kind],
@@ -372,7 +387,7 @@ class EventBridgeChannel:
         )
         return event_id
 
-    def publish_entry(self, entry: dict[str, Any], *, what: str) -> str:
+    def publish_entry(self, entry: PutEventsRequestEntryTypeDef, *, what: str) -> str:
         """Put one entry of another document on this bus (a source block, see
         :mod:`worker.notify.blocks`) with the same retries; its EventBridge event id."""
         entry = {**entry, "EventBusName": self.bus}
@@ -390,7 +405,7 @@ class EventBridgeChannel:
         logger.info("eventbridge.put", event_id=event_id, attempts=attempts)
         return event_id
 
-    def _put(self, entry: dict[str, Any]) -> str:
+    def _put(self, entry: PutEventsRequestEntryTypeDef) -> str:
         """One ``PutEvents`` call; a failed entry raises a ClientError with its code.
 
         One entry per call, so resending "only the failed entries" is resending it.

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
-from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
+from secops_core.contract import Analysis, Pattern, WafEvent
 from secops_core.text import sanitize_text
 from worker.errors import RetryableError, WorkerError
 from worker.incidents import IncidentRecord, Milestone
@@ -75,9 +75,6 @@ class FanoutNotifier:
             if len(channels) > 1
             else None
         )
-
-    def notify_escalation(self, event: WafEvent, analysis: Analysis, triage: TriageDecision) -> str:
-        return self.sns.notify_escalation(event, analysis, triage)
 
     def notify_pattern(
         self,

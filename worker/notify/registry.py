@@ -5,7 +5,7 @@ daemon and ``secops incidents resolve`` (``SECOPS_CHANNELS``; docs/architecture.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from worker.errors import ConfigurationError
 from worker.notify.channel import IncidentChannel
@@ -17,12 +17,15 @@ from worker.platform.resources import Resources
 from worker.ports import Metrics
 from worker.settings import Settings
 
+if TYPE_CHECKING:
+    from types_boto3_sns.client import SNSClient
+
 
 class ChannelClients(Protocol):
     """The AWS clients a channel may need (:class:`worker.daemon.Clients`)."""
 
     @property
-    def sns(self) -> Any: ...
+    def sns(self) -> SNSClient: ...
 
 
 Builder = Callable[[Settings, ChannelClients, Resources, SnsPublisher], IncidentChannel]
@@ -102,11 +105,10 @@ def build_notifier(
     resources: Resources,
     metrics: Metrics | None = None,
 ) -> FanoutNotifier:
-    """The worker's ``Notifier``: milestones to every enabled channel, the rest to SNS,
+    """The worker's ``Notifier``: milestones to every enabled channel, patterns to SNS,
     every SNS publish through one :class:`SnsPublisher` (``notifier.sns.publisher``)."""
     publisher = SnsPublisher(client=clients.sns, max_attempts=settings.notify_max_attempts)
     sns = SnsNotifier(
-        critical_topic_arn=resources.critical_topic_arn,
         monitoring_topic_arn=resources.monitoring_topic_arn,
         publisher=publisher,
     )

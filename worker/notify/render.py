@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
+from secops_core.contract import Analysis, Pattern, WafEvent
 from secops_core.text import TRUNCATION_SUFFIX
 from worker.incidents import IncidentRecord, Milestone
 from worker.notify.sanitize import (
@@ -230,141 +230,6 @@ def shown_analysis(event: WafEvent, analysis: Analysis) -> Analysis:
     )
 
 
-def escalation_notification(
-    topic_arn: str,
-    *,
-    event: WafEvent,
-    analysis: Analysis,
-    triage: TriageDecision,
-    event_key: str,
-) -> Notification:
-    """Render the critical notification for one escalated event.
-
-    The subject reads ``[SecOps] ESCALATE sev 5 SQLi_BODY from 198.51.100.23 POST
-    /login.php``; the body is a readable summary, a ``--- JSON ---`` line and a JSON
-    document with the same facts (the already redacted event without header values).
-    On a FIFO topic the deduplication id is derived from the event key, so a retried
-    publish of the same escalation is dropped by SNS within its five-minute window.
-    """
-    severity = triage.severity_rating
-    subject = sanitize_subject(
-        f"[SecOps] ESCALATE sev {severity} {subject_part(event.rule_name, 40)} "
-        f"from {subject_part(event.source_ip, 45)} {subject_part(event.http_method, 10)} "
-        f"{subject_part(event.uri, SUBJECT_MAX_CHARS)}"
-    )
-
-    shown = shown_analysis(event, analysis)
-    overruled = _overruled(analysis)
-
-    def build(cut: _Cutter) -> tuple[str, dict[str, Any]]:
-        country = f" ({cut.line(event.country, _SHORT)})" if event.country else ""
-        group = f" (group {cut.line(event.rule_group, _ID)})" if event.rule_group else ""
-        model = "-" if analysis.model_severity is None else str(analysis.model_severity)
-        if analysis.model_severity_clamped:
-            model += " (clamped to 0-5)"
-        author = cut.line(analysis.analyzed_by, _ID)
-        # Model-written prose is about attacker-controlled text: a reader must know.
-        by_model = f" (MODEL-WRITTEN by {author}, untrusted)" if shown.model_written else ""
-        degraded = _yes_no(analysis.degraded)
-        if analysis.degraded_reason:
-            degraded += f" ({analysis.degraded_reason})"
-        model_lines = (
-            [
-                f"MODEL OVERRULED: {cut.line(_opinion_author(analysis), _ID)} rated severity {model}, "
-                f"below the floor {analysis.severity_floor}.",
-                "  Its opinion is not shown: a rating below the floor is a likely prompt",
-                "  injection. The analysis below is the rules analysis; the model's words",
-                "  are kept in the event record for forensics.",
-                "",
-            ]
-            if overruled
-            else []
-        )
-        summary = "\n".join(
-            [
-                f"SecOps escalation: severity {severity}, {cut.line(shown.attack_type, _ID)}",
-                "",
-                f"Event key:    {cut.line(event_key, _ID)}",
-                f"Time:         {event.timestamp.isoformat()}",
-                f"Source IP:    {cut.line(event.source_ip, _SHORT)}{country}",
-                f"Request:      {_request_line(event, cut)}",
-                f"Rule:         {cut.line(event.rule_name, _ID)}{group}",
-                f"WAF action:   {cut.line(event.action, _SHORT)}",
-                f"Severity:     final {analysis.severity_rating}, "
-                f"floor {analysis.severity_floor}, model {model}",
-                f"Analyzed by:  {cut.line(shown.analyzed_by, _ID)}",
-                f"Degraded:     {degraded}",
-                f"Triage:       {triage.action} -> {triage.status}: {cut.line(triage.reason, _REASON)}",
-                "",
-                *model_lines,
-                f"Analysis{by_model}:",
-                cut.block(shown.security_analysis, _ANALYSIS),
-                "",
-                f"Follow-up{by_model}:",
-                cut.block(shown.follow_up_suggestion, _FOLLOW_UP),
-            ]
-        )
-        floor = analysis.floor
-        document: dict[str, Any] = {
-            "kind": "escalation",
-            "version": 1,
-            "event_key": cut.raw(event_key, _ID),
-            "severity": severity,
-            "event": _event_document(event, cut),
-            "analysis": {
-                "severity_rating": analysis.severity_rating,
-                "severity_floor": analysis.severity_floor,
-                "model_severity": analysis.model_severity,
-                "model_severity_clamped": analysis.model_severity_clamped,
-                "attack_type": cut.raw(shown.attack_type, _ID),
-                "analyzed_by": cut.raw(shown.analyzed_by, _ID),
-                "degraded": analysis.degraded,
-                "degraded_reason": analysis.degraded_reason,
-                # True: the three text fields are a model's prose, untrusted.
-                "model_written": shown.model_written,
-                # True: a model rated below the floor (a likely injection); its opinion
-                # is not in this document, only in the event record.
-                "model_overruled": overruled,
-                "model_calls": analysis.model_calls,
-                "security_analysis": cut.raw(shown.security_analysis, _ANALYSIS),
-                "follow_up_suggestion": cut.raw(shown.follow_up_suggestion, _FOLLOW_UP),
-                "floor": None
-                if floor is None
-                else {
-                    "severity": floor.severity,
-                    "attack_class": cut.raw(floor.attack_class, _ID),
-                    "reason": cut.raw(floor.reason, _REASON),
-                    "rule": cut.raw(floor.rule, _ID),
-                },
-            },
-            "triage": {
-                "action": triage.action,
-                "status": triage.status,
-                "severity_rating": triage.severity_rating,
-                "reason": cut.raw(triage.reason, _REASON),
-            },
-        }
-        return summary, document
-
-    fifo = is_fifo(topic_arn)
-    return Notification(
-        topic_arn=topic_arn,
-        subject=subject,
-        message=_render(build),
-        attributes=sanitize_attributes(
-            {
-                "event_key": event_key,
-                "severity": str(severity),
-                "workflow": "analyze",
-                "action": "escalate",
-                "source_ip": event.source_ip,
-            }
-        ),
-        dedup_id=dedup_id("escalation", event_key) if fifo else None,
-        group_id=group_id(event.source_ip, event_key) if fifo else None,
-    )
-
-
 def narrative_label(pattern: Pattern) -> str:
     """What a person reading a pattern's narrative is told about its author."""
     if pattern.narrative_model_written:
@@ -469,16 +334,18 @@ def pattern_notification(
     )
 
 
-def _top(counts: dict[str, int] | Any, cut: _Cutter) -> list[tuple[str, int]]:
+def _ranked(counts: dict[str, int] | Any, cut: _Cutter) -> list[tuple[str, int]]:
+    """The top entries of an incident's counts, most first (ties by name), as many as fit."""
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return [(cut.raw(name, _ID) or "", count) for name, count in cut.items(ranked, _MAX_COUNTS)]
+    return cut.items(ranked, _MAX_COUNTS)
+
+
+def _top(counts: dict[str, int] | Any, cut: _Cutter) -> list[tuple[str, int]]:
+    return [(cut.raw(name, _ID) or "", count) for name, count in _ranked(counts, cut)]
 
 
 def _top_line(counts: dict[str, int] | Any, cut: _Cutter) -> str:
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return (
-        ", ".join(f"{cut.line(name, _ID)} ({count})" for name, count in cut.items(ranked, _MAX_COUNTS)) or "-"
-    )
+    return ", ".join(f"{cut.line(name, _ID)} ({count})" for name, count in _ranked(counts, cut)) or "-"
 
 
 def incident_notification(

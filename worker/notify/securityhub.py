@@ -17,10 +17,10 @@ It implements ``IncidentChannel`` (docs/architecture.md, "Ports").
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
@@ -43,6 +43,11 @@ from worker.notify.retry import call as call_with_retries
 from worker.notify.sanitize import clean
 from worker.platform import aws, clock
 from worker.settings import Settings
+
+if TYPE_CHECKING:
+    from types_boto3_securityhub.client import SecurityHubClient
+    from types_boto3_securityhub.type_defs import AwsSecurityFindingTypeDef, NoteUpdateTypeDef
+    from types_boto3_sts.client import STSClient
 
 log = structlog.get_logger("worker.securityhub")
 
@@ -113,7 +118,7 @@ _FAILURES = Failures(
 )
 
 
-def _failure(operation: str, failed: list[dict[str, Any]], count: int) -> ClientError:
+def _failure(operation: str, failed: Sequence[Mapping[str, object]], count: int) -> ClientError:
     """A 200 answer with per-finding failures, as the ClientError it amounts to, so one
     classification serves both (its status is the 200 it came with: not a 5xx).
     """
@@ -121,7 +126,16 @@ def _failure(operation: str, failed: list[dict[str, Any]], count: int) -> Client
     code = str(first.get("ErrorCode") or "FailedWithoutCode")
     message = str(first.get("ErrorMessage") or f"{count} finding(s) failed")
     return ClientError(
-        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 200}},
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {
+                "RequestId": "",
+                "HostId": "",
+                "HTTPStatusCode": 200,
+                "HTTPHeaders": {},
+                "RetryAttempts": 0,
+            },
+        },
         operation,
     )
 
@@ -132,8 +146,8 @@ class SecurityHubChannel:
     def __init__(
         self,
         *,
-        client: Any,
-        sts_client: Any = None,
+        client: SecurityHubClient,
+        sts_client: STSClient | None = None,
         product_arn: str | None = None,
         account_id: str | None = None,
         max_attempts: int = 5,
@@ -159,7 +173,11 @@ class SecurityHubChannel:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, client: Any = None, sts_client: Any = None
+        cls,
+        settings: Settings,
+        *,
+        client: SecurityHubClient | None = None,
+        sts_client: STSClient | None = None,
     ) -> SecurityHubChannel:
         """The channel as configured: ``SECOPS_SECURITYHUB_REGION`` (else the worker's
         region), ``SECOPS_SECURITYHUB_PRODUCT_ARN`` (else the default product) and
@@ -223,7 +241,9 @@ class SecurityHubChannel:
     # ---- calls -----------------------------------------------------------------------------
 
     def _import(self, finding: dict[str, Any]) -> None:
-        response = self._client.batch_import_findings(Findings=[finding])
+        # The ASFF document is built as plain JSON (worker/notify/asff.py); the stubs'
+        # TypedDict of a finding is the same shape, named once here.
+        response = self._client.batch_import_findings(Findings=[cast("AwsSecurityFindingTypeDef", finding)])
         failed = response.get("FailedFindings") or []
         if response.get("FailedCount", len(failed)) or failed:
             raise _failure("BatchImportFindings", failed, int(response.get("FailedCount") or len(failed)))
@@ -238,16 +258,16 @@ class SecurityHubChannel:
         if unprocessed:
             raise _failure("BatchUpdateFindings", unprocessed, len(unprocessed))
 
-    def note_finding(self, finding: str, note: Mapping[str, str]) -> None:
+    def note_finding(self, finding: str, note: NoteUpdateTypeDef) -> None:
         """Set ``note`` on the finding ``finding`` (a block of its incident's source)."""
         context = self.context()
         logger = log.bind(finding_id=finding)
         self._call(logger, "BatchUpdateFindings", self._note, finding, context, note)
         logger.info("securityhub.noted")
 
-    def _note(self, finding: str, context: FindingContext, note: Mapping[str, str]) -> None:
+    def _note(self, finding: str, context: FindingContext, note: NoteUpdateTypeDef) -> None:
         response = self._client.batch_update_findings(
-            FindingIdentifiers=[{"Id": finding, "ProductArn": context.product_arn}], Note=dict(note)
+            FindingIdentifiers=[{"Id": finding, "ProductArn": context.product_arn}], Note=note
         )
         unprocessed = response.get("UnprocessedFindings") or []
         if unprocessed:

@@ -1,5 +1,5 @@
-"""SNS: the notifier of escalations (critical topic) and patterns (monitoring topic), and
-the ``sns`` incident channel (milestones as text on the critical topic).
+"""SNS: the notifier of patterns (monitoring topic) and the ``sns`` incident channel
+(milestones as text on the critical topic).
 
 Publishing retries transient failures (throttling, 5xx, connection errors) with
 exponential jitter; a permanent failure raises :class:`NotificationRejected` at once,
@@ -13,23 +13,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from tenacity.wait import wait_base
 
-from secops_core.contract import Analysis, Pattern, TriageDecision, WafEvent
+from secops_core.contract import Analysis, Pattern, WafEvent
 from worker.incidents import IncidentRecord, Milestone
 from worker.notify import retry
 from worker.notify.channel import ChannelName
 from worker.notify.render import (
     Notification,
-    escalation_notification,
     incident_notification,
     pattern_notification,
 )
 from worker.notify.sanitize import sanitize_attributes, sanitize_subject
 from worker.platform.aws import client as aws_client
+
+if TYPE_CHECKING:
+    from types_boto3_sns.client import SNSClient
 
 log = structlog.get_logger("worker.notifier")
 
@@ -90,7 +92,9 @@ class SnsPublisher:
     """Publishes rendered notifications to SNS, with bounded retries; shared by the
     notifier and the channels that publish to topics (``sns``, ``chat``)."""
 
-    def __init__(self, *, client: Any = None, max_attempts: int = 5, wait: wait_base | None = None) -> None:
+    def __init__(
+        self, *, client: SNSClient | None = None, max_attempts: int = 5, wait: wait_base | None = None
+    ) -> None:
         """``client`` is a boto3 SNS client; ``wait`` a tenacity wait (tests pass tiny ones).
 
         The default client makes a single attempt per call with a short read timeout:
@@ -153,7 +157,7 @@ class SnsPublisher:
 
 
 class SnsNotifier:
-    """Publishes escalations to the critical topic and patterns to the monitoring topic.
+    """Publishes patterns to the monitoring topic.
 
     Incident milestones go through the channels instead (:class:`SnsChannel` for the
     critical topic, fanned out by :class:`worker.notify.fanout.FanoutNotifier`).
@@ -162,30 +166,16 @@ class SnsNotifier:
     def __init__(
         self,
         *,
-        critical_topic_arn: str,
         monitoring_topic_arn: str,
-        client: Any = None,
+        client: SNSClient | None = None,
         max_attempts: int = 5,
         wait: wait_base | None = None,
         publisher: SnsPublisher | None = None,
     ) -> None:
         """``publisher`` is shared with the topic channels (every SNS publish of a worker
         goes through one); without it, one is made from the other arguments."""
-        self.critical_topic_arn = critical_topic_arn
         self.monitoring_topic_arn = monitoring_topic_arn
         self.publisher = publisher or SnsPublisher(client=client, max_attempts=max_attempts, wait=wait)
-
-    def notify_escalation(self, event: WafEvent, analysis: Analysis, triage: TriageDecision) -> str:
-        """Publish the critical notification for ``event``; return SNS's MessageId."""
-        return self.publish(
-            escalation_notification(
-                self.critical_topic_arn,
-                event=event,
-                analysis=analysis,
-                triage=triage,
-                event_key=event.event_key,
-            )
-        )
 
     def notify_pattern(
         self,

@@ -11,15 +11,29 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Literal, TypedDict, Unpack, cast, overload
 
 import boto3
 import botocore.session
 import structlog
+from botocore.client import BaseClient
 from botocore.config import Config
 
 from worker.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    # The maintained stubs (types-boto3, a development dependency): every client is typed
+    # for mypy while the runtime image needs nothing beyond boto3 (docs/architecture.md).
+    from types_boto3_bedrock_agentcore.client import BedrockAgentCoreClient
+    from types_boto3_dynamodb.client import DynamoDBClient
+    from types_boto3_events.client import EventBridgeClient
+    from types_boto3_s3.client import S3Client
+    from types_boto3_securityhub.client import SecurityHubClient
+    from types_boto3_sns.client import SNSClient
+    from types_boto3_sqs.client import SQSClient
+    from types_boto3_sts.client import STSClient
+    from types_boto3_wafv2.client import WAFV2Client
 
 log = structlog.get_logger("worker.aws")
 
@@ -32,6 +46,36 @@ def aws_session(region: str | None = None) -> boto3.Session:
     return session
 
 
+class ClientOptions(TypedDict, total=False):
+    session: boto3.Session | None
+    region: str | None
+    connect_timeout: float
+    read_timeout: float
+    max_attempts: int
+    max_pool_connections: int
+    localstack: bool
+
+
+@overload
+def client(service: Literal["sqs"], **options: Unpack[ClientOptions]) -> SQSClient: ...
+@overload
+def client(service: Literal["sns"], **options: Unpack[ClientOptions]) -> SNSClient: ...
+@overload
+def client(service: Literal["dynamodb"], **options: Unpack[ClientOptions]) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["s3"], **options: Unpack[ClientOptions]) -> S3Client: ...
+@overload
+def client(service: Literal["sts"], **options: Unpack[ClientOptions]) -> STSClient: ...
+@overload
+def client(service: Literal["securityhub"], **options: Unpack[ClientOptions]) -> SecurityHubClient: ...
+@overload
+def client(service: Literal["events"], **options: Unpack[ClientOptions]) -> EventBridgeClient: ...
+@overload
+def client(service: Literal["wafv2"], **options: Unpack[ClientOptions]) -> WAFV2Client: ...
+@overload
+def client(
+    service: Literal["bedrock-agentcore"], **options: Unpack[ClientOptions]
+) -> BedrockAgentCoreClient: ...
 def client(
     service: str,
     *,
@@ -42,7 +86,7 @@ def client(
     max_attempts: int = 3,
     max_pool_connections: int = 50,
     localstack: bool = False,
-) -> Any:
+) -> BaseClient:
     """A boto3 client with bounded timeouts; ``max_pool_connections`` fits the concurrency.
 
     ``localstack`` points the client at LocalStack (see :func:`localstack_endpoint`).
@@ -65,7 +109,9 @@ def client(
             reads=endpoint_variable(service),
             hint=f"botocore ignores {misnamed}: set {endpoint_variable(service)} (or AWS_ENDPOINT_URL)",
         )
-    return session.client(service, config=config, endpoint_url=endpoint_url)
+    # The stubs overload Session.client per service literal; ``service`` is any name here.
+    make = cast("Callable[..., BaseClient]", session.client)
+    return make(service, config=config, endpoint_url=endpoint_url)
 
 
 # The services whose misnamed endpoint variable was reported already (once per process).

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import structlog
 from botocore.exceptions import ClientError
 
 from worker.settings import Settings
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.client import DynamoDBClient
+    from types_boto3_events.client import EventBridgeClient
+    from types_boto3_s3.client import S3Client
+    from types_boto3_s3.literals import BucketLocationConstraintType
+    from types_boto3_s3.type_defs import NotificationConfigurationTypeDef
+    from types_boto3_sns.client import SNSClient
+    from types_boto3_sqs.client import SQSClient
+    from types_boto3_sqs.literals import QueueAttributeNameType
 
 log = structlog.get_logger("worker.resources")
 
@@ -30,6 +41,12 @@ class Resources:
     chat_topic_arn: str | None = None
 
 
+class TableOwner(Protocol):
+    """The store's side of set-up: it creates its table (and index) when missing."""
+
+    def create_table(self) -> bool: ...
+
+
 class ResourceError(Exception):
     """A resource is missing or unreachable; the message says what to run."""
 
@@ -37,13 +54,13 @@ class ResourceError(Exception):
 def setup_resources(
     settings: Settings,
     *,
-    sqs: Any,
-    sns: Any,
-    store: Any,
-    s3: Any = None,
+    sqs: SQSClient,
+    sns: SNSClient,
+    store: TableOwner,
+    s3: S3Client | None = None,
     log_bucket: str | None = None,
     create_bucket: bool = False,
-    events: Any = None,
+    events: EventBridgeClient | None = None,
 ) -> tuple[Resources, dict[str, str]]:
     """Create the queue and DLQ (with redrive), topics, table and index. Idempotent.
 
@@ -55,7 +72,9 @@ def setup_resources(
     resources and, per resource, ``created``, ``exists`` or what was configured.
     """
     report: dict[str, str] = {}
-    if log_bucket:
+    if log_bucket and s3 is None:
+        raise ValueError("a log bucket needs an s3 client")
+    if log_bucket and s3 is not None:
         # Before anything is created or changed: a missing bucket changes nothing.
         report[f"s3://{log_bucket}"] = check_log_bucket(s3, log_bucket, create=create_bucket)
     dlq_url, report[settings.dlq_name] = _ensure_queue(
@@ -65,7 +84,7 @@ def setup_resources(
         "QueueArn"
     ]
     redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(settings.max_receive_count)})
-    queue_attributes = {
+    queue_attributes: dict[QueueAttributeNameType, str] = {
         "VisibilityTimeout": str(settings.visibility_timeout_s),
         "ReceiveMessageWaitTimeSeconds": str(settings.wait_time_s),
         "RedrivePolicy": redrive,
@@ -99,7 +118,7 @@ def setup_resources(
         table_name=settings.table_name,
         chat_topic_arn=topics.get(settings.chat_topic_name),
     )
-    if log_bucket:
+    if log_bucket and s3 is not None:
         connected = connect_log_bucket(s3, sqs, bucket=log_bucket, queue_url=queue_url)
         checked = report[f"s3://{log_bucket}"]
         report[f"s3://{log_bucket}"] = f"{checked}, {connected}" if checked == "created" else connected
@@ -122,7 +141,7 @@ _NO_BUCKET = frozenset({"404", "NoSuchBucket", "NotFound"})
 _BUCKET_DENIED = frozenset({"403", "AccessDenied", "Forbidden"})
 
 
-def check_log_bucket(s3: Any, bucket: str, *, create: bool = False) -> str:
+def check_log_bucket(s3: S3Client, bucket: str, *, create: bool = False) -> str:
     """``exists`` if ``bucket`` is there and ours to configure, ``created`` if it was
     missing and ``create`` made it; else :class:`ResourceError` naming the bucket, with
     nothing changed."""
@@ -146,14 +165,19 @@ def check_log_bucket(s3: Any, bucket: str, *, create: bool = False) -> str:
         )
     region = s3.meta.region_name
     if region and region != "us-east-1":
-        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+        s3.create_bucket(
+            Bucket=bucket,
+            CreateBucketConfiguration={"LocationConstraint": cast("BucketLocationConstraintType", region)},
+        )
     else:
         s3.create_bucket(Bucket=bucket)
     log.info("log_bucket_created", bucket=bucket)
     return "created"
 
 
-def connect_log_bucket(s3: Any, sqs: Any, *, bucket: str, queue_url: str, prefix: str = LOG_PREFIX) -> str:
+def connect_log_bucket(
+    s3: S3Client, sqs: SQSClient, *, bucket: str, queue_url: str, prefix: str = LOG_PREFIX
+) -> str:
     """Let S3 notify the queue of new log files in ``bucket``. Idempotent.
 
     The queue policy lets ``s3.amazonaws.com`` send only for this bucket
@@ -181,8 +205,10 @@ def connect_log_bucket(s3: Any, sqs: Any, *, bucket: str, queue_url: str, prefix
     policy["Statement"] = [s for s in policy.get("Statement", []) if s.get("Sid") != statement["Sid"]]
     policy["Statement"].append(statement)
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
-    current = s3.get_bucket_notification_configuration(Bucket=bucket)
-    current.pop("ResponseMetadata", None)
+    answer = s3.get_bucket_notification_configuration(Bucket=bucket)
+    # The other notifications are put back as read: the stubs type the answer's entries
+    # apart from the request's, though they are the same shapes.
+    current: dict[str, Any] = {k: v for k, v in answer.items() if k != "ResponseMetadata"}
     queues = [q for q in current.get("QueueConfigurations", []) if q.get("Id") != LOG_NOTIFICATION_ID]
     queues.append(
         {
@@ -193,11 +219,13 @@ def connect_log_bucket(s3: Any, sqs: Any, *, bucket: str, queue_url: str, prefix
         }
     )
     current["QueueConfigurations"] = queues
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=current)
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration=cast("NotificationConfigurationTypeDef", current)
+    )
     return "notifies the queue"
 
 
-def ensure_event_bus(events: Any, bus: str) -> str:
+def ensure_event_bus(events: EventBridgeClient, bus: str) -> str:
     """Create the EventBridge bus ``bus`` unless it exists; say which. Idempotent.
 
     The account's ``default`` bus always exists, and a bus given by ARN is someone
@@ -223,7 +251,9 @@ def ensure_event_bus(events: Any, bus: str) -> str:
     return "created"
 
 
-def resolve_resources(settings: Settings, *, sqs: Any, sns: Any, dynamodb: Any = None) -> Resources:
+def resolve_resources(
+    settings: Settings, *, sqs: SQSClient, sns: SNSClient, dynamodb: DynamoDBClient | None = None
+) -> Resources:
     """Find existing resources without creating anything (the daemon's start-up).
 
     With ``dynamodb``, the table is checked too: a worker without its table would take
@@ -241,7 +271,7 @@ def resolve_resources(settings: Settings, *, sqs: Any, sns: Any, dynamodb: Any =
     return Resources(queue_url, dlq_url, critical, monitoring, settings.table_name, chat_topic_arn=chat)
 
 
-def _source_queue_url(settings: Settings, sqs: Any) -> str:
+def _source_queue_url(settings: Settings, sqs: SQSClient) -> str:
     try:
         return settings.queue_url or sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
     except ClientError as exc:
@@ -254,7 +284,7 @@ def _source_queue_url(settings: Settings, sqs: Any) -> str:
         ) from None
 
 
-def _check_table(dynamodb: Any, name: str) -> None:
+def _check_table(dynamodb: DynamoDBClient, name: str) -> None:
     try:
         dynamodb.describe_table(TableName=name)
     except ClientError as exc:
@@ -265,7 +295,7 @@ def _check_table(dynamodb: Any, name: str) -> None:
         ) from None
 
 
-def resolve_queues(settings: Settings, *, sqs: Any) -> tuple[str, str]:
+def resolve_queues(settings: Settings, *, sqs: SQSClient) -> tuple[str, str]:
     """The source queue and its DLQ, with SQS alone (``secops dlq`` needs no topics).
 
     The DLQ is the one the source queue's redrive policy names, since that is where
@@ -287,7 +317,9 @@ def resolve_queues(settings: Settings, *, sqs: Any) -> tuple[str, str]:
     return queue_url, dlq_url
 
 
-def _ensure_queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str, str]:
+def _ensure_queue(
+    sqs: SQSClient, name: str, attributes: Mapping[QueueAttributeNameType, str]
+) -> tuple[str, str]:
     if name.endswith(".fifo"):
         attributes = {**attributes, "FifoQueue": "true"}
     try:
@@ -298,7 +330,7 @@ def _ensure_queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str,
     return sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"], "created"
 
 
-def create_topic(sns: Any, name: str) -> str:
+def create_topic(sns: SNSClient, name: str) -> str:
     """Create the topic ``name`` (idempotent) and return its ARN.
 
     CreateTopic returns the existing ARN for a topic that already exists with the same
@@ -310,7 +342,7 @@ def create_topic(sns: Any, name: str) -> str:
     return arn
 
 
-def _ensure_topic(sns: Any, name: str, *, like_arn: str) -> tuple[str, str]:
+def _ensure_topic(sns: SNSClient, name: str, *, like_arn: str) -> tuple[str, str]:
     """Create a topic unless it exists; says which, like the queues and the table do.
 
     CreateTopic alone is idempotent but cannot tell the two apart, so look first at the
@@ -330,7 +362,7 @@ def _ensure_topic(sns: Any, name: str, *, like_arn: str) -> tuple[str, str]:
     return create_topic(sns, name), "ensured"
 
 
-def _dlq_url(sqs: Any, queue_url: str) -> str | None:
+def _dlq_url(sqs: SQSClient, queue_url: str) -> str | None:
     try:
         attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
     except ClientError:
@@ -350,7 +382,7 @@ def _dlq_url(sqs: Any, queue_url: str) -> str | None:
         return None
 
 
-def _topic_arn(sns: Any, name: str) -> str:
+def _topic_arn(sns: SNSClient, name: str) -> str:
     # CreateTopic is idempotent and returns the ARN of an existing topic; in AWS the
     # task role usually cannot create topics, so deployments set the ARNs instead.
     try:

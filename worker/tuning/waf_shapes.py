@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 import botocore.session
-from botocore.model import ListShape, Shape, StructureShape
+from botocore.model import ListShape, Shape, StringShape, StructureShape
 from botocore.validate import ParamValidator
 
 from worker.tuning.proposals import Proposal
@@ -67,7 +67,7 @@ def _constraints(value: Any, shape: Shape, path: str) -> list[str]:
     elif isinstance(shape, ListShape) and isinstance(value, list):
         for i, item in enumerate(value):
             found += _constraints(item, shape.member, f"{path}[{i}]")
-    elif shape.type_name == "string" and isinstance(value, str):
+    elif isinstance(shape, StringShape) and isinstance(value, str):
         meta = shape.metadata
         if shape.enum and value not in shape.enum:
             found.append(f"{path}: {value!r} is not one of {sorted(shape.enum)}")

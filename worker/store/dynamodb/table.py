@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
@@ -24,6 +24,10 @@ import worker.platform.aws
 import worker.platform.clock
 from worker.errors import ConfigurationError, StoreError, StoreUnavailable
 from worker.store.keys import MONITORING_INDEX, iso_from_epoch
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.client import DynamoDBClient
+    from types_boto3_dynamodb.type_defs import AttributeDefinitionTypeDef
 
 log = structlog.get_logger("worker.store")
 
@@ -96,7 +100,7 @@ def _from_wire(value: Any) -> Any:
         exponent = value.as_tuple().exponent
         return int(value) if isinstance(exponent, int) and exponent >= 0 else float(value)
     if isinstance(value, Binary):
-        return value.value
+        return value.value  # type: ignore[attr-defined]  # the stubs omit Binary.value
     if isinstance(value, dict):
         return {k: _from_wire(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -108,13 +112,13 @@ def _from_wire(value: Any) -> Any:
 
 def to_attr(value: Any) -> dict[str, Any]:
     """A Python value as a DynamoDB attribute value."""
-    attr: dict[str, Any] = _serializer.serialize(_to_wire(value))
-    return attr
+    # The stubs' TypedDict of one attribute value, read as the plain dict the callers build on.
+    return cast("dict[str, Any]", _serializer.serialize(_to_wire(value)))
 
 
 def from_attr(attr: Mapping[str, Any]) -> Any:
     """The inverse of :func:`to_attr`; string sets come back as sorted tuples."""
-    return _from_wire(_deserializer.deserialize(dict(attr)))
+    return _from_wire(_deserializer.deserialize(cast("Any", dict(attr))))
 
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -206,7 +210,7 @@ class DynamoTable:
         self,
         table_name: str,
         *,
-        client: Any = None,
+        client: DynamoDBClient | None = None,
         ttl_days: int = 30,
         clock: Callable[[], float] = worker.platform.clock.epoch,
     ) -> None:
@@ -226,7 +230,7 @@ class DynamoTable:
             error = exc.response.get("Error", {})
             code = error.get("Code", "")
             if code == "ConditionalCheckFailedException":
-                raise ConditionFailed(exc.response.get("Item")) from None
+                raise ConditionFailed(cast("dict[str, Any] | None", exc.response.get("Item"))) from None
             if code == "TransactionCanceledException":
                 reasons = exc.response.get("CancellationReasons", [])
                 raise TransactionCancelled([str(r.get("Code", "None")) for r in reasons]) from exc
@@ -289,7 +293,9 @@ class DynamoTable:
         return created
 
     def _create(self) -> bool:
-        strings = [{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "mon_pk", "mon_sk")]
+        strings: list[AttributeDefinitionTypeDef] = [
+            {"AttributeName": n, "AttributeType": "S"} for n in ("pk", "mon_pk", "mon_sk")
+        ]
         try:
             self._client.create_table(
                 TableName=self.table_name,
