@@ -165,8 +165,9 @@ def _request_document(event: WafEvent) -> dict[str, Any]:
         for label in event.labels
         if not informational_label(label) and key(label.rsplit(":", 1)[-1]) not in rules
     ]
+    # No timestamp: the time of one request does not change its severity, and the
+    # operator reads it on the event itself.
     document: dict[str, Any] = {
-        "timestamp": event.timestamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "waf_action": _clean(event.action, _PROMPT_SHORT_CHARS),
         "source_ip": _clean(event.source_ip, _PROMPT_SHORT_CHARS),
         "country": _clean(event.country, _PROMPT_SHORT_CHARS),

@@ -81,3 +81,34 @@ def summary(requests: Iterable[Any]) -> dict[str, Any]:
         "input_tokens_max": max(s.total for s in sizes),
         "estimator": "BPE-like estimate: letters/5, digits/3, symbols/2 (bench/tokens.py)",
     }
+
+
+def sample_calls() -> list[Any]:
+    """One analyst call for each (kind, floor) the day scenario sends the model: the
+    attacker's, the scanner's and the login burst's hours and a quiet one, each event
+    through the real analyst and a scripted model that records what it was sent. Seconds,
+    where the whole day scenario takes many minutes."""
+    from agent_runtime.analyst import SecurityAnalyst
+    from bench.day_traffic import DayPlan, day_records
+    from bench.flood import ConsistentModel
+    from secops_core.ingest.events import normalize_event
+    from secops_core.waf.floor import severity_floor
+
+    plan = DayPlan()
+    picked: dict[tuple[str, int], Any] = {}
+    for hour in (plan.attacker_hour, plan.scanner_hour, plan.login_burst_hour, 0):
+        for record in day_records(plan, hour):
+            event = normalize_event(record.record)
+            floor = severity_floor(event)
+            if floor.severity:
+                picked.setdefault((record.kind, floor.severity), (event, floor))
+    model = ConsistentModel(latency_s=0.0)
+    analyst = SecurityAnalyst(model)
+    for event, floor in picked.values():
+        analyst.analyze(event, floor)
+    return list(model.requests)
+
+
+if __name__ == "__main__":
+    # python -m bench.tokens: the per-part token figures on representative events.
+    print(json.dumps(summary(sample_calls()), indent=2))

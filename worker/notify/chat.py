@@ -21,7 +21,6 @@ from typing import Any
 
 from secops_core.contract import Analysis, WafEvent
 from worker.incidents import IncidentRecord, Milestone
-from worker.notify.channel import ChannelName
 from worker.notify.render import Notification, shown_analysis
 from worker.notify.sanitize import (
     ascii_token,
@@ -33,7 +32,7 @@ from worker.notify.sanitize import (
     sanitize_attributes,
     sanitize_subject,
 )
-from worker.notify.sns import SnsPublisher
+from worker.notify.sns import TopicChannel
 
 # Our limits, inside what the schema allows (docs/schemas/chat-notification.json): a
 # card a person reads on a phone, not a report.
@@ -212,26 +211,17 @@ def chat_notification(
     )
 
 
-class ChatChannel:
+class ChatChannel(TopicChannel):
     """Publishes each milestone as a custom notification to the chat topic."""
 
-    def __init__(self, *, topic_arn: str, publisher: SnsPublisher) -> None:
-        self.topic_arn = topic_arn
-        self._publisher = publisher
+    channel = "chat"
 
-    @property
-    def name(self) -> ChannelName:
-        return "chat"
-
-    def publish_incident(
+    def render(
         self,
         incident: IncidentRecord,
         milestone: Milestone,
         *,
-        event: WafEvent | None = None,
-        analysis: Analysis | None = None,
-    ) -> str:
-        """Publish the card; return SNS's MessageId (errors as :meth:`SnsPublisher.publish`)."""
-        return self._publisher.publish(
-            chat_notification(self.topic_arn, incident, milestone, event=event, analysis=analysis)
-        )
+        event: WafEvent | None,
+        analysis: Analysis | None,
+    ) -> Notification:
+        return chat_notification(self.topic_arn, incident, milestone, event=event, analysis=analysis)

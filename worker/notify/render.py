@@ -334,16 +334,18 @@ def pattern_notification(
     )
 
 
-def _top(counts: dict[str, int] | Any, cut: _Cutter) -> list[tuple[str, int]]:
+def _ranked(counts: dict[str, int] | Any, cut: _Cutter) -> list[tuple[str, int]]:
+    """The top entries of an incident's counts, most first (ties by name), as many as fit."""
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return [(cut.raw(name, _ID) or "", count) for name, count in cut.items(ranked, _MAX_COUNTS)]
+    return cut.items(ranked, _MAX_COUNTS)
+
+
+def _top(counts: dict[str, int] | Any, cut: _Cutter) -> list[tuple[str, int]]:
+    return [(cut.raw(name, _ID) or "", count) for name, count in _ranked(counts, cut)]
 
 
 def _top_line(counts: dict[str, int] | Any, cut: _Cutter) -> str:
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return (
-        ", ".join(f"{cut.line(name, _ID)} ({count})" for name, count in cut.items(ranked, _MAX_COUNTS)) or "-"
-    )
+    return ", ".join(f"{cut.line(name, _ID)} ({count})" for name, count in _ranked(counts, cut)) or "-"
 
 
 def incident_notification(

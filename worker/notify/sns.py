@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
 from tenacity.wait import wait_base
@@ -199,9 +199,12 @@ class SnsNotifier:
         return self.publisher.publish(notification)
 
 
-class SnsChannel:
-    """The ``sns`` channel: incident milestones as text for e-mail subscribers, on the
-    critical topic, exactly as before there were other channels."""
+class TopicChannel:
+    """An incident channel that renders each milestone and publishes it to one SNS topic
+    through the worker's shared :class:`SnsPublisher`; a subclass names the channel and
+    renders (the ``sns`` text below, the ``chat`` card in :mod:`worker.notify.chat`)."""
+
+    channel: ClassVar[ChannelName]
 
     def __init__(self, *, topic_arn: str, publisher: SnsPublisher) -> None:
         self.topic_arn = topic_arn
@@ -209,7 +212,17 @@ class SnsChannel:
 
     @property
     def name(self) -> ChannelName:
-        return "sns"
+        return self.channel
+
+    def render(
+        self,
+        incident: IncidentRecord,
+        milestone: Milestone,
+        *,
+        event: WafEvent | None,
+        analysis: Analysis | None,
+    ) -> Notification:
+        raise NotImplementedError
 
     def publish_incident(
         self,
@@ -219,13 +232,25 @@ class SnsChannel:
         event: WafEvent | None = None,
         analysis: Analysis | None = None,
     ) -> str:
-        """Publish one incident milestone to the topic; return SNS's MessageId."""
-        return self._publisher.publish(
-            incident_notification(
-                self.topic_arn,
-                incident=incident,
-                milestone=milestone,
-                event=event,
-                analysis=analysis,
-            )
+        """Publish one incident milestone to the topic; return SNS's MessageId (errors as
+        :meth:`SnsPublisher.publish`)."""
+        return self._publisher.publish(self.render(incident, milestone, event=event, analysis=analysis))
+
+
+class SnsChannel(TopicChannel):
+    """The ``sns`` channel: incident milestones as text for e-mail subscribers, on the
+    critical topic, exactly as before there were other channels."""
+
+    channel = "sns"
+
+    def render(
+        self,
+        incident: IncidentRecord,
+        milestone: Milestone,
+        *,
+        event: WafEvent | None,
+        analysis: Analysis | None,
+    ) -> Notification:
+        return incident_notification(
+            self.topic_arn, incident=incident, milestone=milestone, event=event, analysis=analysis
         )
