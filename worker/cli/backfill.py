@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from types_boto3_s3.type_defs import ObjectTypeDef
 
     from worker.daemon import Clients
+    from worker.ports import CheckpointRepo
+    from worker.settings import Settings
 
 
 def register(sub: Subparsers) -> None:
@@ -95,7 +97,7 @@ def _version(obj: Mapping[str, Any]) -> str:
     return str(obj.get("ETag", "")).strip('"') or "-"
 
 
-def dry_run(checkpoints: Any, bucket: str, objects: list[ObjectTypeDef]) -> dict[str, Any]:
+def dry_run(checkpoints: CheckpointRepo, bucket: str, objects: list[ObjectTypeDef]) -> dict[str, Any]:
     """What a backfill would do: the objects already complete (skipped, not listed) and
     the ones to read (from the start, or resumed from a checkpoint), read nothing."""
     to_read: list[ObjectTypeDef] = []
@@ -140,7 +142,9 @@ def list_log_objects(
                 yield obj
 
 
-def backfill(settings: Any, clients: Clients, bucket: str, objects: list[ObjectTypeDef]) -> dict[str, Any]:
+def backfill(
+    settings: Settings, clients: Clients, bucket: str, objects: list[ObjectTypeDef]
+) -> dict[str, Any]:
     """Read each object through the log-object handler; a progress bar on stderr."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

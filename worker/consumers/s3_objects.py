@@ -53,6 +53,7 @@ from worker.store.checkpoints import ObjectCheckpoint
 from worker.store.keys import MAX_EXCERPT_BYTES, iso_from_epoch, rejection_key
 
 if TYPE_CHECKING:
+    from botocore.response import StreamingBody
     from types_boto3_s3.client import S3Client
     from types_boto3_sqs.client import SQSClient
     from types_boto3_sqs.type_defs import MessageAttributeValueTypeDef, SendMessageBatchRequestEntryTypeDef
@@ -247,7 +248,9 @@ class LogObjectHandler:
         finally:
             body.close()
 
-    def _read(self, ref: S3ObjectRef, checkpoint: ObjectCheckpoint, body: Any, owner: str) -> ObjectResult:
+    def _read(
+        self, ref: S3ObjectRef, checkpoint: ObjectCheckpoint, body: StreamingBody, owner: str
+    ) -> ObjectResult:
         limits = self.limits
         spent_before = checkpoint.read_s
         budget = None if limits.max_read_s is None else max(0.0, limits.max_read_s - spent_before)

@@ -5,7 +5,7 @@ their block period (README "Response actions")."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -20,6 +20,9 @@ from worker.response.expiry import ExpiryJob
 from worker.response.records import iso
 from worker.response.wafv2 import ensure_ip_set
 from worker.settings import Settings
+
+if TYPE_CHECKING:
+    from worker.daemon import Worker
 
 IP_SET = "secops-demo-blocked"
 # "Your office": an incident from it is selected by the policy and never blocked.
@@ -43,7 +46,7 @@ def with_ip_sets(settings: Settings) -> Settings:
     )
 
 
-def without_finding_notes(worker: Any) -> None:
+def without_finding_notes(worker: Worker) -> None:
     """moto's Security Hub has no BatchUpdateFindings: the demo leaves the block's Note
     on the incident's finding out (tests/functional/test_block_notices.py shows it)."""
     listener = worker.blocker.listener if worker.blocker is not None else None
@@ -51,16 +54,18 @@ def without_finding_notes(worker: Any) -> None:
         listener.publishers.pop("securityhub", None)
 
 
-def blocks_summary(worker: Any, incidents: list[Any]) -> dict[str, Any]:
+def blocks_summary(worker: Worker, incidents: list[Any]) -> dict[str, Any]:
     """The blocks the run decided and what the IP set held; then the expiry pass, run as
     if the block period were over, and what the set holds after it."""
-    blocker: Blocker = worker.blocker
+    blocker, responder = worker.blocker, worker.responder
+    if blocker is None or responder is None:
+        raise RuntimeError("the demo's settings configure an IP set and the response policy")
     ip_set = blocker.sets["IPV4"]
     decided = blocker.repo.blocks_in_force()
     before = sorted(blocker.ip_sets.addresses(ip_set))
     refused = []
     for incident in incidents:
-        selection = worker.responder.policy.select(incident)
+        selection = responder.policy.select(incident)
         for address in selection.addresses if selection else ():
             try:
                 block_target(address, prefix=blocker.prefix, allowlist=blocker.allowlist)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from types_boto3_sqs.type_defs import MessageTypeDef, SendMessageBatchRequestEntryTypeDef
 
     from worker.daemon import Clients
+    from worker.settings import Settings
 
 SAMPLES = "events.jsonl"
 
@@ -127,7 +128,7 @@ def demo_settings(health_file: str, log_level: str) -> Any:
     )
 
 
-def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> dict[str, Any]:
+def _run(settings: Settings, lines: list[str], console: Console, *, quiet: bool) -> dict[str, Any]:
     from worker.daemon import Clients, build_worker, run_worker
     from worker.embedded.channels import connect_channels, events_client, read_channels
     from worker.platform.resources import setup_resources
@@ -205,7 +206,7 @@ def _run(settings: Any, lines: list[str], console: Console, *, quiet: bool) -> d
     return summary
 
 
-def _incidents(settings: Any, clients: Clients) -> list[Any]:
+def _incidents(settings: Settings, clients: Clients) -> list[Any]:
     """Every incident the run opened, most recent first (the demo's table is small)."""
     from worker.incidents.dynamodb import DynamoIncidentRepo
 

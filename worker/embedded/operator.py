@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from worker.platform import clock
+
+if TYPE_CHECKING:
+    from worker.daemon import Worker
 
 SEARCH = "/api/search"
 # Customers of the shop (documentation range): the first one's requests open the incident.
@@ -72,7 +75,7 @@ def first_wave() -> list[str]:
     return [search_request(CUSTOMERS[0], n, now - timedelta(minutes=10 - n)) for n in range(FIRST_WAVE)]
 
 
-def operator_word(worker: Any, incidents: list[Any]) -> dict[str, Any]:
+def operator_word(worker: Worker, incidents: list[Any]) -> dict[str, Any]:
     """Resolve the search incident as a false positive (the suppression, the unblock),
     send the other customers' searches through a second worker run, then report."""
     from worker.daemon import build_worker, run_worker
@@ -139,7 +142,7 @@ def operator_word(worker: Any, incidents: list[Any]) -> dict[str, Any]:
     }
 
 
-def tuning(worker: Any, *, suppressions: list[Any]) -> list[dict[str, Any]]:
+def tuning(worker: Worker, *, suppressions: list[Any]) -> list[dict[str, Any]]:
     """`secops tune --since 7d` on the demo's stored events: its first rows."""
     from worker.cli.tune import tune
     from worker.tuning.history import DynamoEventHistory

@@ -13,18 +13,21 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from worker.embedded.logfile import DEMO_BUCKET
 from worker.embedded.moto import embedded_environment
 
+if TYPE_CHECKING:
+    from worker.settings import Settings
+
 # Clears every AWS_* and SECOPS_* variable of a POSIX shell (bash, zsh, sh).
 CLEAR = "for v in $(env | grep -oE '^(AWS|SECOPS)_[A-Za-z0-9_]+'); do unset \"$v\"; done"
 
 
-def exports(endpoint: str, settings: Any) -> dict[str, Any]:
+def exports(endpoint: str, settings: Settings) -> dict[str, Any]:
     """What a second shell runs to reach the served backend, and what to try there."""
     environment = {
         name: value
