@@ -252,6 +252,10 @@ def test_demo_serve_keeps_the_backend_up_for_a_second_shell(tmp_path: Path) -> N
         assert dlq.returncode == 0 and json.loads(dlq.stdout)["inspected"] == len(summary["rejected"])
         backfill = run_cli("backfill", "s3://aws-waf-logs-demo/AWSLogs/", "--dry-run", env=shell)
         assert backfill.returncode == 0, backfill.stderr
+        # AND the demo's IP sets are reached, empty after its expiry pass
+        blocks = run_cli("block", "list", "--json", env=shell)
+        assert blocks.returncode == 0, blocks.stderr
+        assert json.loads(blocks.stdout)["blocks"] == []
         assert served["clear"].startswith("for v in")
         # AND Ctrl-C stops it cleanly
         process.send_signal(signal.SIGINT)

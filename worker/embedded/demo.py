@@ -79,9 +79,11 @@ def run_demo(
             summary = _run(settings, lines, console, quiet=as_json)
         summary["elapsed_s"] = round(time.monotonic() - started, 2)
         if serve:
+            from worker.embedded.blocks import with_ip_sets
             from worker.embedded.serve import exports
 
-            summary["serve"] = exports(endpoint, settings)
+            # with_ip_sets adopts the sets the demo created: their ARNs go to the exports.
+            summary["serve"] = exports(endpoint, with_ip_sets(settings))
         if as_json:
             sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
             sys.stdout.flush()

@@ -47,6 +47,14 @@ def exports(endpoint: str, settings: Settings) -> dict[str, Any]:
         SECOPS_CHAT_TOPIC_NAME=settings.chat_topic_name,
         SECOPS_EVENTBRIDGE_BUS=settings.eventbridge_bus,
     )
+    # The demo's IP sets, so `secops block list|add|remove|sync` reach them too.
+    response = {
+        "SECOPS_RESPONSE_IP_SET_V4": settings.response_ip_set_v4,
+        "SECOPS_RESPONSE_IP_SET_V6": settings.response_ip_set_v6,
+        "SECOPS_RESPONSE_BLOCKABLE_RANGES": settings.response_blockable_ranges,
+        "SECOPS_RESPONSE_ALLOWLIST": settings.response_allowlist,
+    }
+    environment.update({name: value for name, value in response.items() if value})
     return {
         "endpoint": endpoint,
         "clear": CLEAR,
@@ -54,6 +62,9 @@ def exports(endpoint: str, settings: Settings) -> dict[str, Any]:
         "try": [
             "secops incidents list",
             "secops incidents show <ID from the list>",
+            "secops block list",
+            "secops suppress list",
+            "secops stats",
             "secops dlq inspect",
             "secops monitor --force",
             f"secops backfill s3://{DEMO_BUCKET}/AWSLogs/ --dry-run",
