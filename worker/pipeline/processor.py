@@ -268,12 +268,8 @@ class EventProcessor:
             # Too large to keep, or the runtime is down: the full path records or
             # retries it with the usual rules.
             return None
-        except ConfigurationError as exc:
-            log.error("configuration_error", reason=exc.reason, error=exc.message)
-            return Outcome("unavailable", key, reason=exc.reason)
-        except RetryableError as exc:
-            log.warning("step_failed_retryable", reason=exc.reason, error=exc.message)
-            return Outcome("retry", key, reason=exc.reason, delay_s=exc.delay_s)
+        except (ConfigurationError, RetryableError) as exc:
+            return _step_failed(key, exc)
         if record is None:
             return None
         severity = decided.analysis.severity_rating
@@ -306,12 +302,8 @@ class EventProcessor:
             record = self.store.decide(suppressed_decision(event, match), message_id=message_id)
         except PermanentError:
             return True  # too large to keep: the full path records the rejection
-        except ConfigurationError as exc:
-            log.error("configuration_error", reason=exc.reason, error=exc.message)
-            return Outcome("unavailable", key, reason=exc.reason)
-        except RetryableError as exc:
-            log.warning("step_failed_retryable", reason=exc.reason, error=exc.message)
-            return Outcome("retry", key, reason=exc.reason, delay_s=exc.delay_s)
+        except (ConfigurationError, RetryableError) as exc:
+            return _step_failed(key, exc)
         if record is None:
             return True
         severity = match.floor.severity
@@ -327,12 +319,8 @@ class EventProcessor:
             return None
         try:
             self.suppressions.count_hit(suppression_id, key)
-        except ConfigurationError as exc:
-            log.error("configuration_error", reason=exc.reason, error=exc.message)
-            return Outcome("unavailable", key, reason=exc.reason)
-        except RetryableError as exc:
-            log.warning("suppression_hit_failed", reason=exc.reason, error=exc.message)
-            return Outcome("retry", key, reason=exc.reason, delay_s=exc.delay_s)
+        except (ConfigurationError, RetryableError) as exc:
+            return _step_failed(key, exc, retry_event="suppression_hit_failed")
         return None
 
     def _decide_without_model(self, event: WafEvent) -> Decided | Lead | None:
@@ -712,3 +700,15 @@ def key_of_unparsed(body: str) -> str | None:
         except ContractError:
             return None
     return None
+
+
+def _step_failed(
+    key: str, exc: ConfigurationError | RetryableError, *, retry_event: str = "step_failed_retryable"
+) -> Outcome:
+    """A store step that could not be written: a wrong deployment opens the circuit (the
+    event is fine, so it never goes to the DLQ); anything else comes back after a delay."""
+    if isinstance(exc, ConfigurationError):
+        log.error("configuration_error", reason=exc.reason, error=exc.message)
+        return Outcome("unavailable", key, reason=exc.reason)
+    log.warning(retry_event, reason=exc.reason, error=exc.message)
+    return Outcome("retry", key, reason=exc.reason, delay_s=exc.delay_s)
