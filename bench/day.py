@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import sys
 import tempfile
 import threading
@@ -102,70 +101,58 @@ def run_day(paths: list[Path], plan: DayPlan, *, timeout_s: float, log_filter: s
     from worker.agents import Agents
     from worker.agents.inprocess import InProcessTransport
     from worker.daemon import Clients, build_worker, run_worker
-    from worker.embedded.moto import embedded_aws
+    from worker.embedded.moto import embedded_aws, sealed
     from worker.incidents.dynamodb import DynamoIncidentRepo
     from worker.platform.metrics import Metrics
     from worker.platform.resources import setup_resources
     from worker.store.dynamodb import EventStore
 
-    saved = dict(os.environ)
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",  # moto accepts anything; nothing leaves the machine
-            "AWS_REGION": "us-east-1",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-    )
-    try:
-        with embedded_aws() as endpoint, tempfile.TemporaryDirectory() as tmp:
-            os.environ["AWS_ENDPOINT_URL"] = endpoint
-            settings = _day_settings(Path(tmp), log_filter)
-            admin = Clients.from_settings(settings)
-            bucket = "aws-waf-logs-bench-day"
-            admin.s3.create_bucket(Bucket=bucket)
-            admin_store = EventStore(settings.table_name, client=admin.dynamodb)
-            resources, _ = setup_resources(
-                settings, sqs=admin.sqs, sns=admin.sns, store=admin_store, s3=admin.s3, log_bucket=bucket
+    # Sealed like the demo: every client reaches the embedded moto and nothing the shell
+    # points at (an exported AWS_ENDPOINT_URL_SQS, a profile) is touched.
+    with embedded_aws() as endpoint, sealed(endpoint), tempfile.TemporaryDirectory() as tmp:
+        settings = _day_settings(Path(tmp), log_filter)
+        admin = Clients.from_settings(settings)
+        bucket = "aws-waf-logs-bench-day"
+        admin.s3.create_bucket(Bucket=bucket)
+        admin_store = EventStore(settings.table_name, client=admin.dynamodb)
+        resources, _ = setup_resources(
+            settings, sqs=admin.sqs, sns=admin.sns, store=admin_store, s3=admin.s3, log_bucket=bucket
+        )
+        tap_url = _tap(admin, resources.critical_topic_arn)
+        clients = Clients.from_settings(settings)
+        requests = _count_requests(clients)
+        model = ConsistentModel(latency_s=0.0)
+        agents = Agents.from_settings(
+            settings, runtime=InProcessTransport(build_service(settings, model=model))
+        )
+        worker = build_worker(
+            settings, clients=clients, resources=resources, agents=agents, metrics=Metrics(enabled=False)
+        )
+        outcomes: Counter[str] = Counter()
+        worker.consumer.on_outcome = lambda o: outcomes.update([o.kind])
+        keys = _upload(admin, bucket, paths, plan)
+        timer = threading.Timer(timeout_s, worker.consumer.stop)
+        timer.start()
+        wall, cpu = time.perf_counter(), time.process_time()
+        run_worker(worker, with_scheduler=False)
+        wall_s, cpu_s = time.perf_counter() - wall, time.process_time() - cpu
+        timer.cancel()
+        checkpoints = [
+            admin_store.get_object(
+                bucket, key, admin.s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
             )
-            tap_url = _tap(admin, resources.critical_topic_arn)
-            clients = Clients.from_settings(settings)
-            requests = _count_requests(clients)
-            model = ConsistentModel(latency_s=0.0)
-            agents = Agents.from_settings(
-                settings, runtime=InProcessTransport(build_service(settings, model=model))
-            )
-            worker = build_worker(
-                settings, clients=clients, resources=resources, agents=agents, metrics=Metrics(enabled=False)
-            )
-            outcomes: Counter[str] = Counter()
-            worker.consumer.on_outcome = lambda o: outcomes.update([o.kind])
-            keys = _upload(admin, bucket, paths, plan)
-            timer = threading.Timer(timeout_s, worker.consumer.stop)
-            timer.start()
-            wall, cpu = time.perf_counter(), time.process_time()
-            run_worker(worker, with_scheduler=False)
-            wall_s, cpu_s = time.perf_counter() - wall, time.process_time() - cpu
-            timer.cancel()
-            checkpoints = [
-                admin_store.get_object(
-                    bucket, key, admin.s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
-                )
-                for key in keys
-            ]
-            windows = admin_store.window_counts(
-                since=plan.start, until=plan.start + timedelta(hours=plan.hours - 1)
-            )
-            incidents = DynamoIncidentRepo(
-                settings.table_name, client=admin.dynamodb, quiet_s=settings.incident_quiet_s
-            ).list(limit=100_000)
-            statuses = _statuses(admin.dynamodb, settings.table_name)
-            pages = _drain(admin.sqs, tap_url)
-            tokens = summary(model.requests)
-            calls = model.calls
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+            for key in keys
+        ]
+        windows = admin_store.window_counts(
+            since=plan.start, until=plan.start + timedelta(hours=plan.hours - 1)
+        )
+        incidents = DynamoIncidentRepo(
+            settings.table_name, client=admin.dynamodb, quiet_s=settings.incident_quiet_s
+        ).list(limit=100_000)
+        statuses = _statuses(admin.dynamodb, settings.table_name)
+        pages = _drain(admin.sqs, tap_url)
+        tokens = summary(model.requests)
+        calls = model.calls
     return {
         "checkpoints": checkpoints,
         "windows": windows,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -168,80 +167,66 @@ def read_in_child(path: Path, parser: str) -> dict[str, Any] | None:
 def run_pipeline(path: Path, timeout_s: float) -> dict[str, Any]:
     """Put the file in moto's S3 and let its notification drive a worker through it."""
     from worker.daemon import Clients, build_worker, run_worker
-    from worker.embedded.moto import embedded_aws
+    from worker.embedded.moto import embedded_aws, sealed
     from worker.platform.metrics import Metrics
     from worker.platform.resources import setup_resources
     from worker.settings import Settings
     from worker.store.dynamodb import EventStore
 
-    saved = dict(os.environ)
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",  # moto accepts anything; nothing leaves the machine
-            "AWS_REGION": "us-east-1",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-    )
-    try:
-        with embedded_aws() as endpoint, tempfile.TemporaryDirectory() as tmp:
-            os.environ["AWS_ENDPOINT_URL"] = endpoint
-            settings = Settings(
-                aws_region="us-east-1",
-                provider="rules",
-                transport="inprocess",
-                concurrency=16,
-                wait_time_s=1,
-                exit_when_idle_polls=3,
-                visibility_timeout_s=60,
-                heartbeat_interval_s=20,
-                metrics_enabled=False,
-                monitor_enabled=False,
-                health_file=str(Path(tmp) / "health"),
-                log_level="WARNING",
-                log_format="json",
-            )
-            admin = Clients.from_settings(settings)
-            bucket = "aws-waf-logs-bench"
-            admin.s3.create_bucket(Bucket=bucket)
-            resources, _ = setup_resources(
-                settings,
-                sqs=admin.sqs,
-                sns=admin.sns,
-                store=EventStore(settings.table_name, client=admin.dynamodb),
-                s3=admin.s3,
-                log_bucket=bucket,
-            )
-            requests: Counter[str] = Counter()
-            lock = threading.Lock()
+    # Sealed like the demo: every client reaches the embedded moto and nothing the shell
+    # points at (an exported AWS_ENDPOINT_URL_SQS, a profile) is touched.
+    with embedded_aws() as endpoint, sealed(endpoint), tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            aws_region="us-east-1",
+            provider="rules",
+            transport="inprocess",
+            concurrency=16,
+            wait_time_s=1,
+            exit_when_idle_polls=3,
+            visibility_timeout_s=60,
+            heartbeat_interval_s=20,
+            metrics_enabled=False,
+            monitor_enabled=False,
+            health_file=str(Path(tmp) / "health"),
+            log_level="WARNING",
+            log_format="json",
+        )
+        admin = Clients.from_settings(settings)
+        bucket = "aws-waf-logs-bench"
+        admin.s3.create_bucket(Bucket=bucket)
+        resources, _ = setup_resources(
+            settings,
+            sqs=admin.sqs,
+            sns=admin.sns,
+            store=EventStore(settings.table_name, client=admin.dynamodb),
+            s3=admin.s3,
+            log_bucket=bucket,
+        )
+        requests: Counter[str] = Counter()
+        lock = threading.Lock()
 
-            def on_send(event_name: str, **_: Any) -> None:
-                _prefix, service, operation = event_name.split(".", 2)
-                with lock:
-                    requests[f"{service}.{operation}"] += 1
+        def on_send(event_name: str, **_: Any) -> None:
+            _prefix, service, operation = event_name.split(".", 2)
+            with lock:
+                requests[f"{service}.{operation}"] += 1
 
-            clients = Clients.from_settings(settings)
-            for client in (clients.sqs, clients.sns, clients.dynamodb, clients.s3):
-                client.meta.events.register("before-send", on_send)
-            worker = build_worker(
-                settings, clients=clients, resources=resources, metrics=Metrics(enabled=False)
-            )
-            outcomes: Counter[str] = Counter()
-            worker.consumer.on_outcome = lambda o: outcomes.update([o.kind])
-            key = "AWSLogs/000000000000/WAFLogs/us-east-1/bench/2026/11/30/10/00/bench.log.gz"
-            # The upload is WAF's work, not ours: through the uncounted client.
-            admin.s3.upload_file(str(path), bucket, key)
-            timer = threading.Timer(timeout_s, worker.consumer.stop)
-            timer.start()
-            wall, cpu = time.perf_counter(), time.process_time()
-            run_worker(worker, with_scheduler=False)
-            wall_s, cpu_s = time.perf_counter() - wall, time.process_time() - cpu
-            timer.cancel()
-            etag = admin.s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
-            checkpoint = worker.store.get_object(bucket, key, etag)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        clients = Clients.from_settings(settings)
+        for client in (clients.sqs, clients.sns, clients.dynamodb, clients.s3):
+            client.meta.events.register("before-send", on_send)
+        worker = build_worker(settings, clients=clients, resources=resources, metrics=Metrics(enabled=False))
+        outcomes: Counter[str] = Counter()
+        worker.consumer.on_outcome = lambda o: outcomes.update([o.kind])
+        key = "AWSLogs/000000000000/WAFLogs/us-east-1/bench/2026/11/30/10/00/bench.log.gz"
+        # The upload is WAF's work, not ours: through the uncounted client.
+        admin.s3.upload_file(str(path), bucket, key)
+        timer = threading.Timer(timeout_s, worker.consumer.stop)
+        timer.start()
+        wall, cpu = time.perf_counter(), time.process_time()
+        run_worker(worker, with_scheduler=False)
+        wall_s, cpu_s = time.perf_counter() - wall, time.process_time() - cpu
+        timer.cancel()
+        etag = admin.s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+        checkpoint = worker.store.get_object(bucket, key, etag)
     kept = checkpoint.kept if checkpoint else 0
     events = outcomes.get("done", 0) + outcomes.get("duplicate", 0)
     per_kept = max(kept, 1)
