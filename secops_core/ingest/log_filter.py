@@ -1,54 +1,103 @@
-"""The relevance filter of log files: the catalog's decision, with a byte fast path.
+"""The relevance filter of log files: the catalog's decision, with a fast path for noise.
 
 docs/architecture.md, "Relevance". Each record of a log file is noise (counted in the
 read, never stored), counted (a per-window aggregate) or an event, and that is decided
 by :func:`secops_core.waf.relevance.relevance`, the same catalog that grades the floor.
 
-The byte fast path (:meth:`RelevanceFilter.certainly_noise`) may only skip what the
-catalog would call noise: a default-action ALLOW in WAF's compact form with no rule in
-it (:func:`secops_core.ingest.log_bytes.compact_default_allow`: each key once, no
-backslash-u escape, every rule list empty), whose labels (if any) are a compact
-``"labels":[{"name":"…"},…]`` array of labels the catalog calls informational
-(:func:`secops_core.waf.floor.informational_label`, the operator's catalog first). A geo
-match rule labels every request it inspects, so without this most of a real log would
-need a parse. Anything it cannot read for certain (other
-spacing, an escape inside a label, ``"labels"`` twice) is parsed and graded instead.
-Quotes inside JSON strings are escaped, so request data cannot forge a pattern.
+The fast path (:meth:`RelevanceFilter.floor_key`, :meth:`RelevanceFilter.known_noise`)
+skips most of a real log without building it: msgspec decodes each line against the few
+top-level fields the floor reads, validating the whole line as JSON but skipping
+everything else (the request, its headers) unbuilt, and keeps each of those fields as its
+raw JSON text. Those texts, joined, are the record's *floor key*. The catalog's verdict
+is a function of those fields' values alone (the floor reads the action, the terminating
+rule and its type, the rule lists and the labels), and equal texts parse to equal values,
+so a key once graded noise is noise every time it comes back. Only noise keys are
+remembered: an event or a counted record is parsed anyway, to be sent or counted.
+
+Nothing is assumed about the bytes: spacing, key order, escapes and duplicate keys (the
+last one wins, in msgspec as in :func:`json.loads`) are the parser's business, and a
+line msgspec refuses is parsed and graded in full. A record's own data cannot reach the
+key: strings are decoded as strings, and only the floor fields' values form it.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from secops_core.contract import WafEvent
 from secops_core.errors import ContractError
 from secops_core.ingest.fields import event_time, opt_str, parse_action, parse_ip
-from secops_core.ingest.log_bytes import compact_default_allow_bytes
 from secops_core.ingest.normalize import normalize_event
-from secops_core.waf.floor import informational_label
 from secops_core.waf.operator import OperatorCatalog, active_operator_catalog
 from secops_core.waf.relevance import Relevance, Verdict, relevance
 
-_LABELS = b'"labels"'
-_LABELS_OPEN = b'"labels":['
-_NAME_OPEN = b'{"name":"'
-_NAME_CLOSE = b'"}'
-_NAME_SPLIT = b'"},{"name":"'
-# Label names seen by one filter; a log has a few hundred (countries, regions, bots).
-MAX_CACHED_LABELS = 8192
-# The fields of a native record the floor reads (docs/architecture.md, "Relevance").
-_FLOOR_FIELDS = (
-    "action",
-    "terminatingRuleId",
-    "terminatingRuleType",
-    "ruleGroupList",
-    "nonTerminatingMatchingRules",
-    "rateBasedRuleList",
-    "labels",
-)
+# A field the record does not hold: its raw text is empty, which no JSON value is.
+_ABSENT = msgspec.Raw(b"")
+# Between the fields of a floor key: msgspec refuses a raw control character anywhere in
+# a line (inside a string it must be escaped, outside one only whitespace is allowed),
+# so no field's text holds it and a key splits back into its fields one way only.
+_KEY_SEPARATOR = b"\x00"
+
+
+class _AnyObject(msgspec.Struct):
+    """Any JSON object, its members checked as JSON and skipped (a record's request)."""
+
+
+class _FloorView(msgspec.Struct, rename="camel", gc=False):
+    """The fields of a native record the floor reads, each as its raw JSON text.
+
+    The decode itself refuses what is not a WAF record: a request that is missing or not
+    an object, and a CloudWatch envelope's keys (``UnsetType`` takes no value at all).
+    """
+
+    http_request: _AnyObject
+    action: msgspec.Raw = _ABSENT
+    terminating_rule_id: msgspec.Raw = _ABSENT
+    terminating_rule_type: msgspec.Raw = _ABSENT
+    rule_group_list: msgspec.Raw = _ABSENT
+    non_terminating_matching_rules: msgspec.Raw = _ABSENT
+    rate_based_rule_list: msgspec.Raw = _ABSENT
+    labels: msgspec.Raw = _ABSENT
+    message_type: msgspec.UnsetType = msgspec.UNSET
+    log_events: msgspec.UnsetType = msgspec.UNSET
+
+
+class _RequestView(msgspec.Struct, rename="camel", gc=False):
+    client_ip: Any = None
+    uri: Any = None
+
+
+class _CountedView(msgspec.Struct, rename="camel", gc=False):
+    """What a window count reads of a record, as JSON values (validated after, by the
+    same readers normalization uses)."""
+
+    http_request: _RequestView
+    webacl_id: Any = None
+    action: Any = None
+    timestamp: Any = None
+
+
+_decode_floor = msgspec.json.Decoder(_FloorView).decode
+_decode_counted = msgspec.json.Decoder(_CountedView).decode
+# The fields of a native record the floor reads (docs/architecture.md, "Relevance"): the
+# floor key's fields, in its order, and the parsed record's shape for the verdict cache.
+_FLOOR_FIELDS = tuple(field.encode_name for field in msgspec.structs.fields(_FloorView))[1:8]
+# Floor keys graded noise, per filter: a log has a few hundred (countries, regions,
+# verified bots); past this many, new ones are graded in full each time.
+MAX_NOISE_KEYS = 8192
+# A longer key (rule lists carrying much matched data) is graded each time, not kept.
+MAX_KEY_BYTES = 4096
+# Floor keys graded an event, and those graded counted: an attack's keys vary with
+# what its rules matched.
+MAX_EVENT_KEYS = 4096
+# Source addresses parsed, per filter.
+MAX_CACHED_IPS = 16384
 # Verdicts remembered by the shape of those fields: a reputation list or a bot category
 # blocks thousands of requests of one shape a day.
 MAX_CACHED_VERDICTS = 4096
@@ -80,61 +129,105 @@ class Graded:
 
 
 class RelevanceFilter:
-    """One reader's filter: the operator's catalog and a cache of label answers."""
+    """One reader's filter: the operator's catalog, the floor keys it knows as noise and
+    the verdicts it gave by shape."""
 
     def __init__(self, operator: OperatorCatalog | None = None) -> None:
         self.operator = active_operator_catalog() if operator is None else operator
-        self._labels: dict[bytes, bool] = {}
+        self._noise_keys: set[bytes] = set()
+        self._event_keys: set[bytes] = set()
+        self._counted_keys: dict[bytes, Verdict] = {}
+        self._ips: dict[str, str] = {}
+        # The floor key of the line the last noise_run stopped at (None: it has none).
+        self.stopped_key: bytes | None = None
         self._verdicts: dict[str, Verdict] = {}
 
-    def certainly_noise(self, raw: bytes | str) -> bool:
-        """True only for a record the catalog calls noise, told from its bytes alone."""
-        return self.certainly_noise_bytes(
-            raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    @staticmethod
+    def floor_key(data: bytes | str) -> bytes | None:
+        """The record's floor key: its floor fields' raw texts, joined (module docstring).
+
+        None when the line is not one JSON object, holds no request object (not a WAF
+        record) or is a CloudWatch envelope: those are parsed and read in full.
+        """
+        try:
+            view = _decode_floor(data)
+        except msgspec.DecodeError:
+            return None
+        return _KEY_SEPARATOR.join(
+            (
+                view.action,
+                view.terminating_rule_id,
+                view.terminating_rule_type,
+                view.rule_group_list,
+                view.non_terminating_matching_rules,
+                view.rate_based_rule_list,
+                view.labels,
+            )
         )
 
-    def certainly_noise_bytes(self, data: bytes) -> bool:
-        """:meth:`certainly_noise` of bytes (the reader's hot path)."""
-        if not compact_default_allow_bytes(data):
-            return False
-        # One scan when there are no labels (most records): a first "labels" that does
-        # not open the compact array, or a second one, means a parse.
-        start = data.find(_LABELS)
-        if start < 0:
-            return True
-        if not data.startswith(_LABELS_OPEN, start) or data.find(_LABELS, start + 1) >= 0:
-            return False
-        begin = start + len(_LABELS_OPEN)
-        end = data.find(b"]", begin)
-        if end < 0:
-            return False
-        return self._informational_array(data[begin:end])
+    def noise_run(self, lines: list[bytes], start: int, stop: int) -> int:
+        """How many of ``lines[start:stop]`` in a row are known noise by their floor key
+        (the reader's hot loop: :meth:`floor_key` and :meth:`known_noise`, inlined)."""
+        decode, known, join = _decode_floor, self._noise_keys, _KEY_SEPARATOR.join
+        at = start
+        while at < stop:
+            try:
+                view = decode(lines[at])
+            except msgspec.DecodeError:
+                self.stopped_key = None
+                return at - start
+            key = join(
+                (
+                    view.action,
+                    view.terminating_rule_id,
+                    view.terminating_rule_type,
+                    view.rule_group_list,
+                    view.non_terminating_matching_rules,
+                    view.rate_based_rule_list,
+                    view.labels,
+                )
+            )
+            if key not in known:
+                self.stopped_key = key
+                return at - start
+            at += 1
+        self.stopped_key = None
+        return at - start
 
-    def _informational_array(self, body: bytes) -> bool:
-        if not body:
-            return True
-        if not (body.startswith(_NAME_OPEN) and body.endswith(_NAME_CLOSE)):
-            return False
-        for name in body[len(_NAME_OPEN) : -len(_NAME_CLOSE)].split(_NAME_SPLIT):
-            known = self._labels.get(name)
-            if known is None:
-                known = self._label(name)
-            if not known:
-                return False
-        return True
+    def known_noise(self, key: bytes | None) -> bool:
+        """Whether ``key`` was graded noise before: the record is skipped unbuilt."""
+        return key is not None and key in self._noise_keys
 
-    def _label(self, name: bytes) -> bool:
-        # An escape or a quote left in a piece: not one plain label name, so parse.
-        if b'"' in name or b"\\" in name:
-            return False
+    def known_event(self, key: bytes | None) -> bool:
+        """Whether ``key`` was graded an event before: the record is sent unparsed."""
+        return key is not None and key in self._event_keys
+
+    def remember(self, key: bytes | None, graded: Graded | None) -> None:
+        """What the catalog said of the record ``key`` came from, each kind up to its own
+        bound, so attacks, whose keys vary with the matched data, never crowd out the
+        noise keys."""
+        if key is None or graded is None or len(key) > MAX_KEY_BYTES:
+            return
+        if graded.relevance is Relevance.NOISE and len(self._noise_keys) < MAX_NOISE_KEYS:
+            self._noise_keys.add(key)
+        elif graded.relevance is Relevance.EVENT and len(self._event_keys) < MAX_EVENT_KEYS:
+            self._event_keys.add(key)
+        elif graded.relevance is Relevance.COUNTED and len(self._counted_keys) < MAX_EVENT_KEYS:
+            self._counted_keys[key] = graded.verdict
+
+    def certainly_noise(self, raw: bytes | str) -> bool:
+        """True only for a record the catalog calls noise: from its floor key when that
+        is known, else parsed and graded in full (and its key remembered)."""
+        key = self.floor_key(raw)
+        if key is not None and key in self._noise_keys:
+            return True
         try:
-            text = name.decode("utf-8")
-        except UnicodeDecodeError:
+            record = json.loads(raw)
+        except ValueError:
             return False
-        answer = informational_label(text, self.operator)
-        if len(self._labels) < MAX_CACHED_LABELS:
-            self._labels[name] = answer
-        return answer
+        graded = self.grade(record) if isinstance(record, dict) else None
+        self.remember(key, graded)
+        return graded is not None and graded.relevance is Relevance.NOISE
 
     def grade(self, record: Mapping[str, Any]) -> Graded | None:
         """The catalog's verdict on a parsed record; None when it is not a valid WAF
@@ -148,7 +241,7 @@ class RelevanceFilter:
         shape = repr(tuple(record.get(name) for name in _FLOOR_FIELDS))
         known = self._verdicts.get(shape)
         if known is not None:
-            request = _counted_request(record)
+            request = self._counted_request(record)
             if request is not None:
                 return Graded(request, known)
         try:
@@ -160,20 +253,51 @@ class RelevanceFilter:
             self._verdicts[shape] = verdict
         return Graded(event, verdict)
 
+    def known_counted(self, key: bytes | None, data: bytes | str) -> Graded | None:
+        """A record whose floor ``key`` was graded counted before: its countable fields
+        read without building the rest (None: not known, or a field is malformed, and
+        the record takes the full path)."""
+        verdict = self._counted_keys.get(key) if key is not None else None
+        if verdict is None:
+            return None
+        try:
+            view = _decode_counted(data)
+        except msgspec.DecodeError:
+            return None
+        request = view.http_request
+        fields = {
+            "webaclId": view.webacl_id,
+            "action": view.action,
+            "timestamp": view.timestamp,
+            "httpRequest": {"uri": request.uri, "clientIp": request.client_ip},
+        }
+        counted = self._counted_request(fields)
+        return None if counted is None else Graded(counted, verdict)
 
-def _counted_request(record: Mapping[str, Any]) -> CountedRequest | None:
-    """The countable fields of a native record, validated as normalization would; None
-    when one is missing or malformed (the record then takes the full path)."""
-    request = record.get("httpRequest")
-    if not isinstance(request, Mapping):
-        return None
-    try:
-        # The same readers normalization uses, so a window's key is the same either way.
-        uri = opt_str(request, "uri") or ""
-        web_acl = opt_str(record, "webaclId")
-        action = parse_action(record.get("action"))
-        source_ip = parse_ip(request.get("clientIp"))
-        moment = event_time(record.get("timestamp"))
-    except ContractError:
-        return None
-    return CountedRequest(web_acl, action, uri, source_ip, moment)
+    def _counted_request(self, record: Mapping[str, Any]) -> CountedRequest | None:
+        """The countable fields of a native record, validated as normalization would;
+        None when one is missing or malformed (the record then takes the full path)."""
+        request = record.get("httpRequest")
+        if not isinstance(request, Mapping):
+            return None
+        try:
+            # The same readers normalization uses, so a window's key is the same either way.
+            uri = opt_str(request, "uri") or ""
+            web_acl = opt_str(record, "webaclId")
+            action = parse_action(record.get("action"))
+            source_ip = self._source_ip(request.get("clientIp"))
+            moment = event_time(record.get("timestamp"))
+        except ContractError:
+            return None
+        return CountedRequest(web_acl, action, uri, source_ip, moment)
+
+    def _source_ip(self, raw: Any) -> str:
+        """:func:`parse_ip`, remembered per text: a blocked source sends thousands."""
+        if not isinstance(raw, str):
+            return parse_ip(raw)
+        known = self._ips.get(raw)
+        if known is None:
+            known = parse_ip(raw)
+            if len(self._ips) < MAX_CACHED_IPS:
+                self._ips[raw] = known
+        return known

@@ -1,9 +1,11 @@
 """The log filter and the floor agree, over generated WAF records (docs/architecture.md, "Relevance").
 
-- The filter never skips a record whose floor is above 0: what the byte fast path calls
+- The filter never skips a record whose floor is above 0: what the fast path calls
   noise, the catalog calls noise too, with a floor of 0.
 - The filter never keeps one the catalog calls noise: a default-action ALLOW whose only
-  labels are informational is skipped, on its bytes when WAF wrote it compactly.
+  labels are informational is skipped, however WAF (or anything after it) spaced it.
+- A floor key once graded stands for every record that has it: two records with equal
+  floor keys, whatever their requests and other fields, get the same verdict.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ _quiet = st.fixed_dictionaries(
         "labels": label_lists,
     }
 )
+# Fields a floor key leaves out (the request aside).
+_OTHER_FIELDS = ["timestamp", "formatVersion", "webaclId", "httpSourceName", "httpSourceId", "ja3Fingerprint"]
 records = st.one_of(
     _quiet,
     _quiet,
@@ -131,5 +135,46 @@ def test_informational_records_are_never_kept(labels: list[dict[str, str]], requ
     # THEN the catalog calls it noise, and the compact bytes are skipped unparsed (unless
     # an escape is left in them: a backslash-u could spell a key, so those are parsed)
     assert graded is None or graded.relevance is Relevance.NOISE
-    raw = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
-    assert noise_filter.certainly_noise(raw) or b"\\u" in raw
+    if graded is None:
+        return
+    # AND however it is spaced or escaped, it is skipped (unless it is not JSON at all: a
+    # lone surrogate written raw is a bad line, counted as such)
+    for raw in _encodings(record):
+        assert noise_filter.certainly_noise(raw) or not _parses(raw)
+
+
+def _parses(raw: bytes) -> bool:
+    try:
+        json.loads(raw)
+    except ValueError:
+        return False
+    return True
+
+
+def _msgspec_refuses(raw: bytes) -> bool:
+    """What json.loads takes and msgspec does not: NaN, infinities, lone surrogates."""
+    return any(token in raw for token in (b"NaN", b"Infinity", b"\\ud", b"\\uD", b"\xed\xa0", b"\xed\xb0"))
+
+
+@fuzz_settings(300)
+@given(
+    records, s.valid_http_requests, st.dictionaries(st.sampled_from(_OTHER_FIELDS), s.json_values, max_size=3)
+)
+def test_a_floor_key_stands_for_every_record_that_has_it(
+    record: dict[str, Any], request: dict[str, Any], other: dict[str, Any]
+) -> None:
+    # GIVEN a record, and another with the same floor fields but another request and
+    # other fields around them (what a fast-path skip does not look at)
+    twin = {**record, **other, "httpRequest": request}
+    noise_filter = RelevanceFilter(EMPTY)
+    first, second = noise_filter.grade(record), RelevanceFilter(EMPTY).grade(twin)
+    for raw, twin_raw in zip(_encodings(record), _encodings(twin), strict=True):
+        key, twin_key = noise_filter.floor_key(raw), noise_filter.floor_key(twin_raw)
+        # THEN their floor keys are equal (where both lines are JSON msgspec takes: an
+        # other field may hold a NaN), and so are the catalog's verdicts on them
+        assert key is not None or _msgspec_refuses(raw)
+        if key is not None and twin_key is not None:
+            assert key == twin_key
+    if first is not None and second is not None:
+        assert first.relevance is second.relevance
+        assert first.verdict.floor == second.verdict.floor
