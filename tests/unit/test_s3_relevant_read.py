@@ -154,7 +154,7 @@ def test_a_counted_key_with_a_malformed_request_takes_the_full_path() -> None:
     broken["httpRequest"]["clientIp"] = "not-an-address"
     lines = [json.dumps(r, separators=(",", ":")).encode() for r in (counted, counted, broken)]
     # WHEN they are read
-    kept, counts, reader = _read(b"\n".join(lines) + b"\n")
+    kept, counts, _ = _read(b"\n".join(lines) + b"\n")
     # THEN the two good ones are counted, the broken one is sent on (to be rejected there
     # with its reason), as a full parse would decide
     assert len(counts) == 2 and counts[0] == counts[1]
