@@ -64,3 +64,17 @@ def _restore_logging() -> Iterator[None]:
         logger.setLevel(lvl)
         logger.propagate = propagate
         logger.handlers[:] = hs
+
+
+@pytest.fixture(scope="module", params=["zlib-ng", "stdlib"])
+def both_inflaters(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test of a module that uses this runs with each library that inflates gzip:
+    zlib-ng (what the lock installs) and the stdlib's zlib (the fallback)."""
+    import zlib
+
+    from secops_core.ingest import log_stream
+
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "stdlib":
+            patch.setattr(log_stream, "_INFLATE", zlib)
+        yield str(request.param)

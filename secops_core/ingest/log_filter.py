@@ -129,8 +129,8 @@ class Graded:
 
 
 class RelevanceFilter:
-    """One reader's filter: the operator's catalog, the floor keys it knows as noise and
-    the verdicts it gave by shape."""
+    """One reader's filter: the operator's catalog, the floor keys it has graded and the
+    verdicts it gave by shape. One per read, never shared between threads."""
 
     def __init__(self, operator: OperatorCatalog | None = None) -> None:
         self.operator = active_operator_catalog() if operator is None else operator

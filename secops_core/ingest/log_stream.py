@@ -14,7 +14,22 @@ from __future__ import annotations
 import io
 import zlib
 from dataclasses import dataclass
+from types import ModuleType
 from typing import IO, Any
+
+
+def _inflate_module() -> ModuleType:
+    """zlib-ng's bindings where they are installed (a wheel for every platform the images
+    use): they inflate about three times faster than the stdlib's zlib, and inflating is
+    the larger part of a read once noise is skipped unbuilt. The stdlib is the fallback."""
+    try:
+        from zlib_ng import zlib_ng
+    except ImportError:  # pragma: no cover - the images and the lock install it
+        return zlib
+    return zlib_ng
+
+
+_INFLATE = _inflate_module()
 
 _GZIP_MAGIC = b"\x1f\x8b"
 # Compressed bytes read at a time; decompressed output is bounded by the reader's buffer.
@@ -92,7 +107,8 @@ class _Gunzip(io.RawIOBase):
     def __init__(self, raw: IO[bytes], meter: StreamMeter) -> None:
         self._raw = raw
         self._meter = meter
-        self._member = zlib.decompressobj(wbits=31)
+        self._inflate = _INFLATE
+        self._member = self._inflate.decompressobj(wbits=31)
         self._in_member = False
         self._out = b""
 
@@ -119,7 +135,7 @@ class _Gunzip(io.RawIOBase):
                 data = member.unused_data or self._raw.read(_GZIP_READ_BYTES)
                 if not data:
                     return b""
-                self._member = member = zlib.decompressobj(wbits=31)
+                self._member = member = self._inflate.decompressobj(wbits=31)
             elif member.unconsumed_tail:
                 data = member.unconsumed_tail
             else:
@@ -129,7 +145,11 @@ class _Gunzip(io.RawIOBase):
                         raise EOFError("compressed stream ended before the end-of-stream marker")
                     return b""
             self._in_member = True
-            out = member.decompress(data, limit)
+            try:
+                out: bytes = member.decompress(data, limit)
+            except self._inflate.error as exc:
+                # Whichever library inflates, the reader sees the stdlib's error.
+                raise zlib.error(str(exc)) from exc
             if member.eof:
                 self._in_member = False
             if out:

@@ -422,6 +422,8 @@ class LogObjectReader:
         join = self._join
         result: list[KeptRecord] | _Join | None
         if join is None:
+            if not (split_before or split_after) and key is None and self.relevance is not None:
+                key = self.relevance.floor_key(piece)
             if not (split_before or split_after) and self._noise(piece, key):
                 self.counts.read += 1
                 self.counts.skipped += 1
@@ -572,12 +574,12 @@ class LogObjectReader:
         return _byte_noise_run
 
     def _noise(self, raw: bytes | str, key: bytes | None) -> bool:
-        """Noise this mode skips unparsed: a known floor key (``key``, computed here when
-        None) in a ``relevant`` read, the byte prefilter in a ``matched`` or ``blocked`` one."""
+        """Noise this mode skips unparsed: a known floor ``key`` (the record's) in a
+        ``relevant`` read, the byte prefilter in a ``matched`` or ``blocked`` one."""
         if self.keep == "all":
             return False
         if self.relevance is not None:
-            return self.relevance.known_noise(key if key is not None else self.relevance.floor_key(raw))
+            return self.relevance.known_noise(key)
         return certainly_noise(raw)
 
     def _decide(self, record: dict[str, Any], key: bytes | None = None) -> tuple[bool, Graded | None]:

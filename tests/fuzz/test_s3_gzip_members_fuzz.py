@@ -22,6 +22,9 @@ from worker.ops.log_samples import ndjson, waf_log_records
 
 RECORDS = 800  # about 0.9 MB inflated: most random members inflate past 256 KiB
 
+# Each test runs with zlib-ng and with the stdlib inflating (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("both_inflaters")
+
 
 @cache
 def text() -> bytes:

@@ -21,6 +21,9 @@ from worker.ops.log_samples import gzip_members, gzip_ndjson, ndjson, waf_log_re
 
 START = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 
+# Each test runs with zlib-ng and with the stdlib inflating (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("both_inflaters")
+
 
 def records(count: int = 100, ratio: float = 0.1) -> list[dict[str, Any]]:
     return list(waf_log_records(count, matched_ratio=ratio, start=START))
@@ -480,3 +483,10 @@ def test_runs_of_blank_lines_keep_line_numbers() -> None:
 def test_a_file_of_blank_lines_hands_control_back() -> None:
     reader = LogObjectReader(open_log_stream(io.BytesIO(gzip.compress(b"\n" * 20_000_000))))
     assert sum(1 for _ in reader) >= 1 and reader.counts.read == 0
+
+
+def test_zlib_ng_inflates_where_it_is_installed() -> None:
+    # GIVEN the locked dependencies THEN zlib-ng inflates, not the fallback
+    from secops_core.ingest import log_stream
+
+    assert log_stream._inflate_module().__name__ == "zlib_ng.zlib_ng"
