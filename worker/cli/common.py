@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import math
 import os
 import sys
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 
@@ -40,37 +42,49 @@ class Parser(argparse.ArgumentParser):
 Subparsers = Any
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return value
+_Number = TypeVar("_Number", int, float)
 
 
-def positive_float(text: str) -> float:
+def _positive(text: str, convert: Callable[[str], _Number], kind: str) -> _Number:
     try:
-        value = float(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {kind}")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
     return value
 
 
+def positive_int(text: str) -> int:
+    return _positive(text, int, "a whole number")
+
+
+def positive_float(text: str) -> float:
+    return _positive(text, float, "a number")
+
+
+# The longest duration a command takes. Ten years is past any block, suppression or
+# look-back an operator means, and keeps every date computed from one representable.
+MAX_DURATION_DAYS = 3650
+
+
 def duration(text: str) -> float:
-    """``90``, ``90s``, ``15m``, ``6h``, ``2d`` -> seconds."""
+    """``90``, ``90s``, ``15m``, ``6h``, ``2d`` -> seconds (finite, at most ten years)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     body, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
     try:
-        value = float(body)
+        value = float(body) * units[unit]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 15m, 6h or 2d") from None
+        value = math.nan  # not a number: the same message as for nan or inf
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 15m, 6h or 2d")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return value * units[unit]
+    if value > MAX_DURATION_DAYS * 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than {MAX_DURATION_DAYS}d")
+    return value
 
 
 def settings(**overrides: Any) -> Settings:
