@@ -11,7 +11,6 @@ stdout (docs/architecture.md, "Response actions").
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 
 from rich.table import Table
@@ -23,14 +22,17 @@ from worker.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     CliError,
-    Parser,
     Subparsers,
+    actor,
+    by_option,
+    command_group,
     command_settings,
     console,
     duration,
     dynamodb_client,
-    login,
-    out,
+    json_option,
+    out_json,
+    print_text,
 )
 from worker.response.blocker import Blocker
 from worker.response.records import BlockRecord, iso, person
@@ -40,9 +42,9 @@ _REMOVED_SINCE = "7d"
 
 
 def register(sub: Subparsers) -> None:
-    block = sub.add_parser("block", help="list, add, remove or reconcile blocked sources in the WAF IP sets")
-    actions = block.add_subparsers(dest="block_command", metavar="ACTION", parser_class=Parser)
-    actions.required = True
+    actions = command_group(
+        sub, "block", help="list, add, remove or reconcile blocked sources in the WAF IP sets"
+    )
 
     listing = actions.add_parser("list", help="blocks in force, soonest expiry first")
     listing.add_argument(
@@ -51,7 +53,7 @@ def register(sub: Subparsers) -> None:
         metavar="SINCE",
         help=f"also blocks removed within this long, with their audit trail (e.g. {_REMOVED_SINCE})",
     )
-    listing.add_argument("--json", action="store_true", help="print JSON only")
+    json_option(listing)
     listing.set_defaults(handler=cmd_list)
 
     add = actions.add_parser("add", help="block an address (or CIDR) for a bounded time")
@@ -62,9 +64,9 @@ def register(sub: Subparsers) -> None:
     add.add_argument(
         "--network", action="store_true", help="block the /24 (IPv4) or /64 (IPv6) of the address"
     )
-    add.add_argument("--by", default=None, help="who (default: the login name)")
+    by_option(add)
     add.add_argument("--dry-run", action="store_true", help="show what would be blocked, write nothing")
-    add.add_argument("--json", action="store_true", help="print JSON only")
+    json_option(add)
     add.set_defaults(handler=cmd_add)
 
     remove = actions.add_parser(
@@ -72,15 +74,15 @@ def register(sub: Subparsers) -> None:
     )
     remove.add_argument("address", help="an address, or the CIDR as `list` shows it")
     remove.add_argument("--reason", default="removed by hand", help="why, for the audit trail")
-    remove.add_argument("--by", default=None, help="who (default: the login name)")
-    remove.add_argument("--json", action="store_true", help="print JSON only")
+    by_option(remove)
+    json_option(remove)
     remove.set_defaults(handler=cmd_remove)
 
     sync = actions.add_parser(
         "sync", help="reconcile the records with the IP sets: expired out, missing in; report drift"
     )
     sync.add_argument("--check", action="store_true", help="report the drift only, change nothing")
-    sync.add_argument("--json", action="store_true", help="print JSON only")
+    json_option(sync)
     sync.set_defaults(handler=cmd_sync)
 
 
@@ -94,8 +96,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     in_force = blocker.repo.blocks_in_force()
     removed = blocker.repo.removed_blocks(since=clock.epoch() - args.removed) if args.removed else []
     if args.json:
-        out(
-            json.dumps({"blocks": [b.to_dict() for b in in_force], "removed": [b.to_dict() for b in removed]})
+        out_json(
+            {"blocks": [b.to_dict() for b in in_force], "removed": [b.to_dict() for b in removed]},
+            indent=None,
         )
         return EXIT_OK
     screen = console()
@@ -114,34 +117,34 @@ def cmd_add(args: argparse.Namespace) -> int:
         args.address,
         duration_s=args.for_s,
         reason=args.reason,
-        decided_by=person(args.by or login()),
+        decided_by=person(actor(args)),
         incident_id=args.incident,
         prefix="network" if args.network else "address",
     )
     if args.json:
-        out(json.dumps(result.to_dict()))
+        out_json(result.to_dict(), indent=None)
     elif result.outcome == "refused":
         raise CliError(result.line, EXIT_FAILED)
     else:
         lines = [result.line]
         if result.record is not None and result.outcome != "dry_run":
             lines.append(f"undo: {result.record.undo_command}")
-        console().print(Text("\n".join(lines)))
+        print_text("\n".join(lines))
     return EXIT_FAILED if result.outcome == "refused" else EXIT_OK
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
     blocker = blocker_from_settings(command_settings())
     try:
-        removed = blocker.unblock(args.address, by=person(args.by or login()), reason=args.reason)
+        removed = blocker.unblock(args.address, by=person(actor(args)), reason=args.reason)
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     if args.json:
-        out(json.dumps({"removed": [r.to_dict() for r in removed]}))
+        out_json({"removed": [r.to_dict() for r in removed]}, indent=None)
     elif not removed:
         raise CliError(f"{args.address} is not blocked by secops (see `secops block list`)", EXIT_FAILED)
     else:
-        console().print(Text("\n".join(f"unblocked {r.target} from ipset {r.ip_set.name}" for r in removed)))
+        print_text("\n".join(f"unblocked {r.target} from ipset {r.ip_set.name}" for r in removed))
     return EXIT_OK if removed else EXIT_FAILED
 
 
@@ -149,9 +152,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     blocker = blocker_from_settings(command_settings())
     report = blocker.sync(repair=not args.check)
     if args.json:
-        out(json.dumps(report.to_dict()))
+        out_json(report.to_dict(), indent=None)
     else:
-        screen = console()
         verb = "repaired" if report.repaired else "found (not changed: --check)"
         for label, items in (
             ("expired, removed now", report.expired),
@@ -160,9 +162,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
             ("in the set, never blocked by secops (left alone)", report.foreign),
         ):
             if items:
-                screen.print(Text(f"{label}: {', '.join(items)}"))
+                print_text(f"{label}: {', '.join(items)}")
         if not (report.drift or report.expired or report.foreign):
-            screen.print("The IP sets match the block records.")
+            print_text("The IP sets match the block records.")
     return EXIT_FAILED if report.drift and not report.repaired else EXIT_OK
 
 

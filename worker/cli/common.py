@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import math
 import os
 import sys
@@ -40,6 +41,37 @@ class Parser(argparse.ArgumentParser):
 
 # The object ``add_subparsers`` returns; argparse keeps its class private.
 Subparsers = Any
+
+
+def command_group(
+    sub: Subparsers, name: str, *, help: str, handler: Callable[[argparse.Namespace], int] | None = None
+) -> Subparsers:
+    """``secops NAME ACTION ...``: the group's parser, whose ACTION is required.
+
+    The action chosen is ``args.<name>_command``; ``handler`` serves every action that
+    sets none of its own.
+    """
+    group = sub.add_parser(name, help=help)
+    if handler is not None:
+        group.set_defaults(handler=handler)
+    actions = group.add_subparsers(dest=f"{name}_command", metavar="ACTION", parser_class=Parser)
+    actions.required = True
+    return actions
+
+
+def json_option(parser: argparse.ArgumentParser, help: str = "print JSON only") -> None:
+    """``--json``: the result as JSON, and nothing else, on stdout."""
+    parser.add_argument("--json", action="store_true", help=help)
+
+
+def by_option(parser: argparse.ArgumentParser) -> None:
+    """``--by``: who acts, for the audit trail (:func:`actor` reads it)."""
+    parser.add_argument("--by", default=None, help="who (default: the login name)")
+
+
+def actor(args: argparse.Namespace) -> str:
+    """Who the audit trail names: ``--by``, else the login name."""
+    return str(args.by or login())
 
 
 _Number = TypeVar("_Number", int, float)
@@ -136,6 +168,18 @@ def configure_logs(settings: Settings, *, one_shot_level: str | None = None) -> 
 def out(text: str) -> None:
     """One result line on stdout."""
     sys.stdout.write(text + "\n")
+
+
+def out_json(result: Any, *, indent: int | None = 2, default: Callable[[Any], Any] | None = None) -> None:
+    """The result as JSON on stdout (``--json``)."""
+    out(json.dumps(result, indent=indent, default=default))
+
+
+def print_text(text: str) -> None:
+    """Text for a person on the console, as it is: never read as rich markup."""
+    from rich.text import Text
+
+    console().print(Text(text))
 
 
 def command_settings() -> Settings:
