@@ -40,13 +40,45 @@ from worker.settings import Settings
 
 _REMOVED_SINCE = "7d"
 
+# What --json prints, in each action's --help (docs/architecture.md, "Response actions").
+_LIST_JSON = """\
+--json prints {"blocks": [...], "removed": [...]}: block records (network, address,
+ip_set, incident_id, reason, decided_by, created_at, expires_at, status, generation,
+removed_at, removed_by, history), times in epoch seconds."""
+_ADD_JSON = """\
+--json prints one object:
+  outcome         blocked | already (the network was blocked before) | pending (recorded,
+                  the IP set write not yet confirmed) | dry_run | refused
+  outcome_reason  why it was refused or is pending (allowlisted, not_an_address,
+                  hourly_cap, total_cap, no_ipv6_set, ...); null otherwise
+  line            the sentence printed without --json
+  address         the address as given
+  network, ip_set where it is (or would be) blocked; null if refused before they were known
+  block           the block record in force, or with --dry-run the one that would be
+                  written; its reason is why it is blocked; null when refused
+Exit status 1 when refused."""
+_REMOVE_JSON = """\
+--json prints {"removed": [...]}: the block records taken out, with their history.
+Exit status 1 when nothing of the address was blocked."""
+_SYNC_JSON = """\
+--json prints one object:
+  drift     true when a block in force is missing from its set, or a removed one is in it
+  repaired  true when this run wrote that drift back (never with --check, nor without drift)
+  missing   recorded in force, absent from the set ("<cidr> (<ip set>)")
+  stale     in the set, recorded as removed by secops
+  foreign   in the set, never blocked by secops (left alone)
+  expired   blocks past their expiry that this run took out (none with --check)
+Exit status 1 when drift remains (found with --check)."""
+
 
 def register(sub: Subparsers) -> None:
     actions = command_group(
         sub, "block", help="list, add, remove or reconcile blocked sources in the WAF IP sets"
     )
 
-    listing = actions.add_parser("list", help="blocks in force, soonest expiry first")
+    listing = actions.add_parser(
+        "list", help="blocks in force, soonest expiry first", epilog=_LIST_JSON, formatter_class=_Raw
+    )
     listing.add_argument(
         "--removed",
         type=duration,
@@ -56,7 +88,9 @@ def register(sub: Subparsers) -> None:
     json_option(listing)
     listing.set_defaults(handler=cmd_list)
 
-    add = actions.add_parser("add", help="block an address (or CIDR) for a bounded time")
+    add = actions.add_parser(
+        "add", help="block an address (or CIDR) for a bounded time", epilog=_ADD_JSON, formatter_class=_Raw
+    )
     add.add_argument("address", help="an IPv4/IPv6 address, or a CIDR")
     add.add_argument("--for", dest="for_s", type=duration, required=True, help="how long: 90m, 4h, 2d")
     add.add_argument("--reason", required=True, help="why, for the audit trail and the notification")
@@ -70,7 +104,10 @@ def register(sub: Subparsers) -> None:
     add.set_defaults(handler=cmd_add)
 
     remove = actions.add_parser(
-        "remove", help="unblock an address (whatever network of it is blocked) or CIDR"
+        "remove",
+        help="unblock an address (whatever network of it is blocked) or CIDR",
+        epilog=_REMOVE_JSON,
+        formatter_class=_Raw,
     )
     remove.add_argument("address", help="an address, or the CIDR as `list` shows it")
     remove.add_argument("--reason", default="removed by hand", help="why, for the audit trail")
@@ -79,7 +116,10 @@ def register(sub: Subparsers) -> None:
     remove.set_defaults(handler=cmd_remove)
 
     sync = actions.add_parser(
-        "sync", help="reconcile the records with the IP sets: expired out, missing in; report drift"
+        "sync",
+        help="reconcile the records with the IP sets: expired out, missing in; report drift",
+        epilog=_SYNC_JSON,
+        formatter_class=_Raw,
     )
     sync.add_argument("--check", action="store_true", help="report the drift only, change nothing")
     json_option(sync)
@@ -169,6 +209,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 # ---- helpers ---------------------------------------------------------------------------------
+
+# The epilogs are laid out by hand (a field a line); the options are wrapped as usual.
+_Raw = argparse.RawDescriptionHelpFormatter
 
 
 def blocker_from_settings(settings: Settings, *, dry_run: bool = False) -> Blocker:
