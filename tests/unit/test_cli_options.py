@@ -46,6 +46,14 @@ def test_a_duration_is_seconds_or_a_unit(text: str, seconds: float) -> None:
         (["dlq", "replay", "--rate", "0"], "must be greater than 0"),
         (["dlq", "replay", "--max-age", "nan"], "is not a duration"),
         (["dlq", "inspect", "--limit", "1.5"], "is not a whole number"),
+        # a reason the audit trail keeps says something
+        (["block", "add", "203.0.113.9", "--for", "1h", "--reason", ""], "argument --reason: say why"),
+        (["block", "remove", "203.0.113.9", "--reason", "  "], "argument --reason: say why"),
+        (["suppress", "add", "--rule", "R", "--uri", "/x", "--reason", " "], "argument --reason: say why"),
+        (
+            ["incidents", "resolve", "inc#a#1", "--false-positive", "--reason", ""],
+            "argument --reason: say why",
+        ),
     ],
 )
 def test_a_bad_value_is_one_line_and_exit_2(

@@ -24,6 +24,7 @@ from worker.cli.common import (
     CliError,
     Subparsers,
     actor,
+    audit_reason,
     by_option,
     command_group,
     command_settings,
@@ -93,7 +94,9 @@ def register(sub: Subparsers) -> None:
     )
     add.add_argument("address", help="an IPv4/IPv6 address, or a CIDR")
     add.add_argument("--for", dest="for_s", type=duration, required=True, help="how long: 90m, 4h, 2d")
-    add.add_argument("--reason", required=True, help="why, for the audit trail and the notification")
+    add.add_argument(
+        "--reason", type=audit_reason, required=True, help="why, for the audit trail and the notification"
+    )
     add.add_argument("--incident", default=None, help="the incident it answers (inc#<hash>#<n>)")
     add.add_argument(
         "--network", action="store_true", help="block the /24 (IPv4) or /64 (IPv6) of the address"
@@ -110,7 +113,9 @@ def register(sub: Subparsers) -> None:
         formatter_class=_Raw,
     )
     remove.add_argument("address", help="an address, or the CIDR as `list` shows it")
-    remove.add_argument("--reason", default="removed by hand", help="why, for the audit trail")
+    remove.add_argument(
+        "--reason", type=audit_reason, default="removed by hand", help="why, for the audit trail"
+    )
     by_option(remove)
     json_option(remove)
     remove.set_defaults(handler=cmd_remove)

@@ -74,6 +74,13 @@ def actor(args: argparse.Namespace) -> str:
     return str(args.by or login())
 
 
+def audit_reason(text: str) -> str:
+    """A ``--reason`` for the audit trail: words, not an empty string."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("say why in words: the audit trail keeps it")
+    return text
+
+
 _Number = TypeVar("_Number", int, float)
 
 

@@ -21,6 +21,7 @@ from worker.cli.common import (
     CliError,
     Subparsers,
     actor,
+    audit_reason,
     by_option,
     command_group,
     command_settings,
@@ -91,7 +92,9 @@ def register(sub: Subparsers) -> None:
 
 def add_decision_arguments(parser: argparse.ArgumentParser) -> None:
     """The decision's own arguments, shared by `suppress add` and `incidents resolve --false-positive`."""
-    parser.add_argument("--reason", help="why these events are expected (required: the audit)")
+    parser.add_argument(
+        "--reason", type=audit_reason, help="why these events are expected (required: the audit)"
+    )
     expiry = parser.add_mutually_exclusive_group()
     expiry.add_argument(
         "--expires", type=duration, help=f"expire after this long (default {DEFAULT_EXPIRY_DAYS}d)"
