@@ -77,9 +77,7 @@ def register(sub: Subparsers) -> None:
         sub, "block", help="list, add, remove or reconcile blocked sources in the WAF IP sets"
     )
 
-    listing = actions.add_parser(
-        "list", help="blocks in force, soonest expiry first", epilog=_LIST_JSON, formatter_class=_Raw
-    )
+    listing = _action(actions, "list", help="blocks in force, soonest expiry first", json_shape=_LIST_JSON)
     listing.add_argument(
         "--removed",
         type=duration,
@@ -89,9 +87,7 @@ def register(sub: Subparsers) -> None:
     json_option(listing)
     listing.set_defaults(handler=cmd_list)
 
-    add = actions.add_parser(
-        "add", help="block an address (or CIDR) for a bounded time", epilog=_ADD_JSON, formatter_class=_Raw
-    )
+    add = _action(actions, "add", help="block an address (or CIDR) for a bounded time", json_shape=_ADD_JSON)
     add.add_argument("address", help="an IPv4/IPv6 address, or a CIDR")
     add.add_argument("--for", dest="for_s", type=duration, required=True, help="how long: 90m, 4h, 2d")
     add.add_argument(
@@ -106,11 +102,11 @@ def register(sub: Subparsers) -> None:
     json_option(add)
     add.set_defaults(handler=cmd_add)
 
-    remove = actions.add_parser(
+    remove = _action(
+        actions,
         "remove",
         help="unblock an address (whatever network of it is blocked) or CIDR",
-        epilog=_REMOVE_JSON,
-        formatter_class=_Raw,
+        json_shape=_REMOVE_JSON,
     )
     remove.add_argument("address", help="an address, or the CIDR as `list` shows it")
     remove.add_argument(
@@ -120,11 +116,11 @@ def register(sub: Subparsers) -> None:
     json_option(remove)
     remove.set_defaults(handler=cmd_remove)
 
-    sync = actions.add_parser(
+    sync = _action(
+        actions,
         "sync",
         help="reconcile the records with the IP sets: expired out, missing in; report drift",
-        epilog=_SYNC_JSON,
-        formatter_class=_Raw,
+        json_shape=_SYNC_JSON,
     )
     sync.add_argument("--check", action="store_true", help="report the drift only, change nothing")
     json_option(sync)
@@ -215,8 +211,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 # ---- helpers ---------------------------------------------------------------------------------
 
-# The epilogs are laid out by hand (a field a line); the options are wrapped as usual.
-_Raw = argparse.RawDescriptionHelpFormatter
+
+def _action(actions: Subparsers, name: str, *, help: str, json_shape: str) -> argparse.ArgumentParser:
+    """An action whose --help ends with what its --json prints, laid out by hand (a field
+    a line); the options are wrapped as usual."""
+    parser: argparse.ArgumentParser = actions.add_parser(
+        name, help=help, epilog=json_shape, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    return parser
 
 
 def blocker_from_settings(settings: Settings, *, dry_run: bool = False) -> Blocker:
