@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import structlog
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
@@ -316,11 +316,12 @@ class Blocker:
             log.warning("block_step_failed", key=key, reason=exc.reason, error=exc.message)
             return None
 
-    def _tell(self, what: str, record: BlockRecord) -> None:
+    def _tell(self, what: Literal["blocked", "unblocked"], record: BlockRecord) -> None:
         if self.listener is None:
             return
         try:
-            getattr(self.listener, what)(record)
+            tell = self.listener.blocked if what == "blocked" else self.listener.unblocked
+            tell(record)
         except Exception:
             # A failing notice never undoes or repeats the action it reports.
             log.exception("block_notice_failed", what=what, key=record.key)
