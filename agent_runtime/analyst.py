@@ -389,6 +389,8 @@ class SecurityAnalyst:
     def _assess(model: Model, event: WafEvent, floor: SeverityFloorInfo) -> SecurityAssessment:
         from strands import Agent
 
+        from agent_runtime.structured_output import offer_plainly
+
         prompt = build_analysis_prompt(event, floor)
         # A fresh agent per attempt: an agent accumulates conversation history, and the
         # runtime must not carry one event's text into the next. No tools, so nothing the
@@ -402,6 +404,7 @@ class SecurityAnalyst:
             retry_strategy=None,
             name="security_analyst",
         )
+        offer_plainly(agent, SecurityAssessment)
         result: Any = agent(prompt, structured_output_model=SecurityAssessment)
         assessment = result.structured_output
         if not isinstance(assessment, SecurityAssessment):

@@ -26,7 +26,7 @@ NARRATIVE_CALL_BUDGET = 2
 
 
 class PatternNarrative(BaseModel):
-    """The model's structured answer."""
+    """Narrative of one attack pattern for the on-call engineer."""
 
     narrative: str = Field(
         description="Two or three plain sentences for an on-call engineer about this pattern.",
@@ -54,6 +54,7 @@ class PatternNarrator:
 
         from agent_runtime.model_budget import BudgetedModel
         from agent_runtime.providers import model_id_of
+        from agent_runtime.structured_output import offer_plainly
 
         written_by = self._model_id or model_id_of(self._model)
         model = BudgetedModel(self._model, NARRATIVE_CALL_BUDGET)
@@ -66,6 +67,7 @@ class PatternNarrator:
             retry_strategy=None,
             name="security_monitor",
         )
+        offer_plainly(agent, PatternNarrative)
         try:
             result: Any = agent(build_pattern_prompt(pattern), structured_output_model=PatternNarrative)
         except Exception as exc:

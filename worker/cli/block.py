@@ -11,7 +11,6 @@ stdout (docs/architecture.md, "Response actions").
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 
 from rich.table import Table
@@ -23,14 +22,18 @@ from worker.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     CliError,
-    Parser,
     Subparsers,
+    actor,
+    audit_reason,
+    by_option,
+    command_group,
     command_settings,
     console,
     duration,
     dynamodb_client,
-    login,
-    out,
+    json_option,
+    out_json,
+    print_text,
 )
 from worker.response.blocker import Blocker
 from worker.response.records import BlockRecord, iso, person
@@ -38,49 +41,89 @@ from worker.settings import Settings
 
 _REMOVED_SINCE = "7d"
 
+# What --json prints, in each action's --help (docs/architecture.md, "Response actions").
+_LIST_JSON = """\
+--json prints {"blocks": [...], "removed": [...]}: block records (network, address,
+ip_set, incident_id, reason, decided_by, created_at, expires_at, status, generation,
+removed_at, removed_by, history), times in epoch seconds."""
+_ADD_JSON = """\
+--json prints one object:
+  outcome         blocked | already (the network was blocked before) | pending (recorded,
+                  the IP set write not yet confirmed) | dry_run | refused
+  outcome_reason  why it was refused or is pending (allowlisted, not_an_address,
+                  hourly_cap, total_cap, no_ipv6_set, ...); null otherwise
+  line            the sentence printed without --json
+  address         the address as given
+  network, ip_set where it is (or would be) blocked; null if refused before they were known
+  block           the block record in force, or with --dry-run the one that would be
+                  written; its reason is why it is blocked; null when refused
+Exit status 1 when refused."""
+_REMOVE_JSON = """\
+--json prints {"removed": [...]}: the block records taken out, with their history.
+Exit status 1 when nothing of the address was blocked."""
+_SYNC_JSON = """\
+--json prints one object:
+  drift     true when a block in force is missing from its set, or a removed one is in it
+  repaired  true when this run wrote that drift back (never with --check, nor without drift)
+  missing   recorded in force, absent from the set ("<cidr> (<ip set>)")
+  stale     in the set, recorded as removed by secops
+  foreign   in the set, never blocked by secops (left alone)
+  expired   blocks past their expiry that this run took out (none with --check)
+Exit status 1 when drift remains (found with --check)."""
+
 
 def register(sub: Subparsers) -> None:
-    block = sub.add_parser("block", help="list, add, remove or reconcile blocked sources in the WAF IP sets")
-    actions = block.add_subparsers(dest="block_command", metavar="ACTION", parser_class=Parser)
-    actions.required = True
+    actions = command_group(
+        sub, "block", help="list, add, remove or reconcile blocked sources in the WAF IP sets"
+    )
 
-    listing = actions.add_parser("list", help="blocks in force, soonest expiry first")
+    listing = _action(actions, "list", help="blocks in force, soonest expiry first", json_shape=_LIST_JSON)
     listing.add_argument(
         "--removed",
         type=duration,
         metavar="SINCE",
         help=f"also blocks removed within this long, with their audit trail (e.g. {_REMOVED_SINCE})",
     )
-    listing.add_argument("--json", action="store_true", help="print JSON only")
+    json_option(listing)
     listing.set_defaults(handler=cmd_list)
 
-    add = actions.add_parser("add", help="block an address (or CIDR) for a bounded time")
+    add = _action(actions, "add", help="block an address (or CIDR) for a bounded time", json_shape=_ADD_JSON)
     add.add_argument("address", help="an IPv4/IPv6 address, or a CIDR")
     add.add_argument("--for", dest="for_s", type=duration, required=True, help="how long: 90m, 4h, 2d")
-    add.add_argument("--reason", required=True, help="why, for the audit trail and the notification")
+    add.add_argument(
+        "--reason", type=audit_reason, required=True, help="why, for the audit trail and the notification"
+    )
     add.add_argument("--incident", default=None, help="the incident it answers (inc#<hash>#<n>)")
     add.add_argument(
         "--network", action="store_true", help="block the /24 (IPv4) or /64 (IPv6) of the address"
     )
-    add.add_argument("--by", default=None, help="who (default: the login name)")
+    by_option(add)
     add.add_argument("--dry-run", action="store_true", help="show what would be blocked, write nothing")
-    add.add_argument("--json", action="store_true", help="print JSON only")
+    json_option(add)
     add.set_defaults(handler=cmd_add)
 
-    remove = actions.add_parser(
-        "remove", help="unblock an address (whatever network of it is blocked) or CIDR"
+    remove = _action(
+        actions,
+        "remove",
+        help="unblock an address (whatever network of it is blocked) or CIDR",
+        json_shape=_REMOVE_JSON,
     )
     remove.add_argument("address", help="an address, or the CIDR as `list` shows it")
-    remove.add_argument("--reason", default="removed by hand", help="why, for the audit trail")
-    remove.add_argument("--by", default=None, help="who (default: the login name)")
-    remove.add_argument("--json", action="store_true", help="print JSON only")
+    remove.add_argument(
+        "--reason", type=audit_reason, default="removed by hand", help="why, for the audit trail"
+    )
+    by_option(remove)
+    json_option(remove)
     remove.set_defaults(handler=cmd_remove)
 
-    sync = actions.add_parser(
-        "sync", help="reconcile the records with the IP sets: expired out, missing in; report drift"
+    sync = _action(
+        actions,
+        "sync",
+        help="reconcile the records with the IP sets: expired out, missing in; report drift",
+        json_shape=_SYNC_JSON,
     )
     sync.add_argument("--check", action="store_true", help="report the drift only, change nothing")
-    sync.add_argument("--json", action="store_true", help="print JSON only")
+    json_option(sync)
     sync.set_defaults(handler=cmd_sync)
 
 
@@ -94,8 +137,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     in_force = blocker.repo.blocks_in_force()
     removed = blocker.repo.removed_blocks(since=clock.epoch() - args.removed) if args.removed else []
     if args.json:
-        out(
-            json.dumps({"blocks": [b.to_dict() for b in in_force], "removed": [b.to_dict() for b in removed]})
+        out_json(
+            {"blocks": [b.to_dict() for b in in_force], "removed": [b.to_dict() for b in removed]},
+            indent=None,
         )
         return EXIT_OK
     screen = console()
@@ -114,34 +158,34 @@ def cmd_add(args: argparse.Namespace) -> int:
         args.address,
         duration_s=args.for_s,
         reason=args.reason,
-        decided_by=person(args.by or login()),
+        decided_by=person(actor(args)),
         incident_id=args.incident,
         prefix="network" if args.network else "address",
     )
     if args.json:
-        out(json.dumps(result.to_dict()))
+        out_json(result.to_dict(), indent=None)
     elif result.outcome == "refused":
         raise CliError(result.line, EXIT_FAILED)
     else:
         lines = [result.line]
         if result.record is not None and result.outcome != "dry_run":
             lines.append(f"undo: {result.record.undo_command}")
-        console().print(Text("\n".join(lines)))
+        print_text("\n".join(lines))
     return EXIT_FAILED if result.outcome == "refused" else EXIT_OK
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
     blocker = blocker_from_settings(command_settings())
     try:
-        removed = blocker.unblock(args.address, by=person(args.by or login()), reason=args.reason)
+        removed = blocker.unblock(args.address, by=person(actor(args)), reason=args.reason)
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     if args.json:
-        out(json.dumps({"removed": [r.to_dict() for r in removed]}))
+        out_json({"removed": [r.to_dict() for r in removed]}, indent=None)
     elif not removed:
         raise CliError(f"{args.address} is not blocked by secops (see `secops block list`)", EXIT_FAILED)
     else:
-        console().print(Text("\n".join(f"unblocked {r.target} from ipset {r.ip_set.name}" for r in removed)))
+        print_text("\n".join(f"unblocked {r.target} from ipset {r.ip_set.name}" for r in removed))
     return EXIT_OK if removed else EXIT_FAILED
 
 
@@ -149,9 +193,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     blocker = blocker_from_settings(command_settings())
     report = blocker.sync(repair=not args.check)
     if args.json:
-        out(json.dumps(report.to_dict()))
+        out_json(report.to_dict(), indent=None)
     else:
-        screen = console()
         verb = "repaired" if report.repaired else "found (not changed: --check)"
         for label, items in (
             ("expired, removed now", report.expired),
@@ -160,13 +203,22 @@ def cmd_sync(args: argparse.Namespace) -> int:
             ("in the set, never blocked by secops (left alone)", report.foreign),
         ):
             if items:
-                screen.print(Text(f"{label}: {', '.join(items)}"))
+                print_text(f"{label}: {', '.join(items)}")
         if not (report.drift or report.expired or report.foreign):
-            screen.print("The IP sets match the block records.")
+            print_text("The IP sets match the block records.")
     return EXIT_FAILED if report.drift and not report.repaired else EXIT_OK
 
 
 # ---- helpers ---------------------------------------------------------------------------------
+
+
+def _action(actions: Subparsers, name: str, *, help: str, json_shape: str) -> argparse.ArgumentParser:
+    """An action whose --help ends with what its --json prints, laid out by hand (a field
+    a line); the options are wrapped as usual."""
+    parser: argparse.ArgumentParser = actions.add_parser(
+        name, help=help, epilog=json_shape, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    return parser
 
 
 def blocker_from_settings(settings: Settings, *, dry_run: bool = False) -> Blocker:

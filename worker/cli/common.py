@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
+import math
 import os
 import sys
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 
@@ -40,37 +43,87 @@ class Parser(argparse.ArgumentParser):
 Subparsers = Any
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return value
+def command_group(
+    sub: Subparsers, name: str, *, help: str, handler: Callable[[argparse.Namespace], int] | None = None
+) -> Subparsers:
+    """``secops NAME ACTION ...``: the group's parser, whose ACTION is required.
+
+    The action chosen is ``args.<name>_command``; ``handler`` serves every action that
+    sets none of its own.
+    """
+    group = sub.add_parser(name, help=help)
+    if handler is not None:
+        group.set_defaults(handler=handler)
+    actions = group.add_subparsers(dest=f"{name}_command", metavar="ACTION", parser_class=Parser)
+    actions.required = True
+    return actions
 
 
-def positive_float(text: str) -> float:
+def json_option(parser: argparse.ArgumentParser, help: str = "print JSON only") -> None:
+    """``--json``: the result as JSON, and nothing else, on stdout."""
+    parser.add_argument("--json", action="store_true", help=help)
+
+
+def by_option(parser: argparse.ArgumentParser) -> None:
+    """``--by``: who acts, for the audit trail (:func:`actor` reads it)."""
+    parser.add_argument("--by", default=None, help="who (default: the login name)")
+
+
+def actor(args: argparse.Namespace) -> str:
+    """Who the audit trail names: ``--by``, else the login name."""
+    return str(args.by or login())
+
+
+def audit_reason(text: str) -> str:
+    """A ``--reason`` for the audit trail: words, not an empty string."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("say why in words: the audit trail keeps it")
+    return text
+
+
+_Number = TypeVar("_Number", int, float)
+
+
+def _positive(text: str, convert: Callable[[str], _Number], kind: str) -> _Number:
     try:
-        value = float(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {kind}")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
     return value
 
 
+def positive_int(text: str) -> int:
+    return _positive(text, int, "a whole number")
+
+
+def positive_float(text: str) -> float:
+    return _positive(text, float, "a number")
+
+
+# The longest duration a command takes. Ten years is past any block, suppression or
+# look-back an operator means, and keeps every date computed from one representable.
+MAX_DURATION_DAYS = 3650
+
+
 def duration(text: str) -> float:
-    """``90``, ``90s``, ``15m``, ``6h``, ``2d`` -> seconds."""
+    """``90``, ``90s``, ``15m``, ``6h``, ``2d`` -> seconds (finite, at most ten years)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     body, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
     try:
-        value = float(body)
+        value = float(body) * units[unit]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 15m, 6h or 2d") from None
+        value = math.nan  # not a number: the same message as for nan or inf
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 15m, 6h or 2d")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return value * units[unit]
+    if value > MAX_DURATION_DAYS * 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than {MAX_DURATION_DAYS}d")
+    return value
 
 
 def settings(**overrides: Any) -> Settings:
@@ -122,6 +175,18 @@ def configure_logs(settings: Settings, *, one_shot_level: str | None = None) -> 
 def out(text: str) -> None:
     """One result line on stdout."""
     sys.stdout.write(text + "\n")
+
+
+def out_json(result: Any, *, indent: int | None = 2, default: Callable[[Any], Any] | None = None) -> None:
+    """The result as JSON on stdout (``--json``)."""
+    out(json.dumps(result, indent=indent, default=default))
+
+
+def print_text(text: str) -> None:
+    """Text for a person on the console, as it is: never read as rich markup."""
+    from rich.text import Text
+
+    console().print(Text(text))
 
 
 def command_settings() -> Settings:

@@ -8,7 +8,6 @@ no traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,11 +29,14 @@ from worker.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     CliError,
-    Parser,
     Subparsers,
+    command_group,
     configure_logs,
+    console,
     duration,
+    json_option,
     one_shot_settings,
+    out_json,
     positive_float,
     positive_int,
 )
@@ -54,12 +56,9 @@ EMPTY = "DLQ is empty"
 
 
 def register(sub: Subparsers) -> None:
-    dlq = sub.add_parser("dlq", help="inspect or replay the dead-letter queue")
-    dlq.set_defaults(handler=cmd_dlq)
-    actions = dlq.add_subparsers(dest="dlq_command", metavar="ACTION", parser_class=Parser)
-    actions.required = True
+    actions = command_group(sub, "dlq", help="inspect or replay the dead-letter queue", handler=cmd_dlq)
     inspect = actions.add_parser("inspect", help="show what is in the DLQ without consuming it")
-    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    json_option(inspect, help="machine-readable output")
     inspect.add_argument(
         "--limit", type=positive_int, default=1000, help="messages to look at (default 1000)"
     )
@@ -73,7 +72,7 @@ def register(sub: Subparsers) -> None:
     replay.add_argument("--dry-run", action="store_true", help="show what would move, move nothing")
     replay.add_argument("--rate", type=positive_float, default=50.0, help="messages per second (default 50)")
     replay.add_argument("--native", action="store_true", help="use SQS StartMessageMoveTask (whole DLQ)")
-    replay.add_argument("--json", action="store_true", help="print the summary as JSON")
+    json_option(replay, help="print the summary as JSON")
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
@@ -89,11 +88,11 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     clients = Clients.from_settings(settings)
     source_url, dlq_url = resolve_queues(settings, sqs=clients.sqs)
     store = EventStore(settings.table_name, client=clients.dynamodb, ttl_days=settings.event_ttl_days)
-    out = _console()
+    out = console()
     if args.dlq_command == "inspect":
         report = DlqInspector(sqs=clients.sqs, store=store, dlq_url=dlq_url).inspect(limit=args.limit)
         if args.json:
-            _json({"empty": report.empty, **report.to_dict()})
+            out_json({"empty": report.empty, **report.to_dict()})
         elif report.empty:
             out.print(EMPTY + _in_flight_note(report.approximate_in_flight))
         else:
@@ -150,7 +149,7 @@ def _replay(out: Console, replayer: DlqReplayer, args: argparse.Namespace) -> in
                 on_progress=on_progress,
             )
     if args.json:
-        _json(summary.to_dict())
+        out_json(summary.to_dict())
     elif summary.scanned == 0 and summary.mode != "native":
         out.print(EMPTY)
     else:
@@ -272,15 +271,6 @@ def human_age(seconds: float | None) -> str:
 
 
 # ---- helpers -------------------------------------------------------------------------------
-
-
-def _console() -> Console:
-    # Off a terminal rich assumes 80 columns; the inspection table needs more.
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-
-
-def _json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
 
 
 def _in_flight_note(in_flight: int) -> str:

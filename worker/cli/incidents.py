@@ -10,7 +10,6 @@ rules, a model's analysis) is cleaned and shown as plain text, never as console 
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -25,16 +24,19 @@ from worker.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     CliError,
-    Parser,
     Subparsers,
+    actor,
+    by_option,
+    command_group,
     duration,
-    out,
+    json_option,
+    out_json,
     positive_int,
+    print_text,
 )
 from worker.cli.common import command_settings as _settings
 from worker.cli.common import console as _console
 from worker.cli.common import dynamodb_client as _dynamodb
-from worker.cli.common import login as _login
 from worker.cli.false_positive import add_suppression_arguments
 from worker.cli.false_positive import prepare as prepare_suppression
 from worker.incidents import (
@@ -67,9 +69,7 @@ _TIME = "%Y-%m-%d %H:%M:%S"
 
 
 def register(sub: Subparsers) -> None:
-    incidents = sub.add_parser("incidents", help="list, show, acknowledge or resolve incidents")
-    actions = incidents.add_subparsers(dest="incidents_command", metavar="ACTION", parser_class=Parser)
-    actions.required = True
+    actions = command_group(sub, "incidents", help="list, show, acknowledge or resolve incidents")
 
     listing = actions.add_parser("list", help="open and recent incidents, most recent first")
     listing.add_argument("--status", choices=INCIDENT_STATUSES, help="only incidents in this status")
@@ -77,20 +77,20 @@ def register(sub: Subparsers) -> None:
         "--since", type=duration, default=duration("7d"), help="last event within this long (default 7d)"
     )
     listing.add_argument("--limit", type=positive_int, default=50, help="at most this many (default 50)")
-    listing.add_argument("--json", action="store_true", help="print JSON only")
+    json_option(listing)
     listing.set_defaults(handler=cmd_list)
 
     show = actions.add_parser("show", help="one incident: timeline, targets, rules, samples, analysis")
     show.add_argument("incident", help="the incident id (inc#<hash>#<n>)")
-    show.add_argument("--json", action="store_true", help="print JSON only")
+    json_option(show)
     show.set_defaults(handler=cmd_show)
 
     for name, verb in (("ack", "acknowledge"), ("resolve", "resolve")):
         action = actions.add_parser(name, help=f"{verb} an incident (conditional on its current status)")
         action.add_argument("incident", help="the incident id (inc#<hash>#<n>)")
         action.add_argument("--note", default="", help="why, for the status history")
-        action.add_argument("--by", default=None, help="who (default: the login name)")
-        action.add_argument("--json", action="store_true", help="print JSON only")
+        by_option(action)
+        json_option(action)
         if name == "resolve":
             action.add_argument(
                 "--false-positive",
@@ -113,7 +113,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     since = clock.now() - timedelta(seconds=args.since)
     records = _repo(settings, _dynamodb(settings)).list(status=args.status, since=since, limit=args.limit)
     if args.json:
-        out(json.dumps({"incidents": [listed(r) for r in records]}, indent=2))
+        out_json({"incidents": [listed(r) for r in records]})
     else:
         console = _console()
         if records:
@@ -147,7 +147,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     blocks = incident_blocks(settings, client, record)
     view["blocks"] = [b.to_dict() for b in blocks]
     if args.json:
-        out(json.dumps(view, indent=2, default=str))
+        out_json(view, default=str)
     else:
         console = _console()
         render_incident(console, record, view)
@@ -189,7 +189,7 @@ def _set_status(
     settings = _settings()
     incident = _incident_id(args.incident)
     repo = _repo(settings, _dynamodb(settings))
-    by = args.by or _login()
+    by = actor(args)
     try:
         record = repo.set_status(incident, status, note=args.note, by=by)
     except IncidentNotFound:
@@ -216,7 +216,7 @@ def _set_status(
     if steps:
         result["false_positive"] = {name: step(settings, record, by) for name, step in steps.items()}
     if args.json:
-        out(json.dumps(result, indent=2))
+        out_json(result)
     else:
         verb = "acknowledged" if status == "acknowledged" else "resolved"
         line = f"{incident} {verb} by {by}" + (f": {args.note}" if args.note else "")
@@ -224,7 +224,7 @@ def _set_status(
             line += "; " + ("notified" if notification["sent"] else "already announced")
         for name, outcome in result.get("false_positive", {}).items():
             line += f"; {name}: {outcome['summary']}"
-        _console().print(Text(line))
+        print_text(line)
     return EXIT_OK
 
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from worker.cli.common import Parser, Subparsers, configure_logs, one_shot_settings
+from worker.cli.common import Subparsers, command_group, configure_logs, json_option, one_shot_settings
 
 
 def register(sub: Subparsers) -> None:
-    parser = sub.add_parser("rules", help="explain how the severity floor grades a record")
-    actions = parser.add_subparsers(dest="rules_command", metavar="ACTION", parser_class=Parser)
-    actions.required = True
+    actions = command_group(sub, "rules", help="explain how the severity floor grades a record")
     explain = actions.add_parser("explain", help="which rule, label or pattern decided the floor, and why")
     explain.add_argument("record", help="a WAF event or log record as JSON (a file, or - for stdin)")
-    explain.add_argument("--json", action="store_true", help="print JSON only")
+    json_option(explain)
     explain.set_defaults(handler=cmd_explain)
 
 

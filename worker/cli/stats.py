@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +22,7 @@ from worker.cli.common import (
     EXIT_OK,
     Subparsers,
     configure_logs,
+    console,
     duration,
     one_shot_settings,
     out,
@@ -65,7 +65,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.json:
         out(json.dumps(view, indent=2))
     else:
-        render(_console(), view, title=f"Counted log records since {since:{_TIME}} UTC")
+        render(console(), view, title=f"Counted log records since {since:{_TIME}} UTC")
     return EXIT_OK
 
 
@@ -135,7 +135,3 @@ def render(console: Console, view: dict[str, Any], *, title: str) -> None:
 
 def _cell(text: str) -> Text:
     return Text(sanitize_text(text, _CELL_CHARS))
-
-
-def _console() -> Console:
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)

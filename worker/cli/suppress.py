@@ -19,14 +19,18 @@ from worker.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     CliError,
-    Parser,
     Subparsers,
+    actor,
+    audit_reason,
+    by_option,
+    command_group,
     command_settings,
     console,
     duration,
     dynamodb_client,
-    login,
-    out,
+    json_option,
+    out_json,
+    print_text,
 )
 from worker.suppressions.keys import DEFAULT_EXPIRY_DAYS
 
@@ -40,13 +44,11 @@ _PREVIEW_DEFAULT = "7d"
 
 
 def register(sub: Subparsers) -> None:
-    parser = sub.add_parser("suppress", help="list, add, show, expire or remove suppressions")
-    actions = parser.add_subparsers(dest="suppress_command", metavar="ACTION", parser_class=Parser)
-    actions.required = True
+    actions = command_group(sub, "suppress", help="list, add, show, expire or remove suppressions")
 
     listing = actions.add_parser("list", help="suppressions in force (--all: expired and removed too)")
     listing.add_argument("--all", action="store_true", help="include expired and removed ones")
-    listing.add_argument("--json", action="store_true", help="print JSON only")
+    json_option(listing)
     listing.set_defaults(handler=cmd_list)
 
     add = actions.add_parser(
@@ -63,8 +65,8 @@ def register(sub: Subparsers) -> None:
     what.add_argument("--rule", help="the rule: RuleId or ManagedGroup:RuleId")
     what.add_argument("--label", help="a WAF label, e.g. awswaf:managed:aws:sql-database:SQLi_Body")
     add_decision_arguments(add)
-    add.add_argument("--by", help="who (default: the login name)")
-    add.add_argument("--json", action="store_true", help="print JSON only")
+    by_option(add)
+    json_option(add)
     add.add_argument("--uri", help="a URI template (/api/orders/{n}); a trailing * makes it a prefix")
     add.add_argument("--method", help="an HTTP method")
     add.add_argument("--host", help="a host; *.example.com for every subdomain")
@@ -74,7 +76,7 @@ def register(sub: Subparsers) -> None:
 
     show = actions.add_parser("show", help="one suppression with its audit and hits")
     show.add_argument("id", help="the suppression id (sup-...)")
-    show.add_argument("--json", action="store_true", help="print JSON only")
+    json_option(show)
     show.set_defaults(handler=cmd_show)
 
     for name, verb in (
@@ -83,14 +85,16 @@ def register(sub: Subparsers) -> None:
     ):
         action = actions.add_parser(name, help=verb)
         action.add_argument("id", help="the suppression id (sup-...)")
-        action.add_argument("--by", help="who (default: the login name)")
-        action.add_argument("--json", action="store_true", help="print JSON only")
+        by_option(action)
+        json_option(action)
         action.set_defaults(handler=cmd_end, how="expired" if name == "expire" else "removed")
 
 
 def add_decision_arguments(parser: argparse.ArgumentParser) -> None:
     """The decision's own arguments, shared by `suppress add` and `incidents resolve --false-positive`."""
-    parser.add_argument("--reason", help="why these events are expected (required: the audit)")
+    parser.add_argument(
+        "--reason", type=audit_reason, help="why these events are expected (required: the audit)"
+    )
     expiry = parser.add_mutually_exclusive_group()
     expiry.add_argument(
         "--expires", type=duration, help=f"expire after this long (default {DEFAULT_EXPIRY_DAYS}d)"
@@ -117,10 +121,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     now = clock.now()
     found = [s for s in repo.list() if args.all or s.active(now)]
     if args.json:
-        out(json.dumps({"suppressions": [view(s, now) for s in found]}, indent=2))
+        out_json({"suppressions": [view(s, now) for s in found]})
         return EXIT_OK
     if not found:
-        print_line("No suppressions in force." if not args.all else "No suppressions.")
+        print_text("No suppressions in force." if not args.all else "No suppressions.")
         return EXIT_OK
     from rich.table import Table
 
@@ -193,7 +197,7 @@ def create(
         suppression = Suppression.new(
             scope,
             reason=args.reason,
-            created_by=args.by or login(),
+            created_by=actor(args),
             now=now,
             expires_in=expires_in,
             forced=seen.refused,
@@ -224,10 +228,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise CliError(f"no suppression {args.id}", EXIT_FAILED)
     shown = view(found, clock.now())
     if args.json:
-        out(json.dumps(shown, indent=2))
+        out_json(shown)
     else:
         for name, value in shown.items():
-            print_line(f"{name:>12}: {json.dumps(value) if isinstance(value, dict) else value}")
+            print_text(f"{name:>12}: {json.dumps(value) if isinstance(value, dict) else value}")
     return EXIT_OK
 
 
@@ -238,15 +242,15 @@ def cmd_end(args: argparse.Namespace) -> int:
     _, repo = repo_of()
     now = clock.now()
     try:
-        ended = repo.end(_id(args.id), args.how, by=args.by or login(), at=now)
+        ended = repo.end(_id(args.id), args.how, by=actor(args), at=now)
     except SuppressionConflict as exc:
         raise CliError(str(exc), EXIT_FAILED) from None
     if ended is None:
         raise CliError(f"no suppression {args.id}", EXIT_FAILED)
     if args.json:
-        out(json.dumps({"suppression": view(ended, now)}, indent=2))
+        out_json({"suppression": view(ended, now)})
     else:
-        print_line(
+        print_text(
             f"{ended.id} {args.how} by {ended.ended_by}; every replica stops applying it within a minute"
         )
     return EXIT_OK
@@ -269,10 +273,10 @@ def read_history(settings: Settings, *, since: datetime, until: datetime) -> Any
 
 def _print_created(args: argparse.Namespace, result: dict[str, Any]) -> None:
     if args.json:
-        out(json.dumps(result, indent=2))
+        out_json(result)
         return
     for line in created_lines(result):
-        print_line(line)
+        print_text(line)
 
 
 def created_lines(result: dict[str, Any]) -> list[str]:
@@ -312,9 +316,3 @@ def _id(text: str) -> str:
 
 def _when(moment: datetime | None) -> str:
     return "-" if moment is None else f"{moment:%Y-%m-%d %H:%M}"
-
-
-def print_line(text: str) -> None:
-    from rich.text import Text
-
-    console().print(Text(text))

@@ -55,6 +55,7 @@ from worker.store.keys import MAX_EXCERPT_BYTES, iso_from_epoch, rejection_key
 if TYPE_CHECKING:
     from botocore.response import StreamingBody
     from types_boto3_s3.client import S3Client
+    from types_boto3_s3.type_defs import GetObjectRequestTypeDef
     from types_boto3_sqs.client import SQSClient
     from types_boto3_sqs.type_defs import MessageAttributeValueTypeDef, SendMessageBatchRequestEntryTypeDef
 
@@ -373,7 +374,7 @@ class LogObjectHandler:
 
     def _open(self, ref: S3ObjectRef) -> Any:
         """The object's streaming body, pinned to the version or ETag the notification named."""
-        params: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
+        params: GetObjectRequestTypeDef = {"Bucket": ref.bucket, "Key": ref.key}
         if ref.version_id:
             params["VersionId"] = ref.version_id
         elif ref.etag:

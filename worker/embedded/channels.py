@@ -28,7 +28,10 @@ from worker.settings import Settings
 if TYPE_CHECKING:
     from types_boto3_events.client import EventBridgeClient
     from types_boto3_securityhub.client import SecurityHubClient
-    from types_boto3_securityhub.type_defs import AwsSecurityFindingOutputTypeDef
+    from types_boto3_securityhub.type_defs import (
+        AwsSecurityFindingOutputTypeDef,
+        GetFindingsRequestTypeDef,
+    )
     from types_boto3_sqs.client import SQSClient
 
     from worker.daemon import Clients
@@ -118,7 +121,7 @@ def _queue_arn(sqs: SQSClient, url: str) -> str:
 def _findings(securityhub: SecurityHubClient) -> list[AwsSecurityFindingOutputTypeDef]:
     """Every finding of ours (the demo's Security Hub holds nothing else, but say so)."""
     found: list[AwsSecurityFindingOutputTypeDef] = []
-    kwargs: dict[str, Any] = {"MaxResults": 100}
+    kwargs: GetFindingsRequestTypeDef = {"MaxResults": 100}
     while True:
         page = securityhub.get_findings(**kwargs)
         found += [f for f in page["Findings"] if str(f.get("GeneratorId", "")).startswith(f"{SOURCE}/")]

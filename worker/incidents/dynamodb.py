@@ -32,6 +32,7 @@ from worker.store.keys import MONITORING_INDEX, iso_from_epoch, sort_time, ttl_a
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
+    from types_boto3_dynamodb.type_defs import QueryInputTypeDef
 
 # Written by the claim, notice and status operations only; a join never overwrites them,
 # so a claim need not move the version (and never makes a join retry).
@@ -60,13 +61,11 @@ class _Update(Update):
         self._remove.append(path)
         return self
 
-    def params(self) -> dict[str, Any]:
-        params = super().params()
+    def expression(self) -> str:
+        expression = super().expression()
         if self._delete:
-            params["UpdateExpression"] = " ".join(
-                filter(None, [params["UpdateExpression"], "DELETE " + ", ".join(self._delete)])
-            )
-        return params
+            expression = " ".join(filter(None, [expression, "DELETE " + ", ".join(self._delete)]))
+        return expression
 
 
 def _pending_path(update: Update, milestone: str) -> str:
@@ -203,7 +202,7 @@ class DynamoIncidentRepo(JoiningRepo):
             names["#sk"] = "mon_sk"
             values[":since"] = {"S": sort_time(since)}
             condition += " AND #sk >= :since"
-        params: dict[str, Any] = {
+        params: QueryInputTypeDef = {
             "TableName": self.table.table_name,
             "IndexName": MONITORING_INDEX,
             "KeyConditionExpression": condition,
@@ -214,7 +213,8 @@ class DynamoIncidentRepo(JoiningRepo):
         }
         found: list[IncidentRecord] = []
         while len(found) < limit:
-            page = self.table._call("query", **params)
+            with self.table._translated("query"):
+                page = self.table._client.query(**params)
             for item in page.get("Items", []):
                 record = _record(item)
                 if status is None or record.status == status:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 import structlog
@@ -232,9 +231,9 @@ class SecurityHubChannel:
         context = self.context()
         finding = build_finding(incident, milestone, context, now=self._now(), event=event, analysis=analysis)
         logger = log.bind(incident=incident.id, milestone=milestone.id, finding_id=finding["Id"])
-        attempts = self._call(logger, "BatchImportFindings", self._import, finding)
+        attempts = self._call(logger, "BatchImportFindings", lambda: self._import(finding))
         if milestone.id == RESOLVED.id:
-            attempts += self._call(logger, "BatchUpdateFindings", self._resolve, incident, context)
+            attempts += self._call(logger, "BatchUpdateFindings", lambda: self._resolve(incident, context))
         logger.info("securityhub.published", attempts=attempts, count=incident.count)
         return str(finding["Id"])
 
@@ -262,7 +261,7 @@ class SecurityHubChannel:
         """Set ``note`` on the finding ``finding`` (a block of its incident's source)."""
         context = self.context()
         logger = log.bind(finding_id=finding)
-        self._call(logger, "BatchUpdateFindings", self._note, finding, context, note)
+        self._call(logger, "BatchUpdateFindings", lambda: self._note(finding, context, note))
         logger.info("securityhub.noted")
 
     def _note(self, finding: str, context: FindingContext, note: NoteUpdateTypeDef) -> None:
@@ -273,10 +272,10 @@ class SecurityHubChannel:
         if unprocessed:
             raise _failure("BatchUpdateFindings", unprocessed, len(unprocessed))
 
-    def _call(self, logger: Any, operation: str, call: Callable[..., None], *args: Any) -> int:
-        """``call(*args)`` with retries; the attempts it took. Failures are classified."""
+    def _call(self, logger: Any, operation: str, call: Callable[[], None]) -> int:
+        """``call()`` with retries; the attempts it took. Failures are classified."""
         _, attempts = call_with_retries(
-            partial(call, *args),
+            call,
             failures=_FAILURES,
             max_attempts=self._max_attempts,
             wait=self._wait,

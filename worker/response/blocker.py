@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import structlog
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
@@ -61,13 +61,18 @@ class BlockListener(Protocol):
 
 @dataclass
 class SyncReport:
-    """What differs between the records and the IP sets, and what was done about it."""
+    """What differs between the records and the IP sets, and what was done about it.
+
+    ``drift`` is what was found (missing or stale networks); ``repaired`` says this sync
+    wrote them back to the sets, so it is false when there was nothing to repair, with
+    ``--check`` and in a dry run: drift that is not repaired is drift that remains.
+    """
 
     missing: list[str] = field(default_factory=list)  # recorded in force, absent from its set
     stale: list[str] = field(default_factory=list)  # in a set, our record says removed
     foreign: list[str] = field(default_factory=list)  # in a set, never recorded: a person's
     expired: list[str] = field(default_factory=list)  # removed by this sync's expiry pass
-    repaired: bool = False
+    repaired: bool = False  # the missing were written in and the stale taken out
 
     @property
     def drift(self) -> bool:
@@ -311,11 +316,12 @@ class Blocker:
             log.warning("block_step_failed", key=key, reason=exc.reason, error=exc.message)
             return None
 
-    def _tell(self, what: str, record: BlockRecord) -> None:
+    def _tell(self, what: Literal["blocked", "unblocked"], record: BlockRecord) -> None:
         if self.listener is None:
             return
         try:
-            getattr(self.listener, what)(record)
+            tell = self.listener.blocked if what == "blocked" else self.listener.unblocked
+            tell(record)
         except Exception:
             # A failing notice never undoes or repeats the action it reports.
             log.exception("block_notice_failed", what=what, key=record.key)
@@ -326,7 +332,7 @@ class Blocker:
         """Compare the records with the IP sets; with ``repair``, write the sets to match
         the records (expired blocks out, missing ones in, ones we removed out again).
         Addresses a person put in a set are reported, never touched."""
-        report = SyncReport(repaired=repair)
+        report = SyncReport()
         if repair and not self.dry_run:
             report.expired = [r.network for r in self.expire()]
         in_force = self.repo.blocks_in_force()
@@ -341,11 +347,12 @@ class Blocker:
             report.missing += [f"{n} ({ip_set.name})" for n in missing]
             report.stale += [f"{n} ({ip_set.name})" for n in stale]
             report.foreign += [f"{n} ({ip_set.name})" for n in foreign]
-            if repair and not self.dry_run:
+            if repair and not self.dry_run and (missing or stale):
                 if missing:
                     self.ip_sets.add(ip_set, missing)
                 if stale:
                     self.ip_sets.remove(ip_set, stale)
+                report.repaired = True
         return report
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -40,6 +40,14 @@ from worker.store.dynamodb.table import (
     to_attr,
 )
 from worker.store.keys import MONITORING_INDEX, sort_time, ttl_after
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.type_defs import (
+        PutTypeDef,
+        QueryInputTypeDef,
+        TransactWriteItemTypeDef,
+        UpdateTypeDef,
+    )
 
 log = structlog.get_logger("worker.response")
 
@@ -86,7 +94,7 @@ class DynamoBlockRepo(DynamoTable):
             if existing is not None and existing.in_set:
                 return BlockOpening(existing, opened=False)
             record = block.opened(existing)
-            put: dict[str, Any] = {"TableName": self.table_name, "Item": self._item(record)}
+            put: PutTypeDef = {"TableName": self.table_name, "Item": self._item(record)}
             if existing is None:
                 put["ConditionExpression"] = "attribute_not_exists(pk)"
             else:
@@ -181,7 +189,7 @@ class DynamoBlockRepo(DynamoTable):
                         done.append(finished)
         return done
 
-    def _close(self, closed: BlockRecord) -> dict[str, Any]:
+    def _close(self, closed: BlockRecord) -> TransactWriteItemTypeDef:
         """The conditional put of a closed record: only over the same generation in force."""
         return {
             "Put": {
@@ -199,20 +207,27 @@ class DynamoBlockRepo(DynamoTable):
 
     def _count(
         self, key: str, delta: int, *, cap: int | None = None, ttl: int | None = None
-    ) -> dict[str, Any]:
+    ) -> TransactWriteItemTypeDef:
         update = Update().increment("n", delta)
         if ttl is not None:
             update.set("ttl", ttl)
-        params = update.params()
-        entry: dict[str, Any] = {"TableName": self.table_name, "Key": {"pk": {"S": key}}, **params}
+        if cap is not None:
+            update.value(cap, "cap")
+        entry: UpdateTypeDef = {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": key}},
+            "UpdateExpression": update.expression(),
+            "ExpressionAttributeNames": update.names,
+            "ExpressionAttributeValues": update.values,
+        }
         if cap is not None:
             entry["ConditionExpression"] = "attribute_not_exists(#n) OR #n < :cap"
-            entry["ExpressionAttributeValues"][":cap"] = to_attr(cap)
         return {"Update": entry}
 
-    def _transact(self, items: list[dict[str, Any]]) -> None:
+    def _transact(self, items: list[TransactWriteItemTypeDef]) -> None:
         try:
-            self._call("transact_write_items", TransactItems=items)
+            with self._translated("transact_write_items"):
+                self._client.transact_write_items(TransactItems=items)
         except TransactionCancelled as cancelled:
             raise _Cancelled(cancelled.reasons) from None
 
@@ -247,7 +262,7 @@ class DynamoBlockRepo(DynamoTable):
         if until is not None:
             condition += " AND mon_sk <= :until"
             values[":until"] = {"S": until}
-        params: dict[str, Any] = {
+        params: QueryInputTypeDef = {
             "TableName": self.table_name,
             "IndexName": MONITORING_INDEX,
             "KeyConditionExpression": condition,
@@ -255,7 +270,8 @@ class DynamoBlockRepo(DynamoTable):
             "Limit": _PAGE,
         }
         while True:
-            page = self._call("query", **params)
+            with self._translated("query"):
+                page = self._client.query(**params)
             # The index is eventually consistent: an item read there is read again from
             # the table before anyone acts on it (the expiry pass does).
             for item in page.get("Items", []):

@@ -324,12 +324,18 @@ class BlockResult:
         return f"not blocked {self.address}: {self.reason}"
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON shape (``secops block add --json``): the outcome on top, the block below.
+
+        ``outcome_reason`` says why the outcome is ``refused`` or ``pending`` and is null
+        otherwise; why the network is blocked is the block's own ``reason``, the one its
+        audit trail keeps (for ``already``, the reason of the block in force).
+        """
         return {
             "outcome": self.outcome,
+            "outcome_reason": self.reason or None,
+            "line": self.line,
             "address": self.address,
             "network": self.network,
             "ip_set": self.ip_set.to_dict() if self.ip_set else None,
-            "reason": self.reason,
-            "line": self.line,
             "block": self.record.to_dict() if self.record else None,
         }

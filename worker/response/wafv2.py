@@ -8,7 +8,8 @@ set or a denied permission a :class:`~worker.errors.ConfigurationError`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -20,6 +21,7 @@ from worker.response.records import IpSetRef, Scope
 
 if TYPE_CHECKING:
     from types_boto3_wafv2.client import WAFV2Client
+    from types_boto3_wafv2.type_defs import ListIPSetsRequestTypeDef
 
 _RETRYABLE_CODES = frozenset(
     {"WAFInternalErrorException", "ThrottlingException", "WAFUnavailableEntityException"}
@@ -63,23 +65,25 @@ class WafIpSets(IpSetEditor):
         return self._client_for(ip_set.region)
 
     def _read(self, ip_set: IpSetRef) -> tuple[list[str], str]:
-        response = self._call(ip_set, "get_ip_set", Name=ip_set.name, Scope=ip_set.scope, Id=ip_set.id)
+        with self._translated(ip_set, "get_ip_set"):
+            response = self.client(ip_set).get_ip_set(Name=ip_set.name, Scope=ip_set.scope, Id=ip_set.id)
         return list(response["IPSet"].get("Addresses", [])), str(response["LockToken"])
 
     def _write(self, ip_set: IpSetRef, addresses: list[str], token: str) -> None:
-        self._call(
-            ip_set,
-            "update_ip_set",
-            Name=ip_set.name,
-            Scope=ip_set.scope,
-            Id=ip_set.id,
-            Addresses=addresses,
-            LockToken=token,
-        )
+        with self._translated(ip_set, "update_ip_set"):
+            self.client(ip_set).update_ip_set(
+                Name=ip_set.name,
+                Scope=ip_set.scope,
+                Id=ip_set.id,
+                Addresses=addresses,
+                LockToken=token,
+            )
 
-    def _call(self, ip_set: IpSetRef, operation: str, **params: Any) -> dict[str, Any]:
+    @contextmanager
+    def _translated(self, ip_set: IpSetRef, operation: str) -> Iterator[None]:
+        """Around one WAF call on ``ip_set``: its failures become the worker's errors."""
         try:
-            response: dict[str, Any] = getattr(self.client(ip_set), operation)(**params)
+            yield
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code = str(error.get("Code", ""))
@@ -97,7 +101,6 @@ class WafIpSets(IpSetEditor):
             raise RetryableError(message, reason="waf_error") from exc
         except BotoCoreError as exc:
             raise RetryableError(f"WAF {operation} failed: {exc}", reason="waf_unavailable") from exc
-        return response
 
 
 def ensure_ip_set(
@@ -108,7 +111,7 @@ def ensure_ip_set(
     An existing set of that name is adopted (its addresses kept) if its address version
     matches; otherwise it is a configuration error.
     """
-    params: dict[str, Any] = {"Scope": scope, "Limit": 100}
+    params: ListIPSetsRequestTypeDef = {"Scope": scope, "Limit": 100}
     while True:
         page = client.list_ip_sets(**params)
         for summary in page.get("IPSets", []):

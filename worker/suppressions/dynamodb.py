@@ -16,7 +16,7 @@ from __future__ import annotations
 import builtins
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -45,6 +45,11 @@ from worker.suppressions.repo import DuplicateSuppression, SuppressionConflict
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
+    from types_boto3_dynamodb.type_defs import (
+        KeysAndAttributesUnionTypeDef,
+        QueryInputTypeDef,
+        TransactWriteItemTypeDef,
+    )
 
 _LIST_PAGE = 100
 
@@ -90,12 +95,12 @@ class DynamoSuppressionRepo:
         if ttl is not None:
             item["ttl"] = ttl
         try:
-            self.table._call(
-                "put_item",
-                TableName=self.table.table_name,
-                Item={k: to_attr(v) for k, v in item.items()},
-                ConditionExpression="attribute_not_exists(pk)",
-            )
+            with self.table._translated("put_item"):
+                self.table._client.put_item(
+                    TableName=self.table.table_name,
+                    Item={k: to_attr(v) for k, v in item.items()},
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
         except ConditionFailed:
             raise DuplicateSuppression(suppression.id) from None
         return suppression
@@ -108,7 +113,7 @@ class DynamoSuppressionRepo:
 
     def list(self, *, with_hits: bool = True) -> list[Suppression]:
         """Every kept suppression, oldest first (through the index: eventually consistent)."""
-        params: dict[str, Any] = {
+        params: QueryInputTypeDef = {
             "TableName": self.table.table_name,
             "IndexName": MONITORING_INDEX,
             "KeyConditionExpression": "#pk = :pk",
@@ -118,7 +123,8 @@ class DynamoSuppressionRepo:
         }
         found: list[Suppression] = []
         while True:
-            page = self.table._call("query", **params)
+            with self.table._translated("query"):
+                page = self.table._client.query(**params)
             found.extend(_suppression(item) for item in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 break
@@ -140,15 +146,15 @@ class DynamoSuppressionRepo:
             values[":ttl"] = to_attr(ttl)
             expression += ", #ttl = :ttl"
         try:
-            self.table._call(
-                "update_item",
-                TableName=self.table.table_name,
-                Key={"pk": {"S": suppression_key(suppression_id)}},
-                UpdateExpression=expression,
-                ConditionExpression="#record = :old",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
+            with self.table._translated("update_item"):
+                self.table._client.update_item(
+                    TableName=self.table.table_name,
+                    Key={"pk": {"S": suppression_key(suppression_id)}},
+                    UpdateExpression=expression,
+                    ConditionExpression="#record = :old",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                )
         except ConditionFailed:
             raise SuppressionConflict(suppression_id) from None
         return self._with_hits([ended])[0]
@@ -161,32 +167,31 @@ class DynamoSuppressionRepo:
             "pk": {"S": hit_key(suppression_id, event_key)},
             "ttl": to_attr(ttl_after(at.timestamp(), HIT_MARK_DAYS)),
         }
+        writes: list[TransactWriteItemTypeDef] = [
+            {
+                "Put": {
+                    "TableName": self.table.table_name,
+                    "Item": mark,
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.table.table_name,
+                    "Key": {"pk": {"S": counter_key(suppression_id)}},
+                    "UpdateExpression": "SET #hits = if_not_exists(#hits, :zero) + :one, #last = :at",
+                    "ExpressionAttributeNames": {"#hits": "hits", "#last": "last_hit_at"},
+                    "ExpressionAttributeValues": {
+                        ":zero": to_attr(0),
+                        ":one": to_attr(1),
+                        ":at": to_attr(at.astimezone(UTC).isoformat()),
+                    },
+                }
+            },
+        ]
         try:
-            self.table._call(
-                "transact_write_items",
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table.table_name,
-                            "Item": mark,
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table.table_name,
-                            "Key": {"pk": {"S": counter_key(suppression_id)}},
-                            "UpdateExpression": "SET #hits = if_not_exists(#hits, :zero) + :one, #last = :at",
-                            "ExpressionAttributeNames": {"#hits": "hits", "#last": "last_hit_at"},
-                            "ExpressionAttributeValues": {
-                                ":zero": to_attr(0),
-                                ":one": to_attr(1),
-                                ":at": to_attr(at.astimezone(UTC).isoformat()),
-                            },
-                        }
-                    },
-                ],
-            )
+            with self.table._translated("transact_write_items"):
+                self.table._client.transact_write_items(TransactItems=writes)
         except TransactionCancelled as exc:
             reasons = exc.reasons
             if reasons and reasons[0] == "ConditionalCheckFailed":
@@ -217,9 +222,12 @@ class DynamoSuppressionRepo:
         name = self.table.table_name
         for start in range(0, len(keys), BATCH_GET_MAX_KEYS):
             chunk = keys[start : start + BATCH_GET_MAX_KEYS]
-            request: dict[str, Any] = {name: {"Keys": [{"pk": {"S": k}} for k in chunk]}}
+            request: Mapping[str, KeysAndAttributesUnionTypeDef] = {
+                name: {"Keys": [{"pk": {"S": k}} for k in chunk]}
+            }
             for attempt in range(BATCH_GET_MAX_ROUNDS):
-                response = self.table._call("batch_get_item", RequestItems=request)
+                with self.table._translated("batch_get_item"):
+                    response = self.table._client.batch_get_item(RequestItems=request)
                 for item in response.get("Responses", {}).get(name, []):
                     found[item["pk"]["S"]] = {k: from_attr(v) for k, v in item.items()}
                 request = response.get("UnprocessedKeys") or {}

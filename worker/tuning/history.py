@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import worker.platform.clock
 from worker.store.dynamodb.table import DynamoTable, from_item
@@ -18,6 +18,7 @@ from worker.store.records import EventRecord
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
+    from types_boto3_dynamodb.type_defs import ScanInputTypeDef
 
 _PAGE = 500
 _ATTRIBUTES = ("pk", "status", "event", "analysis", "triage", "incident_id", "suppressed_by", "created_at")
@@ -39,7 +40,7 @@ class DynamoEventHistory:
         low, high = monitoring_range(since, until)
         names = {f"#a{i}": name for i, name in enumerate(_ATTRIBUTES)}
         names["#sk"] = "event_sk"
-        params: dict[str, Any] = {
+        params: ScanInputTypeDef = {
             "TableName": self.table.table_name,
             "FilterExpression": "begins_with(#a0, :evt) AND #sk BETWEEN :low AND :high",
             "ProjectionExpression": ", ".join(f"#a{i}" for i in range(len(_ATTRIBUTES))),
@@ -48,7 +49,8 @@ class DynamoEventHistory:
             "Limit": _PAGE,
         }
         while True:
-            page = self.table._call("scan", **params)
+            with self.table._translated("scan"):
+                page = self.table._client.scan(**params)
             for item in page.get("Items", []):
                 yield EventRecord.from_dict(from_item(item))
             if "LastEvaluatedKey" not in page:

@@ -81,7 +81,8 @@ def test_a_person_blocks_lists_reconciles_and_unblocks(deployed: Deployed) -> No
         )
     )
     # THEN it is in the IP set, recorded as the person's decision, and announced with its undo
-    assert added["outcome"] == "blocked"
+    assert (added["outcome"], added["outcome_reason"]) == ("blocked", None)
+    assert added["block"]["reason"] == "credential stuffing"
     assert added["block"]["decided_by"] == "person:ana"
     assert stored_addresses(deployed.wafv2, deployed.v4) == ["203.0.113.9/32"]
     texts = [m["Message"] for m in deployed.aws.delivered(deployed.aws.critical_tap)]
@@ -114,7 +115,8 @@ def test_a_person_blocks_lists_reconciles_and_unblocks(deployed: Deployed) -> No
     # THEN the drift is named; the person's own address is reported and left alone
     assert check["missing"] == [f"203.0.113.9/32 ({deployed.v4.name})"]
     assert check["foreign"] == [f"198.51.100.5/32 ({deployed.v4.name})"]
-    assert repaired["repaired"] is True
+    assert (check["drift"], check["repaired"]) == (True, False)
+    assert (repaired["drift"], repaired["repaired"]) == (True, True)
     assert sorted(stored_addresses(deployed.wafv2, deployed.v4)) == ["198.51.100.5/32", "203.0.113.9/32"]
 
     # WHEN the person removes the block
@@ -134,7 +136,7 @@ def test_refusals_are_one_line_and_json_stays_json(deployed: Deployed) -> None:
     bad = run_cli("block", "add", "203.0.113.9", "--for", "soon", "--reason", "x", env=deployed.env)
     # THEN it is refused: one line on stderr, or pure JSON naming the guard; nothing written
     assert text.returncode == 1 and "allowlist" in text.stderr and len(text.stderr.strip().splitlines()) == 1
-    assert _json(as_json, code=1)["reason"] == "allowlisted"
+    assert _json(as_json, code=1)["outcome_reason"] == "allowlisted"
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert stored_addresses(deployed.wafv2, deployed.v4) == []
 

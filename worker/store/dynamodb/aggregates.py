@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -29,6 +29,9 @@ from worker.store.checkpoints import ObjectCheckpoint
 from worker.store.dynamodb.checkpoints import CheckpointOps
 from worker.store.dynamodb.table import TransactionCancelled, from_item, to_attr
 from worker.store.keys import MONITORING_INDEX, iso_from_epoch, ttl_after
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.type_defs import QueryInputTypeDef, TransactWriteItemTypeDef
 
 log = structlog.get_logger("worker.store")
 
@@ -56,13 +59,15 @@ class WindowCountOps(CheckpointOps):
         update, condition = self._save_update(
             checkpoint, owner=owner, lease_s=lease_s, complete=complete, release=release, now=now
         )
-        actions: list[dict[str, Any]] = [
+        actions: list[TransactWriteItemTypeDef] = [
             {
                 "Update": {
                     "TableName": self.table_name,
                     "Key": {"pk": {"S": checkpoint.pk}},
                     "ConditionExpression": condition,
-                    **update.params(),
+                    "UpdateExpression": update.expression(),
+                    "ExpressionAttributeNames": update.names,
+                    "ExpressionAttributeValues": update.values,
                 }
             }
         ]
@@ -73,7 +78,8 @@ class WindowCountOps(CheckpointOps):
                 {"Put": {"TableName": self.table_name, "Item": {k: to_attr(v) for k, v in item.items()}}}
             )
         try:
-            self._call("transact_write_items", TransactItems=actions)
+            with self._translated("transact_write_items"):
+                self._client.transact_write_items(TransactItems=actions)
         except TransactionCancelled as cancelled:
             if cancelled.reasons and cancelled.reasons[0] == "ConditionalCheckFailed":
                 log.warning("object_lease_lost", bucket=checkpoint.bucket, key=checkpoint.key)
@@ -104,14 +110,15 @@ class WindowCountOps(CheckpointOps):
         )
 
     def _hour_items(self, hour: str) -> Iterator[dict[str, Any]]:
-        params: dict[str, Any] = {
+        params: QueryInputTypeDef = {
             "TableName": self.table_name,
             "IndexName": MONITORING_INDEX,
             "KeyConditionExpression": "mon_pk = :pk",
             "ExpressionAttributeValues": {":pk": {"S": AGGREGATE_INDEX_PREFIX + hour}},
         }
         while True:
-            page = self._call("query", **params)
+            with self._translated("query"):
+                page = self._client.query(**params)
             yield from page.get("Items", [])
             last = page.get("LastEvaluatedKey")
             if not last:

@@ -7,8 +7,8 @@ every step of the state machine is one conditional write, with
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from worker.errors import StoreUnavailable
 from worker.store.dynamodb.table import ConditionFailed, DynamoTable, Update, from_item, to_attr
@@ -28,6 +28,13 @@ from worker.store.writes import (
     OneOf,
 )
 
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.type_defs import (
+        KeysAndAttributesUnionTypeDef,
+        PutItemInputTypeDef,
+        QueryInputTypeDef,
+    )
+
 
 class DynamoStorage(DynamoTable, StoreSteps):
     """Events, patterns, slot locks and saved analyses in the one table."""
@@ -44,7 +51,7 @@ class DynamoStorage(DynamoTable, StoreSteps):
         return from_item(item)
 
     def _put(self, item: Item, *, when: Condition | None = None) -> None:
-        params: dict[str, Any] = {
+        params: PutItemInputTypeDef = {
             "TableName": self.table_name,
             "Item": {k: to_attr(v) for k, v in item.items() if v is not None},
         }
@@ -57,14 +64,16 @@ class DynamoStorage(DynamoTable, StoreSteps):
                 params["ExpressionAttributeValues"] = expressions.values
             params["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
-            self._call("put_item", **params)
+            with self._translated("put_item"):
+                self._client.put_item(**params)
         except ConditionFailed as lost:
             raise ConditionLost(from_item(lost.old) if lost.old else None) from None
 
     def _read(self, key: str, *, consistent: bool = True) -> Item | None:
-        response = self._call(
-            "get_item", TableName=self.table_name, Key={"pk": {"S": key}}, ConsistentRead=consistent
-        )
+        with self._translated("get_item"):
+            response = self._client.get_item(
+                TableName=self.table_name, Key={"pk": {"S": key}}, ConsistentRead=consistent
+            )
         item = response.get("Item")
         return from_item(item) if item else None
 
@@ -73,11 +82,12 @@ class DynamoStorage(DynamoTable, StoreSteps):
         found: list[Item] = []
         for start in range(0, len(keys), BATCH_GET_MAX_KEYS):
             chunk = keys[start : start + BATCH_GET_MAX_KEYS]
-            request: dict[str, Any] = {
+            request: Mapping[str, KeysAndAttributesUnionTypeDef] = {
                 self.table_name: {"Keys": [{"pk": {"S": k}} for k in chunk], "ConsistentRead": True}
             }
             for attempt in range(BATCH_GET_MAX_ROUNDS):
-                response = self._call("batch_get_item", RequestItems=request)
+                with self._translated("batch_get_item"):
+                    response = self._client.batch_get_item(RequestItems=request)
                 found.extend(
                     from_item(item) for item in response.get("Responses", {}).get(self.table_name, [])
                 )
@@ -92,7 +102,7 @@ class DynamoStorage(DynamoTable, StoreSteps):
 
     def _read_monitoring(self, low: str, high: str, *, page_size: int) -> Iterator[Item]:
         """The sparse index, page by page."""
-        params: dict[str, Any] = {
+        params: QueryInputTypeDef = {
             "TableName": self.table_name,
             "IndexName": MONITORING_INDEX,
             "KeyConditionExpression": "mon_pk = :pk AND mon_sk BETWEEN :low AND :high",
@@ -104,7 +114,8 @@ class DynamoStorage(DynamoTable, StoreSteps):
             "Limit": page_size,
         }
         while True:
-            page = self._call("query", **params)
+            with self._translated("query"):
+                page = self._client.query(**params)
             for item in page.get("Items", []):
                 yield from_item(item)
             last = page.get("LastEvaluatedKey")

@@ -5,7 +5,8 @@ StoreUnavailable, StoreError, ConfigurationError: nothing botocore's leaves), an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,7 +28,8 @@ from worker.store.keys import MONITORING_INDEX, iso_from_epoch
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
-    from types_boto3_dynamodb.type_defs import AttributeDefinitionTypeDef
+    from types_boto3_dynamodb.literals import ReturnValueType
+    from types_boto3_dynamodb.type_defs import AttributeDefinitionTypeDef, UpdateItemInputTypeDef
 
 log = structlog.get_logger("worker.store")
 
@@ -185,7 +187,8 @@ class Update:
         self._remove.extend(self.name(a) for a in attrs)
         return self
 
-    def params(self) -> dict[str, Any]:
+    def expression(self) -> str:
+        """The UpdateExpression; its placeholders are in ``names`` and ``values``."""
         clauses = []
         if self._set:
             clauses.append("SET " + ", ".join(self._set))
@@ -193,11 +196,7 @@ class Update:
             clauses.append("REMOVE " + ", ".join(self._remove))
         if self._add:
             clauses.append("ADD " + ", ".join(self._add))
-        return {
-            "UpdateExpression": " ".join(clauses),
-            "ExpressionAttributeNames": self.names,
-            "ExpressionAttributeValues": self.values,
-        }
+        return " ".join(clauses)
 
 
 # ---- the table -----------------------------------------------------------------------
@@ -222,10 +221,11 @@ class DynamoTable:
     def _now_iso(self, now: float | None = None) -> str:
         return iso_from_epoch(self._clock() if now is None else now)
 
-    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
-        """Call DynamoDB, turning its failures into the worker's error family."""
+    @contextmanager
+    def _translated(self, operation: str) -> Iterator[None]:
+        """Around one DynamoDB call: its failures become the worker's error family."""
         try:
-            response: dict[str, Any] = getattr(self._client, operation)(**params)
+            yield
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code = error.get("Code", "")
@@ -249,30 +249,31 @@ class DynamoTable:
         except _NETWORK_ERRORS as exc:
             log.warning("store_unreachable", operation=operation, error=str(exc))
             raise StoreUnavailable(f"DynamoDB {operation} failed: {exc}") from exc
-        return response
 
     def _update(
-        self, key: str, update: Update, *, condition: str | None = None, returns: str = "ALL_NEW"
+        self, key: str, update: Update, *, condition: str | None = None, returns: ReturnValueType = "ALL_NEW"
     ) -> Item:
         """One conditional UpdateItem; a lost condition raises :class:`ConditionFailed`."""
-        params = update.params()
+        params: UpdateItemInputTypeDef = {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": key}},
+            "ReturnValues": returns,
+            "UpdateExpression": update.expression(),
+            "ExpressionAttributeNames": update.names,
+            "ExpressionAttributeValues": update.values,
+        }
         if condition:
             params["ConditionExpression"] = condition
             params["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-        response = self._call(
-            "update_item",
-            TableName=self.table_name,
-            Key={"pk": {"S": key}},
-            ReturnValues=returns,
-            **params,
-        )
-        attributes: dict[str, Any] = response.get("Attributes", {})
-        return attributes
+        with self._translated("update_item"):
+            response = self._client.update_item(**params)
+        return response.get("Attributes", {})
 
     def _get_item(self, key: str) -> Item | None:
-        response = self._call(
-            "get_item", TableName=self.table_name, Key={"pk": {"S": key}}, ConsistentRead=True
-        )
+        with self._translated("get_item"):
+            response = self._client.get_item(
+                TableName=self.table_name, Key={"pk": {"S": key}}, ConsistentRead=True
+            )
         return response.get("Item")
 
     def create_table(self) -> bool:
