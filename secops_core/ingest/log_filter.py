@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+from msgspec.structs import astuple
 
 from secops_core.contract import WafEvent
 from secops_core.errors import ContractError
@@ -87,7 +88,8 @@ _decode_floor = msgspec.json.Decoder(_FloorView).decode
 _decode_counted = msgspec.json.Decoder(_CountedView).decode
 # The fields of a native record the floor reads (docs/architecture.md, "Relevance"): the
 # floor key's fields, in its order, and the parsed record's shape for the verdict cache.
-_FLOOR_FIELDS = tuple(field.encode_name for field in msgspec.structs.fields(_FloorView))[1:8]
+_KEY_FIELDS = slice(1, 8)
+_FLOOR_FIELDS = tuple(field.encode_name for field in msgspec.structs.fields(_FloorView))[_KEY_FIELDS]
 # Floor keys graded noise, per filter: a log has a few hundred (countries, regions,
 # verified bots); past this many, new ones are graded in full each time.
 MAX_NOISE_KEYS = 8192
@@ -153,22 +155,12 @@ class RelevanceFilter:
             view = _decode_floor(data)
         except msgspec.DecodeError:
             return None
-        return _KEY_SEPARATOR.join(
-            (
-                view.action,
-                view.terminating_rule_id,
-                view.terminating_rule_type,
-                view.rule_group_list,
-                view.non_terminating_matching_rules,
-                view.rate_based_rule_list,
-                view.labels,
-            )
-        )
+        return _KEY_SEPARATOR.join(astuple(view)[_KEY_FIELDS])
 
     def noise_run(self, lines: list[bytes], start: int, stop: int) -> int:
         """How many of ``lines[start:stop]`` in a row are known noise by their floor key
         (the reader's hot loop: :meth:`floor_key` and :meth:`known_noise`, inlined)."""
-        decode, known, join = _decode_floor, self._noise_keys, _KEY_SEPARATOR.join
+        decode, known, join, fields = _decode_floor, self._noise_keys, _KEY_SEPARATOR.join, _KEY_FIELDS
         at = start
         while at < stop:
             try:
@@ -176,17 +168,7 @@ class RelevanceFilter:
             except msgspec.DecodeError:
                 self.stopped_key = None
                 return at - start
-            key = join(
-                (
-                    view.action,
-                    view.terminating_rule_id,
-                    view.terminating_rule_type,
-                    view.rule_group_list,
-                    view.non_terminating_matching_rules,
-                    view.rate_based_rule_list,
-                    view.labels,
-                )
-            )
+            key = join(astuple(view)[fields])
             if key not in known:
                 self.stopped_key = key
                 return at - start
