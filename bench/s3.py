@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from testkit.memory import peak_rss_mb
 
 DEFAULT_OUTPUT = "bench/results.json"
 
@@ -151,7 +152,7 @@ def measure_read(path: str, parser: str, repeat: int = 5) -> dict[str, Any]:
         "records_per_s": round(counts.read / max(cpu_s, 1e-9)),
         "records_per_s_best": round(counts.read / max(min(cpu_times), 1e-9)),
         "records_per_s_wall": round(counts.read / max(wall_s, 1e-9)),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
