@@ -14,7 +14,15 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from worker.cli.common import EXIT_OK, CliError, Subparsers, configure_logs, one_shot_settings, out
+from worker.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Subparsers,
+    configure_logs,
+    one_shot_settings,
+    out,
+)
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
@@ -66,17 +74,18 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     try:
         bucket, prefix = parse_s3_uri(args.uri)
     except ValueError as exc:
-        raise CliError(str(exc), 2) from None
+        raise CliError(str(exc), EXIT_USAGE) from None
     until = args.until or (clock.now() if args.since else None)
     if args.since and until and args.since > until:
-        raise CliError("--since is after --until", 2)
+        raise CliError("--since is after --until", EXIT_USAGE)
     settings = one_shot_settings()
     configure_logs(settings, one_shot_level="WARNING")
     from fnmatch import fnmatchcase
 
     if not any(fnmatchcase(bucket, name) for name, _ in settings.log_bucket_rules):
         raise CliError(
-            f"s3://{bucket} is not in SECOPS_LOG_BUCKETS ({settings.log_buckets}); add it to read it", 2
+            f"s3://{bucket} is not in SECOPS_LOG_BUCKETS ({settings.log_buckets}); add it to read it",
+            EXIT_USAGE,
         )
     from worker.daemon import Clients
     from worker.store.dynamodb import EventStore

@@ -15,7 +15,15 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from worker.cli.common import EXIT_OK, CliError, Subparsers, configure_logs, one_shot_settings, out
+from worker.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Subparsers,
+    configure_logs,
+    one_shot_settings,
+    out,
+)
 
 # The key's account and web ACL: placeholders, only the AWSLogs/ prefix is notified.
 LOCAL_ACCOUNT = "000000000000"
@@ -50,7 +58,7 @@ def cmd_put_log(args: argparse.Namespace) -> int:
     from worker.platform import clock
 
     if not 1 <= args.records <= 1_000_000:
-        raise CliError("--records must be between 1 and 1000000", 2)
+        raise CliError("--records must be between 1 and 1000000", EXIT_USAGE)
     now = clock.now()
     result: dict[str, object] = {"bucket": args.bucket}
     if args.file is None:
@@ -67,7 +75,7 @@ def cmd_put_log(args: argparse.Namespace) -> int:
         try:
             body = path.read_bytes()
         except OSError as exc:
-            raise CliError(f"cannot read {args.file}: {exc.strerror or exc}", 2) from None
+            raise CliError(f"cannot read {args.file}: {exc.strerror or exc}", EXIT_USAGE) from None
         name = path.name
     settings = one_shot_settings()
     configure_logs(settings, one_shot_level="WARNING")

@@ -6,7 +6,15 @@ import argparse
 import json
 from typing import Any
 
-from worker.cli.common import EXIT_OK, CliError, Subparsers, configure_logs, one_shot_settings, out
+from worker.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Subparsers,
+    configure_logs,
+    one_shot_settings,
+    out,
+)
 from worker.response.records import Scope
 from worker.settings import Settings
 
@@ -43,7 +51,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
     from worker.daemon import Clients
 
     if args.create_bucket and not args.log_bucket:
-        raise CliError("--create-bucket needs --log-bucket NAME", 2)
+        raise CliError("--create-bucket needs --log-bucket NAME", EXIT_USAGE)
     from worker.platform.resources import setup_resources
     from worker.store.dynamodb import EventStore
 

@@ -16,7 +16,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from worker.cli.common import EXIT_OK, CliError, Subparsers, command_settings, duration, out, positive_int
+from worker.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Subparsers,
+    command_settings,
+    duration,
+    out,
+    positive_int,
+)
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
@@ -75,7 +84,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         try:
             bucket, prefix = parse_s3_uri(args.from_s3)
         except ValueError as exc:
-            raise CliError(str(exc), 2) from None
+            raise CliError(str(exc), EXIT_USAGE) from None
         events: Iterator[Any] = logged_events(
             _log_keys(clients.s3, bucket, prefix, since, until),
             lambda key: clients.s3.get_object(Bucket=bucket, Key=key)["Body"],
