@@ -436,6 +436,30 @@ def test_cli_replay_moves_and_prints_a_summary(cli_env: Env, capsys: pytest.Capt
     assert cli_env.queue_counts(cli_env.resources.queue_url) == (2, 0)
 
 
+def test_cli_logs_only_warnings_unless_a_level_is_asked_for(
+    cli_env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN rejected messages in the DLQ and no log level set (an operator's shell)
+    _recorded_rejections(cli_env)
+    monkeypatch.delenv("SECOPS_LOG_LEVEL")
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    capsys.readouterr()
+
+    # WHEN the DLQ is inspected and a replay is tried
+    assert main(["dlq", "inspect"]) == 0
+    assert main(["dlq", "replay", "--dry-run"]) == 0
+
+    # THEN the tables are the output; nothing is logged at INFO on stderr
+    quiet = capsys.readouterr()
+    assert "2 messages inspected" in quiet.out and "DLQ replay (dry-run)" in quiet.out
+    assert quiet.err == ""
+
+    # AND a level asked for is honoured
+    monkeypatch.setenv("SECOPS_LOG_LEVEL", "INFO")
+    assert main(["dlq", "inspect", "--json"]) == 0
+    assert "dlq_inspected" in capsys.readouterr().err
+
+
 def test_cli_empty_dlq(cli_env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dlq", "inspect"]) == 0
     assert capsys.readouterr().out.strip() == "DLQ is empty"

@@ -31,11 +31,10 @@ from worker.cli.common import (
     CliError,
     Subparsers,
     command_group,
-    configure_logs,
+    command_settings,
     console,
     duration,
     json_option,
-    one_shot_settings,
     out_json,
     positive_float,
     positive_int,
@@ -81,10 +80,11 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     from worker.platform.resources import resolve_queues
     from worker.store.dynamodb import EventStore
 
-    settings = one_shot_settings()
-    configure_logs(settings)
     if args.dlq_command == "replay":
         _check_replay_args(args)
+    # Quiet like every one-shot command: the tables, the progress bar and the notes below
+    # are the output; the inspector's and replayer's INFO summaries would repeat them.
+    settings = command_settings()
     clients = Clients.from_settings(settings)
     source_url, dlq_url = resolve_queues(settings, sqs=clients.sqs)
     store = EventStore(settings.table_name, client=clients.dynamodb, ttl_days=settings.event_ttl_days)

@@ -8,7 +8,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from worker.cli.common import EXIT_OK, Subparsers, configure_logs, one_shot_settings, out, positive_int
+from worker.cli.common import EXIT_OK, Subparsers, command_settings, out, positive_int
 from worker.notify.render import narrative_label
 from worker.notify.sanitize import clean
 from worker.pipeline.monitor_job import MonitorRun
@@ -29,9 +29,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     """Run one pass; respects the slot lock unless ``--force``. Exit 0 unless it failed."""
     from worker.daemon import build_worker
 
-    settings = one_shot_settings()
-    configure_logs(settings)
-    worker = build_worker(settings)
+    worker = build_worker(command_settings())
     try:
         run = worker.monitor.run_once(force=args.force, hours=args.hours)
     finally:
