@@ -267,4 +267,4 @@ def test_resolve_again_resends_the_resolution_to_the_channels_that_failed_it(
     assert channels["sns"]["last_delivered"]["milestone"] == "resolved"
     # AND a third resolve has nothing left to send: the usual conflict
     third = run_cli("incidents", "resolve", incident["id"], "--json", env=cli)
-    assert third.returncode == 2 and "cannot be made resolved" in third.stderr
+    assert third.returncode == 1 and "cannot be made resolved" in third.stderr

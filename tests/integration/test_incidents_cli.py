@@ -193,7 +193,7 @@ def test_ack_then_resolve_records_history_and_claims_the_resolved_milestone(seed
     ) in whats
 
 
-def test_a_conflicting_status_change_is_one_line_and_exit_2(seeded: Seeded) -> None:
+def test_a_conflicting_status_change_is_one_line_and_exit_1(seeded: Seeded) -> None:
     # GIVEN a resolved incident
     assert run_cli("incidents", "resolve", seeded.scanner.id, env=seeded.env).returncode == 0
 
@@ -201,9 +201,10 @@ def test_a_conflicting_status_change_is_one_line_and_exit_2(seeded: Seeded) -> N
     ack = run_cli("incidents", "ack", seeded.scanner.id, "--json", env=seeded.env)
     again = run_cli("incidents", "resolve", seeded.scanner.id, env=seeded.env)
 
-    # THEN each fails with one line naming the status it is in, nothing on stdout
+    # THEN each is refused (a well-formed request, exit 1) with one line naming the
+    # status it is in, nothing on stdout
     for result in (ack, again):
-        assert result.returncode == 2
+        assert result.returncode == 1
         assert result.stdout == ""
         assert "is resolved" in _one_line(result.stderr)
     # AND the resolution was announced once, not once per attempt
@@ -233,21 +234,23 @@ def test_a_resolution_whose_announcement_failed_is_sent_by_the_next_resolve(seed
 
 
 @pytest.mark.parametrize(
-    ("command", "incident"),
+    ("command", "incident", "code"),
     [
-        ("show", "inc#00000000000000000000#1"),
-        ("resolve", "inc#00000000000000000000#1"),
-        ("ack", "not-an-id"),
+        ("show", "inc#00000000000000000000#1", 1),
+        ("resolve", "inc#00000000000000000000#1", 1),
+        ("ack", "not-an-id", 2),
+        ("show", "inc#0000", 2),
     ],
 )
-def test_an_unknown_or_malformed_id_is_one_line_and_exit_1(
-    seeded: Seeded, command: str, incident: str
+def test_an_unknown_id_is_exit_1_and_a_malformed_one_exit_2(
+    seeded: Seeded, command: str, incident: str, code: int
 ) -> None:
-    # WHEN an operator names an incident that does not exist, or no incident id at all
+    # WHEN an operator names an incident that does not exist (found nothing: exit 1), or
+    # something that is no incident id at all (a usage error: exit 2)
     result = run_cli("incidents", command, incident, "--json", env=seeded.env)
 
-    # THEN one line on stderr, exit 1, nothing on stdout
-    assert result.returncode == 1
+    # THEN one line on stderr naming it, nothing on stdout
+    assert result.returncode == code
     assert result.stdout == ""
     assert incident in _one_line(result.stderr)
 

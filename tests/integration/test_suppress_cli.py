@@ -36,7 +36,10 @@ class Cli:
 
     def __call__(self, *argv: str) -> tuple[int, str, str]:
         self.capsys.readouterr()  # the pipeline's own log lines before the command
-        code = main(list(argv))
+        try:
+            code = main(list(argv))
+        except SystemExit as stopped:  # a usage error found while parsing, as the console script exits
+            code = int(stopped.code or 0)
         captured = self.capsys.readouterr()
         return code, captured.out, captured.err
 

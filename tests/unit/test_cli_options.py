@@ -3,9 +3,12 @@ while the arguments are parsed, before anything reads a setting or reaches AWS."
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Iterator
+
 import pytest
 
-from worker.cli.app import main
+from worker.cli.app import build_parser, main
 from worker.cli.common import EXIT_USAGE, duration, positive_float, positive_int
 
 
@@ -69,3 +72,119 @@ def test_a_bad_value_is_one_line_and_exit_2(
 def test_a_positive_number_is_finite() -> None:
     assert positive_float("2.5") == 2.5
     assert positive_int("3") == 3
+
+
+# ---- malformed arguments: usage errors, never refusals --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["incidents", "show", "nope"], "'nope' is not an incident id"),
+        (["incidents", "ack", "inc#abc", "--json"], "'inc#abc' is not an incident id"),
+        (["incidents", "resolve", "inc#abc#0"], "'inc#abc#0' is not an incident id"),
+        (["incidents", "resolve", "nope", "--false-positive", "--reason", "r"], "is not an incident id"),
+        (["suppress", "show", "nope"], "'nope' is not a suppression id"),
+        (["suppress", "expire", "sup-XYZ", "--json"], "'sup-XYZ' is not a suppression id"),
+        (["suppress", "remove", "sup-0123"], "'sup-0123' is not a suppression id"),
+        (
+            ["block", "add", "notanip", "--for", "1h", "--reason", "x"],
+            "'notanip' is not an IP address or CIDR",
+        ),
+        # --json changes the result's form, not what a usage error is: one line on stderr
+        (["block", "add", "notanip", "--for", "1h", "--reason", "x", "--json"], "is not an IP address"),
+        (["block", "add", "203.0.113.300", "--for", "1h", "--reason", "x"], "is not an IP address or CIDR"),
+        (["block", "add", "203.0.113.0/33", "--for", "1h", "--reason", "x"], "is not an IP address or CIDR"),
+        (
+            ["block", "add", "198.51.100.7/24", "--for", "1h", "--reason", "x", "--json"],
+            "'198.51.100.7/24' has host bits set: the network is 198.51.100.0/24",
+        ),
+        (
+            ["block", "add", "203.0.113.9", "--for", "1h", "--reason", "x", "--incident", "garbage"],
+            "argument --incident: 'garbage' is not an incident id",
+        ),
+        (["block", "remove", "notanip"], "'notanip' is not an IP address or CIDR"),
+        (["block", "remove", "notanip", "--json"], "'notanip' is not an IP address or CIDR"),
+        (["dlq", "replay", "--event-key", "evt-a"], "'evt-a' is not an event key"),
+        (["dlq", "replay", "--event-key", "evt#"], "'evt#' is not an event key"),
+        (["dlq", "replay", "--event-key", "msg#sha256:abc"], "'msg#sha256:abc' is not an event key"),
+    ],
+)
+def test_a_malformed_id_or_address_is_a_usage_error(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # WHEN an argument cannot be what the option means (nothing could ever match it)
+    line = _usage_error(argv, capsys)
+    # THEN exit 2 while parsing, one line naming the command, the argument and its help
+    prog = f"secops {argv[0]} {argv[1]}"
+    assert line.startswith(f"{prog}: error: argument "), line
+    assert message in line, line
+    assert line.endswith(f"(see {prog} --help)"), line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["incidents", "show", "inc#3f2a#1"],
+        ["suppress", "remove", "sup-0123456789"],
+        ["block", "add", "203.0.113.9", "--for", "1h", "--reason", "x", "--incident", "inc#3f2a#12"],
+        ["block", "add", "2001:db8::/64", "--for", "1h", "--reason", "x"],
+        ["block", "add", "::ffff:203.0.113.9", "--for", "1h", "--reason", "x"],
+        # refused later (allowlisted, reserved), exit 1: well formed all the same
+        ["block", "add", "10.0.0.7", "--for", "1h", "--reason", "x"],
+        ["block", "add", "0.0.0.0/0", "--for", "1h", "--reason", "x"],
+        ["block", "remove", "198.51.100.7/24"],
+        ["dlq", "replay", "--event-key", "evt#evt-b", "--event-key", "msg#sha256:" + "0a" * 20],
+    ],
+)
+def test_a_well_formed_id_or_address_parses(argv: list[str]) -> None:
+    # A well-formed request the system may still refuse or not find is not a usage error.
+    args = build_parser().parse_command(argv)
+    assert args.handler is not None
+
+
+# ---- an unknown option points to the help of the command it follows ----------------------
+
+
+def _commands(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """Every command a person can type to the end: ``secops monitor``, ``secops suppress list``."""
+    chooser = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    if chooser is None:
+        yield parser
+        return
+    for child in dict.fromkeys(chooser.choices.values()):
+        yield from _commands(child)
+
+
+@pytest.mark.parametrize("prog", [p.prog for p in _commands(build_parser())])
+def test_an_unknown_option_names_the_help_of_its_command(
+    prog: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # WHEN any command is given an option it does not have
+    line = _usage_error([*prog.split()[1:], "--bogus"], capsys)
+    # THEN the line is that command's and points to its --help, not to `secops --help`
+    # (a command whose arguments are missing says that first, in its own name too)
+    assert line.startswith(f"{prog}: error: "), line
+    assert line.endswith(f"(see {prog} --help)"), line
+    assert "unrecognized arguments: --bogus" in line or " required" in line, line
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog"),
+    [
+        (["suppress", "list", "--bogus"], "secops suppress list"),
+        (["suppress", "--bogus", "list"], "secops suppress list"),
+        (["suppress", "show", "sup-0123456789", "--bogus"], "secops suppress show"),
+        (["block", "add", "203.0.113.9", "--for", "1h", "--reason", "x", "--bogus"], "secops block add"),
+        (["block", "sync", "extra"], "secops block sync"),
+        (["monitor", "--bogus", "--json"], "secops monitor"),
+        # before the command's name: still the command typed
+        (["--bogus", "monitor"], "secops monitor"),
+    ],
+)
+def test_an_unknown_argument_is_reported_by_the_command_typed(
+    argv: list[str], prog: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = _usage_error(argv, capsys)
+    unknown = next(a for a in argv if a in {"--bogus", "extra"})
+    assert line == f"{prog}: error: unrecognized arguments: {unknown} (see {prog} --help)"

@@ -48,8 +48,20 @@ COMMAND_GROUPS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="secops", description="AI-assisted triage of AWS WAF events.")
+# What `secops --help` says of exit codes (worker/cli/common.py holds the rule).
+EXIT_CODES = """\
+exit status: 0 done; 1 refused, found nothing or failed (an allowlisted address, an
+unknown id, drift left, AWS errors); 2 usage error: a malformed argument, an unknown
+option, a bad setting or missing credentials (one line on stderr, even with --json)."""
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="secops",
+        description="AI-assisted triage of AWS WAF events.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for group in COMMAND_GROUPS:
@@ -59,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every failure an operator can fix is one line on stderr."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_command(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -11,6 +11,7 @@ stdout (docs/architecture.md, "Response actions").
 from __future__ import annotations
 
 import argparse
+import ipaddress
 from collections.abc import Sequence
 
 from rich.table import Table
@@ -31,10 +32,12 @@ from worker.cli.common import (
     console,
     duration,
     dynamodb_client,
+    incident_id,
     json_option,
     out_json,
     print_text,
 )
+from worker.response.addresses import parse_network
 from worker.response.blocker import Blocker
 from worker.response.records import BlockRecord, iso, person
 from worker.settings import Settings
@@ -50,17 +53,19 @@ _ADD_JSON = """\
 --json prints one object:
   outcome         blocked | already (the network was blocked before) | pending (recorded,
                   the IP set write not yet confirmed) | dry_run | refused
-  outcome_reason  why it was refused or is pending (allowlisted, not_an_address,
-                  hourly_cap, total_cap, no_ipv6_set, ...); null otherwise
+  outcome_reason  why it was refused or is pending (allowlisted, hourly_cap,
+                  total_cap, no_ipv6_set, ...); null otherwise
   line            the sentence printed without --json
   address         the address as given
   network, ip_set where it is (or would be) blocked; null if refused before they were known
   block           the block record in force, or with --dry-run the one that would be
                   written; its reason is why it is blocked; null when refused
-Exit status 1 when refused."""
+Exit status 1 when refused; 2, one line on stderr and no JSON, when ADDRESS is
+not an address or CIDR."""
 _REMOVE_JSON = """\
 --json prints {"removed": [...]}: the block records taken out, with their history.
-Exit status 1 when nothing of the address was blocked."""
+Exit status 1 when nothing of the address was blocked; 2 when ADDRESS is not an
+address or CIDR."""
 _SYNC_JSON = """\
 --json prints one object:
   drift     true when a block in force is missing from its set, or a removed one is in it
@@ -88,12 +93,14 @@ def register(sub: Subparsers) -> None:
     listing.set_defaults(handler=cmd_list)
 
     add = _action(actions, "add", help="block an address (or CIDR) for a bounded time", json_shape=_ADD_JSON)
-    add.add_argument("address", help="an IPv4/IPv6 address, or a CIDR")
+    add.add_argument("address", type=block_target, help="an IPv4/IPv6 address, or a CIDR")
     add.add_argument("--for", dest="for_s", type=duration, required=True, help="how long: 90m, 4h, 2d")
     add.add_argument(
         "--reason", type=audit_reason, required=True, help="why, for the audit trail and the notification"
     )
-    add.add_argument("--incident", default=None, help="the incident it answers (inc#<hash>#<n>)")
+    add.add_argument(
+        "--incident", type=incident_id, default=None, help="the incident it answers (inc#<hash>#<n>)"
+    )
     add.add_argument(
         "--network", action="store_true", help="block the /24 (IPv4) or /64 (IPv6) of the address"
     )
@@ -108,7 +115,7 @@ def register(sub: Subparsers) -> None:
         help="unblock an address (whatever network of it is blocked) or CIDR",
         json_shape=_REMOVE_JSON,
     )
-    remove.add_argument("address", help="an address, or the CIDR as `list` shows it")
+    remove.add_argument("address", type=unblock_target, help="an address, or the CIDR as `list` shows it")
     remove.add_argument(
         "--reason", type=audit_reason, default="removed by hand", help="why, for the audit trail"
     )
@@ -176,10 +183,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     blocker = blocker_from_settings(command_settings())
-    try:
-        removed = blocker.unblock(args.address, by=person(actor(args)), reason=args.reason)
-    except ValueError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from None
+    removed = blocker.unblock(args.address, by=person(actor(args)), reason=args.reason)
     if args.json:
         out_json({"removed": [r.to_dict() for r in removed]}, indent=None)
     elif not removed:
@@ -207,6 +211,40 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if not (report.drift or report.expired or report.foreign):
             print_text("The IP sets match the block records.")
     return EXIT_FAILED if report.drift and not report.repaired else EXIT_OK
+
+
+# ---- arguments -------------------------------------------------------------------------------
+
+
+def block_target(text: str) -> str:
+    """What ``block add`` takes, as typed: an address, or a network with its host bits
+    zero (the blocker's own reading). Anything else is a usage error, not a refusal:
+    refusals are for addresses that could be blocked but may not (the allowlist, caps)."""
+    try:
+        if "/" in text:
+            parse_network(text)
+        else:
+            ipaddress.ip_address(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(_not_an_address(text)) from None
+    return text
+
+
+def unblock_target(text: str) -> str:
+    """What ``block remove`` takes: an address, or a CIDR as written (host bits allowed)."""
+    try:
+        ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address or CIDR") from None
+    return text
+
+
+def _not_an_address(text: str) -> str:
+    try:
+        network = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return f"{text!r} is not an IP address or CIDR"
+    return f"{text!r} has host bits set: the network is {network}"
 
 
 # ---- helpers ---------------------------------------------------------------------------------

@@ -13,15 +13,22 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 
 from worker.settings import Settings
 
+# The one rule for exit codes (README, "The command line"; `secops --help` says it too).
 EXIT_OK = 0
+# A well-formed request that the system refused or that found nothing (an allowlisted
+# address, an unknown id, drift not repaired), or that failed on the way (AWS).
 EXIT_FAILED = 1
+# What the invocation or the environment must fix before it can mean anything: a
+# malformed argument (an id that is not one, something that is not an address), an
+# unknown option, a bad setting, missing credentials or a missing extra. When the
+# argument alone shows it, it is caught while parsing, before any request is made.
 EXIT_USAGE = 2
 
 
@@ -33,10 +40,33 @@ class CliError(Exception):
         self.code = code
 
 
+# Where a parsed namespace keeps the parser of the command typed (see Parser.parse_command).
+_CHOSEN_PARSER = "_chosen_parser"
+
+
 class Parser(argparse.ArgumentParser):
+    """A usage error is one line that names the help of the command typed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A subcommand's defaults override its parent's, so once parsed this is the
+        # deepest parser chosen (`secops suppress list`, not `secops`).
+        self.set_defaults(**{_CHOSEN_PARSER: self})
+
     def error(self, message: str) -> NoReturn:
         # argparse prints the whole usage block; one line says it better.
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_command(self, argv: Sequence[str] | None = None) -> argparse.Namespace:
+        """``parse_args``, except that an argument nobody knows is reported by the command
+        it follows: argparse hands it up to the top parser, whose help does not list the
+        command's options (``secops suppress list --bogus`` is about ``secops suppress list``).
+        """
+        args, unknown = self.parse_known_args(argv)
+        chosen: Parser = vars(args).pop(_CHOSEN_PARSER, self)
+        if unknown:
+            chosen.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return args
 
 
 # The object ``add_subparsers`` returns; argparse keeps its class private.
@@ -94,6 +124,19 @@ def _positive(text: str, convert: Callable[[str], _Number], kind: str) -> _Numbe
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
     return value
+
+
+def incident_id(text: str) -> str:
+    """An incident id as typed (``inc#<hash>#<n>``); a malformed one is a usage error."""
+    from worker.incidents.keys import parse_incident_id
+
+    try:
+        parse_incident_id(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an incident id (inc#<hash>#<n>, as `secops incidents list` shows)"
+        ) from None
+    return text
 
 
 def positive_int(text: str) -> int:

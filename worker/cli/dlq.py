@@ -8,6 +8,7 @@ no traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,8 +51,14 @@ from worker.ops.dlq import (
     ReplaySummary,
     native_move,
 )
+from worker.store.keys import REJECTION_HASH_CHARS, REJECTION_PREFIX
 
 EMPTY = "DLQ is empty"
+# The keys a DLQ message can have (worker/ops/message_keys.py): an event's, whose id is
+# trimmed, or the hash of a body that never yielded one.
+_EVENT_KEY = re.compile(
+    rf"evt#\S.*|{re.escape(REJECTION_PREFIX)}[0-9a-f]{{{REJECTION_HASH_CHARS}}}", re.DOTALL
+)
 
 
 def register(sub: Subparsers) -> None:
@@ -67,7 +74,12 @@ def register(sub: Subparsers) -> None:
     replay.add_argument(
         "--reason", action="append", help="only messages whose recorded rejection reason is this"
     )
-    replay.add_argument("--event-key", action="append", help="only messages of this event key")
+    replay.add_argument(
+        "--event-key",
+        type=event_key,
+        action="append",
+        help="only messages of this event key (evt#... or msg#sha256:..., as `dlq inspect` shows)",
+    )
     replay.add_argument("--dry-run", action="store_true", help="show what would move, move nothing")
     replay.add_argument("--rate", type=positive_float, default=50.0, help="messages per second (default 50)")
     replay.add_argument("--native", action="store_true", help="use SQS StartMessageMoveTask (whole DLQ)")
@@ -271,6 +283,18 @@ def human_age(seconds: float | None) -> str:
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
+
+def event_key(text: str) -> str:
+    """An event key as ``dlq inspect`` shows it: ``evt#<id>``, or ``msg#sha256:<40 hex>``
+    for a message that never yielded an event. Anything else is a usage error: it could
+    match no message."""
+    if not _EVENT_KEY.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an event key (evt#<id> or {REJECTION_PREFIX}<{REJECTION_HASH_CHARS} hex>, "
+            "as `secops dlq inspect` shows)"
+        )
+    return text
 
 
 def _in_flight_note(in_flight: int) -> str:

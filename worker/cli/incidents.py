@@ -22,13 +22,13 @@ from secops_core.text import sanitize_text
 from worker.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
-    EXIT_USAGE,
     CliError,
     Subparsers,
     actor,
     by_option,
     command_group,
     duration,
+    incident_id,
     json_option,
     out_json,
     positive_int,
@@ -81,13 +81,13 @@ def register(sub: Subparsers) -> None:
     listing.set_defaults(handler=cmd_list)
 
     show = actions.add_parser("show", help="one incident: timeline, targets, rules, samples, analysis")
-    show.add_argument("incident", help="the incident id (inc#<hash>#<n>)")
+    show.add_argument("incident", type=incident_id, help="the incident id (inc#<hash>#<n>)")
     json_option(show)
     show.set_defaults(handler=cmd_show)
 
     for name, verb in (("ack", "acknowledge"), ("resolve", "resolve")):
         action = actions.add_parser(name, help=f"{verb} an incident (conditional on its current status)")
-        action.add_argument("incident", help="the incident id (inc#<hash>#<n>)")
+        action.add_argument("incident", type=incident_id, help="the incident id (inc#<hash>#<n>)")
         action.add_argument("--note", default="", help="why, for the status history")
         by_option(action)
         json_option(action)
@@ -132,7 +132,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     settings = _settings()
     client = _dynamodb(settings)
-    record = _repo(settings, client).get(_incident_id(args.incident))
+    record = _repo(settings, client).get(args.incident)
     if record is None:
         raise CliError(f"no incident {args.incident}", EXIT_FAILED)
     keys = list(dict.fromkeys((*record.first_events, *record.latest_events)))
@@ -179,7 +179,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     if args.false_positive:
         steps = dict(FALSE_POSITIVE_STEPS)
         # Checked now, so a refused scope leaves the incident as it was.
-        steps["suppression"] = prepare_suppression(args, _incident_id(args.incident))
+        steps["suppression"] = prepare_suppression(args, args.incident)
     return _set_status(args, "resolved", steps=steps)
 
 
@@ -187,7 +187,7 @@ def _set_status(
     args: argparse.Namespace, status: IncidentStatus, *, steps: Mapping[str, FalsePositiveStep] | None = None
 ) -> int:
     settings = _settings()
-    incident = _incident_id(args.incident)
+    incident = args.incident
     repo = _repo(settings, _dynamodb(settings))
     by = actor(args)
     try:
@@ -198,8 +198,9 @@ def _set_status(
         current = conflict.current
         owed = _owed_resolution_channels(settings, current) if status == current.status == "resolved" else ()
         if not (status == current.status == "resolved" and (RESOLVED.id not in current.claimed or owed)):
+            # Refused by the incident's state, not by how the request was typed.
             raise CliError(
-                f"incident {incident} is {current.status}: it cannot be made {status}", EXIT_USAGE
+                f"incident {incident} is {current.status}: it cannot be made {status}", EXIT_FAILED
             ) from None
         # Resolved before, but its announcement failed (given back), or some channel
         # failed it while others had it: send it now, to those channels only.
@@ -346,19 +347,6 @@ def _notifier(settings: Settings) -> FanoutNotifier:
 def _repo(settings: Settings, client: DynamoDBClient) -> DynamoIncidentRepo:
     """The incident repository over the store's table, as the worker configures it."""
     return dynamo_repo(settings, client=client)
-
-
-def _incident_id(text: str) -> str:
-    """The id as typed; a malformed one is a usage error before any request is made."""
-    from worker.incidents.keys import parse_incident_id
-
-    try:
-        parse_incident_id(text)
-    except ValueError:
-        raise CliError(
-            f"{text!r} is not an incident id (inc#<hash>#<n>, as `incidents list` shows)"
-        ) from None
-    return text
 
 
 # ---- views (JSON-able) ---------------------------------------------------------------------

@@ -75,7 +75,7 @@ def register(sub: Subparsers) -> None:
     add.set_defaults(handler=cmd_add)
 
     show = actions.add_parser("show", help="one suppression with its audit and hits")
-    show.add_argument("id", help="the suppression id (sup-...)")
+    show.add_argument("id", type=suppression_id, help="the suppression id (sup-...)")
     json_option(show)
     show.set_defaults(handler=cmd_show)
 
@@ -84,7 +84,7 @@ def register(sub: Subparsers) -> None:
         ("remove", "remove it (kept for the audit)"),
     ):
         action = actions.add_parser(name, help=verb)
-        action.add_argument("id", help="the suppression id (sup-...)")
+        action.add_argument("id", type=suppression_id, help="the suppression id (sup-...)")
         by_option(action)
         json_option(action)
         action.set_defaults(handler=cmd_end, how="expired" if name == "expire" else "removed")
@@ -223,7 +223,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from worker.platform import clock
 
     _, repo = repo_of()
-    found = repo.get(_id(args.id))
+    found = repo.get(args.id)
     if found is None:
         raise CliError(f"no suppression {args.id}", EXIT_FAILED)
     shown = view(found, clock.now())
@@ -242,7 +242,7 @@ def cmd_end(args: argparse.Namespace) -> int:
     _, repo = repo_of()
     now = clock.now()
     try:
-        ended = repo.end(_id(args.id), args.how, by=actor(args), at=now)
+        ended = repo.end(args.id, args.how, by=actor(args), at=now)
     except SuppressionConflict as exc:
         raise CliError(str(exc), EXIT_FAILED) from None
     if ended is None:
@@ -304,12 +304,13 @@ def repo_of() -> tuple[Settings, DynamoSuppressionRepo]:
     return settings, DynamoSuppressionRepo(settings.table_name, client=dynamodb_client(settings))
 
 
-def _id(text: str) -> str:
+def suppression_id(text: str) -> str:
+    """A suppression id as typed (``sup-<10 hex>``); a malformed one is a usage error."""
     from worker.suppressions.keys import is_suppression_id
 
     if not is_suppression_id(text):
-        raise CliError(
-            f"{text!r} is not a suppression id (sup-<10 hex>, as `suppress list` shows)", EXIT_USAGE
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a suppression id (sup-<10 hex>, as `secops suppress list` shows)"
         )
     return text
 

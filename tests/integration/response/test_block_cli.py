@@ -138,6 +138,13 @@ def test_refusals_are_one_line_and_json_stays_json(deployed: Deployed) -> None:
     assert text.returncode == 1 and "allowlist" in text.stderr and len(text.stderr.strip().splitlines()) == 1
     assert _json(as_json, code=1)["outcome_reason"] == "allowlisted"
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    # AND something that is no address is a usage error, not a refusal, with --json too:
+    # one line on stderr, exit 2, no JSON
+    for argv in (("notanip",), ("notanip", "--json"), ("198.51.100.7/24", "--json")):
+        malformed = run_cli("block", "add", *argv, "--for", "1h", "--reason", "x", env=deployed.env)
+        assert (malformed.returncode, malformed.stdout) == (2, ""), argv
+        assert malformed.stderr.startswith("secops block add: error: argument address: "), argv
+        assert len(malformed.stderr.strip().splitlines()) == 1, argv
     assert stored_addresses(deployed.wafv2, deployed.v4) == []
 
 
