@@ -98,6 +98,11 @@ MAX_KEY_BYTES = 4096
 # Floor keys graded an event, and those graded counted: an attack's keys vary with
 # what its rules matched.
 MAX_EVENT_KEYS = 4096
+# What one filter may hold in remembered keys, whatever a log holds: noise keys have a
+# budget of their own, so attacks (events, counted records and the shapes of their
+# parsed floor fields) never crowd them out.
+NOISE_KEY_BUDGET_BYTES = 8 * 1024 * 1024
+OTHER_KEY_BUDGET_BYTES = 8 * 1024 * 1024
 # Source addresses parsed, per filter.
 MAX_CACHED_IPS = 16384
 # Verdicts remembered by the shape of those fields: a reputation list or a bot category
@@ -139,6 +144,7 @@ class RelevanceFilter:
         self._noise_keys: set[bytes] = set()
         self._event_keys: set[bytes] = set()
         self._counted_keys: dict[bytes, Verdict] = {}
+        self._noise_bytes = self._other_bytes = 0
         self._ips: dict[str, str] = {}
         # The floor key of the line the last noise_run stopped at (None: it has none).
         self.stopped_key: bytes | None = None
@@ -190,12 +196,24 @@ class RelevanceFilter:
         noise keys."""
         if key is None or graded is None or len(key) > MAX_KEY_BYTES:
             return
-        if graded.relevance is Relevance.NOISE and len(self._noise_keys) < MAX_NOISE_KEYS:
-            self._noise_keys.add(key)
-        elif graded.relevance is Relevance.EVENT and len(self._event_keys) < MAX_EVENT_KEYS:
-            self._event_keys.add(key)
-        elif graded.relevance is Relevance.COUNTED and len(self._counted_keys) < MAX_EVENT_KEYS:
-            self._counted_keys[key] = graded.verdict
+        kind = graded.relevance
+        if kind is Relevance.NOISE:
+            if (
+                len(self._noise_keys) < MAX_NOISE_KEYS
+                and self._noise_bytes + len(key) <= NOISE_KEY_BUDGET_BYTES
+            ):
+                self._noise_keys.add(key)
+                self._noise_bytes += len(key)
+        elif self._room_for(len(key)):
+            if kind is Relevance.EVENT and len(self._event_keys) < MAX_EVENT_KEYS:
+                self._event_keys.add(key)
+                self._other_bytes += len(key)
+            elif kind is Relevance.COUNTED and len(self._counted_keys) < MAX_EVENT_KEYS:
+                self._counted_keys[key] = graded.verdict
+                self._other_bytes += len(key)
+
+    def _room_for(self, size: int) -> bool:
+        return self._other_bytes + size <= OTHER_KEY_BUDGET_BYTES
 
     def certainly_noise(self, raw: bytes | str) -> bool:
         """True only for a record the catalog calls noise: from its floor key when that
@@ -231,8 +249,13 @@ class RelevanceFilter:
         except ContractError:
             return None
         verdict = relevance(event, self.operator)
-        if len(self._verdicts) < MAX_CACHED_VERDICTS:
+        if (
+            len(self._verdicts) < MAX_CACHED_VERDICTS
+            and len(shape) <= MAX_KEY_BYTES
+            and self._room_for(len(shape))
+        ):
             self._verdicts[shape] = verdict
+            self._other_bytes += len(shape)
         return Graded(event, verdict)
 
     def known_counted(self, key: bytes | None, data: bytes | str) -> Graded | None:

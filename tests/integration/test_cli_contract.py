@@ -70,6 +70,9 @@ def _argv(command: str, tmp_path: Path) -> list[str]:
 # ---- stdout: the result only -------------------------------------------------------------
 
 
+# The whole demo and six commands, each a fresh interpreter: 33 s on a quiet 2-core
+# machine, over the default 120 s guard when the machine is shared and loaded.
+@pytest.mark.timeout(360)
 def test_every_json_command_pipes_into_json_load(aws_endpoint: str, unique: str, tmp_path: Path) -> None:
     # GIVEN resources, a monitored campaign and a rejected message in the DLQ, and the
     # worker image's log settings at their most talkative

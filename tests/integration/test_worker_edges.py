@@ -27,6 +27,9 @@ def env(unique: str, tmp_path: Path) -> Env:
 
 
 @pytest.mark.slow
+# A worker subprocess and a redrive to the DLQ: 21 s quiet, past the default 120 s guard
+# on a loaded machine.
+@pytest.mark.timeout(300)
 def test_an_event_too_big_to_store_is_rejected_into_the_dlq_with_its_reason(env: Env) -> None:
     # GIVEN a valid event just under SQS's 1 MiB whose JSON exceeds the store's item budget
     big = simplified(

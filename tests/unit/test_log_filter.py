@@ -193,3 +193,25 @@ def test_the_operators_catalog_is_asked_first() -> None:
 def test_a_record_that_is_not_a_waf_record_is_not_graded() -> None:
     # GIVEN a parsed object without httpRequest THEN grade says so (sent on, rejected there)
     assert RelevanceFilter(EMPTY).grade({"action": "ALLOW"}) is None
+
+
+def test_attacks_cannot_crowd_out_the_noise_keys_or_grow_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    import secops_core.ingest.log_filter as log_filter
+
+    monkeypatch.setattr(log_filter, "OTHER_KEY_BUDGET_BYTES", 20_000)
+    noise_filter = RelevanceFilter(EMPTY)
+    # GIVEN many attacks whose keys differ by the data their rule matched
+    for n in range(400):
+        attack = _allow(
+            nonTerminatingMatchingRules=[
+                {"ruleId": "sqli", "action": "COUNT", "ruleMatchDetails": [{"matchedData": [f"x{n}", "OR"]}]}
+            ],
+        )
+        attack["labels"] = [{"name": "awswaf:managed:aws:sql-database:SQLi_QueryArguments"}]
+        assert not noise_filter.certainly_noise(_compact(attack))
+    # THEN what they left stays within the budget (and they did leave keys: it filled)
+    assert 15_000 < noise_filter._other_bytes <= 20_000
+    # AND a noise shape seen after them is still remembered by its key
+    raw = _compact(_allow(["awswaf:clientip:geo:country:US"]))
+    assert noise_filter.certainly_noise(raw)
+    assert noise_filter.known_noise(noise_filter.floor_key(raw))
