@@ -77,9 +77,10 @@ def test_put_log_uploads_a_given_file_under_waf_s_layout(
     own.write_text('{"timestamp": 1, "action": "ALLOW"}\n')
     # WHEN it is put
     put = run_cli("put-log", bucket, str(own), env=env)
-    # THEN it is there under the WAF layout, byte for byte; a missing file is one line, exit 2
+    # THEN it is there under the WAF layout, byte for byte; a missing file is one line,
+    # exit 1 (as for every command's input file)
     assert put.returncode == 0, put.stderr
     result = json.loads(put.stdout)
     assert result["key"].endswith("/mine.log") and result["bytes"] == own.stat().st_size
     missing = run_cli("put-log", bucket, str(tmp_path / "nope.log"), env=env)
-    assert missing.returncode == 2 and missing.stderr.startswith("secops: error: cannot read")
+    assert missing.returncode == 1 and missing.stderr.startswith("secops: error: cannot read")

@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from worker.cli.common import (
+    EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     CliError,
@@ -75,7 +76,9 @@ def cmd_put_log(args: argparse.Namespace) -> int:
         try:
             body = path.read_bytes()
         except OSError as exc:
-            raise CliError(f"cannot read {args.file}: {exc.strerror or exc}", EXIT_USAGE) from None
+            # A path that names nothing readable is not a malformed argument: exit 1, as
+            # for every command's input file (worker/ops/inputs.py).
+            raise CliError(f"cannot read {args.file}: {exc.strerror or exc}", EXIT_FAILED) from None
         name = path.name
     settings = one_shot_settings()
     configure_logs(settings, one_shot_level="WARNING")
