@@ -97,6 +97,13 @@ def _interrupt_mid_batch(scenario: Scenario, signum: int, *, terminal_at_least: 
         timeout=30,
         what=f"{terminal_at_least} events processed",
     )
+    # Work in flight is an event claimed (a live lease) and not finished: a message that
+    # is only received, or finished but not yet deleted, is not work the drain waits for.
+    wait_for(
+        lambda: _claimed_unfinished(env, scenario.keys),
+        timeout=30,
+        what="an event claimed and still in analysis",
+    )
     _, in_flight = env.queue_counts(env.resources.queue_url)
     assert in_flight > 0, "the signal must land mid-batch"
     signalled = time.monotonic()
@@ -105,6 +112,11 @@ def _interrupt_mid_batch(scenario: Scenario, signum: int, *, terminal_at_least: 
     took = time.monotonic() - signalled
     assert code == 0, scenario.worker.stderr.read_text()[-3000:]
     return took
+
+
+def _claimed_unfinished(env: Env, keys: list[str]) -> bool:
+    now = time.time()
+    return any(not r.is_terminal and r.lease_live(now) for r in env.store.get_many(keys).values())
 
 
 def _assert_nothing_lost(scenario: Scenario) -> tuple[set[str], int]:
