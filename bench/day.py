@@ -42,7 +42,8 @@ from typing import Any
 from rich.console import Console
 
 from bench.day_traffic import ATTACKER_IP, DayPlan, HourMix, day_records
-from bench.s3 import DEFAULT_OUTPUT, Prices
+from bench.results import DEFAULT_OUTPUT, write_section
+from bench.s3 import Prices
 
 # The targets, printed beside the figures.
 TARGETS = {
@@ -394,15 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         {"hours": args.hours, "log_filter": args.log_filter, "seed": args.seed, "prices_usd": asdict(prices)}
     )
     output = Path(args.output)
-    document: Any = {}
-    if output.exists():
-        try:
-            document = json.loads(output.read_text(encoding="utf-8"))
-        except ValueError:
-            document = {}
-    document["day"] = result
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    write_section(output, "day", result)
     for name in (
         "records",
         "security_relevant",

@@ -16,7 +16,6 @@ receive-to-terminal latency percentiles, and AWS API requests per event by opera
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -41,8 +40,8 @@ from bench.config import BenchConfig, Driven
 from bench.emulator import EmulatorProcess, ProducerProcess, helper_processes
 from bench.events import BenchEvent, FloodMix, expected_statuses, generate
 from bench.flood import FloodConfig, flood_summary, run_flood
+from bench.results import DEFAULT_OUTPUT, write_run
 
-DEFAULT_OUTPUT = "bench/results.json"
 DEFAULT_PLOT = "bench/efficiency.png"
 # The model "answers" severity 0, so the deterministic floor decides and the mix of
 # closed / monitoring / escalated is the one the generator expects.
@@ -942,18 +941,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _keep_s3(output: Path, results: dict[str, Any]) -> None:
-    """Carry over the s3 and day scenarios' figures, which bench/s3.py and bench/day.py
-    write into the same file."""
-    try:
-        previous = json.loads(output.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    for name in ("s3", "day"):
-        if isinstance(previous, dict) and name in previous:
-            results[name] = previous[name]
-
-
 def _scenario_flag() -> argparse.ArgumentParser:
     """Only ``--scenario``: the s3 scenario has options of its own (``bench/s3.py``)."""
     parser = argparse.ArgumentParser(add_help=False)
@@ -999,9 +986,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.print("[red]interrupted[/]: no results written")
         return 130
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    _keep_s3(output, results)
-    output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    write_run(output, results)
     if _sweeps(results):
         out.print(figures_table(results))
         out.print(requests_table(results))

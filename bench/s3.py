@@ -35,9 +35,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench.results import DEFAULT_OUTPUT, write_section
 from testkit.memory import peak_rss_mb
-
-DEFAULT_OUTPUT = "bench/results.json"
 
 
 @dataclass(frozen=True)
@@ -340,15 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             requests, args.records, best["kept"], prices
         )
     output = Path(args.output)
-    document: Any = {}
-    if output.exists():
-        try:
-            document = json.loads(output.read_text(encoding="utf-8"))
-        except ValueError:
-            document = {}
-    document["s3"] = result
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    write_section(output, "s3", result)
     table = Table(
         title=f"S3 log file: {args.records:,} records, {args.matched:.0%} matched", title_justify="left"
     )
