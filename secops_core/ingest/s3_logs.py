@@ -422,9 +422,10 @@ class LogObjectReader:
         join = self._join
         result: list[KeptRecord] | _Join | None
         if join is None:
-            if not (split_before or split_after) and key is None and self.relevance is not None:
+            whole = not (split_before or split_after)
+            if whole and key is None and self.relevance is not None:
                 key = self.relevance.floor_key(piece)
-            if not (split_before or split_after) and self._noise(piece, key):
+            if whole and self._noise(piece, key):
                 self.counts.read += 1
                 self.counts.skipped += 1
                 self.done = index
