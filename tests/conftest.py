@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,17 @@ def moto_endpoint() -> Iterator[str]:
     """One moto server for the session; tests isolate by unique resource names."""
     with moto_server() as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def dynamodb(moto_endpoint: str) -> Iterator[Any]:
+    """One DynamoDB client on moto's server for a module of store tests (building one
+    loads botocore's models, about 0.2 s); each test makes its own table."""
+    import worker.platform.aws
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+        yield worker.platform.aws.client("dynamodb")
 
 
 @pytest.fixture

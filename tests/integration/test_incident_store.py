@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-import worker.platform.aws
 from worker.incidents import Contribution, IncidentNotFound, StatusConflict
 from worker.incidents.dynamodb import DynamoIncidentRepo
 from worker.incidents.joiner import IncidentJoiner
@@ -35,14 +34,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def dynamodb(moto_endpoint: str) -> Iterator[Any]:
-    """One client for the module: building one loads botocore's models (~0.2 s)."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-        yield worker.platform.aws.client("dynamodb")
 
 
 RepoFactory = Callable[[], JoiningRepo]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,14 +36,6 @@ LEASE_S = 60
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(T0.timestamp())
-
-
-@pytest.fixture(scope="module")
-def dynamodb(moto_endpoint: str) -> Iterator[Any]:
-    """One client for the module: building one loads botocore's models (~0.2 s)."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-        yield worker.platform.aws.client("dynamodb")
 
 
 @pytest.fixture

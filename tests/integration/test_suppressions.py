@@ -8,14 +8,12 @@ is delivered (docs/architecture.md, "Suppressions").
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-import worker.platform.aws
 from testkit.events import waf_record
 from tests.fixtures.fakes import FakeAgents, FakeClock, FakeNotifier
 from worker.errors import RetryableError
@@ -40,13 +38,6 @@ SCOPE = Scope.build(rule="AWSManagedRulesSQLiRuleSet:SQLi_QUERYARGUMENTS", uri_t
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(T0.timestamp())
-
-
-@pytest.fixture(scope="module")
-def dynamodb(moto_endpoint: str) -> Iterator[Any]:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-        yield worker.platform.aws.client("dynamodb")
 
 
 @pytest.fixture

@@ -5,14 +5,13 @@ hourly and total caps, removal in two steps with its audit entry, reopening, lis
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-import worker.platform.aws
 from tests.fixtures.fakes import FakeClock
 from worker.ports import BlockRepo
 from worker.response.dynamodb import DynamoBlockRepo
@@ -23,13 +22,6 @@ from worker.store.dynamodb.table import DynamoTable
 T0 = 1_796_000_000.0  # 2026-11-30, on the hour
 V4 = IpSetRef(name="blocked-v4", id="set-v4", scope="REGIONAL", version="IPV4", arn="")
 WIDE = BlockCaps(per_hour=100, total=100)
-
-
-@pytest.fixture(scope="module")
-def dynamodb(moto_endpoint: str) -> Iterator[Any]:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-        yield worker.platform.aws.client("dynamodb")
 
 
 @pytest.fixture
