@@ -369,16 +369,7 @@ class EventBridgeChannel:
         """
         entry = self.entry(incident, milestone, event=event)
         logger = log.bind(incident_id=incident.id, milestone=milestone.id, bus=self.bus)
-        event_id, attempts = retry.call(
-            partial(self._put, entry),
-            failures=self._failures,
-            max_attempts=self._max_attempts,
-            wait=self._wait,
-            logger=logger,
-            not_sent=f"EventBridge event for {incident.id}",
-            refused=f"EventBridge refused the event for {incident.id} on bus {self.bus!r}",
-            failed=f"EventBridge put on bus {self.bus!r}",
-        )
+        event_id, attempts = self._send(entry, incident.id, logger)
         logger.info(
             "eventbridge.put",
             event_id=event_id,
@@ -392,6 +383,12 @@ class EventBridgeChannel:
         :mod:`worker.notify.blocks`) with the same retries; its EventBridge event id."""
         entry = {**entry, "EventBusName": self.bus}
         logger = log.bind(bus=self.bus, detail_type=entry.get("DetailType"), subject=what)
+        event_id, attempts = self._send(entry, what, logger)
+        logger.info("eventbridge.put", event_id=event_id, attempts=attempts)
+        return event_id
+
+    def _send(self, entry: PutEventsRequestEntryTypeDef, what: str, logger: Any) -> tuple[str, int]:
+        """Put ``entry`` with the channel's retries: its event id and the attempts taken."""
         event_id, attempts = retry.call(
             partial(self._put, entry),
             failures=self._failures,
@@ -402,8 +399,7 @@ class EventBridgeChannel:
             refused=f"EventBridge refused the event for {what} on bus {self.bus!r}",
             failed=f"EventBridge put on bus {self.bus!r}",
         )
-        logger.info("eventbridge.put", event_id=event_id, attempts=attempts)
-        return event_id
+        return event_id, attempts
 
     def _put(self, entry: PutEventsRequestEntryTypeDef) -> str:
         """One ``PutEvents`` call; a failed entry raises a ClientError with its code.
