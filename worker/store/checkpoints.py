@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from secops_core.ingest.s3_logs import BadLine, ReadCounts
+from worker.store.keys import iso_from_epoch
 
 CHECKPOINT_PREFIX = "obj#sha256:"
 CheckpointStatus = Literal["reading", "complete"]
@@ -104,6 +105,21 @@ class ObjectCheckpoint:
             counted=counts.counted,
             **progress,
         )
+
+    def saved(
+        self, *, owner: str, lease_s: int, complete: bool, release: bool, now: float
+    ) -> ObjectCheckpoint:
+        """This checkpoint as a save by ``owner`` at ``now`` leaves it: complete (no lease),
+        released (the lease expired at once) or leased for ``lease_s`` more seconds."""
+        if complete:
+            return replace(
+                self,
+                status="complete",
+                completed_at=iso_from_epoch(now),
+                lease_owner=None,
+                lease_expires_at=0.0,
+            )
+        return replace(self, lease_owner=owner, lease_expires_at=0.0 if release else now + lease_s)
 
     def to_item(self) -> dict[str, Any]:
         """The attributes both backends store (plain values; the lease is kept apart)."""

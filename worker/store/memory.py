@@ -127,21 +127,8 @@ class MemoryCheckpoints:
                     reason="lease_lost",
                 )
             saved = replace(
-                checkpoint,
-                status=old.status,
-                attempts=old.attempts,
-                started_at=old.started_at,
-                lease_owner=owner,
-                lease_expires_at=0.0 if release else now + lease_s,
-            )
-            if complete:
-                saved = replace(
-                    saved,
-                    status="complete",
-                    completed_at=iso_from_epoch(now),
-                    lease_owner=None,
-                    lease_expires_at=0.0,
-                )
+                checkpoint, status=old.status, attempts=old.attempts, started_at=old.started_at
+            ).saved(owner=owner, lease_s=lease_s, complete=complete, release=release, now=now)
             self._items[checkpoint.pk] = saved
             return saved
 

@@ -10,7 +10,6 @@ so a reader queries an hour at a time instead of scanning.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,7 @@ from worker.store.aggregates import (
 from worker.store.checkpoints import ObjectCheckpoint
 from worker.store.dynamodb.checkpoints import CheckpointOps
 from worker.store.dynamodb.table import TransactionCancelled, from_item, to_attr
-from worker.store.keys import MONITORING_INDEX, iso_from_epoch, ttl_after
+from worker.store.keys import MONITORING_INDEX, ttl_after
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.type_defs import QueryInputTypeDef, TransactWriteItemTypeDef
@@ -90,16 +89,7 @@ class WindowCountOps(CheckpointOps):
             raise StoreUnavailable(
                 f"DynamoDB TransactWriteItems was cancelled: {cancelled.reasons}"
             ) from None
-        saved = replace(checkpoint, lease_owner=owner, lease_expires_at=0.0 if release else now + lease_s)
-        if complete:
-            saved = replace(
-                saved,
-                status="complete",
-                completed_at=iso_from_epoch(now),
-                lease_owner=None,
-                lease_expires_at=0.0,
-            )
-        return saved
+        return checkpoint.saved(owner=owner, lease_s=lease_s, complete=complete, release=release, now=now)
 
     def window_counts(self, *, since: datetime, until: datetime) -> list[WindowCount]:
         return merge_counts(
