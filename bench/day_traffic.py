@@ -285,23 +285,12 @@ class _Hour:
         request = self._request(
             self._ip(200, "172.16"), f"/api/v1/items/{self.rng.randrange(1, 900)}", agent=agent
         )
-        return self.record(
+        return self._group_block(
             request,
             self.rng.choice(_COUNTRIES),
-            action="BLOCK",
-            terminating=_GROUPS["bot"].replace("#", "-"),
-            terminating_type="MANAGED_RULE_GROUP",
-            stop_at="bot",
-            group_matches={
-                "bot": {
-                    "terminatingRule": {
-                        "ruleId": "CategoryHttpLibrary",
-                        "action": "BLOCK",
-                        "ruleMatchDetails": None,
-                    }
-                }
-            },
-            labels=(f"{_NS}bot-control:bot:category:http_library", f"{_NS}bot-control:bot:name:{name}"),
+            "bot",
+            "CategoryHttpLibrary",
+            (f"{_NS}bot-control:bot:category:http_library", f"{_NS}bot-control:bot:name:{name}"),
         )
 
     def upload(self) -> dict[str, Any]:
@@ -326,17 +315,8 @@ class _Hour:
             ("AWSManagedIPReputationList", "AWSManagedIPReputationList", "AWSManagedReconnaissanceList")
         )
         request = self._request(self._ip(400, "45.155"), self._page())
-        return self.record(
-            request,
-            self.rng.choice(_COUNTRIES),
-            action="BLOCK",
-            terminating=_GROUPS["ip"].replace("#", "-"),
-            terminating_type="MANAGED_RULE_GROUP",
-            stop_at="ip",
-            group_matches={
-                "ip": {"terminatingRule": {"ruleId": rule, "action": "BLOCK", "ruleMatchDetails": None}}
-            },
-            labels=(f"{_NS}amazon-ip-list:{rule}",),
+        return self._group_block(
+            request, self.rng.choice(_COUNTRIES), "ip", rule, (f"{_NS}amazon-ip-list:{rule}",)
         )
 
     def geo_block(self) -> dict[str, Any]:
@@ -380,28 +360,31 @@ class _Hour:
         )
         region = ("NL", "NL-NH")
         if tool_ua:
-            return self._crs_block(request, region, "UserAgent_BadBots_HEADER", "BadBots_Header")
+            return self._group_block(
+                request, region, "crs", "UserAgent_BadBots_HEADER", (f"{_NS}core-rule-set:BadBots_Header",)
+            )
         if crs_rule is not None:
             label = crs_rule.replace("_URIPATH", "_URIPath").replace("_QUERYARGUMENTS", "_QueryArguments")
-            return self._crs_block(request, region, crs_rule, label)
+            return self._group_block(request, region, "crs", crs_rule, (f"{_NS}core-rule-set:{label}",))
         if sqli:
             return self.sqli(request, region, reached=False)
         return self.record(request, region)
 
-    def _crs_block(
-        self, request: dict[str, Any], region: tuple[str, str], rule: str, label: str
+    def _group_block(
+        self, request: dict[str, Any], region: tuple[str, str], group: str, rule: str, labels: tuple[str, ...]
     ) -> dict[str, Any]:
+        """A request the rule ``rule`` of the managed group ``group`` blocked, as WAF logs it."""
         return self.record(
             request,
             region,
             action="BLOCK",
-            terminating=_GROUPS["crs"].replace("#", "-"),
+            terminating=_GROUPS[group].replace("#", "-"),
             terminating_type="MANAGED_RULE_GROUP",
-            stop_at="crs",
+            stop_at=group,
             group_matches={
-                "crs": {"terminatingRule": {"ruleId": rule, "action": "BLOCK", "ruleMatchDetails": None}}
+                group: {"terminatingRule": {"ruleId": rule, "action": "BLOCK", "ruleMatchDetails": None}}
             },
-            labels=(f"{_NS}core-rule-set:{label}",),
+            labels=labels,
         )
 
     def sqli(self, request: dict[str, Any], region: tuple[str, str], *, reached: bool) -> dict[str, Any]:
