@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from secops_core.ingest.normalize import normalize_event
 from secops_core.waf.operator import EMPTY
 from secops_core.waf.relevance import relevance
+from tests.fixtures.counted_records import reputation_blocked
 from tests.fixtures.worker_harness import fast_settings
 from tests.fixtures.worker_process import cli_env, run_cli
 from worker.daemon import Clients
@@ -22,23 +22,6 @@ pytestmark = pytest.mark.slow
 
 # Attacker-written text that rich would read as console markup if it were not escaped.
 MARKUP_URI = "/search/[bold red]owned[/]"
-
-
-def _blocked(ip: str, uri: str, at: datetime) -> dict[str, Any]:
-    return {
-        "timestamp": int(at.timestamp() * 1000),
-        "action": "BLOCK",
-        "terminatingRuleId": "AWS-AWSManagedRulesAmazonIpReputationList",
-        "terminatingRuleType": "MANAGED_RULE_GROUP",
-        "webaclId": "arn:aws:wafv2:us-east-1:111122223333:regional/webacl/shop/abc",
-        "ruleGroupList": [
-            {
-                "ruleGroupId": "AWS#AWSManagedRulesAmazonIpReputationList",
-                "terminatingRule": {"ruleId": "AWSManagedIPReputationList", "action": "BLOCK"},
-            }
-        ],
-        "httpRequest": {"clientIp": ip, "uri": uri, "httpMethod": "GET"},
-    }
 
 
 def test_stats_prints_the_counted_windows(aws_endpoint: str, unique: str, tmp_path: Path) -> None:
@@ -52,7 +35,9 @@ def test_stats_prints_the_counted_windows(aws_endpoint: str, unique: str, tmp_pa
     counter = WindowCounter(f"{claimed.pk}@0")
     now = datetime.now(UTC) - timedelta(minutes=5)
     for i in range(12):
-        event = normalize_event(_blocked(f"198.51.100.{i % 4}", MARKUP_URI if i % 2 else "/cart", now))
+        event = normalize_event(
+            reputation_blocked(f"198.51.100.{i % 4}", MARKUP_URI if i % 2 else "/cart", now)
+        )
         counter.add(event, relevance(event, EMPTY))
     store.save_object_counted(
         claimed.advanced(12, claimed.counts()), counter.take_dirty(), owner="w", lease_s=30

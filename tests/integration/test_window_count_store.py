@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +11,7 @@ import pytest
 from secops_core.ingest.normalize import normalize_event
 from secops_core.waf.operator import EMPTY
 from secops_core.waf.relevance import Relevance, relevance
+from tests.fixtures.counted_records import reputation_blocked
 from tests.fixtures.fakes import FakeClock
 from worker.errors import RetryableError
 from worker.store.aggregates import MAX_COUNTS_PER_SAVE, WindowCounter, WindowShard, merge_counts
@@ -34,20 +35,7 @@ def repo_and_clock(request: pytest.FixtureRequest, unique: str) -> Iterator[tupl
 
 
 def _blocked(ip: str, uri: str = "/products/7", minute: int = 5) -> dict[str, Any]:
-    return {
-        "timestamp": int(_HOUR.timestamp() * 1000) + minute * 60_000,
-        "action": "BLOCK",
-        "terminatingRuleId": "AWS-AWSManagedRulesAmazonIpReputationList",
-        "terminatingRuleType": "MANAGED_RULE_GROUP",
-        "webaclId": "arn:aws:wafv2:us-east-1:111122223333:regional/webacl/shop/abc",
-        "ruleGroupList": [
-            {
-                "ruleGroupId": "AWS#AWSManagedRulesAmazonIpReputationList",
-                "terminatingRule": {"ruleId": "AWSManagedIPReputationList", "action": "BLOCK"},
-            }
-        ],
-        "httpRequest": {"clientIp": ip, "uri": uri, "httpMethod": "GET"},
-    }
+    return reputation_blocked(ip, uri, _HOUR + timedelta(minutes=minute))
 
 
 def _count(counter: WindowCounter, record: dict[str, Any]) -> None:
