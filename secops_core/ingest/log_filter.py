@@ -137,7 +137,7 @@ class Graded:
 
 class RelevanceFilter:
     """One reader's filter: the operator's catalog, the floor keys it has graded and the
-    verdicts it gave by shape. One per read, never shared between threads."""
+    verdicts it gave by shape. One per read."""
 
     def __init__(self, operator: OperatorCatalog | None = None) -> None:
         self.operator = active_operator_catalog() if operator is None else operator
@@ -146,8 +146,6 @@ class RelevanceFilter:
         self._counted_keys: dict[bytes, Verdict] = {}
         self._noise_bytes = self._other_bytes = 0
         self._ips: dict[str, str] = {}
-        # The floor key of the line the last noise_run stopped at (None: it has none).
-        self.stopped_key: bytes | None = None
         self._verdicts: dict[str, Verdict] = {}
 
     @staticmethod
@@ -163,24 +161,23 @@ class RelevanceFilter:
             return None
         return _KEY_SEPARATOR.join(astuple(view)[_KEY_FIELDS])
 
-    def noise_run(self, lines: list[bytes], start: int, stop: int) -> int:
-        """How many of ``lines[start:stop]`` in a row are known noise by their floor key
-        (the reader's hot loop: :meth:`floor_key` and :meth:`known_noise`, inlined)."""
+    def noise_run(self, lines: list[bytes], start: int, stop: int) -> tuple[int, bytes | None]:
+        """How many of ``lines[start:stop]`` in a row are known noise by their floor key,
+        and the floor key of the line that ended the run (None: it has none, or the run
+        reached ``stop``). The reader's hot loop: :meth:`floor_key` and
+        :meth:`known_noise`, inlined."""
         decode, known, join, fields = _decode_floor, self._noise_keys, _KEY_SEPARATOR.join, _KEY_FIELDS
         at = start
         while at < stop:
             try:
                 view = decode(lines[at])
             except msgspec.DecodeError:
-                self.stopped_key = None
-                return at - start
+                return at - start, None
             key = join(astuple(view)[fields])
             if key not in known:
-                self.stopped_key = key
-                return at - start
+                return at - start, key
             at += 1
-        self.stopped_key = None
-        return at - start
+        return at - start, None
 
     def known_noise(self, key: bytes | None) -> bool:
         """Whether ``key`` was graded noise before: the record is skipped unbuilt."""

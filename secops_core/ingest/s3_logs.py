@@ -370,7 +370,7 @@ class LogObjectReader:
             key = None
             if noise_run is not None and self._join is None:
                 stop = min(len(lines), at + TICK_FRAMES - index % TICK_FRAMES)
-                run = noise_run(lines, at, stop)
+                run, key = noise_run(lines, at, stop)
                 if run:
                     # Nothing is pending here (no frame yields twice): counted straight in.
                     counts.read += run
@@ -385,8 +385,7 @@ class LogObjectReader:
                         yield []
                 if at == stop:
                     continue
-                # The line that ended the run, with the floor key it was read by.
-                key = self.relevance.stopped_key if self.relevance is not None else None
+                # The line that ended the run goes on with the floor key it was read by.
             elif floor_key is not None:
                 key = floor_key(lines[at])
             raw = lines[at]
@@ -564,7 +563,7 @@ class LogObjectReader:
             elif self._admit(line, message, len(message.encode("utf-8")), kept_here):
                 yield KeptRecord(line, message)
 
-    def _noise_run(self) -> Callable[[list[bytes], int, int], int] | None:
+    def _noise_run(self) -> Callable[[list[bytes], int, int], tuple[int, bytes | None]] | None:
         """How many lines from ``start`` (up to ``stop``) are noise this mode skips
         unparsed: the catalog's floor keys (``relevant``), the byte prefilter (``matched``,
         ``blocked``) or None (``all``: nothing is skipped)."""
@@ -769,12 +768,13 @@ class LogObjectReader:
         self._pending.note_bad(line, "truncated_gzip" if isinstance(exc, EOFError) else "corrupt_gzip")
 
 
-def _byte_noise_run(lines: list[bytes], start: int, stop: int) -> int:
-    """How many of ``lines[start:stop]`` in a row are certainly noise on their bytes."""
+def _byte_noise_run(lines: list[bytes], start: int, stop: int) -> tuple[int, None]:
+    """How many of ``lines[start:stop]`` in a row are certainly noise on their bytes (a
+    byte prefilter reads no floor key)."""
     at = start
     while at < stop and certainly_noise_bytes(lines[at]):
         at += 1
-    return at - start
+    return at - start, None
 
 
 def _split_run(data: bytes, ended: bool) -> tuple[list[bytes], bytes | None]:
